@@ -1,0 +1,217 @@
+"""Sign-in (``/api/v1/auth``) and user administration (``/api/v1/admin/users``)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from app.accounts import service
+from app.accounts.deps import CurrentSession, CurrentUser, RequireAdmin
+from app.accounts.schemas import (
+    Accepted,
+    ChangePasswordIn,
+    InviteIn,
+    LoginIn,
+    LoginOut,
+    PasswordResetIn,
+    SetPasswordIn,
+    TotpConfirmIn,
+    TotpSetupOut,
+    UserOut,
+    UserUpdate,
+)
+from app.core.deps import ClientDep, SessionDep
+from app.core.errors import error_responses
+from app.models import Role, User
+
+auth_router = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
+admin_router = APIRouter(prefix="/api/v1/admin/users", tags=["admin: users"])
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        display_name=user.display_name,
+        role=user.role,
+        is_active=user.is_active,
+        totp_enabled=user.totp_enabled,
+        has_password=user.password_hash is not None,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+    )
+
+
+@auth_router.post(
+    "/login",
+    response_model=LoginOut,
+    summary="Sign in (staff, experts, admins)",
+    description="Returns a bearer `user_token` tied to a revocable session. Repeated failures "
+    "from one account or address are slowed, then locked: `429` with `Retry-After`. With the "
+    "second factor on, a missing `totp_code` answers `401` with code `second_factor_required`.",
+    responses=error_responses(401, 422, 429),
+)
+def login(body: LoginIn, session: SessionDep, client: ClientDep) -> LoginOut:
+    result = service.login(
+        session,
+        email=body.email,
+        password=body.password,
+        totp_code=body.totp_code,
+        ip=client.ip,
+        user_agent=client.user_agent,
+    )
+    return LoginOut(
+        user_token=result.token, expires_at=result.session.expires_at, user=user_out(result.user)
+    )
+
+
+@auth_router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Sign out: revoke this session",
+    responses=error_responses(401),
+)
+def logout(session: SessionDep, user_session: CurrentSession) -> None:
+    service.logout(session, user_session)
+
+
+@auth_router.get("/me", response_model=UserOut, summary="Who am I", responses=error_responses(401))
+def me(user: CurrentUser) -> UserOut:
+    return user_out(user)
+
+
+@auth_router.post(
+    "/password-reset",
+    response_model=Accepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Ask for a password-reset link",
+    description="Always answers the same, whether or not the address has an account.",
+    responses=error_responses(422),
+)
+def password_reset(body: PasswordResetIn, session: SessionDep) -> Accepted:
+    service.request_password_reset(session, body.email)
+    return Accepted(detail="If this address has an account, a link is on its way.")
+
+
+@auth_router.post(
+    "/set-password",
+    response_model=UserOut,
+    summary="Set a password with an invite or reset link",
+    description="The token comes from the e-mailed link; it works once. Signs out every "
+    "existing session of the account.",
+    responses=error_responses(400, 422),
+)
+def set_password(body: SetPasswordIn, session: SessionDep) -> UserOut:
+    return user_out(service.set_password_with_token(session, body.token, body.password))
+
+
+@auth_router.post(
+    "/change-password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change my password (signs out all sessions)",
+    responses=error_responses(401, 422),
+)
+def change_password(body: ChangePasswordIn, session: SessionDep, user: CurrentUser) -> None:
+    service.change_password(session, user, current=body.current_password, new=body.new_password)
+
+
+@auth_router.post(
+    "/totp/setup",
+    response_model=TotpSetupOut,
+    summary="Start turning on the second factor",
+    responses=error_responses(400, 401),
+)
+def totp_setup(session: SessionDep, user: CurrentUser) -> TotpSetupOut:
+    secret, uri = service.totp_setup(session, user)
+    return TotpSetupOut(secret=secret, provisioning_uri=uri)
+
+
+@auth_router.post(
+    "/totp/confirm",
+    response_model=UserOut,
+    summary="Confirm the second factor with a first code",
+    responses=error_responses(400, 401, 422),
+)
+def totp_confirm(body: TotpConfirmIn, session: SessionDep, user: CurrentUser) -> UserOut:
+    return user_out(service.totp_confirm(session, user, body.code))
+
+
+# Admin ----------------------------------------------------------------------------------------
+
+
+@admin_router.get(
+    "", response_model=list[UserOut], summary="List users", responses=error_responses(401, 403)
+)
+def list_users(
+    session: SessionDep, _admin: RequireAdmin, role: Role | None = None
+) -> list[UserOut]:
+    return [user_out(u) for u in service.list_users(session, role=role)]
+
+
+@admin_router.post(
+    "",
+    response_model=UserOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Invite a user",
+    description="Creates the account without a password and e-mails a one-time link to set one.",
+    responses=error_responses(401, 403, 409, 422),
+)
+def invite(body: InviteIn, session: SessionDep, _admin: RequireAdmin) -> UserOut:
+    return user_out(
+        service.invite_user(
+            session, email=body.email, display_name=body.display_name, role=body.role
+        )
+    )
+
+
+@admin_router.patch(
+    "/{user_id}",
+    response_model=UserOut,
+    summary="Change a user's name or role (a role change signs them out)",
+    responses=error_responses(401, 403, 404, 422),
+)
+def update(user_id: uuid.UUID, body: UserUpdate, session: SessionDep, _a: RequireAdmin) -> UserOut:
+    return user_out(
+        service.update_user(session, user_id, display_name=body.display_name, role=body.role)
+    )
+
+
+@admin_router.post(
+    "/{user_id}/deactivate",
+    response_model=UserOut,
+    summary="Deactivate a user and revoke their sessions",
+    responses=error_responses(400, 401, 403, 404),
+)
+def deactivate(user_id: uuid.UUID, session: SessionDep, admin: RequireAdmin) -> UserOut:
+    return user_out(service.deactivate_user(session, user_id, by=admin))
+
+
+@admin_router.post(
+    "/{user_id}/reactivate",
+    response_model=UserOut,
+    summary="Reactivate a user",
+    responses=error_responses(401, 403, 404),
+)
+def reactivate(user_id: uuid.UUID, session: SessionDep, _admin: RequireAdmin) -> UserOut:
+    return user_out(service.reactivate_user(session, user_id))
+
+
+@admin_router.post(
+    "/{user_id}/reset-second-factor",
+    response_model=UserOut,
+    summary="Turn off a user's second factor (lost device) and revoke their sessions",
+    responses=error_responses(401, 403, 404),
+)
+def reset_second_factor(user_id: uuid.UUID, session: SessionDep, _a: RequireAdmin) -> UserOut:
+    return user_out(service.reset_second_factor(session, user_id))
+
+
+@admin_router.post(
+    "/{user_id}/resend-invite",
+    response_model=UserOut,
+    summary="Send a new invite link (the old one stops working)",
+    responses=error_responses(401, 403, 404),
+)
+def resend_invite(user_id: uuid.UUID, session: SessionDep, _a: RequireAdmin) -> UserOut:
+    return user_out(service.resend_invite(session, user_id))

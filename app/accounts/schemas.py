@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from app.core.validation import normalise_email
+from app.models import Role
+
+Email = Annotated[str, Field(max_length=320), AfterValidator(normalise_email)]
+Password = Annotated[
+    str,
+    Field(
+        min_length=12,
+        max_length=256,
+        description="at least 12 characters; a passphrase of several words is best",
+    ),
+]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(StrictModel):
+    email: Email
+    password: str = Field(min_length=1, max_length=256)
+    totp_code: str | None = Field(
+        None, pattern=r"^\d{6}$", description="6-digit code, required when the second factor is on"
+    )
+
+
+class LoginOut(BaseModel):
+    user_token: str = Field(
+        description="Bearer token for staff, experts and admins (prefix `ut_`). Not the "
+        "requester's link token (prefix `rl_`). Send as `Authorization: Bearer <user_token>`."
+    )
+    token_type: str = "bearer"
+    expires_at: dt.datetime
+    user: UserOut
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: Role
+    is_active: bool
+    totp_enabled: bool
+    has_password: bool = Field(description="false until the invite link was used")
+    created_at: dt.datetime
+    last_login_at: dt.datetime | None
+
+
+class InviteIn(StrictModel):
+    email: Email
+    display_name: str = Field(min_length=1, max_length=200)
+    role: Role
+
+
+class UserUpdate(StrictModel):
+    display_name: str | None = Field(None, min_length=1, max_length=200)
+    role: Role | None = None
+
+
+class PasswordResetIn(StrictModel):
+    email: Email
+
+
+class SetPasswordIn(StrictModel):
+    token: str = Field(min_length=10, max_length=200, description="from the e-mailed link")
+    password: Password
+
+
+class ChangePasswordIn(StrictModel):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: Password
+
+
+class TotpSetupOut(BaseModel):
+    secret: str = Field(description="base32 secret, for manual entry")
+    provisioning_uri: str = Field(description="otpauth:// URI for a QR code")
+
+
+class TotpConfirmIn(StrictModel):
+    code: str = Field(pattern=r"^\d{6}$")
+
+
+class Accepted(BaseModel):
+    detail: str

@@ -1,0 +1,379 @@
+"""Accounts and sign-in: users, sessions, invites, password resets, second factor."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyotp
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.accounts import throttle
+from app.accounts.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidLink,
+    SecondFactorRequired,
+    SessionRevoked,
+    TokenExpired,
+    UserNotFound,
+)
+from app.core import crypto
+from app.core.errors import BadRequest, NotAuthenticated
+from app.core.security import (
+    ONE_TIME_TOKEN_PREFIX,
+    REQUESTER_TOKEN_PREFIX,
+    USER_TOKEN_PREFIX,
+    hash_password,
+    hash_token,
+    new_token,
+    password_needs_rehash,
+    verify_password,
+)
+from app.core.settings import get_settings
+from app.core.time import now
+from app.models import AccountToken, AccountTokenPurpose, Role, User, UserSession
+from app.outbox import service as outbox
+
+TOTP_ISSUER = "Asylum Intake"
+# Sessions are touched at most this often, so reads do not each cost a write.
+LAST_SEEN_RESOLUTION = dt.timedelta(minutes=1)
+
+
+@dataclass
+class LoginResult:
+    token: str
+    session: UserSession
+    user: User
+
+
+# Users --------------------------------------------------------------------------------------
+
+
+def get_user(session: Session, user_id: uuid.UUID) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise UserNotFound("No user with this id.")
+    return user
+
+
+def get_user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == email.lower()))
+
+
+def list_users(session: Session, *, role: Role | None = None) -> Sequence[User]:
+    stmt = select(User).order_by(User.created_at)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    return session.scalars(stmt).all()
+
+
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    display_name: str,
+    role: Role,
+    password: str | None = None,
+) -> User:
+    email = email.lower()
+    if get_user_by_email(session, email) is not None:
+        raise EmailTaken("A user with this e-mail address exists already.")
+    user = User(
+        email=email,
+        display_name=display_name,
+        role=role,
+        password_hash=hash_password(password) if password else None,
+        password_changed_at=now() if password else None,
+        is_active=True,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def invite_user(session: Session, *, email: str, display_name: str, role: Role) -> User:
+    user = create_user(session, email=email, display_name=display_name, role=role)
+    _issue_account_token(session, user, AccountTokenPurpose.invite)
+    return user
+
+
+def update_user(
+    session: Session, user_id: uuid.UUID, *, display_name: str | None, role: Role | None
+) -> User:
+    user = get_user(session, user_id)
+    if display_name is not None:
+        user.display_name = display_name
+    if role is not None and role != user.role:
+        user.role = role
+        # A changed role must not keep privileges granted to live sessions.
+        revoke_all_sessions(session, user.id)
+    session.flush()
+    return user
+
+
+def deactivate_user(session: Session, user_id: uuid.UUID, *, by: User) -> User:
+    user = get_user(session, user_id)
+    if user.id == by.id:
+        raise BadRequest("You cannot deactivate your own account.")
+    user.is_active = False
+    revoke_all_sessions(session, user.id)
+    session.flush()
+    return user
+
+
+def reactivate_user(session: Session, user_id: uuid.UUID) -> User:
+    user = get_user(session, user_id)
+    user.is_active = True
+    session.flush()
+    return user
+
+
+def reset_second_factor(session: Session, user_id: uuid.UUID) -> User:
+    user = get_user(session, user_id)
+    user.totp_enabled = False
+    user.totp_secret_enc = None
+    user.totp_key_id = None
+    user.totp_last_step = None
+    revoke_all_sessions(session, user.id)
+    session.flush()
+    return user
+
+
+# Sign-in ------------------------------------------------------------------------------------
+
+
+def login(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    totp_code: str | None,
+    ip: str | None,
+    user_agent: str | None,
+) -> LoginResult:
+    keys = throttle.keys_for(email.lower(), ip)
+    throttle.check(session, keys)
+    user = get_user_by_email(session, email)
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
+        throttle.record_failure(session, keys)
+        raise InvalidCredentials("E-mail or password is incorrect.")
+    if user.totp_enabled:
+        if not totp_code:
+            # Not a failure: the client asks for the code and sends both again.
+            raise SecondFactorRequired(
+                "Enter the 6-digit code from your authenticator app (field totp_code)."
+            )
+        if not _verify_totp(user, totp_code):
+            throttle.record_failure(session, keys)
+            raise InvalidCredentials("The 6-digit code is incorrect or was used already.")
+    throttle.clear(session, keys[0])
+    if user.password_hash and password_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    current = now()
+    user.last_login_at = current
+    token = new_token(USER_TOKEN_PREFIX)
+    user_session = UserSession(
+        user_id=user.id,
+        token_hash=hash_token(token),
+        created_at=current,
+        expires_at=current + dt.timedelta(minutes=get_settings().user_token_ttl_minutes),
+        last_seen_at=current,
+        ip_address=(ip or "")[:64] or None,
+        user_agent=(user_agent or "")[:300] or None,
+    )
+    session.add(user_session)
+    session.flush()
+    return LoginResult(token=token, session=user_session, user=user)
+
+
+def authenticate(session: Session, token: str) -> tuple[User, UserSession]:
+    if token.startswith(REQUESTER_TOKEN_PREFIX):
+        raise NotAuthenticated(
+            "This is a requester's link token; staff, experts and admins sign in instead."
+        )
+    if not token.startswith(USER_TOKEN_PREFIX):
+        raise NotAuthenticated("Sign in first: the token is not a user token.")
+    row = session.execute(
+        select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
+        .where(UserSession.token_hash == hash_token(token))
+    ).first()
+    if row is None:
+        raise NotAuthenticated("Sign in first: the token is not valid.")
+    user_session, user = row.tuple()
+    current = now()
+    if user_session.revoked_at is not None:
+        raise SessionRevoked("This session was signed out. Sign in again.")
+    if user_session.expires_at <= current:
+        raise TokenExpired("Your session has expired. Sign in again.")
+    if not user.is_active:
+        raise SessionRevoked("This account is deactivated.")
+    if user_session.last_seen_at is None or current - user_session.last_seen_at > (
+        LAST_SEEN_RESOLUTION
+    ):
+        user_session.last_seen_at = current
+    return user, user_session
+
+
+def logout(session: Session, user_session: UserSession) -> None:
+    if user_session.revoked_at is None:
+        user_session.revoked_at = now()
+    session.flush()
+
+
+def revoke_all_sessions(session: Session, user_id: uuid.UUID) -> None:
+    session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def change_password(session: Session, user: User, *, current: str, new: str) -> None:
+    if not verify_password(user.password_hash, current):
+        raise InvalidCredentials("The current password is incorrect.")
+    _set_password(session, user, new)
+
+
+def _set_password(session: Session, user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    user.password_changed_at = now()
+    revoke_all_sessions(session, user.id)
+    session.flush()
+
+
+# One-time links (invite, password reset) -----------------------------------------------------
+
+
+def _issue_account_token(session: Session, user: User, purpose: AccountTokenPurpose) -> None:
+    s = get_settings()
+    ttl = (
+        dt.timedelta(hours=s.invite_ttl_hours)
+        if purpose == AccountTokenPurpose.invite
+        else dt.timedelta(minutes=s.password_reset_ttl_minutes)
+    )
+    current = now()
+    # A new link replaces older unused ones of the same purpose.
+    session.execute(
+        update(AccountToken)
+        .where(
+            AccountToken.user_id == user.id,
+            AccountToken.purpose == purpose,
+            AccountToken.used_at.is_(None),
+        )
+        .values(expires_at=current)
+        .execution_options(synchronize_session=False)
+    )
+    token = new_token(ONE_TIME_TOKEN_PREFIX)
+    key_id, enc = crypto.encrypt_with_master(token.encode(), aad=b"account_token")
+    row = AccountToken(
+        user_id=user.id,
+        purpose=purpose,
+        token_hash=hash_token(token),
+        token_enc=enc,
+        token_key_id=key_id,
+        created_at=current,
+        expires_at=current + ttl,
+    )
+    session.add(row)
+    session.flush()
+    outbox.enqueue(session, f"accounts.{purpose.value}", {"token_id": str(row.id)})
+
+
+def reveal_account_token(row: AccountToken) -> str:
+    return crypto.decrypt_with_master(
+        row.token_key_id, row.token_enc, aad=b"account_token"
+    ).decode()
+
+
+def request_password_reset(session: Session, email: str) -> None:
+    """Always succeeds from the caller's view; a link goes only to an active account."""
+    user = get_user_by_email(session, email)
+    if user is None or not user.is_active:
+        return
+    recent = session.scalar(
+        select(func.count())
+        .select_from(AccountToken)
+        .where(
+            AccountToken.user_id == user.id,
+            AccountToken.purpose == AccountTokenPurpose.password_reset,
+            AccountToken.created_at > now() - dt.timedelta(hours=1),
+        )
+    )
+    if recent and recent >= 3:  # no inbox flooding through the reset form
+        return
+    _issue_account_token(session, user, AccountTokenPurpose.password_reset)
+
+
+def set_password_with_token(session: Session, token: str, password: str) -> User:
+    row = session.scalar(
+        select(AccountToken).where(AccountToken.token_hash == hash_token(token)).with_for_update()
+    )
+    if row is None or row.used_at is not None or row.expires_at <= now():
+        raise InvalidLink("This link is not valid any more. Ask for a new one.")
+    user = get_user(session, row.user_id)
+    if not user.is_active:
+        raise InvalidLink("This link is not valid any more. Ask for a new one.")
+    row.used_at = now()
+    _set_password(session, user, password)
+    return user
+
+
+# Second factor (TOTP) ------------------------------------------------------------------------
+
+
+def _totp_secret(user: User) -> str | None:
+    if user.totp_secret_enc is None or user.totp_key_id is None:
+        return None
+    return crypto.decrypt_with_master(user.totp_key_id, user.totp_secret_enc, aad=b"totp").decode()
+
+
+def _verify_totp(user: User, code: str) -> bool:
+    secret = _totp_secret(user)
+    if secret is None:
+        return False
+    totp = pyotp.TOTP(secret)
+    current = now()
+    step_now = int(current.timestamp()) // totp.interval
+    for drift in (0, -1, 1):  # one step of clock drift either way
+        step = step_now + drift
+        if totp.at(step * totp.interval) == code:
+            if user.totp_last_step is not None and step <= user.totp_last_step:
+                return False  # replay of a used code
+            user.totp_last_step = step
+            return True
+    return False
+
+
+def totp_setup(session: Session, user: User) -> tuple[str, str]:
+    if user.totp_enabled:
+        raise BadRequest("The second factor is on already; an admin can reset it.")
+    secret = pyotp.random_base32()
+    user.totp_key_id, user.totp_secret_enc = crypto.encrypt_with_master(secret.encode(), b"totp")
+    session.flush()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
+    return secret, uri
+
+
+def totp_confirm(session: Session, user: User, code: str) -> User:
+    if user.totp_enabled:
+        raise BadRequest("The second factor is on already.")
+    if not _verify_totp(user, code):
+        raise BadRequest("The code is incorrect. Check the time on your device and try again.")
+    user.totp_enabled = True
+    session.flush()
+    return user
+
+
+def resend_invite(session: Session, user_id: uuid.UUID) -> User:
+    user = get_user(session, user_id)
+    if user.password_hash is not None:
+        raise BadRequest("This user has set a password already; use a password reset.")
+    _issue_account_token(session, user, AccountTokenPurpose.invite)
+    return user

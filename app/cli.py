@@ -1,0 +1,281 @@
+"""``asylum-intake``: run, migrate, worker, beat, create-admin, check.
+
+``run`` starts the whole service (API + Celery worker + beat) as child processes and stops them
+together on Ctrl-C; with no configuration it uses the embedded defaults under ``./var``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from app.core.settings import Settings, SettingsError, get_settings, mask_url
+
+EXIT_CONFIG = 2
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _reachability(settings: Settings) -> list[tuple[str, str | None]]:
+    """(what, error or None) for each dependency."""
+    from sqlalchemy import text
+
+    from app.core.database import build_engine
+    from app.health.service import check_broker
+
+    results: list[tuple[str, str | None]] = []
+    engine = build_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        results.append(("database", None))
+    except Exception as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+        results.append(
+            (
+                "database",
+                f"INTAKE_DATABASE_URL: cannot connect to "
+                f"{mask_url(settings.resolved_database_url)} ({reason})",
+            )
+        )
+    finally:
+        engine.dispose()
+    broker_error = check_broker(settings.resolved_broker_url)
+    results.append(("broker", f"INTAKE_BROKER_URL: {broker_error}" if broker_error else None))
+    if settings.mail_backend == "smtp":
+        try:
+            with smtplib.SMTP(
+                settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds
+            ) as client:
+                client.ehlo()
+            results.append(("smtp", None))
+        except (OSError, smtplib.SMTPException) as exc:
+            results.append(
+                (
+                    "smtp",
+                    f"INTAKE_SMTP_HOST: cannot reach {settings.smtp_host}:{settings.smtp_port} "
+                    f"({type(exc).__name__}: {exc})",
+                )
+            )
+    else:
+        results.append(("mail", None))
+    return results
+
+
+def cmd_check(_args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    print("Configuration:")
+    for key, value in settings.describe().items():
+        print(f"  {key} = {value}")
+    print("Dependencies:")
+    ok = True
+    for name, error in _reachability(settings):
+        print(f"  {name}: {'ok' if error is None else 'UNREACHABLE - ' + error}")
+        ok = ok and error is None
+    return 0 if ok else 1
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    from app.core import migrate
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url)
+    print("Database is at the latest schema.")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password (12+ characters): ")
+    if first != getpass.getpass("Again: "):
+        raise SystemExit("The two passwords differ.")
+    return first
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    from pydantic import ValidationError
+
+    from app.accounts import service
+    from app.accounts.errors import EmailTaken
+    from app.accounts.schemas import InviteIn, SetPasswordIn
+    from app.core.database import session_scope
+    from app.models import Role
+
+    del settings
+    password = _read_password(args)
+    try:
+        body = InviteIn(email=args.email, display_name=args.name, role=Role.admin)
+        SetPasswordIn(token="x" * 10, password=password)  # same password rules as the API
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            print(f"{field}: {err['msg']}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        with session_scope() as session:
+            user = service.create_user(
+                session,
+                email=body.email,
+                display_name=body.display_name,
+                role=Role.admin,
+                password=password,
+            )
+            user_id = user.id
+    except EmailTaken:
+        print(f"A user with e-mail {body.email} exists already.", file=sys.stderr)
+        return 1
+    print(f"Admin created: {body.email} ({user_id})")
+    return 0
+
+
+def _celery(argv: Sequence[str]) -> int:
+    _settings_or_exit()
+    from workers.celery_app import app
+
+    app.start(argv=list(argv))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    return _celery(
+        [
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(args.concurrency),
+            "-n",
+            f"worker-{os.getpid()}@%h",
+        ]
+    )
+
+
+def cmd_beat(_args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return _celery(["beat", "--loglevel", "INFO"])
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_config=None,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    problems = [e for _, e in _reachability(settings) if e]
+    if problems:
+        print("Cannot start:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return EXIT_CONFIG
+    from app.core import crypto, migrate
+
+    crypto.load_master_key(settings)  # generate it once, before three processes race for it
+    migrate.upgrade(settings.resolved_database_url)
+    me = [sys.executable, "-m", "app.cli"]
+    port = ["--port", str(args.port)] if args.port else []
+    children = {
+        "api": subprocess.Popen([*me, "api", *port]),
+        "worker": subprocess.Popen([*me, "worker", "--concurrency", str(args.concurrency)]),
+        "beat": subprocess.Popen([*me, "beat"]),
+    }
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    print(
+        f"asylum-intake running: API on http://{settings.api_host}:{args.port or settings.api_port}"
+        " (Ctrl-C stops everything)",
+        flush=True,
+    )
+    exit_code = 0
+    while not stopping:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; stopping the rest", file=sys.stderr)
+                exit_code, stopping = 1, True
+                break
+        time.sleep(0.3)
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in children.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    print("asylum-intake stopped.", flush=True)
+    return exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asylum-intake", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="migrate, then run API + worker + beat until Ctrl-C")
+    run.add_argument("--port", type=int, default=None)
+    run.add_argument("--concurrency", type=int, default=2)
+    run.set_defaults(fn=cmd_run)
+    sub.add_parser("migrate", help="upgrade the database to the latest schema").set_defaults(
+        fn=cmd_migrate
+    )
+    api = sub.add_parser("api", help="run the HTTP API only")
+    api.add_argument("--host", default=None)
+    api.add_argument("--port", type=int, default=None)
+    api.add_argument("--workers", type=int, default=1)
+    api.set_defaults(fn=cmd_api)
+    worker = sub.add_parser("worker", help="run a Celery worker")
+    worker.add_argument("--concurrency", type=int, default=2)
+    worker.set_defaults(fn=cmd_worker)
+    sub.add_parser("beat", help="run the Celery beat scheduler").set_defaults(fn=cmd_beat)
+    admin = sub.add_parser("create-admin", help="create the first admin user")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--name", required=True)
+    admin.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    admin.set_defaults(fn=cmd_create_admin)
+    sub.add_parser("check", help="show the resolved configuration and reachability").set_defaults(
+        fn=cmd_check
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

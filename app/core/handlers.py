@@ -1,0 +1,121 @@
+"""One exception handler per kind of error, all answering the same shape (see errors.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.errors import AppError, ErrorBody, ErrorResponse, FieldProblem
+from app.core.logging import request_id_var
+
+log = structlog.get_logger(__name__)
+
+# Pydantic's wording, rephrased for people filling in a form.
+_FRIENDLY = {
+    "missing": "is required",
+    "extra_forbidden": "is not a field this form knows; remove it",
+    "string_too_short": "is too short",
+    "string_too_long": "is too long",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_parsing": "must be a whole number",
+    "date_from_datetime_parsing": "must be a date like 2026-12-31",
+    "date_parsing": "must be a date like 2026-12-31",
+    "datetime_parsing": "must be a date and time like 2026-12-31T14:00:00Z",
+    "enum": "must be one of",
+    "literal_error": "must be one of",
+    "uuid_parsing": "must be an id like 3f2a...; this one is malformed",
+}
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
+    if kind in ("enum", "literal_error"):
+        expected = (err.get("ctx") or {}).get("expected", "")
+        return f"must be one of: {expected}" if expected else msg
+    if kind in ("string_too_short", "string_too_long", "too_short", "too_long"):
+        return msg[0].lower() + msg[1:]
+    if kind in _FRIENDLY:
+        return _FRIENDLY[kind]
+    return msg[0].lower() + msg[1:] if msg else "is invalid"
+
+
+def _body(
+    code: str,
+    message: str,
+    fields: list[FieldProblem] | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return ErrorResponse(
+        error=ErrorBody(code=code, message=message, fields=fields or [], details=details),
+        request_id=request_id_var.get(),
+    ).model_dump(mode="json")
+
+
+async def app_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse(
+        _body(exc.code, exc.message, exc.fields, exc.details),
+        status_code=exc.status_code,
+        headers=exc.headers or None,
+    )
+
+
+async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return JSONResponse(_body("malformed_json", "The body is not valid JSON."), status_code=400)
+    fields = [FieldProblem(field=_field_name(tuple(e["loc"])), message=_message(e)) for e in errors]
+    summary = "; ".join(f"{f.field}: {f.message}" for f in fields[:5])
+    return JSONResponse(
+        _body("validation_error", f"Please correct: {summary}", fields), status_code=422
+    )
+
+
+async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+        401: "not_authenticated",
+    }
+    message = {
+        404: "Not found.",
+        405: "This method is not allowed here.",
+    }.get(exc.status_code, str(exc.detail))
+    return JSONResponse(
+        _body(codes.get(exc.status_code, "http_error"), message),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Never echo the exception: it could carry personal data.
+    log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
+    return JSONResponse(
+        _body("internal_error", "Something went wrong on our side. Quote the request id."),
+        status_code=500,
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)

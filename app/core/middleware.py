@@ -1,0 +1,50 @@
+"""ASGI middleware: a request id on every log line and response, and one log line per request
+(route template, not the raw path, so no identifiers from the URL reach the log)."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.logging import new_request_id, request_id_var
+
+log = structlog.get_logger("app.access")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        # Accept a caller's id only if it looks like one (no log injection).
+        rid = incoming if incoming.isalnum() and 8 <= len(incoming) <= 64 else new_request_id()
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+        status_code = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            log.info(
+                "request",
+                method=scope.get("method"),
+                route=getattr(route, "path", "(unmatched)"),
+                status=status_code,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            request_id_var.reset(token)

@@ -1,0 +1,54 @@
+"""Passwords, opaque tokens and the master key.
+
+Tokens are random and stored only as a SHA-256 hash: a leaked database does not reveal them, and
+a look-up by hash is constant work. Each kind has its own prefix so a user's sign-in token can
+never be mistaken for a requester's link token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+USER_TOKEN_PREFIX = "ut_"  # staff / expert / admin sign-in
+REQUESTER_TOKEN_PREFIX = "rl_"  # the requester's link
+ONE_TIME_TOKEN_PREFIX = "ot_"  # invite and password-reset links
+
+# argon2id with the library's RFC 9106 "low memory" profile defaults.
+_hasher = PasswordHasher()
+# A hash of a random password, verified when the account does not exist, so that timing does
+# not tell which e-mail addresses have accounts.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def password_needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def new_token(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
+    a_b = a.encode() if isinstance(a, str) else a
+    b_b = b.encode() if isinstance(b, str) else b
+    return hmac.compare_digest(a_b, b_b)

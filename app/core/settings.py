@@ -1,0 +1,233 @@
+"""All configuration, read once from the environment (prefix ``INTAKE_``) and validated.
+
+The embedded default needs no configuration at all: SQLite and a SQLite-backed Celery broker
+under ``var/``, e-mails written as files, and a master key generated once into ``var/``.
+Production sets ``INTAKE_ENV=production`` and must then name PostgreSQL, Redis, SMTP and a
+master key explicitly; a missing or malformed one stops start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "INTAKE_"
+
+
+class SettingsError(Exception):
+    """Configuration that cannot work; the message names each bad variable."""
+
+
+def _env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def parse_master_key(raw: str) -> tuple[str, bytes]:
+    """``<key id>:<base64 of 32 bytes>`` -> (key id, key). The id lets keys rotate."""
+    key_id, sep, b64 = raw.strip().partition(":")
+    if not sep or not key_id or not key_id.replace("-", "").replace("_", "").isalnum():
+        raise ValueError("must look like '<key id>:<base64 of 32 random bytes>'")
+    try:
+        key = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("the part after ':' is not valid base64") from exc
+    if len(key) != 32:
+        raise ValueError(f"the key must be 32 bytes (AES-256), got {len(key)}")
+    return key_id, key
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", env_file=None, validate_default=True
+    )
+
+    env: Literal["development", "production", "test"] = Field(
+        "development", description="production enforces explicit PostgreSQL, Redis, SMTP, key"
+    )
+    data_dir: Path = Field(Path("var"), description="embedded files: database, broker, mail, key")
+    public_url: str = Field("http://localhost:8000", description="base of links in e-mails")
+
+    database_url: str = Field("", description="default: SQLite file under data_dir")
+    broker_url: str = Field("", description="default: kombu SQLAlchemy transport over SQLite")
+    master_key: SecretStr | None = Field(None, description="'<id>:<base64 32 bytes>'")
+    # Keys that data keys may still be wrapped with during a rotation, same format, comma list.
+    old_master_keys: SecretStr | None = None
+
+    # Mail: written as .eml files unless an SMTP host is set.
+    smtp_host: str = ""
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    mail_from: str = "Expert Reports <no-reply@localhost>"
+    # Used when the requester asked for discretion: nothing in it hints at asylum.
+    mail_from_discreet: str = "Notifications <no-reply@localhost>"
+
+    log_format: Literal["console", "json"] | None = Field(None, description="json in production")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Sign-in.
+    user_token_ttl_minutes: int = Field(480, ge=5, le=7 * 24 * 60)
+    invite_ttl_hours: int = Field(72, ge=1, le=24 * 30)
+    password_reset_ttl_minutes: int = Field(60, ge=5, le=24 * 60)
+    login_slow_after_failures: int = Field(3, ge=1)
+    login_lock_after_failures: int = Field(10, ge=2)
+    login_lock_minutes: int = Field(15, ge=1)
+    login_failure_window_minutes: int = Field(15, ge=1)
+
+    # Outbox (all outbound work: e-mail, later Zoom).
+    outbox_poll_seconds: float = Field(3.0, gt=0, le=60)
+    outbox_batch_size: int = Field(50, ge=1, le=1000)
+    outbox_lease_seconds: int = Field(120, ge=5)
+    outbox_max_attempts: int = Field(8, ge=1, le=50)
+    outbox_backoff_base_seconds: float = Field(10.0, gt=0)
+    outbox_backoff_max_seconds: float = Field(1800.0, gt=0)
+
+    # Only honoured with env=test: a file holding a clock offset in seconds, read by every process.
+    test_clock_file: Path | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, v: str) -> str:
+        if not v:
+            return v
+        try:
+            url = make_url(v)
+        except ArgumentError as exc:
+            raise ValueError("not a database URL (e.g. postgresql://user@host/db)") from exc
+        backend = url.get_backend_name()
+        if backend not in ("postgresql", "sqlite"):
+            raise ValueError(f"unsupported database '{backend}': use postgresql or sqlite")
+        if backend == "postgresql" and url.get_driver_name() not in ("psycopg", "psycopg2"):
+            url = url.set(drivername="postgresql+psycopg")
+        elif backend == "postgresql" and url.get_driver_name() == "psycopg2":
+            raise ValueError("use the psycopg (3) driver: postgresql+psycopg://")
+        return url.render_as_string(hide_password=False)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, v: str) -> str:
+        if v and not v.startswith(("redis://", "rediss://", "sqla+", "amqp://", "memory://")):
+            raise ValueError("must be redis://host:port/db (or sqla+sqlite:///file for embedded)")
+        return v
+
+    @field_validator("master_key")
+    @classmethod
+    def _check_master_key(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            parse_master_key(v.get_secret_value())
+        return v
+
+    @field_validator("old_master_keys")
+    @classmethod
+    def _check_old_keys(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            for part in v.get_secret_value().split(","):
+                if part.strip():
+                    parse_master_key(part)
+        return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _production_is_explicit(self) -> Settings:
+        if self.env != "production":
+            return self
+        missing = []
+        if not self.database_url.startswith("postgresql"):
+            missing.append(("database_url", "production needs PostgreSQL (postgresql://...)"))
+        if not self.broker_url.startswith(("redis://", "rediss://")):
+            missing.append(("broker_url", "production needs Redis (redis://host:6379/0)"))
+        if not self.smtp_host:
+            missing.append(("smtp_host", "production sends mail over SMTP: set the host"))
+        if self.master_key is None:
+            missing.append(("master_key", "production must set its own master key"))
+        if missing:
+            raise ValueError("; ".join(f"{_env_name(f)}: {m}" for f, m in missing))
+        return self
+
+    # Derived values -----------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'intake.sqlite3').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def mail_backend(self) -> Literal["file", "smtp"]:
+        return "smtp" if self.smtp_host else "file"
+
+    @property
+    def resolved_log_format(self) -> Literal["console", "json"]:
+        return self.log_format or ("json" if self.env == "production" else "console")
+
+    def describe(self) -> dict[str, Any]:
+        """What the configuration resolves to, secrets masked (for `asylum-intake check`)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********"
+            out[_env_name(name)] = value
+        out[_env_name("database_url")] = mask_url(self.resolved_database_url)
+        out[_env_name("broker_url")] = mask_url(self.resolved_broker_url)
+        out["mail backend"] = self.mail_backend
+        if self.master_key is None:
+            out[_env_name("master_key")] = f"(generated, {self.data_dir / 'master.key'})"
+        return out
+
+
+def mask_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = ["Invalid configuration:"]
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {_env_name(field)}: {msg}" if field else f"  {msg}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(exc)) from None
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

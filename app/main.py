@@ -1,0 +1,51 @@
+"""The FastAPI application: routers from every domain, one error shape, request ids."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.accounts.router import admin_router as admin_users_router
+from app.accounts.router import auth_router
+from app.core import handlers
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware
+from app.core.settings import get_settings
+from app.health.router import router as health_router
+
+DESCRIPTION = """
+The intake service for expert witness reports in asylum cases.
+
+**Two kinds of caller.** Staff, experts and admins sign in (`POST /api/v1/auth/login`) and send
+`Authorization: Bearer <user_token>` (prefix `ut_`). Requesters use the link token they received
+on submission (prefix `rl_`), never a user token.
+
+**Errors** always have the same shape:
+`{"error": {"code", "message", "fields": [{"field", "message"}], "details"}, "request_id"}`.
+"""
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.resolved_log_format, settings.log_level)
+    app = FastAPI(
+        title="asylum-intake",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    handlers.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(admin_users_router)
+    return app

@@ -1,0 +1,49 @@
+"""Which function delivers each kind of outbox message.
+
+Each domain registers its handlers in its own ``handlers.py``; the list below is the one place
+that names them, so the worker loads every handler and a reader finds them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from app.models import OutboxMessage
+
+Handler = Callable[[Session, OutboxMessage], None]
+
+HANDLER_MODULES = [
+    "app.accounts.handlers",
+]
+
+_handlers: dict[str, Handler] = {}
+_loaded = False
+
+
+class PermanentFailure(Exception):
+    """Retrying cannot help (e.g. the target was erased): dead-letter at once."""
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        if kind in _handlers and _handlers[kind] is not fn:
+            raise RuntimeError(f"two handlers for outbox kind {kind!r}")
+        _handlers[kind] = fn
+        return fn
+
+    return register
+
+
+def get_handler(kind: str) -> Handler:
+    global _loaded
+    if not _loaded:
+        for module in HANDLER_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+    try:
+        return _handlers[kind]
+    except KeyError:
+        raise PermanentFailure(f"no handler for outbox kind {kind!r}") from None

@@ -1,0 +1,181 @@
+"""Write, claim and deliver outbox rows.
+
+- ``enqueue`` adds a row in the caller's transaction and, after commit, nudges the worker.
+- ``claim`` takes due rows (and rows whose lease ran out: a crashed worker's) in one statement:
+  ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the transaction is BEGIN IMMEDIATE, so a
+  single UPDATE ... RETURNING cannot race.
+- ``deliver`` runs one row's handler in its own transaction; failure schedules a retry with
+  exponential backoff and jitter, and the last failure dead-letters the row.
+
+Delivery is at-least-once: a worker killed after sending but before recording it sends again
+once the lease expires. Message-IDs derive from the row id so a resend is recognisable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.core.database import after_commit
+from app.core.logging import request_id_var
+from app.core.settings import get_settings
+from app.core.tasks import nudge
+from app.core.time import now
+from app.models import OutboxMessage, OutboxStatus
+from app.outbox.registry import PermanentFailure, get_handler
+
+log = structlog.get_logger(__name__)
+
+PUMP_TASK = "outbox.pump"
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    due_at: dt.datetime | None = None,
+    dedup_key: str | None = None,
+) -> OutboxMessage | None:
+    """Add an outbound message. Returns None if ``dedup_key`` was already used."""
+    if dedup_key is not None:
+        exists = session.scalar(
+            select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)
+        )
+        if exists is not None:
+            return None
+    row = OutboxMessage(
+        kind=kind,
+        params=params,
+        dedup_key=dedup_key,
+        status=OutboxStatus.pending,
+        due_at=due_at or now(),
+        correlation_id=request_id_var.get(),
+    )
+    session.add(row)
+    session.flush()
+    if row.due_at <= now() + dt.timedelta(seconds=1):
+        after_commit(session, lambda: nudge(PUMP_TASK))
+    return row
+
+
+def claim(session: Session, *, worker: str, limit: int) -> list[int]:
+    settings = get_settings()
+    current = now()
+    lease = current + dt.timedelta(seconds=settings.outbox_lease_seconds)
+    due = ((OutboxMessage.status == OutboxStatus.pending) & (OutboxMessage.due_at <= current)) | (
+        (OutboxMessage.status == OutboxStatus.claimed) & (OutboxMessage.lease_until < current)
+    )
+    candidates = select(OutboxMessage.id).where(due).order_by(OutboxMessage.due_at).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=OutboxStatus.claimed,
+            lease_until=lease,
+            claimed_by=worker,
+            attempts=OutboxMessage.attempts + 1,
+            updated_at=current,
+        )
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(session.scalars(stmt).all())
+
+
+def backoff_seconds(attempts: int) -> float:
+    settings = get_settings()
+    base = settings.outbox_backoff_base_seconds * float(2 ** max(0, attempts - 1))
+    capped = min(base, settings.outbox_backoff_max_seconds)
+    jitter: float = random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+    return capped * jitter
+
+
+def deliver(session: Session, message_id: int, *, worker: str) -> OutboxStatus | None:
+    """Deliver one claimed row. The caller commits. Returns the new status (None: not ours)."""
+    row = session.get(OutboxMessage, message_id, with_for_update=True)
+    if row is None or row.status != OutboxStatus.claimed or row.claimed_by != worker:
+        return None
+    # The worker's lines carry the id of the API request that caused the message.
+    bound = structlog.contextvars.bound_contextvars(
+        outbox_id=row.id, outbox_kind=row.kind, request_id=row.correlation_id
+    )
+    with bound:
+        try:
+            with session.begin_nested():
+                get_handler(row.kind)(session, row)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            row.last_error = error
+            row.lease_until = None
+            permanent = isinstance(exc, PermanentFailure)
+            if permanent or row.attempts >= get_settings().outbox_max_attempts:
+                row.status = OutboxStatus.dead
+                log.error("outbox_dead_letter", attempts=row.attempts, error=type(exc).__name__)
+            else:
+                row.status = OutboxStatus.pending
+                row.due_at = now() + dt.timedelta(seconds=backoff_seconds(row.attempts))
+                log.warning("outbox_retry", attempts=row.attempts, error=type(exc).__name__)
+            return row.status
+        row.status = OutboxStatus.sent
+        row.sent_at = now()
+        row.lease_until = None
+        row.last_error = None
+        log.info("outbox_sent", attempts=row.attempts)
+        return row.status
+
+
+def retry_dead(session: Session, message_id: int) -> OutboxMessage | None:
+    """Staff retry of a dead-lettered row: due now, attempts start over."""
+    row = session.get(OutboxMessage, message_id)
+    if row is None or row.status != OutboxStatus.dead:
+        return row
+    row.status = OutboxStatus.pending
+    row.attempts = 0
+    row.due_at = now()
+    after_commit(session, lambda: nudge(PUMP_TASK))
+    return row
+
+
+def stats(session: Session) -> dict[str, Any]:
+    current = now()
+    counts = dict(
+        session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        ).all()
+    )
+    oldest_due = session.scalar(
+        select(func.min(OutboxMessage.due_at)).where(
+            OutboxMessage.status == OutboxStatus.pending, OutboxMessage.due_at <= current
+        )
+    )
+    due = session.scalar(
+        select(func.count()).where(
+            OutboxMessage.status == OutboxStatus.pending, OutboxMessage.due_at <= current
+        )
+    )
+    return {
+        "due": int(due or 0),
+        "in_flight": int(counts.get(OutboxStatus.claimed, 0)),
+        "dead": int(counts.get(OutboxStatus.dead, 0)),
+        "oldest_due_age_seconds": (
+            round((current - oldest_due).total_seconds(), 1) if oldest_due else 0.0
+        ),
+    }
+
+
+def dead_letters(session: Session, limit: int = 100) -> Sequence[OutboxMessage]:
+    return session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.dead)
+        .order_by(OutboxMessage.updated_at.desc())
+        .limit(limit)
+    ).all()

@@ -1,0 +1,39 @@
+"""Outbox tasks: claim due rows and deliver them, each in its own transaction."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+
+from app.core.database import session_scope
+from app.core.settings import get_settings
+from app.outbox import service
+from workers.celery_app import app, worker_name
+
+log = structlog.get_logger(__name__)
+
+# A pump works at most this long, then leaves the rest to the next one (beat sends one
+# every few seconds), so one busy worker never hogs the backlog.
+PUMP_BUDGET_SECONDS = 20.0
+
+
+@app.task(name="outbox.pump")
+def pump() -> int:
+    settings = get_settings()
+    me = worker_name()
+    deadline = time.monotonic() + PUMP_BUDGET_SECONDS
+    delivered = 0
+    while time.monotonic() < deadline:
+        with session_scope() as session:
+            ids = service.claim(session, worker=me, limit=settings.outbox_batch_size)
+        if not ids:
+            break
+        if len(ids) == settings.outbox_batch_size:
+            # A backlog: invite another worker to pump beside this one.
+            pump.apply_async(expires=settings.outbox_poll_seconds * 4)
+        for message_id in ids:
+            with session_scope() as session:
+                service.deliver(session, message_id, worker=me)
+            delivered += 1
+    return delivered
