@@ -205,7 +205,7 @@ def authenticate(session: Session, token: str) -> tuple[User, UserSession]:
     ).first()
     if row is None:
         raise NotAuthenticated("Sign in first: the token is not valid.")
-    user_session, user = row.tuple()
+    user_session, user = row
     current = now()
     if user_session.revoked_at is not None:
         raise SessionRevoked("This session was signed out. Sign in again.")

@@ -1,0 +1,171 @@
+"""Test fixtures.
+
+- One PostgreSQL database per test run, migrated to head; each test runs inside a transaction
+  that is rolled back (the app's own commits become savepoint releases).
+- Tests marked ``sqlite`` get a fresh, migrated SQLite file instead (the embedded default).
+- ``clock`` moves the one time source (app.core.time) for this process and any child process
+  started with ``child_env()``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_BASE = PG_ADMIN_DSN.rsplit("/", 1)[0]
+RUN_ID = secrets.token_hex(4)
+TMP = Path(tempfile.mkdtemp(prefix=f"intake-tests-{RUN_ID}-"))
+PG_DB = f"intake_test_{RUN_ID}"
+PG_URL = f"{PG_BASE.replace('postgresql://', 'postgresql+psycopg://')}/{PG_DB}"
+CLOCK_FILE = TMP / "clock"
+
+# Before any app module reads settings.
+os.environ.update(
+    {
+        "INTAKE_ENV": "test",
+        "INTAKE_DATA_DIR": str(TMP / "var"),
+        "INTAKE_DATABASE_URL": PG_URL,
+        # Nudges from tests go nowhere; tests that need a real broker start one.
+        "INTAKE_BROKER_URL": "memory://",
+        "INTAKE_TEST_CLOCK_FILE": str(CLOCK_FILE),
+        "INTAKE_LOG_LEVEL": "WARNING",
+    }
+)
+
+from app.core import database  # noqa: E402
+from app.core.settings import get_settings  # noqa: E402
+
+get_settings.cache_clear()
+
+
+def create_pg_database(name: str) -> str:
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_BASE.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process (service, worker) that shares this run's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    env.update(
+        {
+            "INTAKE_ENV": "test",
+            "INTAKE_TEST_CLOCK_FILE": str(CLOCK_FILE),
+            "INTAKE_LOG_LEVEL": "INFO",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def pg_engine() -> Iterator[Engine]:
+    from app.core import migrate
+
+    create_pg_database(PG_DB)
+    migrate.upgrade(PG_URL)
+    engine = database.build_engine(PG_URL)
+    yield engine
+    engine.dispose()
+    drop_pg_database(PG_DB)
+
+
+def _bind(connection: Connection) -> None:
+    factory = sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    database._engine = connection.engine
+    database._factory = factory
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    from app.core import migrate
+
+    url = f"sqlite:///{tmp_path / 'intake.sqlite3'}"
+    migrate.upgrade(url)
+    engine = database.build_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(request: pytest.FixtureRequest) -> Iterator[Session]:
+    """A session inside a transaction rolled back after the test; the app uses it too."""
+    marker = request.node.get_closest_marker("sqlite")
+    engine: Engine = request.getfixturevalue("sqlite_engine" if marker else "pg_engine")
+    connection = engine.connect()
+    outer = connection.begin()
+    _bind(connection)
+    session = Session(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+        database.set_engine(None)
+
+
+@pytest.fixture
+def client(db: Session) -> Iterator[object]:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c
+
+
+class Clock:
+    """Moves ``app.core.time.now()`` for this process and child processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0.0
+        self.set(0)
+
+    def set(self, seconds: float) -> None:
+        self.offset = seconds
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(str(seconds))
+        os.replace(tmp, self.path)
+        from app.core import time as t
+
+        t._cache.clear()
+
+    def advance(self, seconds: float = 0, *, minutes: float = 0, hours: float = 0) -> None:
+        self.set(self.offset + seconds + minutes * 60 + hours * 3600)
+
+
+@pytest.fixture
+def clock() -> Iterator[Clock]:
+    c = Clock(CLOCK_FILE)
+    yield c
+    c.set(0)
+
+
+@pytest.fixture
+def mail_dir() -> Iterator[Path]:
+    """The embedded default's mail folder, emptied before the test."""
+    folder = get_settings().mail_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in folder.glob("*.eml"):
+        f.unlink()
+    yield folder
