@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    # Extra CA bundle for a relay with a private certificate authority.
+    smtp_ca_file: Path | None = None
     mail_from: str = "Expert Reports <no-reply@localhost>"
     # Used when the requester asked for discretion: nothing in it hints at asylum.
     mail_from_discreet: str = "Notifications <no-reply@localhost>"

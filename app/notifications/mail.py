@@ -99,9 +99,10 @@ def _write_file(msg: EmailMessage, folder: Path) -> Path:
 
 def _send_smtp(msg: EmailMessage, settings: Settings) -> None:
     timeout = settings.smtp_timeout_seconds
+    ca = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
     try:
         if settings.smtp_security == "tls":
-            ctx = ssl.create_default_context()
+            ctx = ssl.create_default_context(cafile=ca)
             client: smtplib.SMTP = smtplib.SMTP_SSL(
                 settings.smtp_host, settings.smtp_port, timeout=timeout, context=ctx
             )
@@ -109,7 +110,7 @@ def _send_smtp(msg: EmailMessage, settings: Settings) -> None:
             client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
         with client:
             if settings.smtp_security == "starttls":
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=ssl.create_default_context(cafile=ca))
             if settings.smtp_username:
                 password = (
                     settings.smtp_password.get_secret_value() if settings.smtp_password else ""

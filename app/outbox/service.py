@@ -101,7 +101,8 @@ def backoff_seconds(attempts: int) -> float:
 
 def deliver(session: Session, message_id: int, *, worker: str) -> OutboxStatus | None:
     """Deliver one claimed row. The caller commits. Returns the new status (None: not ours)."""
-    row = session.get(OutboxMessage, message_id, with_for_update=True)
+    # populate_existing: a claim in this same session was a bulk UPDATE the identity map missed.
+    row = session.get(OutboxMessage, message_id, with_for_update=True, populate_existing=True)
     if row is None or row.status != OutboxStatus.claimed or row.claimed_by != worker:
         return None
     # The worker's lines carry the id of the API request that caused the message.
@@ -124,12 +125,14 @@ def deliver(session: Session, message_id: int, *, worker: str) -> OutboxStatus |
                 row.status = OutboxStatus.pending
                 row.due_at = now() + dt.timedelta(seconds=backoff_seconds(row.attempts))
                 log.warning("outbox_retry", attempts=row.attempts, error=type(exc).__name__)
+            session.flush()
             return row.status
         row.status = OutboxStatus.sent
         row.sent_at = now()
         row.lease_until = None
         row.last_error = None
         log.info("outbox_sent", attempts=row.attempts)
+        session.flush()
         return row.status
 
 

@@ -1,0 +1,86 @@
+"""The mail module against a real SMTP server on loopback, and the .eml file default."""
+
+from __future__ import annotations
+
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+
+from app.core.settings import load_settings
+from app.notifications import mail
+from tests.smtp_server import free_port, smtp_server
+
+
+def _message(settings: object) -> object:
+    return mail.build_message(
+        to="someone@example.org",
+        subject="Reference ABCD1234",
+        text="plain body",
+        html="<p>html body</p>",
+        message_id=mail.stable_message_id("outbox-42"),
+        settings=settings,  # type: ignore[arg-type]
+    )
+
+
+def test_file_backend_writes_a_complete_eml(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    mail.send(_message(settings), settings)  # type: ignore[arg-type]
+    files = list((tmp_path / "mail").glob("*.eml"))
+    assert len(files) == 1
+    parsed = BytesParser(policy=policy.default).parsebytes(files[0].read_bytes())
+    assert parsed["Subject"] == "Reference ABCD1234"
+    assert parsed["Message-ID"] == "<outbox-42@localhost>"
+    assert parsed.get_body(("html",)).get_content().strip() == "<p>html body</p>"  # type: ignore[union-attr]
+    assert not list((tmp_path / "mail").glob("*.tmp"))
+
+
+def test_smtp_plain_delivers_multipart_text_and_html(tmp_path: Path) -> None:
+    with smtp_server() as (inbox, port):
+        settings = load_settings(
+            data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none"
+        )
+        mail.send(_message(settings), settings)  # type: ignore[arg-type]
+    assert len(inbox.messages) == 1
+    got = inbox.messages[0]
+    assert got["To"] == "someone@example.org"
+    assert got.get_body(("plain",)).get_content().strip() == "plain body"  # type: ignore[union-attr]
+
+
+def test_smtp_starttls_with_login(tmp_path: Path) -> None:
+    with smtp_server(tls_dir=tmp_path, username="relay", password="s3cret") as (inbox, port):
+        settings = load_settings(
+            data_dir=tmp_path,
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_security="starttls",
+            smtp_username="relay",
+            smtp_password="s3cret",
+            smtp_ca_file=tmp_path / "smtp.crt",
+        )
+        mail.send(_message(settings), settings)  # type: ignore[arg-type]
+        assert inbox.logins == ["relay"] and len(inbox.messages) == 1
+
+        wrong = settings.model_copy(update={"smtp_password": None})
+        with pytest.raises(mail.MailError):
+            mail.send(_message(wrong), wrong)  # type: ignore[arg-type]
+
+
+def test_smtp_refusal_and_unreachable_server_raise_mail_error(tmp_path: Path) -> None:
+    with smtp_server() as (inbox, port):
+        inbox.refuse_with = "550 mailbox unavailable"
+        settings = load_settings(
+            data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none"
+        )
+        with pytest.raises(mail.MailError, match="550"):
+            mail.send(_message(settings), settings)  # type: ignore[arg-type]
+    closed = load_settings(
+        data_dir=tmp_path,
+        smtp_host="127.0.0.1",
+        smtp_port=free_port(),
+        smtp_security="none",
+        smtp_timeout_seconds=2,
+    )
+    with pytest.raises(mail.MailError):
+        mail.send(_message(closed), closed)  # type: ignore[arg-type]

@@ -1,0 +1,220 @@
+"""The outbox: claim, deliver, retry with backoff, dead-letter, leases, concurrent claimers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core import database
+from app.core.settings import get_settings
+from app.models import OutboxMessage, OutboxStatus
+from app.outbox import registry, service
+from tests.conftest import Clock
+
+calls: list[int] = []
+failures_left: dict[int, int] = {}
+
+
+@pytest.fixture(autouse=True)
+def _test_handlers() -> Iterator[None]:
+    @registry.handler("test.ok")
+    def ok(_session: Session, row: OutboxMessage) -> None:
+        calls.append(row.id)
+
+    @registry.handler("test.flaky")
+    def flaky(_session: Session, row: OutboxMessage) -> None:
+        left = failures_left.get(row.id, 0)
+        if left:
+            failures_left[row.id] = left - 1
+            raise ConnectionError("smtp down")
+        calls.append(row.id)
+
+    @registry.handler("test.permanent")
+    def permanent(_session: Session, _row: OutboxMessage) -> None:
+        raise registry.PermanentFailure("target erased")
+
+    calls.clear()
+    failures_left.clear()
+    yield
+    for kind in ("test.ok", "test.flaky", "test.permanent"):
+        registry._handlers.pop(kind, None)
+
+
+def _claim_and_deliver(db: Session, worker: str = "w1") -> list[OutboxStatus | None]:
+    ids = service.claim(db, worker=worker, limit=100)
+    return [service.deliver(db, i, worker=worker) for i in ids]
+
+
+def test_due_rows_are_delivered_once(db: Session) -> None:
+    row = service.enqueue(db, "test.ok", {"x": 1})
+    assert row is not None
+    assert _claim_and_deliver(db) == [OutboxStatus.sent]
+    assert _claim_and_deliver(db) == []
+    assert calls == [row.id]
+    db.refresh(row)
+    assert row.status == OutboxStatus.sent and row.sent_at is not None
+
+
+def test_rows_due_later_wait_for_their_time(db: Session, clock: Clock) -> None:
+    import datetime as dt
+
+    from app.core.time import now
+
+    service.enqueue(db, "test.ok", {}, due_at=now() + dt.timedelta(minutes=10))
+    assert _claim_and_deliver(db) == []
+    clock.advance(minutes=11)
+    assert _claim_and_deliver(db) == [OutboxStatus.sent]
+
+
+def test_dedup_key_writes_a_message_once(db: Session) -> None:
+    assert service.enqueue(db, "test.ok", {}, dedup_key="ack:1") is not None
+    assert service.enqueue(db, "test.ok", {}, dedup_key="ack:1") is None
+    assert len(db.scalars(select(OutboxMessage)).all()) == 1
+
+
+def test_failure_retries_with_growing_backoff_then_dead_letters(db: Session, clock: Clock) -> None:
+    settings = get_settings()
+    row = service.enqueue(db, "test.flaky", {})
+    assert row is not None
+    failures_left[row.id] = 10_000
+    delays = []
+    for attempt in range(1, settings.outbox_max_attempts + 1):
+        statuses = _claim_and_deliver(db)
+        db.refresh(row)
+        assert row.attempts == attempt
+        if attempt < settings.outbox_max_attempts:
+            assert statuses == [OutboxStatus.pending]
+            assert row.last_error == "ConnectionError: smtp down"
+            from app.core.time import now
+
+            delay = (row.due_at - now()).total_seconds()
+            delays.append(delay)
+            # Not due before its backoff...
+            assert _claim_and_deliver(db) == []
+            clock.advance(seconds=delay + 1)
+        else:
+            assert statuses == [OutboxStatus.dead]
+    assert delays[-1] > delays[0] * 4  # exponential, with jitter in [0.5, 1]
+    assert service.stats(db)["dead"] == 1
+    assert [r.id for r in service.dead_letters(db)] == [row.id]
+    # Staff retry brings it back; it then succeeds.
+    failures_left[row.id] = 0
+    service.retry_dead(db, row.id)
+    assert _claim_and_deliver(db) == [OutboxStatus.sent]
+
+
+def test_a_permanent_failure_dead_letters_at_once(db: Session) -> None:
+    service.enqueue(db, "test.permanent", {})
+    assert _claim_and_deliver(db) == [OutboxStatus.dead]
+
+
+def test_a_failed_handler_rolls_back_its_own_writes_only(db: Session) -> None:
+    @registry.handler("test.writes_then_fails")
+    def writes_then_fails(session: Session, _row: OutboxMessage) -> None:
+        session.add(OutboxMessage(kind="test.side_effect", params={}, due_at=_row.due_at))
+        session.flush()
+        raise RuntimeError("boom")
+
+    try:
+        service.enqueue(db, "test.writes_then_fails", {})
+        assert _claim_and_deliver(db) == [OutboxStatus.pending]
+        kinds = db.scalars(select(OutboxMessage.kind)).all()
+        assert "test.side_effect" not in kinds
+    finally:
+        registry._handlers.pop("test.writes_then_fails", None)
+
+
+def test_a_crashed_workers_claim_comes_back_after_its_lease(db: Session, clock: Clock) -> None:
+    row = service.enqueue(db, "test.ok", {})
+    assert row is not None
+    assert service.claim(db, worker="crashed", limit=10) == [row.id]  # never delivered
+    assert service.claim(db, worker="w2", limit=10) == []
+    # The crashed worker's id no longer owns it once someone else claimed it.
+    clock.advance(seconds=get_settings().outbox_lease_seconds + 1)
+    assert service.claim(db, worker="w2", limit=10) == [row.id]
+    assert service.deliver(db, row.id, worker="crashed") is None
+    assert service.deliver(db, row.id, worker="w2") == OutboxStatus.sent
+    assert calls == [row.id]
+
+
+def test_stats_report_due_in_flight_and_oldest_age(db: Session, clock: Clock) -> None:
+    service.enqueue(db, "test.ok", {})
+    service.enqueue(db, "test.ok", {})
+    clock.advance(seconds=30)
+    stats = service.stats(db)
+    assert stats["due"] == 2 and stats["in_flight"] == 0
+    assert 29 <= stats["oldest_due_age_seconds"] <= 60
+    service.claim(db, worker="w", limit=1)
+    assert service.stats(db)["in_flight"] == 1
+
+
+@pytest.mark.sqlite
+def test_claim_and_deliver_work_on_sqlite(db: Session) -> None:
+    service.enqueue(db, "test.ok", {})
+    service.enqueue(db, "test.ok", {})
+    assert _claim_and_deliver(db) == [OutboxStatus.sent, OutboxStatus.sent]
+
+
+def _concurrent_claims(engine_url: str, workers: int, rows: int) -> list[list[int]]:
+    """Real transactions on separate connections claiming at the same time."""
+    engine = database.build_engine(engine_url)
+    try:
+        with Session(engine) as s:
+            for _ in range(rows):
+                service.enqueue(s, "test.ok", {})
+            s.commit()
+        barrier = threading.Barrier(workers)
+        results: list[list[int]] = [[] for _ in range(workers)]
+
+        def claimer(i: int) -> None:
+            with Session(engine) as s:
+                barrier.wait()
+                while True:
+                    got = service.claim(s, worker=f"w{i}", limit=7)
+                    s.commit()
+                    if not got:
+                        break
+                    results[i].extend(got)
+
+        threads = [threading.Thread(target=claimer, args=(i,)) for i in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return results
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_claimers_on_postgresql_never_share_a_row(pg_engine: object) -> None:
+    import secrets
+
+    from app.core import migrate
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    name = f"intake_claim_{secrets.token_hex(3)}"
+    url = create_pg_database(name)
+    try:
+        migrate.upgrade(url)
+        results = _concurrent_claims(url, workers=4, rows=200)
+    finally:
+        drop_pg_database(name)
+    flat = [i for r in results for i in r]
+    assert len(flat) == 200 and len(set(flat)) == 200
+    assert sum(1 for r in results if r) >= 2  # SKIP LOCKED lets them work side by side
+
+
+def test_concurrent_claimers_on_sqlite_never_share_a_row(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from app.core import migrate
+
+    url = f"sqlite:///{Path(str(tmp_path)) / 'claims.sqlite3'}"
+    migrate.upgrade(url)
+    results = _concurrent_claims(url, workers=4, rows=120)
+    flat = [i for r in results for i in r]
+    assert len(flat) == 120 and len(set(flat)) == 120
