@@ -101,6 +101,19 @@ class Settings(BaseSettings):
     # Only honoured with env=test: a file holding a clock offset in seconds, read by every process.
     test_clock_file: Path | None = None
 
+    # Online meetings for consultations (app/meetings). None: "zoom" when the three
+    # INTAKE_ZOOM_* credentials are set, else "link" (personal link or meeting_link_template).
+    meeting_provider: Literal["zoom", "link", "fake"] | None = None
+    zoom_account_id: str = ""
+    zoom_client_id: str = ""
+    zoom_client_secret: SecretStr | None = None
+    zoom_webhook_secret_token: SecretStr | None = None
+    zoom_api_base_url: str = "https://api.zoom.us"
+    zoom_oauth_base_url: str = "https://zoom.us"
+    zoom_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # Self-hosted meeting server, e.g. https://meet.example.org/{room}; the room is random.
+    meeting_link_template: str = ""
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, v: str) -> str:
@@ -166,6 +179,44 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(f"{_env_name(f)}: {m}" for f, m in missing))
         return self
 
+    @field_validator("zoom_api_base_url", "zoom_oauth_base_url")
+    @classmethod
+    def _check_zoom_urls(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (e.g. https://api.zoom.us)")
+        return v.rstrip("/")
+
+    @field_validator("meeting_link_template")
+    @classmethod
+    def _check_meeting_link_template(cls, v: str) -> str:
+        if v and (not v.startswith(("http://", "https://")) or "{room}" not in v):
+            raise ValueError(
+                "must be an http(s) URL containing {room}, e.g. https://meet.example.org/{room}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _meetings_are_configured(self) -> Settings:
+        creds = {
+            "zoom_account_id": bool(self.zoom_account_id),
+            "zoom_client_id": bool(self.zoom_client_id),
+            "zoom_client_secret": bool(
+                self.zoom_client_secret and self.zoom_client_secret.get_secret_value()
+            ),
+        }
+        missing = [_env_name(f) for f, present in creds.items() if not present]
+        if self.meeting_provider == "zoom" and missing:
+            raise ValueError(
+                f"INTAKE_MEETING_PROVIDER=zoom needs the Zoom Server-to-Server OAuth app's "
+                f"credentials: set {', '.join(missing)}"
+            )
+        if self.meeting_provider is None and missing and len(missing) < len(creds):
+            raise ValueError(
+                f"Zoom is half configured: set {', '.join(missing)} "
+                "(or INTAKE_MEETING_PROVIDER=link to use links instead)"
+            )
+        return self
+
     # Derived values -----------------------------------------------------------------------
     @property
     def resolved_database_url(self) -> str:
@@ -186,6 +237,12 @@ class Settings(BaseSettings):
     @property
     def mail_backend(self) -> Literal["file", "smtp"]:
         return "smtp" if self.smtp_host else "file"
+
+    @property
+    def resolved_meeting_provider(self) -> Literal["zoom", "link", "fake"]:
+        if self.meeting_provider is not None:
+            return self.meeting_provider
+        return "zoom" if self.zoom_account_id and self.zoom_client_id else "link"
 
     @property
     def resolved_log_format(self) -> Literal["console", "json"]:
