@@ -12,6 +12,7 @@ from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.settings import get_settings
 from app.health.router import router as health_router
+from app.web.account import router as account_pages
 
 DESCRIPTION = """
 The intake service for expert witness reports in asylum cases.
@@ -48,4 +49,5 @@ def create_app() -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(admin_users_router)
+    app.include_router(account_pages)
     return app
