@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     # Only honoured with env=test: a file holding a clock offset in seconds, read by every process.
     test_clock_file: Path | None = None
 
+    # Applicant intake (issue 4).
+    sla_first_response_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    sla_due_soon_minutes: int = Field(15, ge=1, le=24 * 60)
+    ack_cap_per_address_per_day: int = Field(3, ge=1, le=1000)
+    privacy_notice_version: str = Field("2026-11", min_length=1, max_length=32)
+    max_request_body_bytes: int = Field(65536, ge=1024, le=10 * 1024 * 1024)
+    request_link_window_hours: int = Field(24, ge=1, le=24 * 30)
+
     # Online meetings for consultations (app/meetings). None: "zoom" when the three
     # INTAKE_ZOOM_* credentials are set, else "link" (personal link or meeting_link_template).
     meeting_provider: Literal["zoom", "link", "fake"] | None = None

@@ -10,15 +10,40 @@ from app.models.accounts import (
 )
 from app.models.base import Base
 from app.models.outbox import OutboxMessage, OutboxStatus
+from app.models.reference import GENERAL_POOL, CivicSpaceRating, Country, Region
+from app.models.requests import (
+    CaseStage,
+    ContactChannel,
+    IdempotencyRecord,
+    IntakeRequest,
+    RequesterType,
+    RequestHistory,
+    RequestSource,
+    RequestStatus,
+    SecretKey,
+)
 
 __all__ = [
+    "GENERAL_POOL",
     "AccountToken",
     "AccountTokenPurpose",
     "Base",
+    "CaseStage",
+    "CivicSpaceRating",
+    "ContactChannel",
+    "Country",
+    "IdempotencyRecord",
+    "IntakeRequest",
     "LoginThrottle",
     "OutboxMessage",
     "OutboxStatus",
+    "Region",
+    "RequestHistory",
+    "RequestSource",
+    "RequestStatus",
+    "RequesterType",
     "Role",
+    "SecretKey",
     "User",
     "UserSession",
 ]
