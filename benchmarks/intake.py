@@ -1,0 +1,102 @@
+"""Intake throughput and latency against PostgreSQL, beside a bare baseline in the same run.
+
+    python -m benchmarks.intake [--seconds 8] [--connections 32]
+
+The service (``app.main:create_app``, one uvicorn process, as ``asylum-intake api`` runs it)
+takes full form submissions — validation, phone parsing, per-request data key and encryption,
+history row and the acknowledgement's outbox row, all in one transaction. The baseline is the
+same server, framework and driver doing one plain INSERT of the same JSON body
+(``benchmarks/baseline_app.py``). Both run against fresh databases on the same PostgreSQL.
+
+Goals (issue "Applicant intake"): throughput at least 0.4 of the baseline's; p99 at most three
+times the baseline's p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from typing import Any
+
+from benchmarks._harness import closed_loop, emit, fresh_database, server
+
+RUN = secrets.token_hex(3)
+
+
+def submission(i: int) -> dict[str, Any]:
+    # Distinct addresses: the per-address acknowledgement cap and duplicate linking are
+    # features, not what this measures.
+    return {
+        "requester_type": "applicant",
+        "full_name": "Benchmark Applicant",
+        "email": f"bench-{RUN}-{i}@example.org",
+        "phone": "+996 555 123 456",
+        "preferred_channel": "email",
+        "language": "en",
+        "timezone": "Asia/Bishkek",
+        "country_of_origin": "KG",
+        "country_of_residence": "DE",
+        "case_stage": "refused_appeal",
+        "topics": ["political_repression", "freedom_of_speech"],
+        "case_summary": "A summary of the case, a few sentences long. " * 5,
+        "wants": ["sample_report", "consultation"],
+        "discreet": False,
+        "consent_data_processing": True,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+
+    env_common = {
+        "INTAKE_ENV": "development",
+        "INTAKE_LOG_LEVEL": "WARNING",
+        # Nudges go nowhere: no worker drains the queue during the run.
+        "INTAKE_BROKER_URL": "memory://",
+    }
+    with (
+        fresh_database("bench_intake_base") as base_url,
+        server(
+            "benchmarks.baseline_app:create_app", {**env_common, "INTAKE_DATABASE_URL": base_url}
+        ) as url,
+    ):
+        baseline = closed_loop(
+            f"{url}/insert", submission, connections=args.connections, seconds=args.seconds
+        )
+    with fresh_database("bench_intake") as db_url:
+        env = {**env_common, "INTAKE_DATABASE_URL": db_url}
+        with server("app.main:create_app", env) as url:
+            intake = closed_loop(
+                f"{url}/api/v1/requests",
+                submission,
+                connections=args.connections,
+                seconds=args.seconds,
+            )
+
+    throughput_ratio = intake.per_second / baseline.per_second if baseline.per_second else 0.0
+    p99_ratio = intake.pct(99) / baseline.pct(99) if baseline.latencies_ms else float("inf")
+    emit(
+        {
+            "connections": args.connections,
+            "seconds": args.seconds,
+            "baseline_per_second": round(baseline.per_second, 1),
+            "baseline_p50_ms": round(baseline.pct(50), 2),
+            "baseline_p99_ms": round(baseline.pct(99), 2),
+            "baseline_errors": baseline.errors,
+            "intake_per_second": round(intake.per_second, 1),
+            "intake_p50_ms": round(intake.pct(50), 2),
+            "intake_p99_ms": round(intake.pct(99), 2),
+            "intake_errors": intake.errors,
+            "throughput_ratio": round(throughput_ratio, 3),
+            "p99_ratio": round(p99_ratio, 3),
+            "throughput_met": throughput_ratio >= 0.4 and intake.errors == 0,
+            "p99_met": p99_ratio <= 3.0 and intake.errors == 0,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
