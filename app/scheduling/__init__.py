@@ -1,0 +1,1 @@
+"""Consultation scheduling: availability, free slots, booking re-checks."""

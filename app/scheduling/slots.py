@@ -1,0 +1,863 @@
+"""The slot engine: free consultation slots of one expert or of a region pool.
+
+Pure: no database, no HTTP, no clock (``now_utc`` is an argument). The same code computes the
+list a requester is shown (:func:`free_slots`) and re-checks one slot when it is booked
+(:func:`is_slot_free`): both generate the expert's candidate starts with ``_candidates`` and judge
+each with ``_rejection``, so a booking re-checks exactly what the listing showed.
+
+Rules (docs: shared/domain.md "Scheduling decisions", "One absence model"):
+
+* **Working hours** are wall-clock times in the expert's IANA zone. ``WeeklyRange.weekday`` is
+  0 = Monday ... 6 = Sunday. A range whose end is not after its start runs past midnight into the
+  next day (``22:00-02:00``; ``09:00-09:00`` is 24 hours). A ``DateOverride`` replaces *all*
+  weekly ranges that *start* on its date (a range that began the evening before still runs into
+  it); an override with no ranges is a day off.
+* **The grid.** Candidate starts are wall-clock times: the start of each range, then every
+  ``interval_minutes`` (default: the consultation length). A consultation lasts
+  ``slot_minutes`` of real time and must fit inside its range (real instants). On the day the
+  clocks go forward a wall time that does not exist is skipped; on the day they go back a wall
+  time that happens twice gives two candidates (the requester sees them labelled with their UTC
+  offsets). Range boundaries take the widest reading: a start in the repeated hour means its
+  first occurrence, an end its second; a boundary in the skipped hour means the moment the
+  clocks change. Every requester sees the same instants; their zone only changes labels and the
+  grouping by date. Around a clock change (or when the interval is shorter than the length)
+  offered slots may overlap; booking one removes the others through the conflict rule.
+* **Buffers surround every booking**, the one being made included: a slot may not start inside
+  an existing booking's after-buffer nor end inside its before-buffer, and an existing booking
+  may not lie inside the new slot's own buffers (otherwise the result would depend on the order
+  in which bookings were made). With one expert's buffers this means: between two consultations
+  there are at least ``max(buffer_before, buffer_after)`` minutes. Buffers may overlap other
+  buffers, unavailable periods and the ends of working ranges.
+* **Unavailable periods** (leave and days off; UTC instants, half-open ``[start, end)``) remove
+  every slot that overlaps them. No buffers around them.
+* **Daily cap** (``max_per_day``) counts existing bookings by the expert's local date of their
+  *start*. A slot is judged against the day of its own start, also when it comes from a range
+  that began the evening before (a 00:30 slot of a 22:00-02:00 Monday range counts for Tuesday):
+  once booked, it is counted by its start like every booking, so listing and counting agree.
+* **Minimum notice** is absolute: a slot starts no earlier than ``now + min_notice_minutes`` of
+  real time, whatever clock change lies between.
+* **Horizon**: slots start before the end of the day ``horizon_days`` after today, "today" and
+  "end of the day" taken in the requester's zone (``horizon_timezone``; the expert's when not
+  given). The window (``window_start_utc`` inclusive, ``window_end_utc`` exclusive) selects slots
+  by their start.
+
+Region pool (:func:`pool_slots`): the same instant (same start and end) offered by several
+experts is one :class:`PoolSlot` listing them all; ``expert_ids`` is ordered by the pick rule
+and ``expert_id`` (the first) is the one to book: **fewest bookings on that expert's local date
+of the slot, then the expert id (as text) ascending**, so a tie is broken the same way every
+time. :func:`check_pool_slot` re-checks a pool slot at booking time with the same rule.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from typing import NamedTuple, TypeAlias
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from app.core.errors import FieldProblem
+from app.scheduling.errors import SlotQueryInvalid
+
+UTC = dt.UTC
+ExpertId: TypeAlias = uuid.UUID | int | str
+
+_DAY = 86_400
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = dt.datetime(1970, 1, 1)
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_SECOND = dt.timedelta(seconds=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs and outputs
+
+
+def _time_s(value: dt.time) -> int:
+    if value.tzinfo is not None:
+        raise ValueError("working hours are wall-clock times: no tzinfo")
+    if value.microsecond:
+        raise ValueError("working hours have no fractions of a second")
+    return value.hour * 3600 + value.minute * 60 + value.second
+
+
+def _require_aware(value: dt.datetime, name: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyRange:
+    """Working hours on one weekday (0 = Monday). ``end <= start`` runs past midnight."""
+
+    weekday: int
+    start: dt.time
+    end: dt.time
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weekday <= 6:
+            raise ValueError("weekday is 0 (Monday) to 6 (Sunday)")
+        _time_s(self.start)
+        _time_s(self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class DateOverride:
+    """Other hours on one date (the expert's local date); no ranges = day off."""
+
+    date: dt.date
+    ranges: Sequence[tuple[dt.time, dt.time]] = ()
+
+    def __post_init__(self) -> None:
+        ranges = tuple((start, end) for start, end in self.ranges)
+        for start, end in ranges:
+            _time_s(start)
+            _time_s(end)
+        object.__setattr__(self, "ranges", ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    timezone: str
+    weekly: Sequence[WeeklyRange] = ()
+    overrides: Sequence[DateOverride] = ()
+    slot_minutes: int = 45
+    interval_minutes: int | None = None
+    buffer_before_minutes: int = 0
+    buffer_after_minutes: int = 0
+    min_notice_minutes: int = 120
+    horizon_days: int = 30
+    max_per_day: int | None = None
+
+    def __post_init__(self) -> None:
+        zone(self.timezone)  # raises on an unknown zone
+        object.__setattr__(self, "weekly", tuple(self.weekly))
+        object.__setattr__(self, "overrides", tuple(self.overrides))
+        if self.slot_minutes <= 0:
+            raise ValueError("slot_minutes must be positive")
+        if self.interval_minutes is not None and self.interval_minutes <= 0:
+            raise ValueError("interval_minutes must be positive")
+        for name in (
+            "buffer_before_minutes",
+            "buffer_after_minutes",
+            "min_notice_minutes",
+            "horizon_days",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.max_per_day is not None and self.max_per_day < 0:
+            raise ValueError("max_per_day must not be negative")
+        dates = [o.date for o in self.overrides]
+        if len(dates) != len(set(dates)):
+            raise ValueError("at most one override per date")
+
+    @property
+    def step_minutes(self) -> int:
+        return self.interval_minutes or self.slot_minutes
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """An existing consultation of the expert (UTC-aware instants)."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    def __post_init__(self) -> None:
+        _require_aware(self.start, "start")
+        _require_aware(self.end, "end")
+        if self.end <= self.start:
+            raise ValueError("a booking ends after it starts")
+
+
+@dataclass(frozen=True, slots=True)
+class UnavailablePeriod:
+    """Leave or a day off: ``[start, end)`` in UTC-aware instants."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    def __post_init__(self) -> None:
+        _require_aware(self.start, "start")
+        _require_aware(self.end, "end")
+        if self.end <= self.start:
+            raise ValueError("an unavailable period ends after it starts")
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    start_utc: dt.datetime
+    end_utc: dt.datetime
+    expert_id: ExpertId
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSlot:
+    """One instant offered by a region pool; ``expert_ids`` in pick order."""
+
+    start_utc: dt.datetime
+    end_utc: dt.datetime
+    expert_ids: tuple[ExpertId, ...]
+
+    @property
+    def expert_id(self) -> ExpertId:
+        """The expert the pick rule chooses."""
+        return self.expert_ids[0]
+
+
+class PoolMember(NamedTuple):
+    expert_id: ExpertId
+    availability: Availability
+    bookings: Sequence[Booking]
+    unavailable: Sequence[UnavailablePeriod]
+
+
+class Rejection(StrEnum):
+    """Why a start is not free. The order is the order of the checks."""
+
+    NOT_OFFERED = "not_offered"  # not on the expert's grid (working hours, overrides)
+    OUTSIDE_WINDOW = "outside_window"
+    TOO_SOON = "too_soon"  # minimum notice
+    BEYOND_HORIZON = "beyond_horizon"
+    DAY_FULL = "day_full"  # daily cap on the expert's local date
+    UNAVAILABLE = "unavailable"  # leave, day off
+    CONFLICT = "conflict"  # another booking or its buffers
+
+
+@dataclass(frozen=True, slots=True)
+class SlotCheck:
+    """Result of :func:`is_slot_free`; true when free. ``slot`` is set whenever on the grid."""
+
+    reason: Rejection | None
+    slot: Slot | None = None
+
+    @property
+    def free(self) -> bool:
+        return self.reason is None
+
+    def __bool__(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolCheck:
+    """Result of :func:`check_pool_slot`: who can take it, in pick order, and why not the rest."""
+
+    expert_ids: tuple[ExpertId, ...]
+    reasons: dict[ExpertId, Rejection] = field(default_factory=dict)
+
+    @property
+    def expert_id(self) -> ExpertId | None:
+        return self.expert_ids[0] if self.expert_ids else None
+
+    def __bool__(self) -> bool:
+        return bool(self.expert_ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Time helpers (instants are whole seconds since the epoch; "local seconds" are wall-clock
+# seconds since 1970-01-01T00:00 in the zone, so local day = local_s // 86400)
+
+
+@lru_cache(maxsize=1024)
+def zone(key: str) -> ZoneInfo:
+    """The zone for an IANA key; ``ValueError`` when it is not one."""
+    if not _ZONE_KEY.fullmatch(key):
+        raise ValueError(f"not an IANA time zone: {key!r}")
+    try:
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone: {key!r}") from None
+
+
+_ZONE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,3}")
+
+
+def _instant(value: dt.datetime) -> int:
+    """Whole seconds since the epoch, rounded down."""
+    return (value - _EPOCH) // _SECOND
+
+
+def _instant_up(value: dt.datetime) -> int:
+    whole, rest = divmod(value - _EPOCH, _SECOND)
+    return whole + (1 if rest else 0)
+
+
+def _to_datetime(instant: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(seconds=instant)
+
+
+def _offset_at(instant: int, tz: ZoneInfo) -> int:
+    offset = _to_datetime(instant).astimezone(tz).utcoffset()
+    assert offset is not None
+    return offset // _SECOND
+
+
+def _local_day(instant: int, tz: ZoneInfo) -> int:
+    return (instant + _offset_at(instant, tz)) // _DAY
+
+
+def _offsets(local_s: int, tz: ZoneInfo) -> tuple[int, int]:
+    naive = _EPOCH_NAIVE + dt.timedelta(seconds=local_s)
+    first = naive.replace(tzinfo=tz).utcoffset()
+    second = naive.replace(tzinfo=tz, fold=1).utcoffset()
+    assert first is not None and second is not None
+    return first // _SECOND, second // _SECOND
+
+
+def _resolve(local_s: int, tz: ZoneInfo) -> tuple[int, ...]:
+    """The instants a wall-clock time stands for: none (skipped), one, or two (repeated)."""
+    before, after = _offsets(local_s, tz)
+    if before == after:
+        return (local_s - before,)
+    if before > after:  # clocks went back: the wall time happens twice
+        return (local_s - before, local_s - after)
+    return ()  # clocks went forward: the wall time does not exist
+
+
+def _gap_end(local_s: int, tz: ZoneInfo) -> int:
+    """For a wall time that does not exist: the instant the clocks changed."""
+    before, after = _offsets(local_s, tz)
+    low, high = local_s - after, local_s - before  # offset(low) == before, offset(high) == after
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset_at(middle, tz) == after:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _earliest(local_s: int, tz: ZoneInfo) -> int:
+    instants = _resolve(local_s, tz)
+    return instants[0] if instants else _gap_end(local_s, tz)
+
+
+def _latest(local_s: int, tz: ZoneInfo) -> int:
+    instants = _resolve(local_s, tz)
+    return instants[-1] if instants else _gap_end(local_s, tz)
+
+
+def _day_number(value: dt.date) -> int:
+    return value.toordinal() - _EPOCH_ORDINAL
+
+
+def _day_date(day: int) -> dt.date:
+    return dt.date.fromordinal(day + _EPOCH_ORDINAL)
+
+
+def start_of_day(day: dt.date, tz: ZoneInfo) -> dt.datetime:
+    """The first instant of a local date (UTC); a skipped midnight starts at the change."""
+    return _to_datetime(_earliest(_day_number(day) * _DAY, tz))
+
+
+def horizon_end(now_utc: dt.datetime, horizon_days: int, tz: ZoneInfo) -> dt.datetime:
+    """End of the last bookable day: today (in ``tz``) plus ``horizon_days``, at its end."""
+    return start_of_day(last_bookable_day(now_utc, horizon_days, tz) + dt.timedelta(days=1), tz)
+
+
+def last_bookable_day(now_utc: dt.datetime, horizon_days: int, tz: ZoneInfo) -> dt.date:
+    _require_aware(now_utc, "now_utc")
+    return now_utc.astimezone(tz).date() + dt.timedelta(days=horizon_days)
+
+
+# --------------------------------------------------------------------------------------------
+# The one code path
+
+
+class _Expert:
+    """One expert's inputs, prepared once per call: zone, ranges per day, busy intervals."""
+
+    __slots__ = (
+        "availability",
+        "booking_ends",
+        "booking_starts",
+        "day_counts",
+        "expert_id",
+        "length",
+        "overrides",
+        "step",
+        "tz",
+        "unavailable_ends",
+        "unavailable_starts",
+        "weekly",
+    )
+
+    def __init__(
+        self,
+        expert_id: ExpertId,
+        availability: Availability,
+        bookings: Iterable[Booking],
+        unavailable: Iterable[UnavailablePeriod],
+    ) -> None:
+        self.expert_id = expert_id
+        self.availability = availability
+        self.tz = zone(availability.timezone)
+        self.length = availability.slot_minutes * 60
+        self.step = availability.step_minutes * 60
+        self.weekly: dict[int, list[tuple[int, int]]] = {d: [] for d in range(7)}
+        for weekly in availability.weekly:
+            self.weekly[weekly.weekday].append((_time_s(weekly.start), _time_s(weekly.end)))
+        self.overrides: dict[int, list[tuple[int, int]]] = {
+            _day_number(o.date): [(_time_s(s), _time_s(e)) for s, e in o.ranges]
+            for o in availability.overrides
+        }
+        margin = max(availability.buffer_before_minutes, availability.buffer_after_minutes) * 60
+        booked = sorted((_instant(b.start), _instant_up(b.end)) for b in bookings)
+        self.booking_starts, self.booking_ends = _merge(
+            (start - margin, end + margin) for start, end in booked
+        )
+        self.unavailable_starts, self.unavailable_ends = _merge(
+            sorted((_instant(u.start), _instant_up(u.end)) for u in unavailable)
+        )
+        self.day_counts: dict[int, int] = {}
+        for start, _ in booked:
+            day = _local_day(start, self.tz)
+            self.day_counts[day] = self.day_counts.get(day, 0) + 1
+
+    def ranges_on(self, day: int) -> list[tuple[int, int]]:
+        override = self.overrides.get(day)
+        if override is not None:
+            return override
+        return self.weekly[(day + 3) % 7]  # 1970-01-01 was a Thursday (weekday 3)
+
+
+def _merge(intervals: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Sorted intervals merged into disjoint ones, as two sorted lists for bisecting."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for start, end in intervals:
+        if ends and start <= ends[-1]:
+            ends[-1] = max(ends[-1], end)
+        else:
+            starts.append(start)
+            ends.append(end)
+    return starts, ends
+
+
+def _overlaps(starts: list[int], ends: list[int], start: int, end: int) -> bool:
+    index = bisect.bisect_right(ends, start)  # first interval ending after ``start``
+    return index < len(starts) and starts[index] < end
+
+
+def _candidates(expert: _Expert, first_day: int, last_day: int) -> list[tuple[int, int]]:
+    """Candidate starts ``(instant, expert's local day)`` of ranges starting on these days."""
+    tz, length, step = expert.tz, expert.length, expert.step
+    found: dict[int, int] = {}
+    for day in range(first_day, last_day + 1):
+        base = day * _DAY
+        for start_s, end_s in expert.ranges_on(day):
+            local_start = base + start_s
+            local_end = base + end_s + (_DAY if end_s <= start_s else 0)
+            range_start = _earliest(local_start, tz)
+            range_end = _latest(local_end, tz)
+            if range_end - range_start < length:
+                continue
+            offset = _offset_at(range_start, tz)
+            if offset == _offset_at(range_end, tz):
+                # No clock change inside the range: wall time = instant + offset.
+                for local in range(local_start, local_end - length + 1, step):
+                    instant = local - offset
+                    if instant >= range_start:  # a start inside a skipped hour
+                        found.setdefault(instant, local // _DAY)
+                continue
+            local = local_start
+            while local < local_end + _DAY:
+                instants = _resolve(local, tz)
+                if instants and instants[0] + length > range_end:
+                    break
+                for instant in instants:
+                    if instant >= range_start and instant + length <= range_end:
+                        found.setdefault(instant, local // _DAY)
+                local += step
+    return sorted(found.items())
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    window_start: int
+    window_end: int
+    earliest: int  # now + minimum notice
+    horizon_end: int
+
+    @property
+    def low(self) -> int:
+        return max(self.window_start, self.earliest)
+
+    @property
+    def high(self) -> int:
+        return min(self.window_end, self.horizon_end)
+
+
+def _bounds(
+    availability: Availability,
+    *,
+    window_start_utc: dt.datetime | None,
+    window_end_utc: dt.datetime | None,
+    now_utc: dt.datetime,
+    horizon_timezone: str | None,
+) -> _Bounds:
+    _require_aware(now_utc, "now_utc")
+    now = _instant_up(now_utc)
+    horizon_tz = zone(horizon_timezone or availability.timezone)
+    horizon = _instant(horizon_end(now_utc, availability.horizon_days, horizon_tz))
+    if window_start_utc is not None:
+        _require_aware(window_start_utc, "window_start_utc")
+    if window_end_utc is not None:
+        _require_aware(window_end_utc, "window_end_utc")
+    return _Bounds(
+        window_start=_instant_up(window_start_utc) if window_start_utc else now,
+        window_end=_instant_up(window_end_utc) if window_end_utc else horizon,
+        earliest=now + availability.min_notice_minutes * 60,
+        horizon_end=horizon,
+    )
+
+
+def _rejection(expert: _Expert, bounds: _Bounds, start: int, day: int) -> Rejection | None:
+    """Why a candidate start (on the grid) is not free, or None when it is."""
+    end = start + expert.length
+    if not bounds.window_start <= start < bounds.window_end:
+        return Rejection.OUTSIDE_WINDOW
+    if start < bounds.earliest:
+        return Rejection.TOO_SOON
+    if start >= bounds.horizon_end:
+        return Rejection.BEYOND_HORIZON
+    cap = expert.availability.max_per_day
+    if cap is not None and expert.day_counts.get(day, 0) >= cap:
+        return Rejection.DAY_FULL
+    if _overlaps(expert.unavailable_starts, expert.unavailable_ends, start, end):
+        return Rejection.UNAVAILABLE
+    if _overlaps(expert.booking_starts, expert.booking_ends, start, end):
+        return Rejection.CONFLICT
+    return None
+
+
+def _free(expert: _Expert, bounds: _Bounds) -> list[tuple[int, int]]:
+    """Free ``(start instant, expert's local day)`` pairs within the bounds."""
+    low, high = bounds.low, bounds.high
+    if low >= high:
+        return []
+    first_day = _local_day(low, expert.tz) - 1  # ranges of the day before run past midnight
+    last_day = _local_day(high - 1, expert.tz)
+    return [
+        (start, day)
+        for start, day in _candidates(expert, first_day, last_day)
+        if _rejection(expert, bounds, start, day) is None
+    ]
+
+
+def _check(expert: _Expert, bounds: _Bounds, start_utc: dt.datetime) -> SlotCheck:
+    _require_aware(start_utc, "start_utc")
+    if (start_utc - _EPOCH) % _SECOND:
+        return SlotCheck(Rejection.NOT_OFFERED)
+    start = _instant(start_utc)
+    day_of_start = _local_day(start, expert.tz)
+    for instant, day in _candidates(expert, day_of_start - 1, day_of_start):
+        if instant == start:
+            slot = Slot(_to_datetime(start), _to_datetime(start + expert.length), expert.expert_id)
+            return SlotCheck(_rejection(expert, bounds, start, day), slot)
+    return SlotCheck(Rejection.NOT_OFFERED)
+
+
+# --------------------------------------------------------------------------------------------
+# Public functions
+
+
+def free_slots(
+    availability: Availability,
+    bookings: Sequence[Booking],
+    unavailable: Sequence[UnavailablePeriod],
+    *,
+    now_utc: dt.datetime,
+    expert_id: ExpertId,
+    window_start_utc: dt.datetime | None = None,
+    window_end_utc: dt.datetime | None = None,
+    horizon_timezone: str | None = None,
+) -> list[Slot]:
+    """The expert's free slots starting in ``[window_start_utc, window_end_utc)``, by start.
+
+    Without a window: from now to the horizon. ``horizon_timezone`` is the requester's zone
+    (today and the end of the last day are taken there); the expert's zone when omitted.
+    """
+    expert = _Expert(expert_id, availability, bookings, unavailable)
+    bounds = _bounds(
+        availability,
+        window_start_utc=window_start_utc,
+        window_end_utc=window_end_utc,
+        now_utc=now_utc,
+        horizon_timezone=horizon_timezone,
+    )
+    return [
+        Slot(_to_datetime(start), _to_datetime(start + expert.length), expert_id)
+        for start, _ in _free(expert, bounds)
+    ]
+
+
+def is_slot_free(
+    availability: Availability,
+    bookings: Sequence[Booking],
+    unavailable: Sequence[UnavailablePeriod],
+    *,
+    now_utc: dt.datetime,
+    expert_id: ExpertId,
+    start_utc: dt.datetime,
+    window_start_utc: dt.datetime | None = None,
+    window_end_utc: dt.datetime | None = None,
+    horizon_timezone: str | None = None,
+) -> SlotCheck:
+    """Re-check one start at booking time with the same inputs as :func:`free_slots`.
+
+    True exactly when ``free_slots`` with these inputs lists a slot starting at ``start_utc``;
+    otherwise ``reason`` says why (:class:`Rejection`). Call it inside the booking transaction
+    with the expert's bookings read there, so a booking made meanwhile is seen.
+    """
+    expert = _Expert(expert_id, availability, bookings, unavailable)
+    bounds = _bounds(
+        availability,
+        window_start_utc=window_start_utc,
+        window_end_utc=window_end_utc,
+        now_utc=now_utc,
+        horizon_timezone=horizon_timezone,
+    )
+    return _check(expert, bounds, start_utc)
+
+
+def _pick_key(expert_id: ExpertId, day_count: int) -> tuple[int, str]:
+    return (day_count, str(expert_id))
+
+
+def pool_slots(
+    experts: Sequence[PoolMember],
+    *,
+    now_utc: dt.datetime,
+    window_start_utc: dt.datetime | None = None,
+    window_end_utc: dt.datetime | None = None,
+    horizon_timezone: str | None = None,
+) -> list[PoolSlot]:
+    """A region pool's free slots: each ``(start, end)`` once, with every expert who can take
+    it, in pick order (fewest bookings on their local date of the slot, then id as text)."""
+    offered: dict[tuple[int, int], list[tuple[tuple[int, str], ExpertId]]] = {}
+    for member in experts:
+        expert_id, availability, bookings, unavailable = member
+        expert = _Expert(expert_id, availability, bookings, unavailable)
+        bounds = _bounds(
+            availability,
+            window_start_utc=window_start_utc,
+            window_end_utc=window_end_utc,
+            now_utc=now_utc,
+            horizon_timezone=horizon_timezone,
+        )
+        for start, day in _free(expert, bounds):
+            key = (start, start + expert.length)
+            rank = _pick_key(expert_id, expert.day_counts.get(day, 0))
+            offered.setdefault(key, []).append((rank, expert_id))
+    return [
+        PoolSlot(
+            _to_datetime(start),
+            _to_datetime(end),
+            tuple(expert_id for _, expert_id in sorted(candidates, key=lambda c: c[0])),
+        )
+        for (start, end), candidates in sorted(offered.items())
+    ]
+
+
+def check_pool_slot(
+    experts: Sequence[PoolMember],
+    *,
+    now_utc: dt.datetime,
+    start_utc: dt.datetime,
+    end_utc: dt.datetime | None = None,
+    window_start_utc: dt.datetime | None = None,
+    window_end_utc: dt.datetime | None = None,
+    horizon_timezone: str | None = None,
+) -> PoolCheck:
+    """Re-check a pool slot at booking time: who can take it, in the pick order of
+    :func:`pool_slots`. With ``end_utc``, only experts whose slot ends then count."""
+    ranked: list[tuple[tuple[int, str], ExpertId]] = []
+    reasons: dict[ExpertId, Rejection] = {}
+    for member in experts:
+        expert_id, availability, bookings, unavailable = member
+        expert = _Expert(expert_id, availability, bookings, unavailable)
+        bounds = _bounds(
+            availability,
+            window_start_utc=window_start_utc,
+            window_end_utc=window_end_utc,
+            now_utc=now_utc,
+            horizon_timezone=horizon_timezone,
+        )
+        check = _check(expert, bounds, start_utc)
+        if check.slot is not None and end_utc is not None and check.slot.end_utc != end_utc:
+            reasons[expert_id] = Rejection.NOT_OFFERED
+        elif check.reason is not None:
+            reasons[expert_id] = check.reason
+        else:
+            day = _local_day(_instant(start_utc), expert.tz)
+            ranked.append((_pick_key(expert_id, expert.day_counts.get(day, 0)), expert_id))
+    ranked.sort(key=lambda c: c[0])
+    return PoolCheck(tuple(expert_id for _, expert_id in ranked), reasons)
+
+
+# --------------------------------------------------------------------------------------------
+# The requester's view
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSlot:
+    """One slot as a requester sees it: ISO 8601 strings with their offsets."""
+
+    start_utc: str
+    end_utc: str
+    start_local: str
+    end_local: str
+    utc_offset: str  # of the local start, e.g. "+05:45"
+    label: str  # "14:30"; "01:30 (UTC+01:00)" when that wall time happens twice that day
+    expert_ids: tuple[ExpertId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalDay:
+    date: dt.date
+    slots: list[LocalSlot]
+
+
+def _format_offset(value: dt.datetime) -> str:
+    offset = value.utcoffset()
+    assert offset is not None
+    minutes = offset // dt.timedelta(minutes=1)
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}:{rest:02d}"
+
+
+def _is_repeated(local: dt.datetime) -> bool:
+    """True when this wall time happens twice (the hour the clocks go back)."""
+    other = local.replace(fold=1 - local.fold)
+    return other.utcoffset() != local.utcoffset()
+
+
+def requester_view(
+    slots: Iterable[Slot | PoolSlot],
+    requester_tz: str | ZoneInfo,
+    from_date: dt.date,
+    to_date: dt.date,
+) -> list[LocalDay]:
+    """Slots grouped by the requester's local date of their start, every date from
+    ``from_date`` to ``to_date`` listed (empty when nothing is free); others are left out."""
+    tz = requester_tz if isinstance(requester_tz, ZoneInfo) else zone(requester_tz)
+    days: dict[dt.date, list[LocalSlot]] = {}
+    day = from_date
+    while day <= to_date:
+        days[day] = []
+        day += dt.timedelta(days=1)
+    for slot in sorted(slots, key=lambda s: (s.start_utc, s.end_utc)):
+        start_local = slot.start_utc.astimezone(tz)
+        bucket = days.get(start_local.date())
+        if bucket is None:
+            continue
+        offset = _format_offset(start_local)
+        label = start_local.strftime("%H:%M")
+        if _is_repeated(start_local):
+            label += f" (UTC{offset})"
+        expert_ids = slot.expert_ids if isinstance(slot, PoolSlot) else (slot.expert_id,)
+        bucket.append(
+            LocalSlot(
+                start_utc=slot.start_utc.astimezone(UTC).isoformat(),
+                end_utc=slot.end_utc.astimezone(UTC).isoformat(),
+                start_local=start_local.isoformat(),
+                end_local=slot.end_utc.astimezone(tz).isoformat(),
+                utc_offset=offset,
+                label=label,
+                expert_ids=expert_ids,
+            )
+        )
+    return [LocalDay(date, entries) for date, entries in days.items()]
+
+
+# --------------------------------------------------------------------------------------------
+# Validating a slot query (GET .../slots?from=&to=&timezone=)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotQuery:
+    from_date: dt.date
+    to_date: dt.date
+    timezone: str
+    window_start_utc: dt.datetime  # start of ``from_date`` in the zone
+    window_end_utc: dt.datetime  # end of ``to_date`` in the zone (exclusive)
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _parse_date(name: str, raw: str | None, problems: list[FieldProblem]) -> dt.date | None:
+    if raw is None or raw == "":
+        problems.append(FieldProblem(field=name, message="required, as YYYY-MM-DD"))
+        return None
+    if not _ISO_DATE.fullmatch(raw):
+        problems.append(FieldProblem(field=name, message="not a date in the form YYYY-MM-DD"))
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        problems.append(FieldProblem(field=name, message="no such date"))
+        return None
+
+
+def parse_slot_query(
+    from_raw: str | None,
+    to_raw: str | None,
+    timezone_raw: str | None,
+    *,
+    now_utc: dt.datetime,
+    horizon_days: int,
+) -> SlotQuery:
+    """Validate ``from``, ``to`` and ``timezone``; raise :class:`SlotQueryInvalid` naming each
+    field that is wrong. ``from`` may not lie before today and ``to`` not after today plus
+    ``horizon_days``, both in the requester's zone."""
+    problems: list[FieldProblem] = []
+    from_date = _parse_date("from", from_raw, problems)
+    to_date = _parse_date("to", to_raw, problems)
+    tz: ZoneInfo | None = None
+    if not timezone_raw:
+        problems.append(FieldProblem(field="timezone", message="required, e.g. Europe/London"))
+    else:
+        try:
+            tz = zone(timezone_raw)
+        except ValueError:
+            problems.append(
+                FieldProblem(field="timezone", message="not a known IANA zone like Area/City")
+            )
+    details: dict[str, str] | None = None
+    if from_date and to_date and to_date < from_date:
+        problems.append(FieldProblem(field="to", message="must not be before from"))
+    if tz is not None:
+        today = now_utc.astimezone(tz).date()
+        last = last_bookable_day(now_utc, horizon_days, tz)
+        details = {"first_date": today.isoformat(), "last_date": last.isoformat()}
+        if from_date and from_date < today:
+            problems.append(
+                FieldProblem(field="from", message=f"must not be before today ({today})")
+            )
+        if to_date and to_date > last:
+            problems.append(
+                FieldProblem(
+                    field="to",
+                    message=f"beyond the booking horizon of {horizon_days} days ({last})",
+                )
+            )
+    if problems:
+        raise SlotQueryInvalid(problems, details=details)
+    assert from_date is not None and to_date is not None and tz is not None
+    assert timezone_raw is not None
+    return SlotQuery(
+        from_date=from_date,
+        to_date=to_date,
+        timezone=timezone_raw,
+        window_start_utc=start_of_day(from_date, tz),
+        window_end_utc=start_of_day(to_date + dt.timedelta(days=1), tz),
+    )
