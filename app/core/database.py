@@ -71,13 +71,9 @@ def build_engine(url: str, *, for_tests: bool = False) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=20,
-        poolclass=NullPool if for_tests else None,
-    )
+    if for_tests:  # NullPool takes no pool sizes
+        return create_engine(url, pool_pre_ping=True, poolclass=NullPool)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 def get_engine() -> Engine:
