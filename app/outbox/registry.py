@@ -17,6 +17,7 @@ Handler = Callable[[Session, OutboxMessage], None]
 
 HANDLER_MODULES = [
     "app.accounts.handlers",
+    "app.intake.handlers",
 ]
 
 _handlers: dict[str, Handler] = {}

@@ -1,0 +1,100 @@
+# ruff: noqa: RUF001 - Russian subjects are Cyrillic on purpose
+"""Outbox handlers of intake: the acknowledgement and the recovered link, rendered at send time
+in the requester's language (English and Russian; others fall back to English)."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.core.settings import get_settings
+from app.intake import service
+from app.models import IntakeRequest, OutboxMessage, RequestStatus
+from app.notifications import mail
+from app.notifications.render import render_pair
+from app.outbox.registry import PermanentFailure, handler
+
+LANGUAGES = ("en", "ru")
+
+SUBJECTS: dict[str, dict[tuple[str, bool], str]] = {
+    # (kind, discreet) -> subject; discreet subjects say nothing about asylum or reports.
+    "en": {
+        ("ack", False): "We received your request for an asylum expert report [{ref}]",
+        ("ack", True): "We received your message [{ref}]",
+        ("link", False): "Your link to your asylum expert report request [{ref}]",
+        ("link", True): "Your link [{ref}]",
+    },
+    "ru": {
+        (
+            "ack",
+            False,
+        ): "Мы получили ваш запрос об экспертном заключении по делу об убежище [{ref}]",
+        ("ack", True): "Мы получили ваше сообщение [{ref}]",
+        ("link", False): "Ссылка на ваш запрос об экспертном заключении по делу об убежище [{ref}]",
+        ("link", True): "Ваша ссылка [{ref}]",
+    },
+}
+
+
+def template_language(tag: str) -> str:
+    primary = tag.split("-", 1)[0].lower()
+    return primary if primary in LANGUAGES else "en"
+
+
+def _load(session: Session, row: OutboxMessage) -> tuple[IntakeRequest, dict[str, Any], str]:
+    req = session.get(IntakeRequest, uuid.UUID(row.params["request_id"]))
+    if req is None:
+        raise PermanentFailure("request is gone")
+    pii = service.reveal_pii(req)
+    token = service.reveal_token(req)
+    if pii is None or token is None:
+        raise PermanentFailure("request data erased")
+    return req, pii, token
+
+
+def _send(session: Session, row: OutboxMessage, kind: str) -> None:
+    req, pii, token = _load(session, row)
+    if req.status == RequestStatus.spam:
+        raise PermanentFailure("request was marked as spam; nothing is sent")
+    settings = get_settings()
+    lang = template_language(req.language)
+    zone = zoneinfo.ZoneInfo(req.timezone)
+    due_local = req.first_response_due_at.astimezone(zone)
+    base = settings.public_url
+    context = {
+        "reference": req.reference,
+        "name": pii.get("contact_name") or pii["full_name"],
+        "link": f"{base}/r/{req.reference}#token={token}",
+        "booking_link": (
+            f"{base}/r/{req.reference}/book#token={token}" if "consultation" in req.wants else None
+        ),
+        "due_local": due_local.strftime("%Y-%m-%d %H:%M"),
+        "zone": req.timezone,
+        "sla_minutes": req.sla_minutes,
+        "wants": req.wants,
+        "discreet": req.discreet,
+    }
+    text, html = render_pair(f"intake/{kind}_{lang}", context)
+    message = mail.build_message(
+        to=pii["email"],
+        subject=SUBJECTS[lang][(kind, req.discreet)].format(ref=req.reference),
+        text=text,
+        html=html,
+        sender=settings.mail_from_discreet if req.discreet else settings.mail_from,
+        message_id=mail.stable_message_id(f"outbox-{row.id}"),
+        headers={"Content-Language": lang},
+    )
+    mail.send(message)
+
+
+@handler("intake.ack")
+def send_acknowledgement(session: Session, row: OutboxMessage) -> None:
+    _send(session, row, "ack")
+
+
+@handler("intake.link")
+def send_link(session: Session, row: OutboxMessage) -> None:
+    _send(session, row, "link")

@@ -1,0 +1,439 @@
+"""Applicant intake: submit, the requester's own view, link recovery, withdrawal, status moves.
+
+Personal fields live only in the request's encrypted blob (see ``keys``); logs, history details
+and outbox rows carry ids, references and non-personal facts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import uuid
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.security import (
+    REQUESTER_TOKEN_PREFIX,
+    constant_time_equals,
+    hash_token,
+    new_token,
+)
+from app.core.settings import get_settings
+from app.core.time import now
+from app.intake import keys
+from app.intake.errors import IdempotencyKeyReused, RequestErased, RequestNotFound
+from app.intake.schemas import (
+    ExpertOut,
+    Links,
+    ReportTopic,
+    RequestView,
+    SlaOut,
+    SubmitIn,
+    SubmitOut,
+    Want,
+)
+from app.intake.sla import SlaState, sla_state
+from app.intake.status import check_move
+from app.models import (
+    IdempotencyRecord,
+    IntakeRequest,
+    RequestHistory,
+    RequestSource,
+    RequestStatus,
+    User,
+)
+from app.outbox import service as outbox
+from app.reference.service import region_of
+
+log = structlog.get_logger(__name__)
+
+ACK_KIND = "intake.ack"
+LINK_KIND = "intake.link"
+# History actions that put an e-mail to the requester's address in the outbox (counted by the
+# per-address daily cap).
+MAILED_ACTIONS = ("ack_queued", "link_queued")
+
+# Crockford base32: no I, L, O, U, so a reference read aloud or copied by hand survives.
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+REFERENCE_LENGTH = 8  # 40 random bits
+
+
+def new_reference() -> str:
+    return "".join(secrets.choice(CROCKFORD) for _ in range(REFERENCE_LENGTH))
+
+
+def normalise_reference(value: str) -> str | None:
+    """Accept lower case, spaces and hyphens, and the look-alikes Crockford maps (I/L -> 1,
+    O -> 0). None: cannot be a reference."""
+    text = value.strip().upper().replace("-", "").replace(" ", "")
+    text = text.translate(str.maketrans("ILO", "110"))
+    if len(text) != REFERENCE_LENGTH or any(c not in CROCKFORD for c in text):
+        return None
+    return text
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def body_fingerprint(data: SubmitIn) -> str:
+    """The same form (after normalisation) gives the same fingerprint."""
+    dumped = data.model_dump(mode="json")
+    return _sha256(json.dumps(dumped, sort_keys=True, separators=(",", ":")))
+
+
+def add_history(
+    session: Session,
+    req: IntakeRequest,
+    *,
+    actor: str,
+    action: str,
+    from_status: RequestStatus | None = None,
+    to_status: RequestStatus | None = None,
+    details: dict[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> RequestHistory:
+    row = RequestHistory(
+        request_id=req.id,
+        at=at or now(),
+        actor=actor,
+        action=action,
+        from_status=from_status.value if from_status else None,
+        to_status=to_status.value if to_status else None,
+        details=details or {},
+    )
+    session.add(row)
+    return row
+
+
+# Submission ------------------------------------------------------------------------------
+
+
+def _links(reference: str, wants: list[str]) -> Links:
+    base = get_settings().public_url
+    return Links(
+        status_page=f"{base}/r/{reference}",
+        status_api=f"{base}/api/v1/requests/{reference}",
+        booking_page=f"{base}/r/{reference}/book" if Want.consultation in wants else None,
+    )
+
+
+def _replay(session: Session, key_hash: str, body_hash: str) -> dict[str, Any] | None:
+    record = session.get(IdempotencyRecord, key_hash)
+    if record is None:
+        return None
+    if not constant_time_equals(record.body_hash, body_hash):
+        raise IdempotencyKeyReused()
+    req = session.get(IntakeRequest, record.request_id)
+    dk = keys.data_key(req) if req is not None else None
+    if req is None or dk is None:
+        raise RequestErased("The request this key created has been erased.")
+    body: dict[str, Any] = keys.unseal_json(dk, "idem", req.id, record.response_enc)
+    log.info("intake_replayed", reference=req.reference)
+    return body
+
+
+def _earlier_request(
+    session: Session, lookup: str, country: str, current: dt.datetime
+) -> IntakeRequest | None:
+    window = dt.timedelta(hours=get_settings().request_link_window_hours)
+    return session.scalar(
+        select(IntakeRequest)
+        .where(
+            IntakeRequest.email_lookup == lookup,
+            IntakeRequest.country_of_origin == country,
+            IntakeRequest.received_at >= current - window,
+        )
+        .order_by(IntakeRequest.received_at)
+        .limit(1)
+    )
+
+
+def mails_to_address_today(session: Session, lookup: str, current: dt.datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(RequestHistory)
+            .join(IntakeRequest, IntakeRequest.id == RequestHistory.request_id)
+            .where(
+                IntakeRequest.email_lookup == lookup,
+                RequestHistory.action.in_(MAILED_ACTIONS),
+                RequestHistory.at > current - dt.timedelta(days=1),
+            )
+        )
+        or 0
+    )
+
+
+def _queue_mail(
+    session: Session, req: IntakeRequest, kind: str, action: str, current: dt.datetime
+) -> bool:
+    """Queue an e-mail to the requester's stored address unless the address had its daily
+    share already; either way a history row says what happened."""
+    assert req.email_lookup is not None
+    cap = get_settings().ack_cap_per_address_per_day
+    if mails_to_address_today(session, req.email_lookup, current) >= cap:
+        add_history(
+            session,
+            req,
+            actor="system",
+            action=f"{action}_capped",
+            details={"cap": cap},
+            at=current,
+        )
+        log.info("intake_mail_capped", reference=req.reference, kind=kind)
+        return False
+    add_history(session, req, actor="system", action=f"{action}_queued", at=current)
+    dedup = f"{kind}:{req.id}" if kind == ACK_KIND else None
+    outbox.enqueue(session, kind, {"request_id": str(req.id)}, dedup_key=dedup)
+    return True
+
+
+def submit(
+    session: Session,
+    data: SubmitIn,
+    *,
+    idempotency_key: str | None = None,
+    source: RequestSource = RequestSource.form,
+) -> dict[str, Any]:
+    """Store a request and queue its acknowledgement. Returns the reply body (JSON-ready);
+    the same ``idempotency_key`` with the same form returns the first reply again."""
+    key_hash = _sha256(idempotency_key) if idempotency_key else None
+    body_hash = body_fingerprint(data)
+    if key_hash is not None:
+        replay = _replay(session, key_hash, body_hash)
+        if replay is not None:
+            return replay
+    lookup = keys.email_lookup(session, data.email)
+    for _attempt in range(3):
+        try:
+            with session.begin_nested():
+                return _create(session, data, lookup, key_hash, body_hash, source)
+        except IntegrityError:
+            # Either the same Idempotency-Key committed meanwhile by a concurrent submission
+            # (replay it), or a reference collision (40 random bits: try a new one).
+            if key_hash is not None:
+                replay = _replay(session, key_hash, body_hash)
+                if replay is not None:
+                    return replay
+    raise RuntimeError("could not store the request")  # pragma: no cover
+
+
+def _create(
+    session: Session,
+    data: SubmitIn,
+    lookup: str,
+    key_hash: str | None,
+    body_hash: str,
+    source: RequestSource,
+) -> dict[str, Any]:
+    settings = get_settings()
+    current = now()
+    request_id = uuid.uuid4()
+    dk, dk_id, dk_wrapped = keys.new_data_key(request_id)
+    token = new_token(REQUESTER_TOKEN_PREFIX)
+    pii = {
+        "full_name": data.full_name,
+        "contact_name": data.contact_name,
+        "law_firm_name": data.law_firm_name,
+        "email": data.email,
+        "phone": data.phone,
+        "whatsapp": data.whatsapp,
+        "case_summary": data.case_summary,
+    }
+    earlier = _earlier_request(session, lookup, data.country_of_origin, current)
+    linked_to = (earlier.linked_request_id or earlier.id) if earlier is not None else None
+    wants = [w.value for w in data.wants]
+    req = IntakeRequest(
+        id=request_id,
+        reference=new_reference(),
+        status=RequestStatus.new,
+        source=source,
+        requester_type=data.requester_type,
+        preferred_channel=data.preferred_channel,
+        country_of_origin=data.country_of_origin,
+        country_of_residence=data.country_of_residence,
+        region_code=region_of(session, data.country_of_origin),
+        case_stage=data.case_stage,
+        deadline=data.deadline,
+        topics=[t.value for t in data.topics],
+        wants=wants,
+        consent_updates=[t.value for t in data.consent_updates],
+        language=data.language,
+        timezone=data.timezone,
+        discreet=data.discreet,
+        privacy_notice_version=settings.privacy_notice_version,
+        consent_given_at=current,
+        received_at=current,
+        sla_minutes=settings.sla_first_response_minutes,
+        first_response_due_at=current + dt.timedelta(minutes=settings.sla_first_response_minutes),
+        linked_request_id=linked_to,
+        data_key_enc=dk_wrapped,
+        data_key_id=dk_id,
+        pii_enc=keys.seal_json(dk, "pii", request_id, pii),
+        email_lookup=lookup,
+        token_hash=hash_token(token),
+        token_enc=keys.seal(dk, "token", request_id, token.encode()),
+    )
+    session.add(req)
+    session.flush()
+    add_history(
+        session,
+        req,
+        actor="requester",
+        action="submitted",
+        to_status=RequestStatus.new,
+        details={"source": source.value, "privacy_notice_version": req.privacy_notice_version},
+        at=current,
+    )
+    if linked_to is not None:
+        add_history(
+            session,
+            req,
+            actor="system",
+            action="linked",
+            details={"linked_request_id": str(linked_to)},
+            at=current,
+        )
+    _queue_mail(session, req, ACK_KIND, "ack", current)
+    body = SubmitOut(
+        reference=req.reference,
+        status=req.status,
+        received_at=req.received_at,
+        first_response_due_at=req.first_response_due_at,
+        access_token=token,
+        links=_links(req.reference, wants),
+    ).model_dump(mode="json")
+    if key_hash is not None:
+        session.add(
+            IdempotencyRecord(
+                key_hash=key_hash,
+                body_hash=body_hash,
+                request_id=req.id,
+                status_code=201,
+                response_enc=keys.seal_json(dk, "idem", req.id, body),
+                created_at=current,
+            )
+        )
+    session.flush()
+    log.info(
+        "intake_submitted",
+        reference=req.reference,
+        country=req.country_of_origin,
+        linked=linked_to is not None,
+    )
+    return body
+
+
+# The requester's own request -------------------------------------------------------------
+
+
+def get_by_reference(session: Session, reference: str) -> IntakeRequest | None:
+    ref = normalise_reference(reference)
+    if ref is None:
+        return None
+    return session.scalar(select(IntakeRequest).where(IntakeRequest.reference == ref))
+
+
+def authenticate_requester(session: Session, reference: str, token: str | None) -> IntakeRequest:
+    """The request this link token opens; anything else is 404 (never 403)."""
+    req = get_by_reference(session, reference)
+    given = hash_token(token) if token and token.startswith(REQUESTER_TOKEN_PREFIX) else ""
+    stored = req.token_hash if req is not None and req.token_hash else "-"
+    if req is None or not given or not constant_time_equals(given, stored):
+        raise RequestNotFound()
+    return req
+
+
+def current_sla(req: IntakeRequest, current: dt.datetime | None = None) -> SlaState:
+    return sla_state(
+        due_at=req.first_response_due_at,
+        responded_at=req.first_responded_at,
+        current=current or now(),
+        due_soon=dt.timedelta(minutes=get_settings().sla_due_soon_minutes),
+    )
+
+
+def requester_view(session: Session, req: IntakeRequest) -> RequestView:
+    expert = session.get(User, req.assigned_expert_id) if req.assigned_expert_id else None
+    return RequestView(
+        reference=req.reference,
+        status=req.status,
+        received_at=req.received_at,
+        wants=[Want(w) for w in req.wants],
+        topics=[ReportTopic(t) for t in req.topics],
+        case_stage=req.case_stage,
+        deadline=req.deadline,
+        sla=SlaOut(
+            state=current_sla(req),
+            first_response_due_at=req.first_response_due_at,
+            first_responded_at=req.first_responded_at,
+        ),
+        expert=ExpertOut(public_name=expert.display_name) if expert is not None else None,
+    )
+
+
+def recover_link(session: Session, reference: str, email: str) -> None:
+    """E-mail the link to the stored address when reference and address match. The caller
+    answers the same either way. The stored link is sent again (not a new one): this endpoint
+    is anonymous, and reissuing would let anyone who knows a reference and an address break a
+    working link."""
+    lookup = keys.email_lookup(session, email)
+    req = get_by_reference(session, reference)
+    if req is None or req.email_lookup is None or req.token_enc is None:
+        return
+    if not constant_time_equals(req.email_lookup, lookup):
+        return
+    _queue_mail(session, req, LINK_KIND, "link", now())
+    session.flush()
+
+
+def change_status(
+    session: Session, req: IntakeRequest, target: RequestStatus, *, actor: str
+) -> IntakeRequest:
+    """Move a request along the status table (409 naming the allowed moves otherwise)."""
+    check_move(req.status, target)
+    before = req.status
+    req.status = target
+    current = now()
+    if target == RequestStatus.withdrawn:
+        req.withdrawn_at = current
+    add_history(
+        session,
+        req,
+        actor=actor,
+        action="status_changed",
+        from_status=before,
+        to_status=target,
+        at=current,
+    )
+    session.flush()
+    log.info("intake_status_changed", reference=req.reference, status=target.value)
+    return req
+
+
+def withdraw(session: Session, req: IntakeRequest) -> IntakeRequest:
+    if req.status == RequestStatus.withdrawn:
+        return req  # asking twice is not an error
+    return change_status(session, req, RequestStatus.withdrawn, actor="requester")
+
+
+def reveal_pii(req: IntakeRequest) -> dict[str, Any] | None:
+    dk = keys.data_key(req)
+    if dk is None or req.pii_enc is None:
+        return None
+    value: dict[str, Any] = keys.unseal_json(dk, "pii", req.id, req.pii_enc)
+    return value
+
+
+def reveal_token(req: IntakeRequest) -> str | None:
+    dk = keys.data_key(req)
+    if dk is None or req.token_enc is None:
+        return None
+    return keys.unseal(dk, "token", req.id, req.token_enc).decode()
