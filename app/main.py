@@ -8,10 +8,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.accounts.router import admin_router as admin_users_router
 from app.accounts.router import auth_router
 from app.core import handlers
+from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.settings import get_settings
 from app.health.router import router as health_router
+from app.intake.router import LIMITED_ROUTES as INTAKE_LIMITED_ROUTES
+from app.intake.router import router as intake_router
+from app.reference.router import admin_router as admin_reference_router
+from app.reference.router import public_router as reference_router
 from app.web.account import router as account_pages
 
 DESCRIPTION = """
@@ -45,9 +50,17 @@ def create_app() -> FastAPI:
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        limit=settings.max_request_body_bytes,
+        routes=INTAKE_LIMITED_ROUTES,
+    )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(admin_users_router)
     app.include_router(account_pages)
+    app.include_router(intake_router)
+    app.include_router(reference_router)
+    app.include_router(admin_reference_router)
     return app
