@@ -8,7 +8,23 @@ from app.models.accounts import (
     User,
     UserSession,
 )
+from app.models.assignments import (
+    LIVE_ASSIGNMENT,
+    Assignment,
+    AssignmentStatus,
+    ExpertNotification,
+    RoutingDecision,
+    RoutingRule,
+)
 from app.models.base import Base
+from app.models.documents import Document, DocumentKind, DocumentStorage
+from app.models.experts import (
+    AbsenceKind,
+    ExpertCountry,
+    ExpertProfile,
+    ExpertRegion,
+    UnavailablePeriod,
+)
 from app.models.outbox import OutboxMessage, OutboxStatus
 from app.models.reference import GENERAL_POOL, CivicSpaceRating, Country, Region
 from app.models.requests import (
@@ -25,13 +41,24 @@ from app.models.requests import (
 
 __all__ = [
     "GENERAL_POOL",
+    "LIVE_ASSIGNMENT",
+    "AbsenceKind",
     "AccountToken",
     "AccountTokenPurpose",
+    "Assignment",
+    "AssignmentStatus",
     "Base",
     "CaseStage",
     "CivicSpaceRating",
     "ContactChannel",
     "Country",
+    "Document",
+    "DocumentKind",
+    "DocumentStorage",
+    "ExpertCountry",
+    "ExpertNotification",
+    "ExpertProfile",
+    "ExpertRegion",
     "IdempotencyRecord",
     "IntakeRequest",
     "LoginThrottle",
@@ -43,7 +70,10 @@ __all__ = [
     "RequestStatus",
     "RequesterType",
     "Role",
+    "RoutingDecision",
+    "RoutingRule",
     "SecretKey",
+    "UnavailablePeriod",
     "User",
     "UserSession",
 ]
