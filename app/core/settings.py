@@ -122,6 +122,15 @@ class Settings(BaseSettings):
     # Self-hosted meeting server, e.g. https://meet.example.org/{room}; the room is random.
     meeting_link_template: str = ""
 
+    # Experts, documents and routing (issue 5).
+    document_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    document_storage: Literal["db", "path"] = Field("db", description="where document bytes live")
+    document_dir: Path | None = Field(
+        None, description="storage 'path': default data_dir/documents"
+    )
+    offer_response_minutes: int = Field(15, ge=1, le=24 * 60)
+    offer_sweep_seconds: float = Field(30.0, ge=1, le=3600)
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, v: str) -> str:
@@ -237,6 +246,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_document_dir(self) -> Path:
+        return self.document_dir or self.data_dir / "documents"
 
     @property
     def mail_dir(self) -> Path:
