@@ -445,3 +445,17 @@ def test_concurrent_creates_are_all_counted(fake: FakeZoom, sleeps: Sleeps) -> N
     assert len({i.external_id for i in infos}) == 10
     assert quota.status(HOST).count == 10
     assert len(fake.token_calls()) == 1  # concurrent first use still fetches one token
+
+
+def test_a_single_401_124_gets_a_new_token_and_one_retry(fake: FakeZoom, sleeps: Sleeps) -> None:
+    provider = make_provider(fake, sleeps)
+    info = provider.create(spec())
+    fake.fail_next(1, "401")
+
+    provider.update(info.external_id, spec(duration_minutes=20))
+
+    assert len(fake.token_calls()) == 2
+    patches = [c for c in fake.api_calls() if c.method == "PATCH"]
+    assert [c.status for c in patches] == [401, 204]
+    assert patches[0].bearer != patches[1].bearer
+    assert patches[0].json == patches[1].json  # the same body is sent again

@@ -13,6 +13,7 @@ It checks what Zoom checks (see docs/zoom.md):
   ``404`` code ``3001``.
 
 Faults for the next N API calls: ``fail_next(n, "429", retry_after=..., form=...)``, ``"500"``,
+``"401"`` (code 124 although the token is live),
 ``"hang"`` (sleeps ``hang_seconds``), ``"daily_limit"``; ``expire_all_tokens()`` makes every
 issued token invalid at once; ``hold_next(n)`` makes the next n API calls wait for each other,
 so n concurrent clients all reach the server before any is answered.
@@ -66,7 +67,7 @@ class RecordedCall:
 
 @dataclass
 class Fault:
-    kind: str  # "429", "500", "hang", "daily_limit"
+    kind: str  # "401", "429", "500", "hang", "daily_limit"
     retry_after: float | None = None
     form: str = "seconds"  # "seconds", "http-date", "iso"
     hang_seconds: float = 5.0
@@ -324,6 +325,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(404, 404, "Not found")
 
     def _fault(self, fault: Fault) -> bool:
+        if fault.kind == "401":
+            self._error(401, 124, "Invalid access token.")
+            return True
         if fault.kind == "500":
             self._error(500, 500, "Internal server error")
             return True
