@@ -72,6 +72,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = dt.datetime(1970, 1, 1)
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _SECOND = dt.timedelta(seconds=1)
+_UNBOUNDED = 2**62
 
 
 # --------------------------------------------------------------------------------------------
@@ -511,8 +512,9 @@ def _bounds(
     if window_end_utc is not None:
         _require_aware(window_end_utc, "window_end_utc")
     return _Bounds(
-        window_start=_instant_up(window_start_utc) if window_start_utc else now,
-        window_end=_instant_up(window_end_utc) if window_end_utc else horizon,
+        # No window: only the minimum notice and the horizon bound the slots.
+        window_start=_instant_up(window_start_utc) if window_start_utc else -_UNBOUNDED,
+        window_end=_instant_up(window_end_utc) if window_end_utc else _UNBOUNDED,
         earliest=now + availability.min_notice_minutes * 60,
         horizon_end=horizon,
     )
