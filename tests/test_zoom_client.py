@@ -459,3 +459,24 @@ def test_a_single_401_124_gets_a_new_token_and_one_retry(fake: FakeZoom, sleeps:
     assert [c.status for c in patches] == [401, 204]
     assert patches[0].bearer != patches[1].bearer
     assert patches[0].json == patches[1].json  # the same body is sent again
+
+
+def test_a_failed_early_refresh_keeps_using_the_still_valid_token(
+    fake: FakeZoom, sleeps: Sleeps
+) -> None:
+    clock = FakeMonotonic()
+    provider = make_provider(fake, sleeps, monotonic=clock)
+    info = provider.create(spec())
+    clock.value += 3600 - 60  # inside the refresh margin, not yet expired
+    fake.fail_token_next(1, 503)
+
+    provider.host_link(info.external_id)  # refresh fails, the current token still works
+    assert [c.status for c in fake.token_calls()] == [200, 503]
+
+    provider.host_link(info.external_id)  # tries again next time, and succeeds
+    assert [c.status for c in fake.token_calls()] == [200, 503, 200]
+
+    clock.value += 3600  # the new token's whole lifetime: expired, and Zoom is down
+    fake.fail_token_next(1, 503)
+    with pytest.raises(ZoomUnavailable):
+        provider.host_link(info.external_id)

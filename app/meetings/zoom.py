@@ -213,6 +213,7 @@ class ZoomClient:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._refresh_at = 0.0
+        self._expires_at = 0.0
         self._generation = 0
 
     def close(self) -> None:
@@ -232,7 +233,6 @@ class ZoomClient:
     # Token ---------------------------------------------------------------------------------
     def _fetch_token_locked(self) -> None:
         """Ask Zoom for a new token. Caller holds ``self._lock``."""
-        self._token = None
         creds = self._credentials
         try:
             resp = self._http.post(
@@ -270,13 +270,24 @@ class ZoomClient:
             raise ZoomUnavailable("Zoom's token answer had no access_token/expires_in")
         margin = min(TOKEN_REFRESH_MARGIN_SECONDS, float(expires_in) / 10)
         self._token = token
-        self._refresh_at = self._monotonic() + float(expires_in) - margin
+        self._expires_at = self._monotonic() + float(expires_in)
+        self._refresh_at = self._expires_at - margin
         self._generation += 1
         log.info("zoom_token_fetched", generation=self._generation, expires_in=expires_in)
 
     def _current_token(self) -> tuple[str, int]:
         with self._lock:
-            if self._token is None or self._monotonic() >= self._refresh_at:
+            now = self._monotonic()
+            if self._token is not None and now < self._refresh_at:
+                return self._token, self._generation
+            if self._token is not None and now < self._expires_at:
+                # Early refresh: if Zoom is briefly unavailable, the current token still works.
+                try:
+                    self._fetch_token_locked()
+                except ZoomUnavailable:
+                    log.warning("zoom_token_early_refresh_failed")
+            else:
+                self._token = None
                 self._fetch_token_locked()
             assert self._token is not None
             return self._token, self._generation
@@ -285,6 +296,7 @@ class ZoomClient:
         """Zoom rejected the token of ``rejected_generation``: replace it once for everyone."""
         with self._lock:
             if self._token is None or self._generation == rejected_generation:
+                self._token = None
                 self._fetch_token_locked()
             assert self._token is not None
             return self._token, self._generation

@@ -88,6 +88,7 @@ class FakeZoom:
         self.meetings: dict[int, dict[str, Any]] = {}
         self.tokens: dict[str, float] = {}
         self._faults: deque[Fault] = deque()
+        self._token_faults: deque[int] = deque()
         self._hold: threading.Barrier | None = None
         self._hold_left = 0
         self._lock = threading.Lock()
@@ -129,6 +130,11 @@ class FakeZoom:
         with self._lock:
             for _ in range(n):
                 self._faults.append(Fault(kind=kind, **kw))
+
+    def fail_token_next(self, n: int, status: int = 500) -> None:
+        """The next n token calls answer ``status`` (5xx: Zoom trouble)."""
+        with self._lock:
+            self._token_faults.extend([status] * n)
 
     def expire_all_tokens(self) -> None:
         with self._lock:
@@ -270,6 +276,11 @@ class _Handler(BaseHTTPRequestHandler):
         zoom = self.zoom
         if call.method != "POST":
             self._error(405, 405, "Method not allowed")
+            return
+        with zoom._lock:
+            token_fault = zoom._token_faults.popleft() if zoom._token_faults else None
+        if token_fault is not None:
+            self._send(token_fault, {"reason": "Internal error", "error": "server_error"})
             return
         auth = call.headers.get("authorization", "")
         try:
