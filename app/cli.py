@@ -242,6 +242,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return exit_code
 
 
+def cmd_rotate_key(_args: argparse.Namespace) -> int:
+    """Re-wrap every key under INTAKE_MASTER_KEY; the old keys come from INTAKE_OLD_MASTER_KEYS."""
+    _settings_or_exit()
+    from cryptography.exceptions import InvalidTag
+
+    from app.core.database import session_scope
+    from app.intake.keys import rotate_master_key
+
+    try:
+        with session_scope() as session:
+            report = rotate_master_key(session)
+    except KeyError as exc:
+        print(f"Cannot rotate: {exc.args[0]}", file=sys.stderr)
+        return EXIT_CONFIG
+    except InvalidTag:
+        print(
+            "Cannot rotate: a key in INTAKE_OLD_MASTER_KEYS has the right id but the wrong "
+            "value; nothing was changed.",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    counts = ", ".join(f"{k}={v}" for k, v in report.as_dict().items() if k != "key_id")
+    print(f"Everything is now wrapped by master key '{report.key_id}' (re-wrapped: {counts}).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asylum-intake", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -269,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="show the resolved configuration and reachability").set_defaults(
         fn=cmd_check
     )
+    sub.add_parser(
+        "rotate-key",
+        help="re-wrap every data key under INTAKE_MASTER_KEY (old ones in INTAKE_OLD_MASTER_KEYS)",
+    ).set_defaults(fn=cmd_rotate_key)
     return parser
 
 

@@ -85,7 +85,6 @@ def _send(session: Session, row: OutboxMessage, kind: str) -> None:
         html=html,
         sender=settings.mail_from_discreet if req.discreet else settings.mail_from,
         message_id=mail.stable_message_id(f"outbox-{row.id}"),
-        headers={"Content-Language": lang},
     )
     mail.send(message)
 
