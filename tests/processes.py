@@ -78,17 +78,25 @@ def wait_for(
     raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what or predicate}")
 
 
-def service_env(*, embedded: bool = True, **extra: str) -> dict[str, str]:
+def service_env(
+    extra: Mapping[str, str] | None = None, *, embedded: bool = True, bare: bool = False
+) -> dict[str, str]:
     """``child_env()`` for a service process.
 
     ``embedded=True`` drops INTAKE_DATABASE_URL/INTAKE_BROKER_URL so the child uses the embedded
     default under its working directory's ``var/``; pass them in ``extra`` to use others.
+    ``bare=True`` passes no INTAKE_* variable at all (not even INTAKE_ENV=test), exactly like
+    someone typing the README's command; ``extra`` still applies.
     """
+    if bare:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+        env.update(extra or {})
+        return env
     env = child_env()
     if embedded:
         for name in EXTERNAL_VARS:
             env.pop(name, None)
-    env.update(extra)
+    env.update(extra or {})
     return env
 
 
@@ -292,10 +300,12 @@ def start_service(
     concurrency: int = 2,
     wait: bool = True,
     timeout: float = 60.0,
+    bare: bool = False,
 ) -> Service:
     """Start the whole service exactly as the README does (``.venv/bin/asylum-intake run``) in
     ``workdir``, so ``var/`` lands there. ``env`` adds to (or, for INTAKE_DATABASE_URL and
-    INTAKE_BROKER_URL, replaces) the embedded default. Waits for /readyz unless ``wait=False``.
+    INTAKE_BROKER_URL, replaces) the embedded default. ``bare=True``: no INTAKE_* variable
+    from the test run at all (see ``service_env``). Waits for /readyz unless ``wait=False``.
     """
     extra = dict(env or {})
     port = port or free_port()
@@ -303,7 +313,7 @@ def start_service(
         name="asylum-intake run",
         args=[str(CLI), "run", "--port", str(port), "--concurrency", str(concurrency)],
         cwd=workdir,
-        env=service_env(embedded=True, **extra),
+        env=service_env(extra, embedded=True, bare=bare),
         log_path=workdir / "service.log",
         port=port,
     )
@@ -333,7 +343,7 @@ def start_api(
         name=name,
         args=[str(CLI), "api", "--host", "127.0.0.1", "--port", str(port)],
         cwd=workdir,
-        env=service_env(embedded=True, **dict(env or {})),
+        env=service_env(env, embedded=True),
         log_path=workdir / f"{name}.log",
         port=port,
     )
@@ -361,7 +371,7 @@ def start_worker(
         name=name,
         args=[str(CLI), "worker", "--concurrency", str(concurrency)],
         cwd=workdir,
-        env=service_env(embedded=True, **dict(env or {})),
+        env=service_env(env, embedded=True),
         log_path=workdir / f"{name}.log",
     ).start()
     if wait:
@@ -387,7 +397,7 @@ def start_beat(
         name=name,
         args=[str(CLI), "beat"],
         cwd=workdir,
-        env=service_env(embedded=True, **dict(env or {})),
+        env=service_env(env, embedded=True),
         log_path=workdir / f"{name}.log",
     ).start()
 
@@ -398,6 +408,7 @@ def run_cli(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     embedded: bool = True,
+    bare: bool = False,
     input: str | None = None,
     timeout: float = 60.0,
 ) -> subprocess.CompletedProcess[str]:
@@ -405,7 +416,7 @@ def run_cli(
     return subprocess.run(
         [str(CLI), *args],
         cwd=cwd,
-        env=service_env(embedded=embedded, **dict(env or {})),
+        env=service_env(env, embedded=embedded, bare=bare),
         input=input,
         capture_output=True,
         text=True,
@@ -426,6 +437,7 @@ def create_admin(
     password: str,
     name: str = "Admin",
     env: Mapping[str, str] | None = None,
+    bare: bool = False,
 ) -> None:
     """``asylum-intake create-admin --password-stdin`` in ``cwd`` (same ``var/`` as a service
     started there)."""
@@ -433,6 +445,7 @@ def create_admin(
         ["create-admin", "--email", email, "--name", name, "--password-stdin"],
         cwd=cwd,
         env=env,
+        bare=bare,
         input=password + "\n",
     )
     assert result.returncode == 0, result.stdout + result.stderr

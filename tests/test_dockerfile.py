@@ -9,7 +9,7 @@ import subprocess
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from app.cli import build_parser
 from tests.processes import ROOT

@@ -95,7 +95,7 @@ def test_sqlite_upgrade_matches_models_and_downgrades_to_base(sqlite_url: str) -
 
 
 def _migrate_at_once(url: str, cwd: Path, count: int) -> None:
-    env = service_env(embedded=False, INTAKE_DATABASE_URL=url, INTAKE_BROKER_URL="memory://")
+    env = service_env({"INTAKE_DATABASE_URL": url, "INTAKE_BROKER_URL": "memory://"})
     procs = [
         subprocess.Popen(
             [str(CLI), "migrate"],

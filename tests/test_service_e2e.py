@@ -30,7 +30,8 @@ def _mail_to(folder: Path, to: str) -> Path | None:
 
 
 def test_service_runs_as_the_readme_says_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    svc = start_service(tmp_path)  # waits for /readyz
+    # No INTAKE_* variable at all, as someone typing the README's command (waits for /readyz).
+    svc = start_service(tmp_path, bare=True)
     try:
         assert svc.children(), "run should have started api, worker and beat as children"
         ready = httpx.get(f"{svc.url}/readyz", timeout=5).json()
@@ -46,7 +47,7 @@ def test_service_runs_as_the_readme_says_and_stops_on_ctrl_c(tmp_path: Path) -> 
         assert (tmp_path / "var" / "broker.sqlite").exists()
 
         # The admin made by create-admin, in the same directory, signs in over HTTP.
-        create_admin(tmp_path, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+        create_admin(tmp_path, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, bare=True)
         headers = sign_in(svc.url, ADMIN_EMAIL, ADMIN_PASSWORD)
         me = httpx.get(f"{svc.url}/api/v1/auth/me", headers=headers, timeout=10)
         assert me.status_code == 200 and me.json()["role"] == "admin"
