@@ -4,7 +4,9 @@ beat; stopped by Ctrl-C (SIGINT to the foreground process group)."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from email import policy
 from email.parser import BytesParser
@@ -97,3 +99,34 @@ def test_service_runs_as_the_readme_says_and_stops_on_ctrl_c(tmp_path: Path) -> 
     assert not svc.leftovers(), f"processes outlived the service: {svc.leftovers()}"
     assert len(children) >= 3
     assert "asylum-intake stopped." in svc.read_log()
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rfind(")") + 2 :].split()[1])
+
+
+def test_when_one_child_dies_run_stops_the_others_and_fails(tmp_path: Path) -> None:
+    svc = start_service(tmp_path, bare=True)
+    try:
+        # The worker is a direct child of `run`: python -m app.cli worker --concurrency N.
+        worker = next(
+            pid
+            for pid in svc.children()
+            if _parent(pid) == svc.pid and _cmdline(pid)[3:4] == ["worker"]
+        )
+        os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: not svc.running(), timeout=30, what="run to notice and stop")
+    finally:
+        code = svc.stop()
+    assert code == 1, svc.log_tail()
+    assert "worker exited" in svc.read_log()
+    assert not svc.leftovers(), f"processes outlived the service: {svc.leftovers()}"
