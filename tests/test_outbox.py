@@ -107,6 +107,41 @@ def test_failure_retries_with_growing_backoff_then_dead_letters(db: Session, clo
     assert _claim_and_deliver(db) == [OutboxStatus.sent]
 
 
+def test_retry_after_from_the_other_side_is_honoured_and_a_quota_wait_is_free(
+    db: Session, clock: Clock
+) -> None:
+    from app.core.time import now
+
+    waits = {"n": 0}
+
+    @registry.handler("test.rate_limited")
+    def rate_limited(_session: Session, _row: OutboxMessage) -> None:
+        waits["n"] += 1
+        if waits["n"] == 1:
+            raise registry.RetryLater("429", retry_after_seconds=3600)
+        if waits["n"] == 2:
+            raise registry.RetryLater(
+                "daily cap", retry_after_seconds=7200, counts_as_attempt=False
+            )
+        calls.append(_row.id)
+
+    try:
+        row = service.enqueue(db, "test.rate_limited", {})
+        assert row is not None
+        assert _claim_and_deliver(db) == [OutboxStatus.pending]
+        db.refresh(row)
+        assert (row.due_at - now()).total_seconds() >= 3599  # not the 10 s backoff
+        clock.advance(seconds=3601)
+        assert _claim_and_deliver(db) == [OutboxStatus.pending]
+        db.refresh(row)
+        assert row.attempts == 1  # the quota wait did not use an attempt
+        assert (row.due_at - now()).total_seconds() >= 7199
+        clock.advance(seconds=7201)
+        assert _claim_and_deliver(db) == [OutboxStatus.sent]
+    finally:
+        registry._handlers.pop("test.rate_limited", None)
+
+
 def test_a_permanent_failure_dead_letters_at_once(db: Session) -> None:
     service.enqueue(db, "test.permanent", {})
     assert _claim_and_deliver(db) == [OutboxStatus.dead]

@@ -11,7 +11,7 @@ they hold the status, Zoom's numeric code and our own words.
 from __future__ import annotations
 
 from app.core.errors import AppError
-from app.outbox.registry import PermanentFailure
+from app.outbox.registry import PermanentFailure, RetryLater
 
 
 class MeetingError(Exception):
@@ -56,15 +56,17 @@ class ZoomUnavailable(ZoomError):
     """5xx, timeout or connection failure: retry later (the outbox does, with backoff)."""
 
 
-class ZoomRateLimited(ZoomUnavailable):
+class ZoomRateLimited(ZoomUnavailable, RetryLater):
     """429 that was not worth waiting for inside the call. Retry after ``retry_after_seconds``.
 
-    ``daily_limit`` is True for the per-user daily create/update cap, which resets at 00:00 UTC.
+    ``daily_limit`` is True for the per-user daily create/update cap, which resets at 00:00 UTC:
+    the outbox waits for it without using up an attempt (a quota, not a fault).
     """
 
     def __init__(self, message: str, *, retry_after_seconds: float, daily_limit: bool) -> None:
-        super().__init__(f"{message} (retry after {retry_after_seconds:.0f}s)")
+        Exception.__init__(self, f"{message} (retry after {retry_after_seconds:.0f}s)")
         self.retry_after_seconds = retry_after_seconds
+        self.counts_as_attempt = not daily_limit
         self.daily_limit = daily_limit
 
 

@@ -28,6 +28,21 @@ class PermanentFailure(Exception):
     """Retrying cannot help (e.g. the target was erased): dead-letter at once."""
 
 
+class RetryLater(Exception):
+    """The other side said when to come back (e.g. a rate limit with Retry-After).
+
+    The row is due again no sooner than ``retry_after_seconds``; with ``counts_as_attempt``
+    False (a quota that resets, not a fault) the wait does not use up an attempt.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after_seconds: float, counts_as_attempt: bool = True
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+        self.counts_as_attempt = counts_as_attempt
+
+
 def handler(kind: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         if kind in _handlers and _handlers[kind] is not fn:

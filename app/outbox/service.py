@@ -28,7 +28,7 @@ from app.core.settings import get_settings
 from app.core.tasks import nudge
 from app.core.time import now
 from app.models import OutboxMessage, OutboxStatus
-from app.outbox.registry import PermanentFailure, get_handler
+from app.outbox.registry import PermanentFailure, RetryLater, get_handler
 
 log = structlog.get_logger(__name__)
 
@@ -118,12 +118,17 @@ def deliver(session: Session, message_id: int, *, worker: str) -> OutboxStatus |
             row.last_error = error
             row.lease_until = None
             permanent = isinstance(exc, PermanentFailure)
+            delay = backoff_seconds(row.attempts)
+            if isinstance(exc, RetryLater):
+                delay = max(delay, exc.retry_after_seconds)
+                if not exc.counts_as_attempt:
+                    row.attempts -= 1
             if permanent or row.attempts >= get_settings().outbox_max_attempts:
                 row.status = OutboxStatus.dead
                 log.error("outbox_dead_letter", attempts=row.attempts, error=type(exc).__name__)
             else:
                 row.status = OutboxStatus.pending
-                row.due_at = now() + dt.timedelta(seconds=backoff_seconds(row.attempts))
+                row.due_at = now() + dt.timedelta(seconds=delay)
                 log.warning("outbox_retry", attempts=row.attempts, error=type(exc).__name__)
             session.flush()
             return row.status
