@@ -12,12 +12,20 @@ from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.settings import get_settings
+from app.documents.router import admin_router as admin_documents_router
+from app.documents.router import router as documents_router
+from app.experts.router import admin_router as admin_experts_router
+from app.experts.router import desk_router as expert_desk_router
+from app.experts.router import directory_router as experts_router
+from app.experts.router import staff_router as routing_router
+from app.health.metrics import HttpMetrics
 from app.health.router import router as health_router
 from app.intake.router import LIMITED_ROUTES as INTAKE_LIMITED_ROUTES
 from app.intake.router import router as intake_router
 from app.reference.router import admin_router as admin_reference_router
 from app.reference.router import public_router as reference_router
 from app.web.account import router as account_pages
+from app.web.offers import router as offer_pages
 
 DESCRIPTION = """
 The intake service for expert witness reports in asylum cases.
@@ -55,7 +63,8 @@ def create_app() -> FastAPI:
         limit=settings.max_request_body_bytes,
         routes=INTAKE_LIMITED_ROUTES,
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.state.http_metrics = HttpMetrics()
+    app.add_middleware(RequestContextMiddleware, observer=app.state.http_metrics.observe)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(admin_users_router)
@@ -63,4 +72,11 @@ def create_app() -> FastAPI:
     app.include_router(intake_router)
     app.include_router(reference_router)
     app.include_router(admin_reference_router)
+    app.include_router(documents_router)
+    app.include_router(admin_documents_router)
+    app.include_router(admin_experts_router)
+    app.include_router(experts_router)
+    app.include_router(expert_desk_router)
+    app.include_router(routing_router)
+    app.include_router(offer_pages)
     return app

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -13,9 +14,15 @@ from app.core.logging import new_request_id, request_id_var
 log = structlog.get_logger("app.access")
 
 
+Observer = Callable[[str, str, int, float], None]
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """``observer(method, route, status, seconds)`` is told of every request (metrics)."""
+
+    def __init__(self, app: ASGIApp, observer: Observer | None = None) -> None:
         self.app = app
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,12 +46,16 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
+            route = getattr(scope.get("route"), "path", "(unmatched)")
+            elapsed = time.perf_counter() - started
+            method = str(scope.get("method"))
             log.info(
                 "request",
-                method=scope.get("method"),
-                route=getattr(route, "path", "(unmatched)"),
+                method=method,
+                route=route,
                 status=status_code,
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                ms=round(elapsed * 1000, 1),
             )
+            if self.observer is not None:
+                self.observer(method, route, status_code, elapsed)
             request_id_var.reset(token)

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from app.core.deps import SessionDep
-from app.health import service
+from app.health import metrics, service
 
 router = APIRouter(tags=["operations"])
 
@@ -38,3 +38,18 @@ def readyz(session: SessionDep) -> Any:
     ok, checks = service.readiness(session)
     body = Ready(status="ok" if ok else "unavailable", checks=checks)
     return body if ok else JSONResponse(body.model_dump(mode="json"), status_code=503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="Text exposition format: HTTP requests of this process by route and status, "
+    "outbox backlog (due, in flight, dead-lettered, oldest due age), requests by status and "
+    "first-response SLA breaches. Protect it at the proxy in production.",
+    response_class=Response,
+)
+def prometheus(request: Request, session: SessionDep) -> Response:
+    http: metrics.HttpMetrics = request.app.state.http_metrics
+    return Response(
+        metrics.render(http, session), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

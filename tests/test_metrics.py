@@ -1,0 +1,59 @@
+"""/metrics: Prometheus text with request counts, outbox backlog and SLA breaches."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.outbox import service as outbox
+from tests.conftest import Clock
+from tests.intake_helpers import submit
+
+
+def _value(text: str, name: str, labels: str = "") -> float:
+    pattern = rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$"
+    found = re.search(pattern, text, re.MULTILINE)
+    assert found, f"{name}{labels} not in:\n{text}"
+    return float(found.group(1))
+
+
+def test_metrics_count_requests_by_route_and_status(client: TestClient) -> None:
+    client.get("/healthz")
+    client.get("/healthz")
+    client.get("/no-such-page")
+    text = client.get("/metrics").text
+    assert (
+        _value(text, "intake_http_requests_total", '{method="GET",route="/healthz",status="200"}')
+        == 2
+    )
+    assert (
+        _value(
+            text, "intake_http_requests_total", '{method="GET",route="(unmatched)",status="404"}'
+        )
+        == 1
+    )
+    assert "intake_http_request_duration_seconds_bucket" in text
+
+
+def test_metrics_report_outbox_backlog_and_sla_breaches(
+    client: TestClient, db: Session, clock: Clock
+) -> None:
+    submit(client)
+    submit(client, email="second@example.org")
+    text = client.get("/metrics").text
+    assert _value(text, "intake_requests", '{status="new"}') == 2
+    assert _value(text, "intake_open_requests_by_sla", '{sla_state="awaiting"}') == 2
+    assert _value(text, "intake_sla_breaches") == 0
+    assert _value(text, "intake_outbox_messages", '{state="due"}') >= 2  # acknowledgements
+
+    clock.advance(minutes=50)
+    text = client.get("/metrics").text
+    assert _value(text, "intake_open_requests_by_sla", '{sla_state="due_soon"}') == 2
+    clock.advance(minutes=11)
+    text = client.get("/metrics").text
+    assert _value(text, "intake_open_requests_by_sla", '{sla_state="breached"}') == 2
+    assert _value(text, "intake_sla_breaches") == 2
+    assert _value(text, "intake_outbox_oldest_due_age_seconds") >= 60 * 60
+    assert outbox.stats(db)["due"] >= 2
