@@ -11,10 +11,11 @@ import hashlib
 import json
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,7 @@ from app.intake.schemas import (
 from app.intake.sla import SlaState, sla_state
 from app.intake.status import check_move
 from app.models import (
+    Country,
     IdempotencyRecord,
     IntakeRequest,
     RequestHistory,
@@ -49,7 +51,6 @@ from app.models import (
     User,
 )
 from app.outbox import service as outbox
-from app.reference.service import region_of
 
 log = structlog.get_logger(__name__)
 
@@ -139,12 +140,40 @@ def _replay(session: Session, key_hash: str, body_hash: str) -> dict[str, Any] |
     return body
 
 
-def _earlier_request(
-    session: Session, lookup: str, country: str, current: dt.datetime
-) -> IntakeRequest | None:
+def _mailed_today(lookup: str, current: dt.datetime) -> Select[int]:
+    return (
+        select(func.count())
+        .select_from(RequestHistory)
+        .join(IntakeRequest, IntakeRequest.id == RequestHistory.request_id)
+        .where(
+            IntakeRequest.email_lookup == lookup,
+            RequestHistory.action.in_(MAILED_ACTIONS),
+            RequestHistory.at > current - dt.timedelta(days=1),
+        )
+    )
+
+
+def mails_to_address_today(session: Session, lookup: str, current: dt.datetime) -> int:
+    return int(session.scalar(_mailed_today(lookup, current)) or 0)
+
+
+@dataclass
+class _Facts:
+    linked_to: uuid.UUID | None
+    mailed_today: int
+    reference_taken: bool
+    region_code: str | None
+
+
+def _facts(
+    session: Session, lookup: str, country: str, reference: str, current: dt.datetime
+) -> _Facts:
+    """Everything a submission needs to know, in one round trip: the earlier request of the
+    same address and country within the window (linking), how many e-mails the address got
+    today (the cap), whether the drawn reference is taken, and the country's region."""
     window = dt.timedelta(hours=get_settings().request_link_window_hours)
-    return session.scalar(
-        select(IntakeRequest)
+    root = (
+        select(func.coalesce(IntakeRequest.linked_request_id, IntakeRequest.id))
         .where(
             IntakeRequest.email_lookup == lookup,
             IntakeRequest.country_of_origin == country,
@@ -152,33 +181,36 @@ def _earlier_request(
         )
         .order_by(IntakeRequest.received_at)
         .limit(1)
+        .scalar_subquery()
     )
-
-
-def mails_to_address_today(session: Session, lookup: str, current: dt.datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(RequestHistory)
-            .join(IntakeRequest, IntakeRequest.id == RequestHistory.request_id)
-            .where(
-                IntakeRequest.email_lookup == lookup,
-                RequestHistory.action.in_(MAILED_ACTIONS),
-                RequestHistory.at > current - dt.timedelta(days=1),
-            )
-        )
-        or 0
+    taken = select(IntakeRequest.id).where(IntakeRequest.reference == reference).exists()
+    region = select(Country.region_code).where(Country.code == country).scalar_subquery()
+    row = session.execute(
+        select(root, _mailed_today(lookup, current).scalar_subquery(), taken, region)
+    ).one()
+    return _Facts(
+        linked_to=row[0],
+        mailed_today=int(row[1] or 0),
+        reference_taken=bool(row[2]),
+        region_code=row[3],
     )
 
 
 def _queue_mail(
-    session: Session, req: IntakeRequest, kind: str, action: str, current: dt.datetime
+    session: Session,
+    req: IntakeRequest,
+    kind: str,
+    action: str,
+    current: dt.datetime,
+    mailed_today: int | None = None,
 ) -> bool:
     """Queue an e-mail to the requester's stored address unless the address had its daily
     share already; either way a history row says what happened."""
     assert req.email_lookup is not None
     cap = get_settings().ack_cap_per_address_per_day
-    if mails_to_address_today(session, req.email_lookup, current) >= cap:
+    if mailed_today is None:
+        mailed_today = mails_to_address_today(session, req.email_lookup, current)
+    if mailed_today >= cap:
         add_history(
             session,
             req,
@@ -190,8 +222,8 @@ def _queue_mail(
         log.info("intake_mail_capped", reference=req.reference, kind=kind)
         return False
     add_history(session, req, actor="system", action=f"{action}_queued", at=current)
-    dedup = f"{kind}:{req.id}" if kind == ACK_KIND else None
-    outbox.enqueue(session, kind, {"request_id": str(req.id)}, dedup_key=dedup)
+    # No de-duplication key: the request id is new, and a recovered link may be sent again.
+    outbox.enqueue(session, kind, {"request_id": str(req.id)})
     return True
 
 
@@ -211,17 +243,23 @@ def submit(
         if replay is not None:
             return replay
     lookup = keys.email_lookup(session, data.email)
-    for _attempt in range(3):
+    for _attempt in range(5):
+        current = now()
+        reference = new_reference()
+        facts = _facts(session, lookup, data.country_of_origin, reference, current)
+        if facts.reference_taken:  # 40 random bits: practically never
+            continue
+        if key_hash is None:
+            return _create(session, data, lookup, None, body_hash, source, reference, facts)
         try:
+            # A savepoint only when a key is given: a concurrent submission with the same key
+            # fails on the key's primary key here, and then replays the winner's reply.
             with session.begin_nested():
-                return _create(session, data, lookup, key_hash, body_hash, source)
+                return _create(session, data, lookup, key_hash, body_hash, source, reference, facts)
         except IntegrityError:
-            # Either the same Idempotency-Key committed meanwhile by a concurrent submission
-            # (replay it), or a reference collision (40 random bits: try a new one).
-            if key_hash is not None:
-                replay = _replay(session, key_hash, body_hash)
-                if replay is not None:
-                    return replay
+            replay = _replay(session, key_hash, body_hash)
+            if replay is not None:
+                return replay
     raise RuntimeError("could not store the request")  # pragma: no cover
 
 
@@ -232,6 +270,8 @@ def _create(
     key_hash: str | None,
     body_hash: str,
     source: RequestSource,
+    reference: str,
+    facts: _Facts,
 ) -> dict[str, Any]:
     settings = get_settings()
     current = now()
@@ -247,19 +287,18 @@ def _create(
         "whatsapp": data.whatsapp,
         "case_summary": data.case_summary,
     }
-    earlier = _earlier_request(session, lookup, data.country_of_origin, current)
-    linked_to = (earlier.linked_request_id or earlier.id) if earlier is not None else None
+    linked_to = facts.linked_to
     wants = [w.value for w in data.wants]
     req = IntakeRequest(
         id=request_id,
-        reference=new_reference(),
+        reference=reference,
         status=RequestStatus.new,
         source=source,
         requester_type=data.requester_type,
         preferred_channel=data.preferred_channel,
         country_of_origin=data.country_of_origin,
         country_of_residence=data.country_of_residence,
-        region_code=region_of(session, data.country_of_origin),
+        region_code=facts.region_code,
         case_stage=data.case_stage,
         deadline=data.deadline,
         topics=[t.value for t in data.topics],
@@ -282,7 +321,6 @@ def _create(
         token_enc=keys.seal(dk, "token", request_id, token.encode()),
     )
     session.add(req)
-    session.flush()
     add_history(
         session,
         req,
@@ -301,7 +339,7 @@ def _create(
             details={"linked_request_id": str(linked_to)},
             at=current,
         )
-    _queue_mail(session, req, ACK_KIND, "ack", current)
+    _queue_mail(session, req, ACK_KIND, "ack", current, facts.mailed_today)
     body = SubmitOut(
         reference=req.reference,
         status=req.status,
@@ -322,12 +360,7 @@ def _create(
             )
         )
     session.flush()
-    log.info(
-        "intake_submitted",
-        reference=req.reference,
-        country=req.country_of_origin,
-        linked=linked_to is not None,
-    )
+    log.info("intake_submitted", reference=req.reference, linked=linked_to is not None)
     return body
 
 
