@@ -315,3 +315,40 @@ def test_submission_and_linking_on_sqlite(client: TestClient, db: Session) -> No
     key = {"Idempotency-Key": "sqlite-key"}
     body = form()
     assert _post(client, body, **key).json() == _post(client, body, **key).json()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "a string",
+        None,
+        42,
+        {},
+        {"wants": "consultation"},
+        {**form(), "full_name": 5},
+        {**form(), "full_name": "nul\x00byte", "case_summary": "\x00"},
+        {**form(), "topics": ["freedom_of_speech"] * 500},
+        {**form(), "deadline": "not a date"},
+        {**form(), "email": "a" * 400 + "@example.org"},
+        {**form(), "phone": "+" + "9" * 39},
+        {**form(), "timezone": "../../etc/passwd"},
+        {**form(), "language": "x" * 100},
+        {**form(), "country_of_origin": "\u00e9\u00e9"},
+        {**form(), "consent_data_processing": "yes please"},
+    ],
+)
+def test_odd_bodies_never_answer_500(client: TestClient, body: object) -> None:
+    resp = client.post("/api/v1/requests", json=body)
+    assert 400 <= resp.status_code < 500 or resp.status_code == 201, resp.text
+    if resp.status_code != 201:
+        assert set(resp.json()) == {"error", "request_id"}
+
+
+def test_odd_headers_and_references_never_answer_500(client: TestClient) -> None:
+    resp = client.post("/api/v1/requests", json=form(), headers={"Idempotency-Key": "k" * 300})
+    assert resp.status_code == 422 and "Idempotency-Key" in field_problems(resp)
+    for ref in ("%00", "a" * 500, "ÄÖÜ", "1 OR 1=1"):
+        assert client.get(f"/api/v1/requests/{ref}").status_code == 404
+    bad = client.post("/api/v1/requests/recover", json={"reference": "x" * 50, "email": "no"})
+    assert bad.status_code == 422
