@@ -376,17 +376,23 @@ def start_worker(
     ).start()
     if wait:
         try:
-            wait_for(
-                lambda: " ready." in proc.read_log() or not proc.running(),
-                timeout=timeout,
-                what=f"{name} ready",
-            )
-            if not proc.running():
-                raise AssertionError(f"{name} exited early:\n{proc.log_tail()}")
+            wait_worker_ready(proc, timeout)
         except BaseException:
             proc.stop()
             raise
     return proc
+
+
+def wait_worker_ready(proc: ManagedProcess, timeout: float = 45.0) -> None:
+    """Wait until a worker started with ``wait=False`` logs that it is ready."""
+    wait_for(
+        lambda: " ready." in proc.read_log() or not proc.running(),
+        timeout=timeout,
+        what=f"{proc.name} ready",
+    )
+    if not proc.running():
+        raise AssertionError(f"{proc.name} exited early:\n{proc.log_tail()}")
+    proc.children()  # remember its pool processes
 
 
 def start_beat(

@@ -27,6 +27,7 @@ from tests.processes import (
     start_redis,
     start_worker,
     wait_for,
+    wait_worker_ready,
 )
 
 pytestmark = pytest.mark.slow
@@ -86,19 +87,23 @@ def test_two_apis_and_two_workers_share_the_work(pg_url: str, tmp_path: Path) ->
         migrate(tmp_path, env)
         create_admin(tmp_path, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, env=env)
 
+        # Start everything at once, then wait for each.
         workers = []
         for n in (1, 2):
-            worker = start_worker(tmp_path / f"worker{n}", env=env, name=f"worker{n}")
+            worker = start_worker(tmp_path / f"worker{n}", env=env, name=f"worker{n}", wait=False)
             stack.callback(worker.stop)
-            worker.children()  # remember its pool processes
             workers.append(worker)
         beat = start_beat(tmp_path / "beat", env=env)
         stack.callback(beat.stop)
         apis = []
         for n in (1, 2):
-            api = start_api(tmp_path / f"api{n}", env=env, name=f"api{n}")
+            api = start_api(tmp_path / f"api{n}", env=env, name=f"api{n}", wait=False)
             stack.callback(api.stop)
             apis.append(api)
+        for worker in workers:
+            wait_worker_ready(worker)
+        for api in apis:
+            api.wait_ready()
 
         # Sign in on API #1, use the token on API #2: no session lives in a process.
         headers = sign_in(apis[0].url, ADMIN_EMAIL, ADMIN_PASSWORD)
