@@ -15,7 +15,7 @@ from app.core import database
 from app.core.logging import configure_logging, request_id_var
 from app.core.settings import get_settings
 
-TASK_MODULES = ["workers.outbox"]
+TASK_MODULES = ["workers.outbox", "workers.experts"]
 
 settings = get_settings()
 app = Celery("asylum-intake", include=TASK_MODULES)
@@ -38,6 +38,11 @@ app.conf.update(
             "task": "outbox.pump",
             "schedule": timedelta(seconds=settings.outbox_poll_seconds),
             "options": {"expires": settings.outbox_poll_seconds * 4},
+        },
+        "experts-expire-offers": {
+            "task": "experts.expire_offers",
+            "schedule": timedelta(seconds=settings.offer_sweep_seconds),
+            "options": {"expires": settings.offer_sweep_seconds * 2},
         },
     },
     beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),

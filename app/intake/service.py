@@ -27,6 +27,7 @@ from app.core.security import (
 )
 from app.core.settings import get_settings
 from app.core.time import now
+from app.experts import flows as expert_flows
 from app.intake import keys
 from app.intake.errors import IdempotencyKeyReused, RequestErased, RequestNotFound
 from app.intake.schemas import (
@@ -340,6 +341,7 @@ def _create(
             at=current,
         )
     _queue_mail(session, req, ACK_KIND, "ack", current, facts.mailed_today)
+    expert_flows.request_submitted(session, req)  # routing, in this transaction (issue 5)
     body = SubmitOut(
         reference=req.reference,
         status=req.status,
@@ -447,6 +449,7 @@ def change_status(
         at=current,
     )
     session.flush()
+    expert_flows.status_changed(session, req)  # an ended request frees its expert (issue 5)
     log.info("intake_status_changed", reference=req.reference, status=target.value)
     return req
 

@@ -18,6 +18,7 @@ Handler = Callable[[Session, OutboxMessage], None]
 HANDLER_MODULES = [
     "app.accounts.handlers",
     "app.intake.handlers",
+    "app.experts.handlers",
 ]
 
 _handlers: dict[str, Handler] = {}

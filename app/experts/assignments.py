@@ -1,0 +1,632 @@
+"""Routing a request to an expert, and the life of the offer: accept, decline, no answer,
+reassignment by staff, release when the request ends.
+
+Every step writes a history row of the request (non-personal details only), and every routing
+run stores a ``RoutingDecision`` with its reasons. E-mails are outbox rows holding ids; the
+handlers render them at send time with the reference, country, what was asked, the deadline and
+the link, never a name, a contact detail or the summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.settings import get_settings
+from app.core.time import now
+from app.experts import repository
+from app.experts.errors import (
+    AssignmentNotFound,
+    CaseNotFound,
+    ExpertCannotTake,
+    ExpertNotFound,
+    OfferClosed,
+)
+from app.experts.routing import Candidate, decide
+from app.intake.status import FINAL
+from app.models import (
+    LIVE_ASSIGNMENT,
+    Assignment,
+    AssignmentStatus,
+    ExpertNotification,
+    ExpertProfile,
+    IntakeRequest,
+    RequestHistory,
+    Role,
+    RoutingDecision,
+    RoutingRule,
+    User,
+)
+from app.outbox import service as outbox
+
+log = structlog.get_logger(__name__)
+
+OFFER_KIND = "experts.offer"
+TRIAGE_ALERT_KIND = "experts.triage_alert"
+
+# Filled by the booking issue: called as hook(session, request, from_expert_id, to_expert_id)
+# whenever a request leaves an expert (staff reassignment), so a booked consultation moves with
+# a notice to the requester or is cancelled and rebooked, never left with the old expert.
+ReassignHook = Callable[[Session, IntakeRequest, uuid.UUID, "uuid.UUID | None"], None]
+REASSIGNMENT_HOOKS: list[ReassignHook] = []
+
+
+def on_reassigned(
+    session: Session, req: IntakeRequest, from_expert: uuid.UUID, to_expert: uuid.UUID | None
+) -> None:
+    for hook in REASSIGNMENT_HOOKS:
+        hook(session, req, from_expert, to_expert)
+
+
+def actor_of(user: User | None) -> str:
+    return f"user:{user.id}" if user is not None else "system"
+
+
+def _history(
+    session: Session,
+    req: IntakeRequest,
+    action: str,
+    *,
+    actor: str,
+    details: dict[str, Any],
+    at: dt.datetime,
+) -> None:
+    # The same row shape as app.intake.service.add_history (not imported: intake calls into
+    # this module on submission, and the import would go round in a circle).
+    session.add(
+        RequestHistory(
+            request_id=req.id,
+            at=at,
+            actor=actor,
+            action=action,
+            from_status=None,
+            to_status=None,
+            details=details,
+        )
+    )
+
+
+def _notify(
+    session: Session,
+    expert_id: uuid.UUID,
+    kind: str,
+    req: IntakeRequest,
+    assignment: Assignment | None,
+    at: dt.datetime,
+) -> None:
+    session.add(
+        ExpertNotification(
+            expert_id=expert_id,
+            request_id=req.id,
+            assignment_id=assignment.id if assignment is not None else None,
+            kind=kind,
+            created_at=at,
+        )
+    )
+
+
+# Routing -------------------------------------------------------------------------------------
+
+
+def route(
+    session: Session,
+    req: IntakeRequest,
+    *,
+    trigger: str,
+    actor: str = "system",
+    exclude: Iterable[uuid.UUID] = (),
+) -> Assignment | None:
+    """Offer the request to the best eligible expert, or leave it in triage and alert on-duty
+    staff. Does nothing for a request that has a live assignment or has ended."""
+    if req.status in FINAL:
+        return None
+    existing = repository.live_assignment(session, req.id)
+    if existing is not None:
+        return existing
+    current = now()
+    found = repository.candidates(
+        session, country=req.country_of_origin, region=req.region_code, current=current
+    )
+    skipped = repository.passed_over(session, req.id)
+    for expert_id in exclude:
+        skipped.setdefault(expert_id, "excluded")
+    decision = decide(found, language=req.language, topics=req.topics, passed_over=skipped)
+    report = decision.report
+    by_id = {entry["expert_id"]: entry for entry in report}
+    chosen: Candidate | None = None
+    for candidate in decision.ranked:
+        # The ranking read a snapshot; capacity is taken with a conditional UPDATE that
+        # re-checks it against the committed row.
+        if repository.take_capacity(session, candidate.expert_id, current):
+            chosen = candidate
+            by_id[str(candidate.expert_id)]["outcome"] = "chosen"
+            break
+        entry = by_id[str(candidate.expert_id)]
+        entry.update(outcome="dropped", reason="at_capacity_on_commit", rank=None)
+    rule = decision.rule if chosen is not None else _no_one(decision.rule)
+    row = RoutingDecision(
+        request_id=req.id,
+        at=current,
+        trigger=trigger,
+        rule=rule,
+        chosen_expert_id=chosen.expert_id if chosen else None,
+        candidates=report,
+        actor=actor,
+    )
+    session.add(row)
+    session.flush()
+    log.info(
+        "routing_decided",
+        reference=req.reference,
+        rule=rule.value,
+        candidates=len(report),
+        chosen=str(chosen.expert_id) if chosen else None,
+    )
+    if chosen is None:
+        _to_triage(session, req, row, current, actor=actor)
+        return None
+    return _offer(session, req, chosen.expert_id, row, current, actor=actor)
+
+
+def _no_one(rule: RoutingRule) -> RoutingRule:
+    return rule if rule in (RoutingRule.general, RoutingRule.none) else RoutingRule.none
+
+
+def _offer(
+    session: Session,
+    req: IntakeRequest,
+    expert_id: uuid.UUID,
+    decision: RoutingDecision,
+    current: dt.datetime,
+    *,
+    actor: str,
+) -> Assignment:
+    minutes = get_settings().offer_response_minutes
+    assignment = Assignment(
+        request_id=req.id,
+        expert_id=expert_id,
+        status=AssignmentStatus.offered,
+        offered_at=current,
+        respond_by=current + dt.timedelta(minutes=minutes),
+        decision_id=decision.id,
+    )
+    session.add(assignment)
+    session.flush()  # the partial unique index refuses a second live assignment here
+    req.assigned_expert_id = expert_id
+    _notify(session, expert_id, "assignment_offered", req, assignment, current)
+    _history(
+        session,
+        req,
+        "assignment_offered",
+        actor=actor,
+        details={
+            "assignment_id": assignment.id,
+            "expert_id": str(expert_id),
+            "decision_id": decision.id,
+            "rule": decision.rule.value,
+            "trigger": decision.trigger,
+            "respond_by": assignment.respond_by.isoformat(),
+        },
+        at=current,
+    )
+    outbox.enqueue(
+        session,
+        OFFER_KIND,
+        {"assignment_id": assignment.id},
+        dedup_key=f"{OFFER_KIND}:{assignment.id}",
+    )
+    session.flush()
+    return assignment
+
+
+def on_duty_staff(session: Session) -> Sequence[User]:
+    """Until a duty roster exists, every active staff user is on duty."""
+    return session.scalars(
+        select(User).where(User.role == Role.staff, User.is_active.is_(True)).order_by(User.id)
+    ).all()
+
+
+def _to_triage(
+    session: Session,
+    req: IntakeRequest,
+    decision: RoutingDecision,
+    current: dt.datetime,
+    *,
+    actor: str,
+) -> None:
+    req.assigned_expert_id = None
+    staff = on_duty_staff(session)
+    _history(
+        session,
+        req,
+        "routing_no_candidate",
+        actor=actor,
+        details={
+            "decision_id": decision.id,
+            "rule": decision.rule.value,
+            "trigger": decision.trigger,
+            "staff_alerted": len(staff),
+        },
+        at=current,
+    )
+    for user in staff:
+        outbox.enqueue(
+            session,
+            TRIAGE_ALERT_KIND,
+            {"request_id": str(req.id), "user_id": str(user.id), "decision_id": decision.id},
+            dedup_key=f"{TRIAGE_ALERT_KIND}:{decision.id}:{user.id}",
+        )
+    if not staff:
+        log.error("routing_no_staff_to_alert", reference=req.reference)
+    session.flush()
+
+
+def route_safely(
+    session: Session, req: IntakeRequest, *, trigger: str, actor: str = "system"
+) -> Assignment | None:
+    """``route`` inside a savepoint: if a concurrent routing of the same request won the race
+    (unique live assignment), its assignment is returned instead of failing the caller."""
+    try:
+        with session.begin_nested():
+            return route(session, req, trigger=trigger, actor=actor)
+    except IntegrityError:
+        return repository.live_assignment(session, req.id)
+
+
+# The expert's answer -------------------------------------------------------------------------
+
+
+def _assignment_for_update(session: Session, assignment_id: int) -> Assignment | None:
+    return session.get(Assignment, assignment_id, with_for_update=True, populate_existing=True)
+
+
+def respond(
+    session: Session,
+    assignment_id: int,
+    expert: User,
+    *,
+    accept: bool,
+    reason: str | None = None,
+    via: str = "api",
+) -> Assignment:
+    a = _assignment_for_update(session, assignment_id)
+    if a is None or a.expert_id != expert.id:
+        raise AssignmentNotFound("No such assignment of yours.")
+    current = now()
+    if a.status != AssignmentStatus.offered:
+        raise OfferClosed(
+            f"This offer is {a.status.value}: it can no longer be answered.",
+            details={"status": a.status.value},
+        )
+    if current > a.respond_by:
+        raise OfferClosed(
+            "The time to answer this offer has run out; it is passed on to another expert.",
+            details={"status": "expired"},
+        )
+    req = session.get(IntakeRequest, a.request_id, with_for_update=True)
+    assert req is not None
+    a.responded_at = current
+    actor = actor_of(expert)
+    if accept:
+        a.status = AssignmentStatus.accepted
+        _history(
+            session,
+            req,
+            "assignment_accepted",
+            actor=actor,
+            details={"assignment_id": a.id, "expert_id": str(expert.id), "via": via},
+            at=current,
+        )
+        session.flush()
+        log.info("assignment_accepted", reference=req.reference, assignment_id=a.id)
+        return a
+    a.status = AssignmentStatus.declined
+    a.reason = reason or "declined_by_expert"
+    repository.release_capacity(session, a.expert_id)
+    req.assigned_expert_id = None
+    _history(
+        session,
+        req,
+        "assignment_declined",
+        actor=actor,
+        details={
+            "assignment_id": a.id,
+            "expert_id": str(expert.id),
+            "reason": a.reason,
+            "via": via,
+        },
+        at=current,
+    )
+    session.flush()
+    log.info("assignment_declined", reference=req.reference, assignment_id=a.id)
+    route(session, req, trigger="declined")
+    return a
+
+
+def expire_offers(session: Session, *, limit: int = 200) -> int:
+    """Offers not answered in time go to the next candidate. Returns how many expired."""
+    current = now()
+    stmt = (
+        select(Assignment)
+        .where(Assignment.status == AssignmentStatus.offered, Assignment.respond_by < current)
+        .order_by(Assignment.respond_by)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    expired = 0
+    for a in session.scalars(stmt).all():
+        req = session.get(IntakeRequest, a.request_id, with_for_update=True)
+        assert req is not None
+        a.status = AssignmentStatus.expired
+        a.reason = "no_answer"
+        repository.release_capacity(session, a.expert_id)
+        req.assigned_expert_id = None
+        _notify(session, a.expert_id, "offer_expired", req, a, current)
+        _history(
+            session,
+            req,
+            "assignment_expired",
+            actor="system",
+            details={"assignment_id": a.id, "expert_id": str(a.expert_id)},
+            at=current,
+        )
+        session.flush()
+        route(session, req, trigger="expired")
+        expired += 1
+    if expired:
+        log.info("offers_expired", count=expired)
+    return expired
+
+
+# Staff ---------------------------------------------------------------------------------------
+
+
+def reassign(
+    session: Session,
+    req: IntakeRequest,
+    *,
+    by: User,
+    expert_id: uuid.UUID | None,
+    reason: str | None,
+) -> Assignment | None:
+    """Take the request from its current expert (if any) and offer it to ``expert_id`` or to
+    the next candidate. Staff may do this at any time of an open request."""
+    if req.status in FINAL:
+        raise OfferClosed(f"The request is {req.status.value}: it cannot be reassigned.")
+    current = now()
+    actor = actor_of(by)
+    if expert_id is not None:
+        target = _check_target(session, req, expert_id, current)
+    live = repository.live_assignment(session, req.id, for_update=True)
+    previous = live.expert_id if live is not None else None
+    if live is not None:
+        if expert_id is not None and live.expert_id == expert_id:
+            return live
+        live.status = AssignmentStatus.reassigned
+        live.reason = reason or "staff_reassigned"
+        live.responded_at = live.responded_at or current
+        repository.release_capacity(session, live.expert_id)
+        req.assigned_expert_id = None
+        _notify(session, live.expert_id, "assignment_withdrawn", req, live, current)
+        _history(
+            session,
+            req,
+            "assignment_reassigned",
+            actor=actor,
+            details={
+                "assignment_id": live.id,
+                "expert_id": str(live.expert_id),
+                "reason": live.reason,
+            },
+            at=current,
+        )
+        session.flush()
+    if expert_id is None:
+        result = route(session, req, trigger="staff_reassign", actor=actor)
+    else:
+        result = _offer_chosen_by_staff(session, req, target, current, actor=actor)
+    if previous is not None:
+        on_reassigned(session, req, previous, result.expert_id if result else None)
+    return result
+
+
+def _check_target(
+    session: Session, req: IntakeRequest, expert_id: uuid.UUID, current: dt.datetime
+) -> ExpertProfile:
+    profile = session.get(ExpertProfile, expert_id, populate_existing=True)
+    user = session.get(User, expert_id)
+    if profile is None or user is None or user.role != Role.expert:
+        raise ExpertNotFound("No expert with this id.")
+    if not profile.is_active or not user.is_active:
+        raise ExpertCannotTake("This expert is deactivated.")
+    if repository.is_away(session, expert_id, current):
+        raise ExpertCannotTake("This expert is away now (an unavailable period).")
+    return profile
+
+
+def _offer_chosen_by_staff(
+    session: Session,
+    req: IntakeRequest,
+    profile: ExpertProfile,
+    current: dt.datetime,
+    *,
+    actor: str,
+) -> Assignment:
+    if not repository.take_capacity(session, profile.user_id, current):
+        raise ExpertCannotTake(
+            "This expert has reached their maximum of open assignments.",
+            details={"max_open_assignments": profile.max_open_assignments},
+        )
+    decision = RoutingDecision(
+        request_id=req.id,
+        at=current,
+        trigger="staff_reassign",
+        rule=RoutingRule.staff,
+        chosen_expert_id=profile.user_id,
+        candidates=[
+            {
+                "expert_id": str(profile.user_id),
+                "tier": "staff",
+                "outcome": "chosen",
+                "reason": "chosen_by_staff",
+                "rank": 1,
+                "language_match": False,
+                "topic_match": False,
+                "open_assignments": profile.open_assignments,
+                "max_open_assignments": profile.max_open_assignments,
+                "last_assigned_at": None,
+            }
+        ],
+        actor=actor,
+    )
+    session.add(decision)
+    session.flush()
+    return _offer(session, req, profile.user_id, decision, current, actor=actor)
+
+
+def release(session: Session, req: IntakeRequest, *, reason: str) -> None:
+    """The request ended (closed, declined, spam, withdrawn): its assignment is no longer open."""
+    live = repository.live_assignment(session, req.id, for_update=True)
+    if live is None:
+        return
+    current = now()
+    live.status = AssignmentStatus.cancelled
+    live.reason = reason
+    repository.release_capacity(session, live.expert_id)
+    _history(
+        session,
+        req,
+        "assignment_released",
+        actor="system",
+        details={"assignment_id": live.id, "expert_id": str(live.expert_id), "reason": reason},
+        at=current,
+    )
+    session.flush()
+
+
+def withdraw_offers_of(session: Session, expert_id: uuid.UUID, *, reason: str) -> int:
+    """A deactivated expert's pending offers go to the next candidate (accepted ones stay for
+    staff to reassign)."""
+    offers = session.scalars(
+        select(Assignment)
+        .where(Assignment.expert_id == expert_id, Assignment.status == AssignmentStatus.offered)
+        .with_for_update()
+    ).all()
+    current = now()
+    for a in offers:
+        req = session.get(IntakeRequest, a.request_id, with_for_update=True)
+        assert req is not None
+        a.status = AssignmentStatus.reassigned
+        a.reason = reason
+        repository.release_capacity(session, a.expert_id)
+        req.assigned_expert_id = None
+        _history(
+            session,
+            req,
+            "assignment_reassigned",
+            actor="system",
+            details={"assignment_id": a.id, "expert_id": str(a.expert_id), "reason": reason},
+            at=current,
+        )
+        session.flush()
+        route(session, req, trigger="expert_deactivated")
+    return len(offers)
+
+
+def recount_open_assignments(session: Session) -> None:
+    """Set every counter from the assignments themselves (repair tool; tests compare)."""
+    counts = (
+        select(func.count())
+        .select_from(Assignment)
+        .where(
+            Assignment.expert_id == ExpertProfile.user_id,
+            Assignment.status.in_(LIVE_ASSIGNMENT),
+        )
+        .scalar_subquery()
+    )
+    session.execute(
+        update(ExpertProfile)
+        .values(open_assignments=counts)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# Reading -------------------------------------------------------------------------------------
+
+
+def request_by_reference(session: Session, reference: str) -> IntakeRequest | None:
+    ref = reference.strip().upper().replace("-", "").replace(" ", "")
+    return session.scalar(select(IntakeRequest).where(IntakeRequest.reference == ref))
+
+
+def case_assignment(
+    session: Session, reference: str, expert: User
+) -> tuple[IntakeRequest, Assignment]:
+    """The request and this expert's live assignment of it; 404 for anyone not assigned."""
+    req = request_by_reference(session, reference)
+    if req is None:
+        raise CaseNotFound("No such request.")
+    a = repository.live_assignment(session, req.id)
+    if a is None or a.expert_id != expert.id:
+        raise CaseNotFound("No such request.")
+    return req, a
+
+
+def expert_assignments(
+    session: Session, expert_id: uuid.UUID, *, live_only: bool = True
+) -> Sequence[tuple[Assignment, str]]:
+    stmt = (
+        select(Assignment, IntakeRequest.reference)
+        .join(IntakeRequest, IntakeRequest.id == Assignment.request_id)
+        .where(Assignment.expert_id == expert_id)
+        .order_by(Assignment.offered_at.desc(), Assignment.id.desc())
+    )
+    if live_only:
+        stmt = stmt.where(Assignment.status.in_(LIVE_ASSIGNMENT))
+    return [(a, ref) for a, ref in session.execute(stmt).all()]
+
+
+def notifications(
+    session: Session, expert_id: uuid.UUID, *, unread_only: bool = False, limit: int = 100
+) -> Sequence[tuple[ExpertNotification, str | None]]:
+    stmt = (
+        select(ExpertNotification, IntakeRequest.reference)
+        .outerjoin(IntakeRequest, IntakeRequest.id == ExpertNotification.request_id)
+        .where(ExpertNotification.expert_id == expert_id)
+        .order_by(ExpertNotification.created_at.desc(), ExpertNotification.id.desc())
+        .limit(limit)
+    )
+    if unread_only:
+        stmt = stmt.where(ExpertNotification.read_at.is_(None))
+    return [(n, ref) for n, ref in session.execute(stmt).all()]
+
+
+def mark_read(session: Session, expert_id: uuid.UUID, notification_id: int) -> ExpertNotification:
+    n = session.get(ExpertNotification, notification_id)
+    if n is None or n.expert_id != expert_id:
+        raise AssignmentNotFound("No such notification of yours.")
+    n.read_at = n.read_at or now()
+    session.flush()
+    return n
+
+
+def routing_of(
+    session: Session, req: IntakeRequest
+) -> tuple[Sequence[Assignment], Sequence[RoutingDecision]]:
+    assignments = session.scalars(
+        select(Assignment).where(Assignment.request_id == req.id).order_by(Assignment.id)
+    ).all()
+    decisions = session.scalars(
+        select(RoutingDecision)
+        .where(RoutingDecision.request_id == req.id)
+        .order_by(RoutingDecision.id)
+    ).all()
+    return assignments, decisions

@@ -1,0 +1,28 @@
+"""Where other domains' flows reach routing (kept small so intake can call it without pulling
+the experts domain into its imports)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from app.experts import assignments
+from app.intake.status import FINAL
+from app.models import IntakeRequest, RequestSource
+
+
+def request_submitted(session: Session, req: IntakeRequest) -> None:
+    """A new request from the form is routed in the submitting transaction. Requests that
+    arrive by e-mail are routed when staff complete them (``route_now``)."""
+    if req.source == RequestSource.email:
+        return
+    assignments.route_safely(session, req, trigger="submitted")
+
+
+def route_now(session: Session, req: IntakeRequest, *, actor: str) -> None:
+    assignments.route_safely(session, req, trigger="staff_route", actor=actor)
+
+
+def status_changed(session: Session, req: IntakeRequest) -> None:
+    """A request that ended no longer holds a unit of its expert's capacity."""
+    if req.status in FINAL:
+        assignments.release(session, req, reason=f"request_{req.status.value}")

@@ -1,0 +1,522 @@
+"""Experts: admin CRUD (``/api/v1/admin/experts``), the directory (``/api/v1/experts``), an
+expert's own desk (``/api/v1/expert``), and staff's routing view (``/api/v1/requests/...``)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, UploadFile, status
+from sqlalchemy import select
+
+from app.accounts.deps import CurrentUser, RequireAdmin, RequireExpert, RequireStaff
+from app.core.deps import SessionDep
+from app.core.errors import error_responses
+from app.documents.router import document_out, read_upload
+from app.documents.schemas import DocumentOut
+from app.experts import assignments, flows, service
+from app.experts.errors import CaseNotFound
+from app.experts.handlers import country_name
+from app.experts.schemas import (
+    AbsenceIn,
+    AbsenceOut,
+    AssignmentOut,
+    CandidateOut,
+    CaseContact,
+    CaseForExpert,
+    DecisionOut,
+    DeclineIn,
+    ExpertIn,
+    ExpertOut,
+    ExpertPublicOut,
+    ExpertUpdate,
+    NotificationOut,
+    ReassignIn,
+    RegionLeadIn,
+    RegionLeadOut,
+    RoutingOut,
+)
+from app.intake import keys
+from app.intake.schemas import ReportTopic, Want
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    ExpertProfile,
+    IntakeRequest,
+    Role,
+    UnavailablePeriod,
+)
+
+admin_router = APIRouter(prefix="/api/v1/admin/experts", tags=["admin: experts"])
+directory_router = APIRouter(prefix="/api/v1/experts", tags=["experts"])
+desk_router = APIRouter(prefix="/api/v1/expert", tags=["expert: my desk"])
+staff_router = APIRouter(prefix="/api/v1/requests", tags=["staff: routing"])
+
+
+def public_out(rec: service.ExpertRecord) -> ExpertPublicOut:
+    p = rec.profile
+    return ExpertPublicOut(
+        id=p.user_id,
+        public_name=p.public_name,
+        languages=list(p.languages),
+        regions=rec.regions,
+        countries=rec.countries,
+        topics=list(p.topics),
+        has_cv=p.cv_document_id is not None,
+    )
+
+
+def full_out(rec: service.ExpertRecord) -> ExpertOut:
+    p = rec.profile
+    return ExpertOut(
+        **public_out(rec).model_dump(),
+        email=p.email,
+        phone=p.phone,
+        timezone=p.timezone,
+        max_open_assignments=p.max_open_assignments,
+        open_assignments=p.open_assignments,
+        zoom_user=p.zoom_user,
+        personal_meeting_link=p.personal_meeting_link,
+        cv_document_id=p.cv_document_id,
+        bio=p.bio,
+        is_active=p.is_active,
+        available_now=rec.available_now,
+        last_assigned_at=p.last_assigned_at,
+        created_at=p.created_at,
+        updated_at=p.updated_at,
+    )
+
+
+def absence_out(p: UnavailablePeriod) -> AbsenceOut:
+    return AbsenceOut(id=p.id, starts_at=p.starts_at, ends_at=p.ends_at, kind=p.kind, note=p.note)
+
+
+def assignment_out(a: Assignment, reference: str) -> AssignmentOut:
+    return AssignmentOut(
+        id=a.id,
+        request_reference=reference,
+        expert_id=a.expert_id,
+        status=a.status,
+        offered_at=a.offered_at,
+        respond_by=a.respond_by,
+        responded_at=a.responded_at,
+        reason=a.reason,
+    )
+
+
+# Admin ---------------------------------------------------------------------------------------
+
+
+@admin_router.get(
+    "", response_model=list[ExpertOut], summary="List experts", responses=error_responses(401, 403)
+)
+def admin_list(session: SessionDep, _admin: RequireAdmin) -> list[ExpertOut]:
+    return [full_out(r) for r in service.list_profiles(session)]
+
+
+@admin_router.post(
+    "",
+    response_model=ExpertOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an expert profile for a user account of role expert",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def admin_create(body: ExpertIn, session: SessionDep, _admin: RequireAdmin) -> ExpertOut:
+    return full_out(service.create(session, body))
+
+
+@admin_router.get(
+    "/region-leads",
+    response_model=list[RegionLeadOut],
+    summary="Each region's lead expert (fallback for documents and escalations)",
+    responses=error_responses(401, 403),
+)
+def region_leads(session: SessionDep, _admin: RequireAdmin) -> list[RegionLeadOut]:
+    return [
+        RegionLeadOut(
+            region_code=r.code, name=r.name, lead_expert_id=r.lead_expert_id, lead_public_name=n
+        )
+        for r, n in service.region_leads(session)
+    ]
+
+
+@admin_router.put(
+    "/region-leads/{region_code}",
+    response_model=RegionLeadOut,
+    summary="Name (or remove) a region's lead expert",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def set_region_lead(
+    region_code: str, body: RegionLeadIn, session: SessionDep, _admin: RequireAdmin
+) -> RegionLeadOut:
+    region, name = service.set_region_lead(session, region_code, body.expert_id)
+    return RegionLeadOut(
+        region_code=region.code,
+        name=region.name,
+        lead_expert_id=region.lead_expert_id,
+        lead_public_name=name,
+    )
+
+
+@admin_router.get(
+    "/{expert_id}",
+    response_model=ExpertOut,
+    summary="One expert",
+    responses=error_responses(401, 403, 404),
+)
+def admin_get(expert_id: uuid.UUID, session: SessionDep, _admin: RequireAdmin) -> ExpertOut:
+    return full_out(service.get_record(session, expert_id))
+
+
+@admin_router.patch(
+    "/{expert_id}",
+    response_model=ExpertOut,
+    summary="Update an expert (lists given replace the old ones)",
+    responses=error_responses(401, 403, 404, 422),
+)
+def admin_update(
+    expert_id: uuid.UUID, body: ExpertUpdate, session: SessionDep, _admin: RequireAdmin
+) -> ExpertOut:
+    return full_out(service.update(session, expert_id, body))
+
+
+@admin_router.post(
+    "/{expert_id}/deactivate",
+    response_model=ExpertOut,
+    summary="Deactivate: no new offers; pending offers go to the next expert",
+    responses=error_responses(401, 403, 404),
+)
+def admin_deactivate(expert_id: uuid.UUID, session: SessionDep, _a: RequireAdmin) -> ExpertOut:
+    return full_out(service.set_active(session, expert_id, False))
+
+
+@admin_router.post(
+    "/{expert_id}/reactivate",
+    response_model=ExpertOut,
+    summary="Reactivate an expert",
+    responses=error_responses(401, 403, 404),
+)
+def admin_reactivate(expert_id: uuid.UUID, session: SessionDep, _a: RequireAdmin) -> ExpertOut:
+    return full_out(service.set_active(session, expert_id, True))
+
+
+@admin_router.get(
+    "/{expert_id}/unavailable",
+    response_model=list[AbsenceOut],
+    summary="An expert's unavailable periods (leave, days off)",
+    responses=error_responses(401, 403, 404),
+)
+def admin_absences(expert_id: uuid.UUID, session: SessionDep, _a: RequireAdmin) -> list[AbsenceOut]:
+    return [absence_out(p) for p in service.list_absences(session, expert_id)]
+
+
+@admin_router.post(
+    "/{expert_id}/unavailable",
+    response_model=AbsenceOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add an unavailable period",
+    responses=error_responses(401, 403, 404, 422),
+)
+def admin_add_absence(
+    expert_id: uuid.UUID, body: AbsenceIn, session: SessionDep, _a: RequireAdmin
+) -> AbsenceOut:
+    return absence_out(service.add_absence(session, expert_id, body))
+
+
+@admin_router.delete(
+    "/{expert_id}/unavailable/{period_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove an unavailable period",
+    responses=error_responses(401, 403, 404),
+)
+def admin_delete_absence(
+    expert_id: uuid.UUID, period_id: int, session: SessionDep, _a: RequireAdmin
+) -> None:
+    service.delete_absence(session, expert_id, period_id)
+
+
+@admin_router.put(
+    "/{expert_id}/cv",
+    response_model=DocumentOut,
+    summary="Upload the expert's CV (PDF only, checked by content, size-limited)",
+    responses=error_responses(401, 403, 404, 413, 422),
+)
+def admin_set_cv(
+    expert_id: uuid.UUID,
+    session: SessionDep,
+    admin: RequireAdmin,
+    file: Annotated[UploadFile, File(description="a PDF")],
+) -> DocumentOut:
+    doc = service.set_cv(
+        session, expert_id, data=read_upload(file), filename=file.filename, by=admin
+    )
+    return document_out(doc)
+
+
+# Directory -----------------------------------------------------------------------------------
+
+
+@directory_router.get(
+    "",
+    response_model=list[ExpertOut] | list[ExpertPublicOut],
+    summary="Active experts",
+    description="Experts see the public fields of other experts only (name, languages, "
+    "coverage, topics); staff and admins see contact, capacity and availability too.",
+    responses=error_responses(401),
+)
+def directory(session: SessionDep, user: CurrentUser) -> list[ExpertOut] | list[ExpertPublicOut]:
+    recs = service.list_profiles(session, active_only=True)
+    if user.role == Role.expert:
+        return [public_out(r) for r in recs]
+    return [full_out(r) for r in recs]
+
+
+@directory_router.get(
+    "/{expert_id}",
+    response_model=ExpertOut | ExpertPublicOut,
+    summary="One expert (public fields for experts)",
+    responses=error_responses(401, 404),
+)
+def directory_one(
+    expert_id: uuid.UUID, session: SessionDep, user: CurrentUser
+) -> ExpertOut | ExpertPublicOut:
+    rec = service.get_record(session, expert_id)
+    if user.role == Role.expert and user.id != expert_id:
+        return public_out(rec)
+    return full_out(rec)
+
+
+# The expert's desk ---------------------------------------------------------------------------
+
+
+@desk_router.get(
+    "/me", response_model=ExpertOut, summary="My profile", responses=error_responses(401, 403, 404)
+)
+def my_profile(session: SessionDep, expert: RequireExpert) -> ExpertOut:
+    return full_out(service.get_record(session, expert.id))
+
+
+@desk_router.get(
+    "/assignments",
+    response_model=list[AssignmentOut],
+    summary="My assignments (open ones; all=true for the past too)",
+    responses=error_responses(401, 403),
+)
+def my_assignments(
+    session: SessionDep, expert: RequireExpert, all: bool = False
+) -> list[AssignmentOut]:
+    rows = assignments.expert_assignments(session, expert.id, live_only=not all)
+    return [assignment_out(a, ref) for a, ref in rows]
+
+
+def _reference(session: SessionDep, a: Assignment) -> str:
+    req = session.get(IntakeRequest, a.request_id)
+    return req.reference if req is not None else ""
+
+
+@desk_router.post(
+    "/assignments/{assignment_id}/accept",
+    response_model=AssignmentOut,
+    summary="Accept an offered request",
+    responses=error_responses(401, 403, 404, 409),
+)
+def accept(assignment_id: int, session: SessionDep, expert: RequireExpert) -> AssignmentOut:
+    a = assignments.respond(session, assignment_id, expert, accept=True)
+    return assignment_out(a, _reference(session, a))
+
+
+@desk_router.post(
+    "/assignments/{assignment_id}/decline",
+    response_model=AssignmentOut,
+    summary="Decline an offered request (it goes to the next expert)",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def decline(
+    assignment_id: int, session: SessionDep, expert: RequireExpert, body: DeclineIn | None = None
+) -> AssignmentOut:
+    a = assignments.respond(
+        session, assignment_id, expert, accept=False, reason=body.reason if body else None
+    )
+    return assignment_out(a, _reference(session, a))
+
+
+@desk_router.get(
+    "/requests/{reference}",
+    response_model=CaseForExpert,
+    summary="A request offered to or accepted by me",
+    description="Before accepting: country, stage, what was asked, topics and deadline. "
+    "After accepting: the contact details and the case summary too. A request not assigned "
+    "to me answers 404.",
+    responses=error_responses(401, 403, 404),
+)
+def my_case(reference: str, session: SessionDep, expert: RequireExpert) -> CaseForExpert:
+    req, a = assignments.case_assignment(session, reference, expert)
+    out = CaseForExpert(
+        reference=req.reference,
+        country_of_origin=req.country_of_origin,
+        country_name=country_name(session, req.country_of_origin),
+        case_stage=req.case_stage,
+        wants=[Want(w) for w in req.wants],
+        topics=[ReportTopic(t) for t in req.topics],
+        deadline=req.deadline,
+        assignment_id=a.id,
+        assignment_status=a.status,
+        respond_by=a.respond_by if a.status == AssignmentStatus.offered else None,
+    )
+    if a.status != AssignmentStatus.accepted:
+        return out
+    dk = keys.data_key(req)
+    if dk is None or req.pii_enc is None:
+        raise CaseNotFound("This request's personal data has been erased.")
+    pii = keys.unseal_json(dk, "pii", req.id, req.pii_enc)
+    out.language = req.language
+    out.case_summary = pii.get("case_summary")
+    out.contact = CaseContact(
+        full_name=pii.get("full_name"),
+        contact_name=pii.get("contact_name"),
+        law_firm_name=pii.get("law_firm_name"),
+        email=pii.get("email"),
+        phone=pii.get("phone"),
+        whatsapp=pii.get("whatsapp"),
+        preferred_channel=req.preferred_channel.value,
+    )
+    return out
+
+
+@desk_router.get(
+    "/notifications",
+    response_model=list[NotificationOut],
+    summary="My notifications, newest first",
+    responses=error_responses(401, 403),
+)
+def my_notifications(
+    session: SessionDep, expert: RequireExpert, unread: bool = False
+) -> list[NotificationOut]:
+    return [
+        NotificationOut(
+            id=n.id,
+            kind=n.kind,
+            request_reference=ref,
+            assignment_id=n.assignment_id,
+            created_at=n.created_at,
+            read_at=n.read_at,
+        )
+        for n, ref in assignments.notifications(session, expert.id, unread_only=unread)
+    ]
+
+
+@desk_router.post(
+    "/notifications/{notification_id}/read",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Mark a notification read",
+    responses=error_responses(401, 403, 404),
+)
+def read_notification(notification_id: int, session: SessionDep, expert: RequireExpert) -> None:
+    assignments.mark_read(session, expert.id, notification_id)
+
+
+@desk_router.get(
+    "/unavailable",
+    response_model=list[AbsenceOut],
+    summary="My unavailable periods",
+    responses=error_responses(401, 403, 404),
+)
+def my_absences(session: SessionDep, expert: RequireExpert) -> list[AbsenceOut]:
+    return [absence_out(p) for p in service.list_absences(session, expert.id)]
+
+
+@desk_router.post(
+    "/unavailable",
+    response_model=AbsenceOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add leave or a day off (no offers and no consultation slots then)",
+    responses=error_responses(401, 403, 404, 422),
+)
+def my_add_absence(body: AbsenceIn, session: SessionDep, expert: RequireExpert) -> AbsenceOut:
+    return absence_out(service.add_absence(session, expert.id, body))
+
+
+@desk_router.delete(
+    "/unavailable/{period_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove one of my unavailable periods",
+    responses=error_responses(401, 403, 404),
+)
+def my_delete_absence(period_id: int, session: SessionDep, expert: RequireExpert) -> None:
+    service.delete_absence(session, expert.id, period_id)
+
+
+# Staff ---------------------------------------------------------------------------------------
+
+
+def _request(session: SessionDep, reference: str) -> IntakeRequest:
+    req = assignments.request_by_reference(session, reference)
+    if req is None:
+        raise CaseNotFound("No such request.")
+    return req
+
+
+def routing_out(session: SessionDep, req: IntakeRequest) -> RoutingOut:
+    rows, decisions = assignments.routing_of(session, req)
+    ids = {c["expert_id"] for d in decisions for c in d.candidates}
+    names = {
+        str(p.user_id): p.public_name
+        for p in session.scalars(
+            select(ExpertProfile).where(ExpertProfile.user_id.in_([uuid.UUID(i) for i in ids]))
+        )
+    }
+    return RoutingOut(
+        reference=req.reference,
+        assigned_expert_id=req.assigned_expert_id,
+        assignments=[assignment_out(a, req.reference) for a in rows],
+        decisions=[
+            DecisionOut(
+                id=d.id,
+                at=d.at,
+                trigger=d.trigger,
+                rule=d.rule,
+                chosen_expert_id=d.chosen_expert_id,
+                actor=d.actor,
+                candidates=[
+                    CandidateOut(**c, public_name=names.get(c["expert_id"])) for c in d.candidates
+                ],
+            )
+            for d in decisions
+        ],
+    )
+
+
+@staff_router.get(
+    "/{reference}/routing",
+    response_model=RoutingOut,
+    summary="Routing of a request: every decision with its reasons, every assignment",
+    responses=error_responses(401, 403, 404),
+)
+def routing(reference: str, session: SessionDep, _staff: RequireStaff) -> RoutingOut:
+    return routing_out(session, _request(session, reference))
+
+
+@staff_router.post(
+    "/{reference}/reassign",
+    response_model=RoutingOut,
+    summary="Reassign: to a named expert, or to the next candidate",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def reassign(
+    reference: str, body: ReassignIn, session: SessionDep, staff: RequireStaff
+) -> RoutingOut:
+    req = _request(session, reference)
+    assignments.reassign(session, req, by=staff, expert_id=body.expert_id, reason=body.reason)
+    return routing_out(session, req)
+
+
+@staff_router.post(
+    "/{reference}/route",
+    response_model=RoutingOut,
+    summary="Route a request now (e.g. one completed from an e-mail, or waiting in triage)",
+    responses=error_responses(401, 403, 404),
+)
+def route_now(reference: str, session: SessionDep, staff: RequireStaff) -> RoutingOut:
+    req = _request(session, reference)
+    flows.route_now(session, req, actor=assignments.actor_of(staff))
+    return routing_out(session, req)

@@ -1,0 +1,77 @@
+"""The page an offer e-mail links to. GET only shows the offer and two buttons (mail scanners
+follow links, so a GET never acts); the expert's click POSTs back to the same signed link.
+
+The signed, expiring link is the proof of who acts (like a password-reset link): it names one
+assignment, and only that assignment's expert can have received it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse
+
+from app.core.deps import SessionDep
+from app.experts import assignments, links
+from app.experts.errors import InvalidOfferLink, OfferClosed
+from app.experts.handlers import case_facts
+from app.models import Assignment, AssignmentStatus, IntakeRequest, User
+from app.web.pages import SECURITY_HEADERS, templates
+
+router = APIRouter(include_in_schema=False)
+TITLE = "Request offered to you"
+
+
+def _page(request: Request, status: int = 200, **context: object) -> HTMLResponse:
+    ctx = {"title": TITLE, "facts": None, "error": None, "done": None, "token": "", **context}
+    return templates.TemplateResponse(
+        request, "expert_offer.html", ctx, status_code=status, headers=SECURITY_HEADERS
+    )
+
+
+def _load(session: SessionDep, token: str) -> tuple[Assignment, IntakeRequest]:
+    assignment_id = links.verify(token)
+    a = session.get(Assignment, assignment_id)
+    req = session.get(IntakeRequest, a.request_id) if a is not None else None
+    if a is None or req is None:
+        raise InvalidOfferLink("This link is not valid.")
+    return a, req
+
+
+@router.get("/experts/offers/{token}", response_class=HTMLResponse)
+def offer_page(request: Request, token: str, session: SessionDep) -> HTMLResponse:
+    try:
+        a, req = _load(session, token)
+    except InvalidOfferLink as exc:
+        return _page(request, 400, error=exc.message)
+    facts = case_facts(session, req)
+    if a.status != AssignmentStatus.offered:
+        return _page(request, 409, facts=facts, error=f"This offer is {a.status.value}.")
+    return _page(
+        request, facts=facts, token=token, respond_by=a.respond_by.strftime("%Y-%m-%d %H:%M UTC")
+    )
+
+
+@router.post("/experts/offers/{token}", response_class=HTMLResponse)
+def offer_answer(
+    request: Request,
+    token: str,
+    session: SessionDep,
+    action: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    try:
+        a, req = _load(session, token)
+    except InvalidOfferLink as exc:
+        return _page(request, 400, error=exc.message)
+    facts = case_facts(session, req)
+    if action not in ("accept", "decline"):
+        return _page(request, 422, facts=facts, token=token, error="Choose accept or decline.")
+    expert = session.get(User, a.expert_id)
+    if expert is None or not expert.is_active:
+        return _page(request, 400, error="This link is not valid.")
+    try:
+        assignments.respond(session, a.id, expert, accept=action == "accept", via="email_link")
+    except OfferClosed as exc:
+        return _page(request, 409, facts=facts, error=exc.message)
+    return _page(request, facts=facts, done="accepted" if action == "accept" else "declined")
