@@ -145,10 +145,15 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
 
 def _celery(argv: Sequence[str]) -> int:
-    _settings_or_exit()
+    settings = _settings_or_exit()
+    from app.core.logging import configure_logging
     from workers.celery_app import app
 
-    app.start(argv=list(argv))
+    # Before Celery starts, so its early warnings are log lines too. With JSON logs, no
+    # start-up banner: every line on the output stays one JSON object.
+    configure_logging(settings.resolved_log_format, settings.log_level)
+    quiet = ["--quiet"] if settings.resolved_log_format == "json" else []
+    app.start(argv=[*quiet, *argv])
     return 0
 
 

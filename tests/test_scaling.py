@@ -7,6 +7,7 @@ delivered, and the outbox shows that both workers delivered some of them."""
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,8 @@ def test_two_apis_and_two_workers_share_the_work(pg_url: str, tmp_path: Path) ->
             # Small batches, so a backlog fans out to the other worker (workers/outbox.py).
             "INTAKE_OUTBOX_BATCH_SIZE": "2",
             "INTAKE_OUTBOX_POLL_SECONDS": "1",
+            # As in production: one JSON object per line, in every process.
+            "INTAKE_LOG_FORMAT": "json",
         }
         migrate(tmp_path, env)
         create_admin(tmp_path, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, env=env)
@@ -111,6 +114,7 @@ def test_two_apis_and_two_workers_share_the_work(pg_url: str, tmp_path: Path) ->
         assert me.status_code == 200 and me.json()["email"] == ADMIN_EMAIL
 
         emails = [f"expert{i:02d}@example.org" for i in range(INVITES)]
+        request_ids: set[str] = set()
         for i, email in enumerate(emails):
             api = apis[i % 2]
             resp = httpx.post(
@@ -120,6 +124,7 @@ def test_two_apis_and_two_workers_share_the_work(pg_url: str, tmp_path: Path) ->
                 timeout=10,
             )
             assert resp.status_code == 201, (api.name, resp.text)
+            request_ids.add(resp.headers["X-Request-ID"])
         # Both APIs see every user, whichever one created it.
         for api in apis:
             listed = httpx.get(f"{api.url}/api/v1/admin/users", headers=headers, timeout=10)
@@ -148,8 +153,44 @@ def test_two_apis_and_two_workers_share_the_work(pg_url: str, tmp_path: Path) ->
         assert len(list(mail_dir.glob("*.eml"))) == INVITES, "each invite is sent once"
         for proc in (*apis, *workers, beat):
             assert proc.running(), f"{proc.name} died:\n{proc.log_tail()}"
+
+        # Every line of every process is one JSON object; each invite's delivery line, written
+        # by whichever worker sent it, carries the id of the API request that caused it.
+        logs = {proc.name: _json_lines(proc) for proc in (*apis, *workers, beat)}
+        sent_ids = {
+            line.get("request_id")
+            for worker in workers
+            for line in logs[worker.name]
+            if line.get("event") == "outbox_sent"
+        }
+        assert request_ids <= sent_ids, (
+            f"deliveries without their request id: {request_ids - sent_ids}"
+        )
+        access_ids = {
+            line["request_id"]
+            for api in apis
+            for line in logs[api.name]
+            if line.get("event") == "request" and line.get("route") == "/api/v1/admin/users"
+        }
+        assert request_ids <= access_ids
     for proc in (*apis, *workers, beat):
         assert not proc.leftovers(), f"{proc.name} left {proc.leftovers()}"
+
+
+def _json_lines(proc: ManagedProcess) -> list[dict[str, object]]:
+    lines = []
+    for raw in proc.read_log().splitlines():
+        if not raw.strip():
+            continue
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            raise AssertionError(
+                f"{proc.name} wrote a line that is not JSON: {raw[:200]}"
+            ) from None
+        assert isinstance(parsed, dict)
+        lines.append(parsed)
+    return lines
 
 
 def _users(body: object) -> list[dict[str, str]]:

@@ -53,12 +53,19 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # JSON needs the traceback as text (the console renderer formats its own).
+                *([structlog.processors.format_exc_info] if fmt == "json" else []),
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Python warnings (e.g. Celery's) become log lines in the same format.
+    logging.captureWarnings(True)
     # Access logs would print URLs, which may carry references; our middleware logs instead.
     logging.getLogger("uvicorn.access").disabled = True
     # Celery logs every received/succeeded task at INFO; the outbox logs what matters.
