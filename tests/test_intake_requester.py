@@ -147,19 +147,18 @@ def test_withdraw_sets_withdrawn_and_writes_history(client: TestClient, db: Sess
         .where(RequestHistory.request_id == req.id)
         .order_by(RequestHistory.id)
     ).all()
-    assert [(r.action, r.actor) for r in rows] == [
+    ours = [r for r in rows if not r.action.startswith("routing")]  # routing adds its own
+    assert [(r.action, r.actor) for r in ours] == [
         ("submitted", "requester"),
         ("ack_queued", "system"),
         ("status_changed", "requester"),
     ]
-    assert (rows[-1].from_status, rows[-1].to_status) == ("new", "withdrawn")
+    assert (ours[-1].from_status, ours[-1].to_status) == ("new", "withdrawn")
     # Asking twice is fine and writes nothing more; the request is still there to see.
     assert client.post(f"{url}/withdraw", headers=headers).status_code == 200
     assert client.get(url, headers=headers).json()["status"] == "withdrawn"
-    assert (
-        len(db.scalars(select(RequestHistory).where(RequestHistory.request_id == req.id)).all())
-        == 3
-    )
+    after = db.scalars(select(RequestHistory).where(RequestHistory.request_id == req.id)).all()
+    assert len(after) == len(rows)
 
 
 def test_a_closed_request_cannot_be_withdrawn(client: TestClient, db: Session) -> None:

@@ -1,0 +1,77 @@
+"""Two submissions with the same Idempotency-Key at the same moment, in real, committed
+PostgreSQL transactions: one request, the first reply twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.intake import service
+from app.intake.schemas import SubmitIn
+from app.models import Base, IntakeRequest, OutboxMessage, SecretKey
+from tests.intake_helpers import form
+
+
+def _cleanup(factory: sessionmaker[Session], outbox_before: int, had_lookup_key: bool) -> None:
+    """Leave the shared test database as it was: remove this test's committed rows, and rows
+    of any table that points at them (routing adds its own)."""
+    with factory() as s:
+        ids = s.scalars(select(IntakeRequest.id)).all()
+        for table in reversed(Base.metadata.sorted_tables):
+            for column in table.columns:
+                if any(fk.column.table.name == "requests" for fk in column.foreign_keys):
+                    s.execute(delete(table).where(column.in_(ids)))
+        s.execute(delete(OutboxMessage).where(OutboxMessage.id > outbox_before))
+        s.execute(
+            update(IntakeRequest).where(IntakeRequest.id.in_(ids)).values(linked_request_id=None)
+        )
+        s.execute(delete(IntakeRequest).where(IntakeRequest.id.in_(ids)))
+        if not had_lookup_key:
+            s.execute(delete(SecretKey))
+        s.commit()
+
+
+def test_concurrent_twins_with_one_key_make_one_request(pg_engine: Engine) -> None:
+    factory = sessionmaker(bind=pg_engine, expire_on_commit=False)
+    key = f"race-{uuid.uuid4()}"
+    data = SubmitIn.model_validate(form(email="race@example.org"))
+    with factory() as before:
+        outbox_before = before.scalar(select(func.max(OutboxMessage.id))) or 0
+        had_lookup_key = before.get(SecretKey, "email_lookup") is not None
+    first_session, second_session = factory(), factory()
+    second: dict[str, Any] = {}
+    try:
+        first = service.submit(first_session, data, idempotency_key=key)  # not committed yet
+
+        def twin() -> None:
+            second["reply"] = service.submit(second_session, data, idempotency_key=key)
+            second_session.commit()
+
+        thread = threading.Thread(target=twin)
+        thread.start()
+        time.sleep(0.5)  # the twin is now waiting on the first one's row locks
+        assert thread.is_alive()
+        first_session.commit()
+        thread.join(timeout=20)
+        assert not thread.is_alive()
+        assert second["reply"] == first
+        with factory() as check:
+            rows = check.scalars(
+                select(IntakeRequest).where(IntakeRequest.reference == first["reference"])
+            ).all()
+            assert len(rows) == 1
+            total = check.scalars(
+                select(IntakeRequest.id).where(IntakeRequest.email_lookup == rows[0].email_lookup)
+            ).all()
+            assert len(total) == 1
+    finally:
+        first_session.rollback()
+        second_session.rollback()
+        first_session.close()
+        second_session.close()
+        _cleanup(factory, outbox_before, had_lookup_key)
