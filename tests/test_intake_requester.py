@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.intake import service
 from app.intake.sla import SlaState, sla_state
 from app.intake.status import IllegalTransition, allowed_moves, check_move
-from app.models import IntakeRequest, RequestHistory, RequestStatus, Role
+from app.models import ExpertProfile, IntakeRequest, RequestHistory, RequestStatus, Role
 from tests.factories import create_user, login
 from tests.intake_helpers import bearer, submit
 
@@ -101,6 +101,21 @@ def test_the_assigned_experts_public_name_is_shown(client: TestClient, db: Sessi
     ).json()
     assert view["expert"] == {"public_name": "Dr. Public Name"}
     assert expert.email not in str(view)
+    # With an expert profile, its public name is what requesters see.
+    db.add(
+        ExpertProfile(
+            user_id=expert.id,
+            public_name="Dr. A. Expert",
+            email="expert-private@example.org",
+            timezone="Europe/Berlin",
+        )
+    )
+    db.flush()
+    view = client.get(
+        f"/api/v1/requests/{body['reference']}", headers=bearer(body["access_token"])
+    ).json()
+    assert view["expert"] == {"public_name": "Dr. A. Expert"}
+    assert "expert-private" not in str(view)
 
 
 def test_sla_state_moves_with_the_clock(client: TestClient, clock: object) -> None:

@@ -44,6 +44,7 @@ from app.intake.sla import SlaState, sla_state
 from app.intake.status import check_move
 from app.models import (
     Country,
+    ExpertProfile,
     IdempotencyRecord,
     IntakeRequest,
     RequestHistory,
@@ -396,7 +397,12 @@ def current_sla(req: IntakeRequest, current: dt.datetime | None = None) -> SlaSt
 
 
 def requester_view(session: Session, req: IntakeRequest) -> RequestView:
-    expert = session.get(User, req.assigned_expert_id) if req.assigned_expert_id else None
+    expert_name: str | None = None
+    if req.assigned_expert_id is not None:
+        # The expert's public name from their profile; the account's name until one exists.
+        profile = session.get(ExpertProfile, req.assigned_expert_id)
+        user = session.get(User, req.assigned_expert_id) if profile is None else None
+        expert_name = profile.public_name if profile else (user.display_name if user else None)
     return RequestView(
         reference=req.reference,
         status=req.status,
@@ -410,7 +416,7 @@ def requester_view(session: Session, req: IntakeRequest) -> RequestView:
             first_response_due_at=req.first_response_due_at,
             first_responded_at=req.first_responded_at,
         ),
-        expert=ExpertOut(public_name=expert.display_name) if expert is not None else None,
+        expert=ExpertOut(public_name=expert_name) if expert_name is not None else None,
     )
 
 
