@@ -22,6 +22,8 @@ from app.health.metrics import HttpMetrics
 from app.health.router import router as health_router
 from app.intake.router import LIMITED_ROUTES as INTAKE_LIMITED_ROUTES
 from app.intake.router import router as intake_router
+from app.notifications.router import admin_router as admin_mail_router
+from app.outbox.router import router as outbox_router
 from app.reference.router import admin_router as admin_reference_router
 from app.reference.router import public_router as reference_router
 from app.web.account import router as account_pages
@@ -79,4 +81,6 @@ def create_app() -> FastAPI:
     app.include_router(expert_desk_router)
     app.include_router(routing_router)
     app.include_router(offer_pages)
+    app.include_router(outbox_router)
+    app.include_router(admin_mail_router)
     return app

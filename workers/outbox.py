@@ -8,6 +8,7 @@ import structlog
 
 from app.core.database import session_scope
 from app.core.settings import get_settings
+from app.notifications import mail
 from app.outbox import service
 from workers.celery_app import app, worker_name
 
@@ -24,16 +25,19 @@ def pump() -> int:
     me = worker_name()
     deadline = time.monotonic() + PUMP_BUDGET_SECONDS
     delivered = 0
-    while time.monotonic() < deadline:
-        with session_scope() as session:
-            ids = service.claim(session, worker=me, limit=settings.outbox_batch_size)
-        if not ids:
-            break
-        if len(ids) == settings.outbox_batch_size:
-            # A backlog: invite another worker to pump beside this one.
-            pump.apply_async(expires=settings.outbox_poll_seconds * 4)
-        for message_id in ids:
+    # One SMTP connection for the whole pump, not one per message; each row still commits on
+    # its own, so at-least-once is unchanged.
+    with mail.smtp_connection():
+        while time.monotonic() < deadline:
             with session_scope() as session:
-                service.deliver(session, message_id, worker=me)
-            delivered += 1
+                ids = service.claim(session, worker=me, limit=settings.outbox_batch_size)
+            if not ids:
+                break
+            if len(ids) == settings.outbox_batch_size:
+                # A backlog: invite another worker to pump beside this one.
+                pump.apply_async(expires=settings.outbox_poll_seconds * 4)
+            for message_id in ids:
+                with session_scope() as session:
+                    service.deliver(session, message_id, worker=me)
+                delivered += 1
     return delivered

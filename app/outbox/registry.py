@@ -19,6 +19,8 @@ HANDLER_MODULES = [
     "app.accounts.handlers",
     "app.intake.handlers",
     "app.experts.handlers",
+    "app.notifications.handlers",
+    "app.outbox.handlers",
 ]
 
 _handlers: dict[str, Handler] = {}

@@ -27,12 +27,15 @@ from app.core.logging import request_id_var
 from app.core.settings import get_settings
 from app.core.tasks import nudge
 from app.core.time import now
-from app.models import OutboxMessage, OutboxStatus
+from app.models import OutboxMessage, OutboxStatus, Role, User
+from app.outbox.errors import NotDeadLettered, OutboxMessageNotFound
 from app.outbox.registry import PermanentFailure, RetryLater, get_handler
 
 log = structlog.get_logger(__name__)
 
 PUMP_TASK = "outbox.pump"
+#: The e-mail telling staff that a row was dead-lettered (handler: app/outbox/handlers.py).
+DEAD_LETTER_ALERT = "outbox.dead_letter_alert"
 
 
 def enqueue(
@@ -126,6 +129,8 @@ def deliver(session: Session, message_id: int, *, worker: str) -> OutboxStatus |
             if permanent or row.attempts >= get_settings().outbox_max_attempts:
                 row.status = OutboxStatus.dead
                 log.error("outbox_dead_letter", attempts=row.attempts, error=type(exc).__name__)
+                if row.kind != DEAD_LETTER_ALERT:  # an alert's own dead letter: no loop
+                    alert_staff(session, row, error=type(exc).__name__)
             else:
                 row.status = OutboxStatus.pending
                 row.due_at = now() + dt.timedelta(seconds=delay)
@@ -141,6 +146,22 @@ def deliver(session: Session, message_id: int, *, worker: str) -> OutboxStatus |
         return row.status
 
 
+def alert_staff(session: Session, row: OutboxMessage, *, error: str) -> int:
+    """Tell every active staff and admin user (until a duty roster exists) that ``row`` was
+    dead-lettered: one alert row each, in the same transaction. The alert carries the kind, the
+    row id and the error's class only - never personal data. Returns how many were written."""
+    recipients = session.scalars(
+        select(User.id).where(User.is_active.is_(True), User.role.in_([Role.staff, Role.admin]))
+    ).all()
+    for user_id in recipients:
+        enqueue(
+            session,
+            DEAD_LETTER_ALERT,
+            {"user_id": str(user_id), "outbox_id": row.id, "kind": row.kind, "error": error},
+        )
+    return len(recipients)
+
+
 def retry_dead(session: Session, message_id: int) -> OutboxMessage | None:
     """Staff retry of a dead-lettered row: due now, attempts start over."""
     row = session.get(OutboxMessage, message_id)
@@ -150,6 +171,20 @@ def retry_dead(session: Session, message_id: int) -> OutboxMessage | None:
     row.attempts = 0
     row.due_at = now()
     after_commit(session, lambda: nudge(PUMP_TASK))
+    return row
+
+
+def retry_dead_letter(session: Session, message_id: int) -> OutboxMessage:
+    """``retry_dead`` for staff: a missing row or one that is not dead-lettered is an error."""
+    row = session.get(OutboxMessage, message_id, with_for_update=True)
+    if row is None:
+        raise OutboxMessageNotFound("No such outbox message.")
+    if row.status != OutboxStatus.dead:
+        raise NotDeadLettered(
+            f"Only dead-lettered messages can be retried; this one is {row.status.value}."
+        )
+    retry_dead(session, message_id)
+    session.flush()
     return row
 
 
