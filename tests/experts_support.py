@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import email as email_lib
 import io
 import secrets
 import uuid
 from collections.abc import Sequence
+from email import policy as email_policy
+from pathlib import Path
 from typing import Any
 
 from pypdf import PdfWriter
@@ -171,3 +174,16 @@ def tiny_pdf(pages: int = 1) -> bytes:
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
+
+
+def mails(mail_dir: Path) -> list[tuple[str, str, str]]:
+    """(to, subject, decoded text and HTML bodies) of every e-mail written so far."""
+    out = []
+    for p in sorted(mail_dir.glob("*.eml")):
+        msg = email_lib.message_from_bytes(p.read_bytes(), policy=email_policy.default)
+        parts = []
+        for part in msg.walk():
+            if part.get_content_type() in ("text/plain", "text/html"):
+                parts.append(part.get_content())  # type: ignore[attr-defined]
+        out.append((str(msg["To"]), str(msg["Subject"]), "\n".join(parts)))
+    return out

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import FieldProblem, Unprocessable
-from app.core.time import now
+from app.core.time import ensure_utc, now
 from app.documents import service as documents
 from app.experts import assignments
 from app.experts.errors import ExpertNotFound, NotAnExpertAccount, ProfileExists
@@ -220,8 +220,8 @@ def add_absence(session: Session, expert_id: uuid.UUID, data: AbsenceIn) -> Unav
     get_profile(session, expert_id)
     period = UnavailablePeriod(
         expert_id=expert_id,
-        starts_at=data.starts_at,
-        ends_at=data.ends_at,
+        starts_at=ensure_utc(data.starts_at),
+        ends_at=ensure_utc(data.ends_at),
         kind=data.kind,
         note=data.note,
         created_at=now(),

@@ -1,0 +1,103 @@
+"""Parallel routings never push an expert past capacity: real transactions on separate
+connections, at the same time, on a fresh database (PostgreSQL, and SQLite for the embedded
+default)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core import database, migrate
+from app.experts import assignments
+from app.models import Assignment, AssignmentStatus, ExpertProfile, IntakeRequest
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.experts_support import create_expert, make_request
+
+THREADS = 12
+REQUESTS_PER_THREAD = 4
+CAPACITY = 3
+EXPERTS = 3
+
+
+def _race(url: str) -> tuple[dict[str, int], dict[str, int], int, list[BaseException]]:
+    engine = database.build_engine(url, for_tests=True)
+    try:
+        with Session(engine) as s:
+            experts = [
+                str(create_expert(s, countries=["KG"], max_open=CAPACITY).id)
+                for _ in range(EXPERTS)
+            ]
+            request_ids = [
+                [make_request(s).id for _ in range(REQUESTS_PER_THREAD)] for _ in range(THREADS)
+            ]
+            s.commit()
+        barrier = threading.Barrier(THREADS)
+        errors: list[BaseException] = []
+
+        def worker(ids: list[object]) -> None:
+            try:
+                barrier.wait()
+                for rid in ids:
+                    with Session(engine) as s:
+                        req = s.get(IntakeRequest, rid)
+                        assert req is not None
+                        assignments.route(s, req, trigger="submitted")
+                        s.commit()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(ids,)) for ids in request_ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        with Session(engine) as s:
+            live = dict(
+                s.execute(
+                    select(Assignment.expert_id, func.count())
+                    .where(Assignment.status == AssignmentStatus.offered)
+                    .group_by(Assignment.expert_id)
+                ).all()
+            )
+            counters = {
+                str(p.user_id): p.open_assignments for p in s.scalars(select(ExpertProfile)).all()
+            }
+            triaged = s.scalar(
+                select(func.count())
+                .select_from(IntakeRequest)
+                .where(IntakeRequest.assigned_expert_id.is_(None))
+            )
+        assert set(experts) == set(counters)
+        return {str(k): v for k, v in live.items()}, counters, int(triaged or 0), errors
+    finally:
+        engine.dispose()
+
+
+def _check(
+    live: dict[str, int], counters: dict[str, int], triaged: int, errors: list[BaseException]
+) -> None:
+    assert not errors, errors
+    assert all(n <= CAPACITY for n in live.values()), live
+    assert sum(live.values()) == EXPERTS * CAPACITY
+    assert {k: counters[k] for k in live} == live and sum(counters.values()) == sum(live.values())
+    assert triaged == THREADS * REQUESTS_PER_THREAD - EXPERTS * CAPACITY
+
+
+def test_parallel_routings_on_postgresql_never_exceed_capacity(pg_engine: object) -> None:
+    name = f"intake_route_{secrets.token_hex(3)}"
+    url = create_pg_database(name)
+    try:
+        migrate.upgrade(url)
+        _check(*_race(url))
+    finally:
+        drop_pg_database(name)
+
+
+def test_parallel_routings_on_sqlite_never_exceed_capacity(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'route.sqlite3'}"
+    migrate.upgrade(url)
+    _check(*_race(url))
