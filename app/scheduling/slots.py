@@ -290,17 +290,13 @@ def _instant_up(value: dt.datetime) -> int:
 
 
 def _to_datetime(instant: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(seconds=instant)
+    return dt.datetime.fromtimestamp(instant, UTC)
 
 
 def _offset_at(instant: int, tz: ZoneInfo) -> int:
     offset = _to_datetime(instant).astimezone(tz).utcoffset()
     assert offset is not None
     return offset // _SECOND
-
-
-def _local_day(instant: int, tz: ZoneInfo) -> int:
-    return (instant + _offset_at(instant, tz)) // _DAY
 
 
 def _offsets(local_s: int, tz: ZoneInfo) -> tuple[int, int]:
@@ -371,16 +367,95 @@ def last_bookable_day(now_utc: dt.datetime, horizon_days: int, tz: ZoneInfo) -> 
 # The one code path
 
 
+class _Offsets:
+    """A zone's UTC offsets over ``[low, high]`` (instants), so that converting hundreds of
+    instants costs a bisect each instead of a zone look-up.
+
+    Built by probing every 12 hours and bisecting to the second where the offset changes; this
+    assumes the zone does not change its offset twice within 12 hours (true of every zone in the
+    tz database). Outside the span it asks the zone directly.
+    """
+
+    __slots__ = ("high", "low", "offsets", "starts", "tz")
+
+    _PROBE = 12 * 3600
+
+    def __init__(self, tz: ZoneInfo, low: int, high: int) -> None:
+        self.tz, self.low, self.high = tz, low, high
+        current = _offset_at(low, tz)
+        self.starts = [low]
+        self.offsets = [current]
+        probe = low
+        while probe < high:
+            following = min(probe + self._PROBE, high)
+            offset = _offset_at(following, tz)
+            if offset != current:
+                before, after = probe, following  # offset(before) == current
+                while after - before > 1:
+                    middle = (before + after) // 2
+                    if _offset_at(middle, tz) == current:
+                        before = middle
+                    else:
+                        after = middle
+                self.starts.append(after)
+                self.offsets.append(offset)
+                current = offset
+            probe = following
+
+    def at(self, instant: int) -> int:
+        if instant < self.low or instant > self.high:
+            return _offset_at(instant, self.tz)
+        return self.offsets[bisect.bisect_right(self.starts, instant) - 1]
+
+    def day(self, instant: int) -> int:
+        """The local day number of an instant."""
+        return (instant + self.at(instant)) // _DAY
+
+    def resolve(self, local_s: int) -> tuple[int, ...]:
+        """As :func:`_resolve`: the instants a wall-clock time stands for (0, 1 or 2)."""
+        if len(self.offsets) == 1:
+            instant = local_s - self.offsets[0]
+            if self.low <= instant <= self.high:
+                return (instant,)
+            return _resolve(local_s, self.tz)
+        found: list[int] = []
+        for offset in set(self.offsets):
+            instant = local_s - offset
+            if not self.low <= instant <= self.high:
+                return _resolve(local_s, self.tz)
+            if self.at(instant) == offset:
+                found.append(instant)
+        found.sort()
+        return tuple(found)
+
+    def earliest(self, local_s: int) -> int:
+        instants = self.resolve(local_s)
+        return instants[0] if instants else _gap_end(local_s, self.tz)
+
+    def latest(self, local_s: int) -> int:
+        instants = self.resolve(local_s)
+        return instants[-1] if instants else _gap_end(local_s, self.tz)
+
+
+def _span(low: int, high: int) -> tuple[int, int]:
+    """The instants whose zone offsets a computation over ``[low, high)`` may need."""
+    return low - 3 * _DAY, high + 3 * _DAY
+
+
 class _Expert:
-    """One expert's inputs, prepared once per call: zone, ranges per day, busy intervals."""
+    """One expert's inputs, prepared once per call for the instants ``span`` (see _span)."""
 
     __slots__ = (
         "availability",
         "booking_ends",
         "booking_starts",
+        "busy_ends",
+        "busy_starts",
         "day_counts",
         "expert_id",
+        "full_days",
         "length",
+        "offsets",
         "overrides",
         "step",
         "tz",
@@ -395,10 +470,12 @@ class _Expert:
         availability: Availability,
         bookings: Iterable[Booking],
         unavailable: Iterable[UnavailablePeriod],
+        span: tuple[int, int],
     ) -> None:
         self.expert_id = expert_id
         self.availability = availability
         self.tz = zone(availability.timezone)
+        self.offsets = _Offsets(self.tz, *span)
         self.length = availability.slot_minutes * 60
         self.step = availability.step_minutes * 60
         self.weekly: dict[int, list[tuple[int, int]]] = {d: [] for d in range(7)}
@@ -413,19 +490,43 @@ class _Expert:
         self.booking_starts, self.booking_ends = _merge(
             (start - margin, end + margin) for start, end in booked
         )
-        self.unavailable_starts, self.unavailable_ends = _merge(
-            sorted((_instant(u.start), _instant_up(u.end)) for u in unavailable)
+        away = sorted((_instant(u.start), _instant_up(u.end)) for u in unavailable)
+        self.unavailable_starts, self.unavailable_ends = _merge(away)
+        # Both together, so that a free start costs one bisect.
+        self.busy_starts, self.busy_ends = _merge(
+            sorted([*zip(self.booking_starts, self.booking_ends, strict=True), *away])
         )
+        # Bookings per local day of their start; days outside the span are never asked for.
         self.day_counts: dict[int, int] = {}
+        low, high = span
         for start, _ in booked:
-            day = _local_day(start, self.tz)
-            self.day_counts[day] = self.day_counts.get(day, 0) + 1
+            if low <= start <= high:
+                day = self.offsets.day(start)
+                self.day_counts[day] = self.day_counts.get(day, 0) + 1
+        cap = availability.max_per_day
+        self.full_days = (
+            frozenset(d for d, n in self.day_counts.items() if n >= cap)
+            if cap is not None
+            else frozenset()
+        )
+        if cap == 0:  # no consultations at all
+            self.full_days = _ALL_DAYS
 
     def ranges_on(self, day: int) -> list[tuple[int, int]]:
         override = self.overrides.get(day)
         if override is not None:
             return override
         return self.weekly[(day + 3) % 7]  # 1970-01-01 was a Thursday (weekday 3)
+
+
+class _AllDays(frozenset[int]):
+    """Every day (a cap of zero)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_ALL_DAYS: frozenset[int] = _AllDays()
 
 
 def _merge(intervals: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
@@ -448,19 +549,19 @@ def _overlaps(starts: list[int], ends: list[int], start: int, end: int) -> bool:
 
 def _candidates(expert: _Expert, first_day: int, last_day: int) -> list[tuple[int, int]]:
     """Candidate starts ``(instant, expert's local day)`` of ranges starting on these days."""
-    tz, length, step = expert.tz, expert.length, expert.step
+    offsets, length, step = expert.offsets, expert.length, expert.step
     found: dict[int, int] = {}
     for day in range(first_day, last_day + 1):
         base = day * _DAY
         for start_s, end_s in expert.ranges_on(day):
             local_start = base + start_s
             local_end = base + end_s + (_DAY if end_s <= start_s else 0)
-            range_start = _earliest(local_start, tz)
-            range_end = _latest(local_end, tz)
+            range_start = offsets.earliest(local_start)
+            range_end = offsets.latest(local_end)
             if range_end - range_start < length:
                 continue
-            offset = _offset_at(range_start, tz)
-            if offset == _offset_at(range_end, tz):
+            offset = offsets.at(range_start)
+            if offset == offsets.at(range_end):
                 # No clock change inside the range: wall time = instant + offset.
                 for local in range(local_start, local_end - length + 1, step):
                     instant = local - offset
@@ -469,7 +570,7 @@ def _candidates(expert: _Expert, first_day: int, last_day: int) -> list[tuple[in
                 continue
             local = local_start
             while local < local_end + _DAY:
-                instants = _resolve(local, tz)
+                instants = offsets.resolve(local)
                 if instants and instants[0] + length > range_end:
                     break
                 for instant in instants:
@@ -485,14 +586,8 @@ class _Bounds:
     window_end: int
     earliest: int  # now + minimum notice
     horizon_end: int
-
-    @property
-    def low(self) -> int:
-        return max(self.window_start, self.earliest)
-
-    @property
-    def high(self) -> int:
-        return min(self.window_end, self.horizon_end)
+    low: int  # the first start that can pass: max(window start, earliest)
+    high: int  # no start at or after this passes: min(window end, horizon end)
 
 
 def _bounds(
@@ -511,59 +606,73 @@ def _bounds(
         _require_aware(window_start_utc, "window_start_utc")
     if window_end_utc is not None:
         _require_aware(window_end_utc, "window_end_utc")
+    # No window: only the minimum notice and the horizon bound the slots.
+    window_start = _instant_up(window_start_utc) if window_start_utc else -_UNBOUNDED
+    window_end = _instant_up(window_end_utc) if window_end_utc else _UNBOUNDED
+    earliest = now + availability.min_notice_minutes * 60
     return _Bounds(
-        # No window: only the minimum notice and the horizon bound the slots.
-        window_start=_instant_up(window_start_utc) if window_start_utc else -_UNBOUNDED,
-        window_end=_instant_up(window_end_utc) if window_end_utc else _UNBOUNDED,
-        earliest=now + availability.min_notice_minutes * 60,
+        window_start=window_start,
+        window_end=window_end,
+        earliest=earliest,
         horizon_end=horizon,
+        low=max(window_start, earliest),
+        high=min(window_end, horizon),
     )
 
 
 def _rejection(expert: _Expert, bounds: _Bounds, start: int, day: int) -> Rejection | None:
     """Why a candidate start (on the grid) is not free, or None when it is."""
-    end = start + expert.length
+    if bounds.low <= start < bounds.high and day not in expert.full_days:
+        # The common case first: one bisect over bookings (with buffers) and absences.
+        end = start + expert.length
+        index = bisect.bisect_right(expert.busy_ends, start)
+        if index == len(expert.busy_starts) or expert.busy_starts[index] >= end:
+            return None
     if not bounds.window_start <= start < bounds.window_end:
         return Rejection.OUTSIDE_WINDOW
     if start < bounds.earliest:
         return Rejection.TOO_SOON
     if start >= bounds.horizon_end:
         return Rejection.BEYOND_HORIZON
-    cap = expert.availability.max_per_day
-    if cap is not None and expert.day_counts.get(day, 0) >= cap:
+    if day in expert.full_days:
         return Rejection.DAY_FULL
+    end = start + expert.length
     if _overlaps(expert.unavailable_starts, expert.unavailable_ends, start, end):
         return Rejection.UNAVAILABLE
-    if _overlaps(expert.booking_starts, expert.booking_ends, start, end):
-        return Rejection.CONFLICT
-    return None
+    return Rejection.CONFLICT
 
 
-def _free(expert: _Expert, bounds: _Bounds) -> list[tuple[int, int]]:
-    """Free ``(start instant, expert's local day)`` pairs within the bounds."""
+def _free(member: PoolMember, bounds: _Bounds) -> tuple[_Expert, list[tuple[int, int]]] | None:
+    """The expert and their free ``(start instant, local day)`` pairs; None when the bounds
+    leave no room at all."""
     low, high = bounds.low, bounds.high
     if low >= high:
-        return []
-    first_day = _local_day(low, expert.tz) - 1  # ranges of the day before run past midnight
-    last_day = _local_day(high - 1, expert.tz)
-    return [
+        return None
+    expert = _Expert(*member, span=_span(low, high))
+    first_day = expert.offsets.day(low) - 1  # ranges of the day before run past midnight
+    last_day = expert.offsets.day(high - 1)
+    free = [
         (start, day)
         for start, day in _candidates(expert, first_day, last_day)
         if _rejection(expert, bounds, start, day) is None
     ]
+    return expert, free
 
 
-def _check(expert: _Expert, bounds: _Bounds, start_utc: dt.datetime) -> SlotCheck:
+def _check(member: PoolMember, bounds: _Bounds, start_utc: dt.datetime) -> tuple[SlotCheck, int]:
+    """One start judged: the check, and the bookings already on the expert's day of it."""
     _require_aware(start_utc, "start_utc")
     if (start_utc - _EPOCH) % _SECOND:
-        return SlotCheck(Rejection.NOT_OFFERED)
+        return SlotCheck(Rejection.NOT_OFFERED), 0
     start = _instant(start_utc)
-    day_of_start = _local_day(start, expert.tz)
+    expert = _Expert(*member, span=_span(start, start + 1))
+    day_of_start = expert.offsets.day(start)
     for instant, day in _candidates(expert, day_of_start - 1, day_of_start):
         if instant == start:
             slot = Slot(_to_datetime(start), _to_datetime(start + expert.length), expert.expert_id)
-            return SlotCheck(_rejection(expert, bounds, start, day), slot)
-    return SlotCheck(Rejection.NOT_OFFERED)
+            reason = _rejection(expert, bounds, start, day)
+            return SlotCheck(reason, slot), expert.day_counts.get(day, 0)
+    return SlotCheck(Rejection.NOT_OFFERED), 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -584,9 +693,8 @@ def free_slots(
     """The expert's free slots starting in ``[window_start_utc, window_end_utc)``, by start.
 
     Without a window: from now to the horizon. ``horizon_timezone`` is the requester's zone
-    (today and the end of the last day are taken there); the expert's zone when omitted.
+    (today and the end of the last day are taken there); the expert's when omitted.
     """
-    expert = _Expert(expert_id, availability, bookings, unavailable)
     bounds = _bounds(
         availability,
         window_start_utc=window_start_utc,
@@ -594,10 +702,12 @@ def free_slots(
         now_utc=now_utc,
         horizon_timezone=horizon_timezone,
     )
-    return [
-        Slot(_to_datetime(start), _to_datetime(start + expert.length), expert_id)
-        for start, _ in _free(expert, bounds)
-    ]
+    found = _free(PoolMember(expert_id, availability, bookings, unavailable), bounds)
+    if found is None:
+        return []
+    expert, free = found
+    length = expert.length
+    return [Slot(_to_datetime(start), _to_datetime(start + length), expert_id) for start, _ in free]
 
 
 def is_slot_free(
@@ -618,7 +728,6 @@ def is_slot_free(
     otherwise ``reason`` says why (:class:`Rejection`). Call it inside the booking transaction
     with the expert's bookings read there, so a booking made meanwhile is seen.
     """
-    expert = _Expert(expert_id, availability, bookings, unavailable)
     bounds = _bounds(
         availability,
         window_start_utc=window_start_utc,
@@ -626,7 +735,8 @@ def is_slot_free(
         now_utc=now_utc,
         horizon_timezone=horizon_timezone,
     )
-    return _check(expert, bounds, start_utc)
+    member = PoolMember(expert_id, availability, bookings, unavailable)
+    return _check(member, bounds, start_utc)[0]
 
 
 def _pick_key(expert_id: ExpertId, day_count: int) -> tuple[int, str]:
@@ -645,19 +755,22 @@ def pool_slots(
     it, in pick order (fewest bookings on their local date of the slot, then id as text)."""
     offered: dict[tuple[int, int], list[tuple[tuple[int, str], ExpertId]]] = {}
     for member in experts:
-        expert_id, availability, bookings, unavailable = member
-        expert = _Expert(expert_id, availability, bookings, unavailable)
         bounds = _bounds(
-            availability,
+            member.availability,
             window_start_utc=window_start_utc,
             window_end_utc=window_end_utc,
             now_utc=now_utc,
             horizon_timezone=horizon_timezone,
         )
-        for start, day in _free(expert, bounds):
-            key = (start, start + expert.length)
-            rank = _pick_key(expert_id, expert.day_counts.get(day, 0))
-            offered.setdefault(key, []).append((rank, expert_id))
+        found = _free(member, bounds)
+        if found is None:
+            continue
+        expert, free = found
+        expert_id, length, counts = member.expert_id, expert.length, expert.day_counts
+        id_text = str(expert_id)
+        for start, day in free:
+            rank = (counts.get(day, 0), id_text)  # the pick rule, as _pick_key
+            offered.setdefault((start, start + length), []).append((rank, expert_id))
     return [
         PoolSlot(
             _to_datetime(start),
@@ -683,23 +796,21 @@ def check_pool_slot(
     ranked: list[tuple[tuple[int, str], ExpertId]] = []
     reasons: dict[ExpertId, Rejection] = {}
     for member in experts:
-        expert_id, availability, bookings, unavailable = member
-        expert = _Expert(expert_id, availability, bookings, unavailable)
         bounds = _bounds(
-            availability,
+            member.availability,
             window_start_utc=window_start_utc,
             window_end_utc=window_end_utc,
             now_utc=now_utc,
             horizon_timezone=horizon_timezone,
         )
-        check = _check(expert, bounds, start_utc)
+        check, day_count = _check(member, bounds, start_utc)
+        expert_id = member.expert_id
         if check.slot is not None and end_utc is not None and check.slot.end_utc != end_utc:
             reasons[expert_id] = Rejection.NOT_OFFERED
         elif check.reason is not None:
             reasons[expert_id] = check.reason
         else:
-            day = _local_day(_instant(start_utc), expert.tz)
-            ranked.append((_pick_key(expert_id, expert.day_counts.get(day, 0)), expert_id))
+            ranked.append((_pick_key(expert_id, day_count), expert_id))
     ranked.sort(key=lambda c: c[0])
     return PoolCheck(tuple(expert_id for _, expert_id in ranked), reasons)
 
