@@ -1,0 +1,97 @@
+"""Applicant intake end to end: the service started as the README does, a submission over HTTP,
+and the acknowledgement delivered by the real worker process — also when the broker was down at
+the moment of submission."""
+
+from __future__ import annotations
+
+import time
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.intake_helpers import form
+from tests.processes import start_redis, start_service, stopping, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _mail_to(folder: Path, to: str) -> list[EmailMessage]:
+    found = []
+    for path in sorted(folder.glob("*.eml")):
+        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        if msg["To"] == to:
+            found.append(msg)
+    return found
+
+
+def _text(msg: EmailMessage) -> str:
+    body = msg.get_body(preferencelist=("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+def test_submission_over_http_is_acknowledged_by_the_real_worker(tmp_path: Path) -> None:
+    svc = start_service(tmp_path, bare=True)
+    with stopping(svc):
+        body = form(full_name="Marker Applicant E2E")
+        resp = httpx.post(f"{svc.url}/api/v1/requests", json=body, timeout=15)
+        assert resp.status_code == 201, resp.text
+        created = resp.json()
+        reference, token = created["reference"], created["access_token"]
+
+        wait_for(
+            lambda: bool(_mail_to(svc.mail_dir, body["email"])),
+            timeout=45,
+            what="the acknowledgement written by the worker",
+        )
+        [ack] = _mail_to(svc.mail_dir, body["email"])
+        assert reference in ack["Subject"]
+        text = _text(ack)
+        assert reference in text and token in text  # the link, rendered at send time
+
+        # The requester's link works against the running API; a wrong one is 404.
+        view = httpx.get(
+            f"{svc.url}/api/v1/requests/{reference}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert view.status_code == 200 and view.json()["status"] == "new"
+        wrong = httpx.get(
+            f"{svc.url}/api/v1/requests/{reference}",
+            headers={"Authorization": "Bearer rl_wrong"},
+            timeout=10,
+        )
+        assert wrong.status_code == 404
+        # Nothing personal in the service's log, though it handled the whole request.
+        assert "Marker Applicant E2E" not in svc.read_log()
+        assert body["email"] not in svc.read_log()
+
+
+def test_acknowledgement_goes_out_once_a_broker_that_was_down_is_back(tmp_path: Path) -> None:
+    redis = start_redis(tmp_path / "redis")
+    svc = start_service(
+        tmp_path, env={"INTAKE_BROKER_URL": redis.url, "INTAKE_OUTBOX_POLL_SECONDS": "1"}
+    )
+    with stopping(redis, svc):
+        redis.stop()
+        body = form()
+        resp = httpx.post(f"{svc.url}/api/v1/requests", json=body, timeout=15)
+        assert resp.status_code == 201, resp.text  # accepted while the broker is down
+        readiness = httpx.get(f"{svc.url}/readyz", timeout=15)
+        assert readiness.status_code == 503
+        assert readiness.json()["checks"]["broker"]["ok"] is False
+        time.sleep(4)
+        assert _mail_to(svc.mail_dir, body["email"]) == []  # nothing can move without it
+
+        redis.start()
+        wait_for(
+            lambda: bool(_mail_to(svc.mail_dir, body["email"])),
+            timeout=60,
+            what="the acknowledgement after the broker came back",
+        )
+        assert resp.json()["reference"] in _mail_to(svc.mail_dir, body["email"])[0]["Subject"]
+        assert svc.running, "the service kept running through the broker outage"
