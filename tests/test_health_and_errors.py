@@ -123,7 +123,9 @@ def test_missing_fields_are_422_one_entry_each(client: TestClient) -> None:
     assert fields == {"email": "is required", "password": "is required"}
 
 
-def test_unexpected_exception_is_500_without_internals(db: Session) -> None:
+def test_unexpected_exception_is_500_without_internals(
+    db: Session, capsys: pytest.CaptureFixture[str]
+) -> None:
     app = create_app()
 
     @app.get("/boom")
@@ -139,6 +141,11 @@ def test_unexpected_exception_is_500_without_internals(db: Session) -> None:
     assert resp.headers["X-Request-ID"] == "abcdef0123456789"
     assert "Jane" not in resp.text and "X1234567" not in resp.text
     assert "RuntimeError" not in resp.text and "Traceback" not in resp.text
+    # The log says where it broke, never what the exception said (it may be personal data).
+    logged = capsys.readouterr()
+    log_text = logged.out + logged.err
+    assert "unhandled_error" in log_text and "in boom" in log_text
+    assert "Jane" not in log_text and "X1234567" not in log_text
 
 
 def test_a_caller_request_id_is_kept_only_if_it_looks_like_one(client: TestClient) -> None:

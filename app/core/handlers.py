@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import structlog
@@ -106,9 +107,16 @@ async def http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def where(exc: BaseException, frames: int = 8) -> list[str]:
+    """The innermost stack frames as ``file:line in function``: enough to find the bug, without
+    the exception's message or any local value, which could carry personal data."""
+    summary = traceback.extract_tb(exc.__traceback__)[-frames:]
+    return [f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} in {f.name}" for f in summary]
+
+
 async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
-    # Never echo the exception: it could carry personal data.
-    log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
+    # Never echo the exception, nor log its message: it could carry personal data.
+    log.error("unhandled_error", error=type(exc).__name__, where=where(exc))
     return JSONResponse(
         _body("internal_error", "Something went wrong on our side. Quote the request id."),
         status_code=500,
