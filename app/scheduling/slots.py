@@ -3,7 +3,7 @@
 Pure: no database, no HTTP, no clock (``now_utc`` is an argument). The same code computes the
 list a requester is shown (:func:`free_slots`) and re-checks one slot when it is booked
 (:func:`is_slot_free`): both generate the expert's candidate starts with ``_candidates`` and judge
-each with ``_rejection``, so a booking re-checks exactly what the listing showed.
+each with ``_judge``, so a booking re-checks exactly what the listing showed.
 
 Rules (docs: shared/domain.md "Scheduling decisions", "One absence model"):
 
@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import operator
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -486,23 +487,31 @@ class _Expert:
             for o in availability.overrides
         }
         margin = max(availability.buffer_before_minutes, availability.buffer_after_minutes) * 60
-        booked = sorted((_instant(b.start), _instant_up(b.end)) for b in bookings)
+        epoch, second = _EPOCH, _SECOND
+        # Whole seconds: starts rounded down, ends up (the busy time never shrinks).
+        starts = [(b.start - epoch) // second for b in bookings]
+        booked = sorted(zip(starts, [-((epoch - b.end) // second) for b in bookings], strict=True))
         self.booking_starts, self.booking_ends = _merge(
-            (start - margin, end + margin) for start, end in booked
+            [(start - margin, end + margin) for start, end in booked]
         )
         away = sorted((_instant(u.start), _instant_up(u.end)) for u in unavailable)
         self.unavailable_starts, self.unavailable_ends = _merge(away)
         # Both together, so that a free start costs one bisect.
-        self.busy_starts, self.busy_ends = _merge(
-            sorted([*zip(self.booking_starts, self.booking_ends, strict=True), *away])
-        )
+        if away:
+            self.busy_starts, self.busy_ends = _merge(
+                sorted([*zip(self.booking_starts, self.booking_ends, strict=True), *away])
+            )
+        else:
+            self.busy_starts, self.busy_ends = self.booking_starts, self.booking_ends
         # Bookings per local day of their start; days outside the span are never asked for.
-        self.day_counts: dict[int, int] = {}
+        counts: dict[int, int] = {}
         low, high = span
-        for start, _ in booked:
+        offset_at = self.offsets.at
+        for start in starts:
             if low <= start <= high:
-                day = self.offsets.day(start)
-                self.day_counts[day] = self.day_counts.get(day, 0) + 1
+                day = (start + offset_at(start)) // _DAY
+                counts[day] = counts.get(day, 0) + 1
+        self.day_counts = counts
         cap = availability.max_per_day
         self.full_days = (
             frozenset(d for d, n in self.day_counts.items() if n >= cap)
@@ -533,12 +542,15 @@ def _merge(intervals: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
     """Sorted intervals merged into disjoint ones, as two sorted lists for bisecting."""
     starts: list[int] = []
     ends: list[int] = []
+    last = -_UNBOUNDED
     for start, end in intervals:
-        if ends and start <= ends[-1]:
-            ends[-1] = max(ends[-1], end)
+        if start <= last:
+            if end > last:
+                ends[-1] = last = end
         else:
             starts.append(start)
             ends.append(end)
+            last = end
     return starts, ends
 
 
@@ -550,7 +562,7 @@ def _overlaps(starts: list[int], ends: list[int], start: int, end: int) -> bool:
 def _candidates(expert: _Expert, first_day: int, last_day: int) -> list[tuple[int, int]]:
     """Candidate starts ``(instant, expert's local day)`` of ranges starting on these days."""
     offsets, length, step = expert.offsets, expert.length, expert.step
-    found: dict[int, int] = {}
+    found: list[tuple[int, int]] = []
     for day in range(first_day, last_day + 1):
         base = day * _DAY
         for start_s, end_s in expert.ranges_on(day):
@@ -562,11 +574,15 @@ def _candidates(expert: _Expert, first_day: int, last_day: int) -> list[tuple[in
                 continue
             offset = offsets.at(range_start)
             if offset == offsets.at(range_end):
-                # No clock change inside the range: wall time = instant + offset.
-                for local in range(local_start, local_end - length + 1, step):
-                    instant = local - offset
-                    if instant >= range_start:  # a start inside a skipped hour
-                        found.setdefault(instant, local // _DAY)
+                # No clock change inside the range: wall time = instant + offset. (A range may
+                # start inside a skipped hour: its grid starts there, its first slots do not.)
+                first = local_start
+                if first - offset < range_start:
+                    first += -((first - offset - range_start) // step) * step
+                found.extend(
+                    (local - offset, local // _DAY)
+                    for local in range(first, local_end - length + 1, step)
+                )
                 continue
             local = local_start
             while local < local_end + _DAY:
@@ -575,9 +591,10 @@ def _candidates(expert: _Expert, first_day: int, last_day: int) -> list[tuple[in
                     break
                 for instant in instants:
                     if instant >= range_start and instant + length <= range_end:
-                        found.setdefault(instant, local // _DAY)
+                        found.append((instant, local // _DAY))
                 local += step
-    return sorted(found.items())
+    # Ranges may overlap; an instant has one wall time, so equal instants are equal pairs.
+    return sorted(set(found))
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,14 +637,31 @@ def _bounds(
     )
 
 
-def _rejection(expert: _Expert, bounds: _Bounds, start: int, day: int) -> Rejection | None:
-    """Why a candidate start (on the grid) is not free, or None when it is."""
-    if bounds.low <= start < bounds.high and day not in expert.full_days:
-        # The common case first: one bisect over bookings (with buffers) and absences.
-        end = start + expert.length
-        index = bisect.bisect_right(expert.busy_ends, start)
-        if index == len(expert.busy_starts) or expert.busy_starts[index] >= end:
-            return None
+def _judge(
+    expert: _Expert, bounds: _Bounds, candidates: list[tuple[int, int]]
+) -> list[Rejection | None]:
+    """Why each candidate ``(start, day)`` (sorted by start) is not free, or None when it is.
+
+    The one rule of both the listing and the booking re-check (which judges a list of one).
+    """
+    low, high, full, length = bounds.low, bounds.high, expert.full_days, expert.length
+    busy_starts, busy_ends = expert.busy_starts, expert.busy_ends
+    count = len(busy_starts)
+    index = 0  # first busy interval ending after the current start (starts ascend)
+    verdicts: list[Rejection | None] = []
+    for start, day in candidates:
+        if low <= start < high and day not in full:
+            while index < count and busy_ends[index] <= start:
+                index += 1
+            if index == count or busy_starts[index] >= start + length:
+                verdicts.append(None)
+                continue
+        verdicts.append(_reason(expert, bounds, start, day))
+    return verdicts
+
+
+def _reason(expert: _Expert, bounds: _Bounds, start: int, day: int) -> Rejection:
+    """The first rule a start breaks (only called for starts that break one)."""
     if not bounds.window_start <= start < bounds.window_end:
         return Rejection.OUTSIDE_WINDOW
     if start < bounds.earliest:
@@ -651,12 +685,9 @@ def _free(member: PoolMember, bounds: _Bounds) -> tuple[_Expert, list[tuple[int,
     expert = _Expert(*member, span=_span(low, high))
     first_day = expert.offsets.day(low) - 1  # ranges of the day before run past midnight
     last_day = expert.offsets.day(high - 1)
-    free = [
-        (start, day)
-        for start, day in _candidates(expert, first_day, last_day)
-        if _rejection(expert, bounds, start, day) is None
-    ]
-    return expert, free
+    candidates = _candidates(expert, first_day, last_day)
+    verdicts = _judge(expert, bounds, candidates)
+    return expert, [c for c, verdict in zip(candidates, verdicts, strict=True) if verdict is None]
 
 
 def _check(member: PoolMember, bounds: _Bounds, start_utc: dt.datetime) -> tuple[SlotCheck, int]:
@@ -670,7 +701,7 @@ def _check(member: PoolMember, bounds: _Bounds, start_utc: dt.datetime) -> tuple
     for instant, day in _candidates(expert, day_of_start - 1, day_of_start):
         if instant == start:
             slot = Slot(_to_datetime(start), _to_datetime(start + expert.length), expert.expert_id)
-            reason = _rejection(expert, bounds, start, day)
+            reason = _judge(expert, bounds, [(start, day)])[0]
             return SlotCheck(reason, slot), expert.day_counts.get(day, 0)
     return SlotCheck(Rejection.NOT_OFFERED), 0
 
@@ -771,14 +802,23 @@ def pool_slots(
         for start, day in free:
             rank = (counts.get(day, 0), id_text)  # the pick rule, as _pick_key
             offered.setdefault((start, start + length), []).append((rank, expert_id))
-    return [
-        PoolSlot(
-            _to_datetime(start),
-            _to_datetime(end),
-            tuple(expert_id for _, expert_id in sorted(candidates, key=lambda c: c[0])),
+    moments: dict[int, dt.datetime] = {}
+
+    def moment(instant: int) -> dt.datetime:
+        found = moments.get(instant)
+        if found is None:
+            found = moments[instant] = _to_datetime(instant)
+        return found
+
+    by_rank = operator.itemgetter(0)
+    result = []
+    for (start, end), candidates in sorted(offered.items()):
+        if len(candidates) > 1:
+            candidates.sort(key=by_rank)
+        result.append(
+            PoolSlot(moment(start), moment(end), tuple(expert_id for _, expert_id in candidates))
         )
-        for (start, end), candidates in sorted(offered.items())
-    ]
+    return result
 
 
 def check_pool_slot(
@@ -819,7 +859,7 @@ def check_pool_slot(
 # The requester's view
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LocalSlot:
     """One slot as a requester sees it: ISO 8601 strings with their offsets."""
 
@@ -832,25 +872,87 @@ class LocalSlot:
     expert_ids: tuple[ExpertId, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LocalDay:
     date: dt.date
     slots: list[LocalSlot]
 
 
-def _format_offset(value: dt.datetime) -> str:
-    offset = value.utcoffset()
-    assert offset is not None
-    minutes = offset // dt.timedelta(minutes=1)
-    sign = "-" if minutes < 0 else "+"
-    hours, rest = divmod(abs(minutes), 60)
+def _offset_text(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds) // 60, 60)
     return f"{sign}{hours:02d}:{rest:02d}"
 
 
-def _is_repeated(local: dt.datetime) -> bool:
-    """True when this wall time happens twice (the hour the clocks go back)."""
-    other = local.replace(fold=1 - local.fold)
-    return other.utcoffset() != local.utcoffset()
+class _Formatter:
+    """Instants as ISO 8601 text in one zone, with the zone's offsets looked up in a table."""
+
+    def __init__(self, tz: ZoneInfo, low: int, high: int) -> None:
+        self.offsets = _Offsets(tz, low, high)
+        self.dates: dict[int, tuple[dt.date, str]] = {}
+        self.offset_texts: dict[int, str] = {}
+        self.locals: dict[int, tuple[int, int, str, str]] = {}
+        self.utcs: dict[int, str] = {}
+
+    def date(self, day: int) -> tuple[dt.date, str]:
+        found = self.dates.get(day)
+        if found is None:
+            date = _day_date(day)
+            found = self.dates[day] = (date, date.isoformat())
+        return found
+
+    def offset_text(self, offset: int) -> str:
+        text = self.offset_texts.get(offset)
+        if text is None:
+            text = self.offset_texts[offset] = _offset_text(offset)
+        return text
+
+    def local(self, instant: int) -> tuple[int, int, str, str]:
+        """(local day, seconds into it, ISO text with offset, offset text)."""
+        found = self.locals.get(instant)
+        if found is None:
+            found = self.locals[instant] = self._local(instant)
+        return found
+
+    def _local(self, instant: int) -> tuple[int, int, str, str]:
+        offset = self.offsets.at(instant)
+        day, second = divmod(instant + offset, _DAY)
+        hours, rest = divmod(second, 3600)
+        minutes, seconds = divmod(rest, 60)
+        offset_text = self.offset_text(offset)
+        text = f"{self.date(day)[1]}T{hours:02d}:{minutes:02d}:{seconds:02d}{offset_text}"
+        return day, second, text, offset_text
+
+    def utc(self, instant: int) -> str:
+        text = self.utcs.get(instant)
+        if text is None:
+            text = self.utcs[instant] = self._utc(instant)
+        return text
+
+    def _utc(self, instant: int) -> str:
+        day, second = divmod(instant, _DAY)
+        hours, rest = divmod(second, 3600)
+        minutes, seconds = divmod(rest, 60)
+        return f"{self.date(day)[1]}T{hours:02d}:{minutes:02d}:{seconds:02d}+00:00"
+
+    def repeated(self, instant: int) -> bool:
+        """True when the wall time of this instant happens twice (the clocks went back)."""
+        table = self.offsets
+        if not table.low <= instant <= table.high:
+            local = _to_datetime(instant).astimezone(table.tz)
+            return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+        starts, offsets = table.starts, table.offsets
+        index = bisect.bisect_right(starts, instant) - 1
+        offset = offsets[index]
+        wall = instant + offset
+        if index > 0 and offsets[index - 1] > offset and wall < starts[index] + offsets[index - 1]:
+            return True  # it already happened before the change
+        following = index + 1
+        return (
+            following < len(starts)
+            and offsets[following] < offset
+            and wall >= starts[following] + offsets[following]
+        )  # it happens again after the change
 
 
 def requester_view(
@@ -860,35 +962,42 @@ def requester_view(
     to_date: dt.date,
 ) -> list[LocalDay]:
     """Slots grouped by the requester's local date of their start, every date from
-    ``from_date`` to ``to_date`` listed (empty when nothing is free); others are left out."""
+    ``from_date`` to ``to_date`` listed (empty when nothing is free); others are left out.
+    Instants are taken to the second (as the engine makes them)."""
     tz = requester_tz if isinstance(requester_tz, ZoneInfo) else zone(requester_tz)
-    days: dict[dt.date, list[LocalSlot]] = {}
-    day = from_date
-    while day <= to_date:
-        days[day] = []
-        day += dt.timedelta(days=1)
-    for slot in sorted(slots, key=lambda s: (s.start_utc, s.end_utc)):
-        start_local = slot.start_utc.astimezone(tz)
-        bucket = days.get(start_local.date())
-        if bucket is None:
-            continue
-        offset = _format_offset(start_local)
-        label = start_local.strftime("%H:%M")
-        if _is_repeated(start_local):
-            label += f" (UTC{offset})"
-        expert_ids = slot.expert_ids if isinstance(slot, PoolSlot) else (slot.expert_id,)
-        bucket.append(
-            LocalSlot(
-                start_utc=slot.start_utc.astimezone(UTC).isoformat(),
-                end_utc=slot.end_utc.astimezone(UTC).isoformat(),
-                start_local=start_local.isoformat(),
-                end_local=slot.end_utc.astimezone(tz).isoformat(),
-                utc_offset=offset,
-                label=label,
-                expert_ids=expert_ids,
+    first, last = _day_number(from_date), _day_number(to_date)
+    days: dict[int, list[LocalSlot]] = {day: [] for day in range(first, last + 1)}
+    # Only the slots starting within the dates (with a day's margin for any zone's offset).
+    low, high = first * _DAY - _DAY, (last + 2) * _DAY
+    chosen = [
+        (start, _instant(s.end_utc), s)
+        for s in slots
+        if low <= (start := _instant(s.start_utc)) < high
+    ]
+    chosen.sort(key=lambda c: (c[0], c[1]))
+    if chosen:
+        formatter = _Formatter(tz, chosen[0][0], max(end for _, end, _ in chosen))
+        for start, end, slot in chosen:
+            day, second, start_local, offset_text = formatter.local(start)
+            bucket = days.get(day)
+            if bucket is None:
+                continue
+            label = f"{second // 3600:02d}:{second % 3600 // 60:02d}"
+            if formatter.repeated(start):
+                label += f" (UTC{offset_text})"
+            expert_ids = slot.expert_ids if isinstance(slot, PoolSlot) else (slot.expert_id,)
+            bucket.append(
+                LocalSlot(
+                    start_utc=formatter.utc(start),
+                    end_utc=formatter.utc(end),
+                    start_local=start_local,
+                    end_local=formatter.local(end)[2],
+                    utc_offset=offset_text,
+                    label=label,
+                    expert_ids=expert_ids,
+                )
             )
-        )
-    return [LocalDay(date, entries) for date, entries in days.items()]
+    return [LocalDay(_day_date(day), entries) for day, entries in days.items()]
 
 
 # --------------------------------------------------------------------------------------------
