@@ -469,8 +469,8 @@ class _Expert:
         self,
         expert_id: ExpertId,
         availability: Availability,
-        bookings: Iterable[Booking],
-        unavailable: Iterable[UnavailablePeriod],
+        bookings: Sequence[Booking],
+        unavailable: Sequence[UnavailablePeriod],
         span: tuple[int, int],
     ) -> None:
         self.expert_id = expert_id
@@ -637,31 +637,29 @@ def _bounds(
     )
 
 
-def _judge(
-    expert: _Expert, bounds: _Bounds, candidates: list[tuple[int, int]]
-) -> list[Rejection | None]:
-    """Why each candidate ``(start, day)`` (sorted by start) is not free, or None when it is.
+def _judge(expert: _Expert, bounds: _Bounds, candidates: list[tuple[int, int]]) -> list[bool]:
+    """Whether each candidate ``(start, day)`` (sorted by start) is free.
 
-    The one rule of both the listing and the booking re-check (which judges a list of one).
+    The one rule of both the listing and the booking re-check (which judges a list of one);
+    ``_reason`` only explains a start this judged not free.
     """
     low, high, full, length = bounds.low, bounds.high, expert.full_days, expert.length
     busy_starts, busy_ends = expert.busy_starts, expert.busy_ends
     count = len(busy_starts)
     index = 0  # first busy interval ending after the current start (starts ascend)
-    verdicts: list[Rejection | None] = []
+    verdicts: list[bool] = []
     for start, day in candidates:
         if low <= start < high and day not in full:
             while index < count and busy_ends[index] <= start:
                 index += 1
-            if index == count or busy_starts[index] >= start + length:
-                verdicts.append(None)
-                continue
-        verdicts.append(_reason(expert, bounds, start, day))
+            verdicts.append(index == count or busy_starts[index] >= start + length)
+        else:
+            verdicts.append(False)
     return verdicts
 
 
 def _reason(expert: _Expert, bounds: _Bounds, start: int, day: int) -> Rejection:
-    """The first rule a start breaks (only called for starts that break one)."""
+    """The first rule a start breaks (for a start ``_judge`` found not free)."""
     if not bounds.window_start <= start < bounds.window_end:
         return Rejection.OUTSIDE_WINDOW
     if start < bounds.earliest:
@@ -687,7 +685,7 @@ def _free(member: PoolMember, bounds: _Bounds) -> tuple[_Expert, list[tuple[int,
     last_day = expert.offsets.day(high - 1)
     candidates = _candidates(expert, first_day, last_day)
     verdicts = _judge(expert, bounds, candidates)
-    return expert, [c for c, verdict in zip(candidates, verdicts, strict=True) if verdict is None]
+    return expert, [c for c, free in zip(candidates, verdicts, strict=True) if free]
 
 
 def _check(member: PoolMember, bounds: _Bounds, start_utc: dt.datetime) -> tuple[SlotCheck, int]:
@@ -701,7 +699,8 @@ def _check(member: PoolMember, bounds: _Bounds, start_utc: dt.datetime) -> tuple
     for instant, day in _candidates(expert, day_of_start - 1, day_of_start):
         if instant == start:
             slot = Slot(_to_datetime(start), _to_datetime(start + expert.length), expert.expert_id)
-            reason = _judge(expert, bounds, [(start, day)])[0]
+            free = _judge(expert, bounds, [(start, day)])[0]
+            reason = None if free else _reason(expert, bounds, start, day)
             return SlotCheck(reason, slot), expert.day_counts.get(day, 0)
     return SlotCheck(Rejection.NOT_OFFERED), 0
 

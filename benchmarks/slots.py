@@ -1,0 +1,257 @@
+"""Benchmark of the slot engine (issue 6): ``python -m benchmarks.slots``.
+
+* One expert (Europe/London, two ranges a weekday, a Saturday range, a range past midnight,
+  45-minute consultations on a 15-minute interval, buffers, a daily cap) over 30 days with 300
+  bookings, 8 date overrides and 4 unavailable periods: ``free_slots`` + ``requester_view``
+  (the computation behind one GET .../slots), p99 over the runs. Target: under 20 ms.
+* A region pool of 20 experts in five zones, 300 bookings each: ``pool_slots`` +
+  ``requester_view``, p99. Target: under 100 ms.
+* The booking re-check (``is_slot_free``) of one listed slot of that expert.
+* Baseline, measured in the same run: the time to load the same bookings from PostgreSQL with
+  psycopg (a throwaway table in a fresh database ``bench_slots_<random>``, dropped afterwards;
+  the real table comes with the booking issue). One expert: ``SELECT starts_at, ends_at ...
+  WHERE expert_id = %s AND starts_at < %s AND ends_at > %s``; the pool: ``expert_id = ANY(%s)``.
+
+The last line printed is one JSON object holding every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import random
+import secrets
+import uuid
+from typing import Any
+
+import psycopg
+
+from app.scheduling.slots import (
+    Availability,
+    Booking,
+    DateOverride,
+    PoolMember,
+    UnavailablePeriod,
+    WeeklyRange,
+    free_slots,
+    is_slot_free,
+    pool_slots,
+    requester_view,
+)
+from benchmarks._harness import PG_ADMIN_DSN, emit, summary, timed
+
+UTC = dt.UTC
+T = dt.time
+NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+DAYS = 30
+BOOKINGS_PER_EXPERT = 300
+POOL_SIZE = 20
+REQUESTER_ZONE = "America/New_York"
+POOL_ZONES = ["Europe/London", "Asia/Bishkek", "Asia/Kathmandu", "America/New_York", "Asia/Dubai"]
+SINGLE_TARGET_MS = 20.0
+POOL_TARGET_MS = 100.0
+
+
+def availability_for(zone: str, rng: random.Random) -> Availability:
+    weekly = [WeeklyRange(d, T(9), T(13)) for d in range(5)]
+    weekly += [WeeklyRange(d, T(14), T(18)) for d in range(5)]
+    weekly += [WeeklyRange(5, T(10), T(14)), WeeklyRange(3, T(21), T(1))]
+    start = NOW.date()
+    overrides = [
+        DateOverride(start + dt.timedelta(days=d), [] if d % 2 else [(T(7), T(11)), (T(15), T(20))])
+        for d in rng.sample(range(2, DAYS), 8)
+    ]
+    return Availability(
+        zone,
+        weekly=weekly,
+        overrides=overrides,
+        slot_minutes=45,
+        interval_minutes=15,
+        buffer_before_minutes=10,
+        buffer_after_minutes=15,
+        min_notice_minutes=120,
+        horizon_days=DAYS,
+        max_per_day=14,
+    )
+
+
+def bookings_for(rng: random.Random, count: int) -> list[Booking]:
+    """``count`` non-overlapping 45-minute bookings on a 15-minute grid within 30 days."""
+    taken: set[int] = set()
+    bookings: list[Booking] = []
+    quarters = DAYS * 96
+    while len(bookings) < count:
+        q = rng.randrange(8, quarters)
+        if any(q + k in taken for k in range(-3, 4)):
+            continue
+        taken.add(q)
+        start = NOW.replace(minute=0) + dt.timedelta(minutes=15 * q)
+        bookings.append(Booking(start, start + dt.timedelta(minutes=45)))
+    return sorted(bookings, key=lambda b: b.start)
+
+
+def unavailable_for(rng: random.Random) -> list[UnavailablePeriod]:
+    periods = []
+    for day in rng.sample(range(1, DAYS), 4):
+        start = NOW + dt.timedelta(days=day, hours=rng.randrange(0, 12))
+        periods.append(UnavailablePeriod(start, start + dt.timedelta(hours=rng.randrange(2, 30))))
+    return periods
+
+
+def database_baseline(
+    members: list[PoolMember], window: tuple[dt.datetime, dt.datetime], runs: int
+) -> dict[str, Any]:
+    """Load the same bookings from a throwaway PostgreSQL table, ``runs`` times."""
+    name = f"bench_slots_{secrets.token_hex(4)}"
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE bookings (id bigserial PRIMARY KEY, expert_id uuid NOT NULL,"
+                " starts_at timestamptz NOT NULL, ends_at timestamptz NOT NULL)"
+            )
+            conn.execute("CREATE INDEX ix_bookings_expert_start ON bookings (expert_id, starts_at)")
+            with conn.cursor() as cur:
+                rows = [(m.expert_id, b.start, b.end) for m in members for b in m.bookings]
+                cur.executemany(
+                    "INSERT INTO bookings (expert_id, starts_at, ends_at) VALUES (%s, %s, %s)", rows
+                )
+            conn.execute("ANALYZE bookings")
+            single_id = members[0].expert_id
+            pool_ids = [m.expert_id for m in members]
+            single_sql = (
+                "SELECT starts_at, ends_at FROM bookings"
+                " WHERE expert_id = %s AND starts_at < %s AND ends_at > %s"
+            )
+            pool_sql = (
+                "SELECT expert_id, starts_at, ends_at FROM bookings"
+                " WHERE expert_id = ANY(%s) AND starts_at < %s AND ends_at > %s"
+            )
+            loaded = conn.execute(single_sql, (single_id, window[1], window[0])).fetchall()
+            loaded_pool = conn.execute(pool_sql, (pool_ids, window[1], window[0])).fetchall()
+
+            def single() -> None:
+                conn.execute(single_sql, (single_id, window[1], window[0])).fetchall()
+
+            def pool() -> None:
+                conn.execute(pool_sql, (pool_ids, window[1], window[0])).fetchall()
+
+            timed(single, 20)
+            timed(pool, 5)
+            single_ms = timed(single, runs)
+            pool_ms = timed(pool, runs)
+        return {
+            "db_database": name,
+            "db_single_rows": len(loaded),
+            "db_pool_rows": len(loaded_pool),
+            **{f"db_single_load_{k}": v for k, v in summary(single_ms).items()},
+            **{f"db_pool_load_{k}": v for k, v in summary(pool_ms).items()},
+        }
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=6)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    members = [
+        PoolMember(
+            uuid.UUID(int=rng.getrandbits(128)),
+            availability_for(POOL_ZONES[i % len(POOL_ZONES)], rng),
+            bookings_for(rng, BOOKINGS_PER_EXPERT),
+            unavailable_for(rng),
+        )
+        for i in range(POOL_SIZE)
+    ]
+    expert = members[0]
+    from_date = NOW.date()
+    to_date = from_date + dt.timedelta(days=DAYS)
+    window = (NOW, NOW + dt.timedelta(days=DAYS + 1))
+
+    def single() -> int:
+        slots = free_slots(
+            expert.availability,
+            expert.bookings,
+            expert.unavailable,
+            now_utc=NOW,
+            expert_id=expert.expert_id,
+            horizon_timezone=REQUESTER_ZONE,
+        )
+        days = requester_view(slots, REQUESTER_ZONE, from_date, to_date)
+        return sum(len(d.slots) for d in days)
+
+    def pool() -> int:
+        slots = pool_slots(members, now_utc=NOW, horizon_timezone=REQUESTER_ZONE)
+        days = requester_view(slots, REQUESTER_ZONE, from_date, to_date)
+        return sum(len(d.slots) for d in days)
+
+    single_count, pool_count = single(), pool()
+    listed = free_slots(
+        expert.availability,
+        expert.bookings,
+        expert.unavailable,
+        now_utc=NOW,
+        expert_id=expert.expert_id,
+        horizon_timezone=REQUESTER_ZONE,
+    )
+    to_book = listed[len(listed) // 2].start_utc
+
+    def recheck() -> bool:
+        return bool(
+            is_slot_free(
+                expert.availability,
+                expert.bookings,
+                expert.unavailable,
+                now_utc=NOW,
+                expert_id=expert.expert_id,
+                start_utc=to_book,
+                horizon_timezone=REQUESTER_ZONE,
+            )
+        )
+
+    assert recheck(), "the re-check must accept a listed slot"
+    timed(single, 10)
+    timed(pool, 3)
+    gc.collect()
+    single_ms = timed(single, args.runs)
+    gc.collect()
+    pool_ms = timed(pool, args.runs)
+    recheck_ms = timed(recheck, args.runs)
+
+    figures: dict[str, Any] = {
+        "runs": args.runs,
+        "single_bookings": len(expert.bookings),
+        "single_overrides": len(expert.availability.overrides),
+        "single_slots_listed": single_count,
+        **{f"single_expert_{k}": v for k, v in summary(single_ms).items()},
+        "pool_experts": len(members),
+        "pool_bookings": sum(len(m.bookings) for m in members),
+        "pool_slots_listed": pool_count,
+        **{f"pool_{k}": v for k, v in summary(pool_ms).items()},
+        **{f"booking_recheck_{k}": v for k, v in summary(recheck_ms).items()},
+    }
+    try:
+        figures.update(database_baseline(members, window, args.runs))
+        figures["db_note"] = (
+            "throwaway table in a fresh database; the real bookings table comes with the"
+            " booking issue"
+        )
+    except psycopg.Error as exc:
+        figures["db_error"] = f"PostgreSQL baseline not measured: {type(exc).__name__}"
+    figures["single_expert_target_ms"] = SINGLE_TARGET_MS
+    figures["pool_target_ms"] = POOL_TARGET_MS
+    figures["single_expert_p99_met"] = figures["single_expert_p99_ms"] < SINGLE_TARGET_MS
+    figures["pool_p99_met"] = figures["pool_p99_ms"] < POOL_TARGET_MS
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
