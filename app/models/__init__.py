@@ -38,8 +38,19 @@ from app.models.requests import (
     RequestStatus,
     SecretKey,
 )
+from app.models.scheduling import (
+    BOOKED_OVERLAP_CONSTRAINT,
+    BUSY_STATUSES,
+    AvailabilityOverride,
+    Consultation,
+    ConsultationStatus,
+    ExpertAvailability,
+    guard_band,
+)
 
 __all__ = [
+    "BOOKED_OVERLAP_CONSTRAINT",
+    "BUSY_STATUSES",
     "GENERAL_POOL",
     "LIVE_ASSIGNMENT",
     "AbsenceKind",
@@ -47,14 +58,18 @@ __all__ = [
     "AccountTokenPurpose",
     "Assignment",
     "AssignmentStatus",
+    "AvailabilityOverride",
     "Base",
     "CaseStage",
     "CivicSpaceRating",
+    "Consultation",
+    "ConsultationStatus",
     "ContactChannel",
     "Country",
     "Document",
     "DocumentKind",
     "DocumentStorage",
+    "ExpertAvailability",
     "ExpertCountry",
     "ExpertNotification",
     "ExpertProfile",
@@ -76,4 +91,5 @@ __all__ = [
     "UnavailablePeriod",
     "User",
     "UserSession",
+    "guard_band",
 ]
