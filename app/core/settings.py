@@ -131,6 +131,19 @@ class Settings(BaseSettings):
     offer_response_minutes: int = Field(15, ge=1, le=24 * 60)
     offer_sweep_seconds: float = Field(30.0, ge=1, le=3600)
 
+    # Public pages (issue 12).
+    quick_exit_url: str = Field(
+        "https://www.bbc.com/weather", description="the neutral site the quick-exit button opens"
+    )
+    # Honour X-Forwarded-Proto / X-Forwarded-For from any peer: only when the app is reachable
+    # through your own proxy alone. (uvicorn itself trusts them from FORWARDED_ALLOW_IPS,
+    # default 127.0.0.1.)
+    trust_proxy_headers: bool = False
+    form_min_fill_seconds: float = Field(3.0, ge=0, le=600)
+    # Submissions (page and POST /api/v1/requests) per client address per window.
+    submit_rate_limit: int = Field(20, ge=1, le=100000)
+    submit_rate_window_minutes: int = Field(60, ge=1, le=24 * 60)
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, v: str) -> str:
@@ -195,6 +208,13 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError("; ".join(f"{_env_name(f)}: {m}" for f, m in missing))
         return self
+
+    @field_validator("quick_exit_url")
+    @classmethod
+    def _check_quick_exit_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL of a neutral site, e.g. a weather page")
+        return v
 
     @field_validator("zoom_api_base_url", "zoom_oauth_base_url")
     @classmethod

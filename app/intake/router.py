@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Depends, Header, status
 from fastapi.responses import JSONResponse
 
 from app.core.deps import SessionDep
@@ -13,6 +13,7 @@ from app.intake import service
 from app.intake.deps import RequesterRequest
 from app.intake.errors import IdempotencyKeyInvalid
 from app.intake.schemas import Accepted, RecoverIn, RequestView, SubmitIn, SubmitOut
+from app.intake.throttle import check_submission_rate
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests (public)"])
 
@@ -36,8 +37,12 @@ def _idempotency_key(value: str | None) -> str | None:
     description="Stores the request, queues the acknowledgement e-mail and starts the "
     "first-response clock. `access_token` is shown only in this reply. With an "
     "`Idempotency-Key` header, sending the same form again returns the first reply; the same "
-    "key with a different form is `422`. Bodies over 64 KB are `413`; malformed JSON `400`.",
-    responses=error_responses(400, 413, 422),
+    "key with a different form is `422`. Bodies over 64 KB are `413`; malformed JSON `400`. "
+    "Too many submissions from one address (`INTAKE_SUBMIT_RATE_LIMIT` per "
+    "`INTAKE_SUBMIT_RATE_WINDOW_MINUTES`, shared with the /apply page) are `429` with "
+    "`Retry-After`.",
+    responses=error_responses(400, 413, 422, 429),
+    dependencies=[Depends(check_submission_rate)],
 )
 def submit(
     body: SubmitIn,
