@@ -295,7 +295,7 @@ def _to_datetime(instant: int) -> dt.datetime:
 
 
 def _offset_at(instant: int, tz: ZoneInfo) -> int:
-    offset = _to_datetime(instant).astimezone(tz).utcoffset()
+    offset = dt.datetime.fromtimestamp(instant, tz).utcoffset()
     assert offset is not None
     return offset // _SECOND
 
@@ -506,10 +506,13 @@ class _Expert:
         # Bookings per local day of their start; days outside the span are never asked for.
         counts: dict[int, int] = {}
         low, high = span
-        offset_at = self.offsets.at
-        for start in starts:
+        pieces, piece_offsets = self.offsets.starts, self.offsets.offsets
+        piece, last_piece = 0, len(pieces) - 1
+        for start, _ in booked:  # ascending: walk the offset table alongside
             if low <= start <= high:
-                day = (start + offset_at(start)) // _DAY
+                while piece < last_piece and pieces[piece + 1] <= start:
+                    piece += 1
+                day = (start + piece_offsets[piece]) // _DAY
                 counts[day] = counts.get(day, 0) + 1
         self.day_counts = counts
         cap = availability.max_per_day
@@ -579,10 +582,10 @@ def _candidates(expert: _Expert, first_day: int, last_day: int) -> list[tuple[in
                 first = local_start
                 if first - offset < range_start:
                     first += -((first - offset - range_start) // step) * step
-                found.extend(
+                found += [
                     (local - offset, local // _DAY)
                     for local in range(first, local_end - length + 1, step)
-                )
+                ]
                 continue
             local = local_start
             while local < local_end + _DAY:
@@ -594,7 +597,8 @@ def _candidates(expert: _Expert, first_day: int, last_day: int) -> list[tuple[in
                         found.append((instant, local // _DAY))
                 local += step
     # Ranges may overlap; an instant has one wall time, so equal instants are equal pairs.
-    return sorted(set(found))
+    found.sort()
+    return list(dict.fromkeys(found))
 
 
 @dataclass(frozen=True, slots=True)
