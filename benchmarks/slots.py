@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import os
 import random
 import secrets
 import uuid
@@ -193,6 +194,7 @@ def main() -> None:
         days = requester_view(slots, REQUESTER_ZONE, from_date, to_date)
         return sum(len(d.slots) for d in days)
 
+    load_before = os.getloadavg()[0]
     single_count, pool_count = single(), pool()
     listed = free_slots(
         expert.availability,
@@ -228,6 +230,9 @@ def main() -> None:
 
     figures: dict[str, Any] = {
         "runs": args.runs,
+        # Other work on this shared machine shows in the tail latencies: say how busy it was.
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
         "single_bookings": len(expert.bookings),
         "single_overrides": len(expert.availability.overrides),
         "single_slots_listed": single_count,

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import heapq
 import operator
 import re
 import uuid
@@ -488,18 +489,24 @@ class _Expert:
         }
         margin = max(availability.buffer_before_minutes, availability.buffer_after_minutes) * 60
         epoch, second = _EPOCH, _SECOND
-        # Whole seconds: starts rounded down, ends up (the busy time never shrinks).
+        # Whole seconds: starts rounded down, ends up (the busy time never shrinks). Bookings
+        # usually come sorted; plain lists of ints keep the garbage collector out of the way.
         starts = [(b.start - epoch) // second for b in bookings]
-        booked = sorted(zip(starts, [-((epoch - b.end) // second) for b in bookings], strict=True))
-        self.booking_starts, self.booking_ends = _merge(
-            [(start - margin, end + margin) for start, end in booked]
-        )
+        ends = [-((epoch - b.end) // second) for b in bookings]
+        if any(map(operator.gt, starts, starts[1:])):
+            order = sorted(range(len(starts)), key=starts.__getitem__)
+            starts = [starts[i] for i in order]
+            ends = [ends[i] for i in order]
+        self.booking_starts, self.booking_ends = _merge_lists(starts, ends, margin)
         away = sorted((_instant(u.start), _instant_up(u.end)) for u in unavailable)
         self.unavailable_starts, self.unavailable_ends = _merge(away)
         # Both together, so that a free start costs one bisect.
         if away:
             self.busy_starts, self.busy_ends = _merge(
-                sorted([*zip(self.booking_starts, self.booking_ends, strict=True), *away])
+                heapq.merge(
+                    zip(self.booking_starts, self.booking_ends, strict=True),
+                    zip(self.unavailable_starts, self.unavailable_ends, strict=True),
+                )
             )
         else:
             self.busy_starts, self.busy_ends = self.booking_starts, self.booking_ends
@@ -508,7 +515,7 @@ class _Expert:
         low, high = span
         pieces, piece_offsets = self.offsets.starts, self.offsets.offsets
         piece, last_piece = 0, len(pieces) - 1
-        for start, _ in booked:  # ascending: walk the offset table alongside
+        for start in starts:  # ascending: walk the offset table alongside
             if low <= start <= high:
                 while piece < last_piece and pieces[piece + 1] <= start:
                     piece += 1
@@ -555,6 +562,25 @@ def _merge(intervals: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
             ends.append(end)
             last = end
     return starts, ends
+
+
+def _merge_lists(starts: list[int], ends: list[int], margin: int) -> tuple[list[int], list[int]]:
+    """As :func:`_merge` for intervals given as sorted starts and their ends, each widened by
+    ``margin`` on both sides."""
+    merged_starts: list[int] = []
+    merged_ends: list[int] = []
+    last = -_UNBOUNDED
+    for start, end in zip(starts, ends, strict=True):
+        start -= margin
+        end += margin
+        if start <= last:
+            if end > last:
+                merged_ends[-1] = last = end
+        else:
+            merged_starts.append(start)
+            merged_ends.append(end)
+            last = end
+    return merged_starts, merged_ends
 
 
 def _overlaps(starts: list[int], ends: list[int], start: int, end: int) -> bool:
