@@ -45,6 +45,11 @@ def _dead_row(db: Session) -> OutboxMessage:
     return row
 
 
+def _fresh(db: Session, row: OutboxMessage) -> OutboxMessage:
+    db.refresh(row)
+    return row
+
+
 @pytest.fixture
 def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     """Every e-mail of this process goes to a real SMTP server on loopback."""
@@ -213,8 +218,7 @@ def test_a_permanent_smtp_refusal_dead_letters_at_once_and_staff_retry_delivers(
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "pending" and resp.json()["attempts"] == 0
     drain(db)
-    db.refresh(row)
-    assert row.status == OutboxStatus.sent and row.last_error is None
+    assert _fresh(db, row).status == OutboxStatus.sent and row.last_error is None
     assert [m["Message-ID"] for m in smtp.messages] == [f"<outbox-{row.id}@localhost>"]
 
 
