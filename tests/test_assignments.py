@@ -120,7 +120,9 @@ def test_decline_through_the_api_goes_to_the_next_expert(db: Session, client: ob
     gone = c.get(f"/api/v1/expert/requests/{req.reference}", headers=login(c, first))  # type: ignore[arg-type]
     assert gone.status_code == 404
     decisions = db.scalars(
-        select(RoutingDecision).where(RoutingDecision.request_id == req.id)
+        select(RoutingDecision)
+        .where(RoutingDecision.request_id == req.id)
+        .order_by(RoutingDecision.id)
     ).all()
     assert [d.trigger for d in decisions] == ["submitted", "declined"]
     reasons = {e["expert_id"]: e["reason"] for e in decisions[1].candidates}

@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app.core.settings import get_settings
 from app.core.time import now
@@ -29,7 +30,7 @@ from app.experts.errors import (
     ExpertNotFound,
     OfferClosed,
 )
-from app.experts.routing import Candidate, decide
+from app.experts.routing import TIER_COUNTRY, TIER_REGION, Candidate, decide
 from app.intake.status import FINAL
 from app.models import (
     LIVE_ASSIGNMENT,
@@ -69,6 +70,18 @@ def actor_of(user: User | None) -> str:
     return f"user:{user.id}" if user is not None else "system"
 
 
+# Rows nobody reads back in the same transaction are written with prebuilt Core statements:
+# routing runs inside every submission, and the ORM's unit of work costs more than the insert.
+_history_table = cast(Table, RequestHistory.__table__)
+_notification_table = cast(Table, ExpertNotification.__table__)
+_decision_table = cast(Table, RoutingDecision.__table__)
+_assignment_table = cast(Table, Assignment.__table__)
+_INSERT_HISTORY = _history_table.insert()
+_INSERT_NOTIFICATION = _notification_table.insert()
+_INSERT_DECISION = _decision_table.insert().returning(_decision_table.c.id)
+_INSERT_ASSIGNMENT = _assignment_table.insert().returning(_assignment_table.c.id)
+
+
 def _history(
     session: Session,
     req: IntakeRequest,
@@ -78,18 +91,20 @@ def _history(
     details: dict[str, Any],
     at: dt.datetime,
 ) -> None:
-    # The same row shape as app.intake.service.add_history (not imported: intake calls into
+    # The same row as app.intake.service.add_history writes (not imported: intake calls into
     # this module on submission, and the import would go round in a circle).
-    session.add(
-        RequestHistory(
-            request_id=req.id,
-            at=at,
-            actor=actor,
-            action=action,
-            from_status=None,
-            to_status=None,
-            details=details,
-        )
+    session.execute(
+        _INSERT_HISTORY,
+        {
+            "request_id": req.id,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "from_status": None,
+            "to_status": None,
+            "details": details,
+            "data_enc": None,
+        },
     )
 
 
@@ -98,18 +113,54 @@ def _notify(
     expert_id: uuid.UUID,
     kind: str,
     req: IntakeRequest,
-    assignment: Assignment | None,
+    assignment: Assignment | int | None,
     at: dt.datetime,
 ) -> None:
-    session.add(
-        ExpertNotification(
-            expert_id=expert_id,
-            request_id=req.id,
-            assignment_id=assignment.id if assignment is not None else None,
-            kind=kind,
-            created_at=at,
-        )
+    assignment_id = assignment.id if isinstance(assignment, Assignment) else assignment
+    session.execute(
+        _INSERT_NOTIFICATION,
+        {
+            "expert_id": expert_id,
+            "request_id": req.id,
+            "assignment_id": assignment_id,
+            "kind": kind,
+            "created_at": at,
+            "read_at": None,
+        },
     )
+
+
+@dataclass(frozen=True)
+class DecisionRef:
+    id: int
+    rule: RoutingRule
+    trigger: str
+
+
+def _store_decision(
+    session: Session,
+    req: IntakeRequest,
+    *,
+    at: dt.datetime,
+    trigger: str,
+    rule: RoutingRule,
+    chosen: uuid.UUID | None,
+    report: list[dict[str, Any]],
+    actor: str,
+) -> DecisionRef:
+    decision_id = session.execute(
+        _INSERT_DECISION,
+        {
+            "request_id": req.id,
+            "at": at,
+            "trigger": trigger,
+            "rule": rule,
+            "chosen_expert_id": chosen,
+            "candidates": report,
+            "actor": actor,
+        },
+    ).scalar_one()
+    return DecisionRef(id=decision_id, rule=rule, trigger=trigger)
 
 
 # Routing -------------------------------------------------------------------------------------
@@ -127,17 +178,28 @@ def route(
     staff. Does nothing for a request that has a live assignment or has ended."""
     if req.status in FINAL:
         return None
-    existing = repository.live_assignment(session, req.id)
-    if existing is not None:
-        return existing
+    if req.assigned_expert_id is not None:
+        # Kept in step with the live assignment; the unique index catches any disagreement.
+        return repository.live_assignment(session, req.id)
     current = now()
-    found = repository.candidates(
-        session, country=req.country_of_origin, region=req.region_code, current=current
-    )
-    skipped = repository.passed_over(session, req.id)
-    for expert_id in exclude:
-        skipped.setdefault(expert_id, "excluded")
+    skipped = {expert_id: "excluded" for expert_id in exclude}
+
+    def tier(name: str) -> list[Candidate]:
+        return repository.candidates(
+            session,
+            country=req.country_of_origin,
+            region=req.region_code,
+            current=current,
+            tier=name,
+            request_id=req.id,
+        )
+
+    found = tier(TIER_COUNTRY)
     decision = decide(found, language=req.language, topics=req.topics, passed_over=skipped)
+    if decision.rule != RoutingRule.country and req.region_code is not None:
+        # Nobody eligible covers the country by name: the region's experts are asked.
+        found += tier(TIER_REGION)
+        decision = decide(found, language=req.language, topics=req.topics, passed_over=skipped)
     report = decision.report
     by_id = {entry["expert_id"]: entry for entry in report}
     chosen: Candidate | None = None
@@ -151,17 +213,16 @@ def route(
         entry = by_id[str(candidate.expert_id)]
         entry.update(outcome="dropped", reason="at_capacity_on_commit", rank=None)
     rule = decision.rule if chosen is not None else _no_one(decision.rule)
-    row = RoutingDecision(
-        request_id=req.id,
+    row = _store_decision(
+        session,
+        req,
         at=current,
         trigger=trigger,
         rule=rule,
-        chosen_expert_id=chosen.expert_id if chosen else None,
-        candidates=report,
+        chosen=chosen.expert_id if chosen else None,
+        report=report,
         actor=actor,
     )
-    session.add(row)
-    session.flush()
     log.info(
         "routing_decided",
         reference=req.reference,
@@ -183,46 +244,48 @@ def _offer(
     session: Session,
     req: IntakeRequest,
     expert_id: uuid.UUID,
-    decision: RoutingDecision,
+    decision: DecisionRef,
     current: dt.datetime,
     *,
     actor: str,
 ) -> Assignment:
     minutes = get_settings().offer_response_minutes
-    assignment = Assignment(
-        request_id=req.id,
-        expert_id=expert_id,
-        status=AssignmentStatus.offered,
-        offered_at=current,
-        respond_by=current + dt.timedelta(minutes=minutes),
-        decision_id=decision.id,
-    )
+    values: dict[str, Any] = {
+        "request_id": req.id,
+        "expert_id": expert_id,
+        "status": AssignmentStatus.offered,
+        "offered_at": current,
+        "respond_by": current + dt.timedelta(minutes=minutes),
+        "responded_at": None,
+        "reason": None,
+        "decision_id": decision.id,
+    }
+    # The partial unique index refuses a second live assignment of the request here.
+    assignment_id = session.execute(_INSERT_ASSIGNMENT, values).scalar_one()
+    # The row as the session's object, without reading it back.
+    assignment = Assignment(id=assignment_id, **values)
+    make_transient_to_detached(assignment)
     session.add(assignment)
-    session.flush()  # the partial unique index refuses a second live assignment here
     req.assigned_expert_id = expert_id
-    _notify(session, expert_id, "assignment_offered", req, assignment, current)
+    _notify(session, expert_id, "assignment_offered", req, assignment_id, current)
     _history(
         session,
         req,
         "assignment_offered",
         actor=actor,
         details={
-            "assignment_id": assignment.id,
+            "assignment_id": assignment_id,
             "expert_id": str(expert_id),
             "decision_id": decision.id,
             "rule": decision.rule.value,
             "trigger": decision.trigger,
-            "respond_by": assignment.respond_by.isoformat(),
+            "respond_by": values["respond_by"].isoformat(),
         },
         at=current,
     )
-    outbox.enqueue(
-        session,
-        OFFER_KIND,
-        {"assignment_id": assignment.id},
-        dedup_key=f"{OFFER_KIND}:{assignment.id}",
-    )
-    session.flush()
+    # A new assignment id: no earlier message can exist, so no de-duplication look-up.
+    # Its flush also writes the request's assigned expert.
+    outbox.enqueue(session, OFFER_KIND, {"assignment_id": assignment_id})
     return assignment
 
 
@@ -236,7 +299,7 @@ def on_duty_staff(session: Session) -> Sequence[User]:
 def _to_triage(
     session: Session,
     req: IntakeRequest,
-    decision: RoutingDecision,
+    decision: DecisionRef,
     current: dt.datetime,
     *,
     actor: str,
@@ -369,7 +432,7 @@ def expire_offers(session: Session, *, limit: int = 200) -> int:
         a.reason = "no_answer"
         repository.release_capacity(session, a.expert_id)
         req.assigned_expert_id = None
-        _notify(session, a.expert_id, "offer_expired", req, a, current)
+        _notify(session, a.expert_id, "offer_expired", req, a.id, current)
         _history(
             session,
             req,
@@ -415,7 +478,7 @@ def reassign(
         live.responded_at = live.responded_at or current
         repository.release_capacity(session, live.expert_id)
         req.assigned_expert_id = None
-        _notify(session, live.expert_id, "assignment_withdrawn", req, live, current)
+        _notify(session, live.expert_id, "assignment_withdrawn", req, live.id, current)
         _history(
             session,
             req,
@@ -465,13 +528,14 @@ def _offer_chosen_by_staff(
             "This expert has reached their maximum of open assignments.",
             details={"max_open_assignments": profile.max_open_assignments},
         )
-    decision = RoutingDecision(
-        request_id=req.id,
+    decision = _store_decision(
+        session,
+        req,
         at=current,
         trigger="staff_reassign",
         rule=RoutingRule.staff,
-        chosen_expert_id=profile.user_id,
-        candidates=[
+        chosen=profile.user_id,
+        report=[
             {
                 "expert_id": str(profile.user_id),
                 "tier": "staff",
@@ -487,8 +551,6 @@ def _offer_chosen_by_staff(
         ],
         actor=actor,
     )
-    session.add(decision)
-    session.flush()
     return _offer(session, req, profile.user_id, decision, current, actor=actor)
 
 

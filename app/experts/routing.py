@@ -38,6 +38,8 @@ class Candidate:
     max_open_assignments: int
     last_assigned_at: dt.datetime | None
     away: bool
+    # Why this expert is not offered this request again (declined it before, ...), if so.
+    passed_over: str | None = None
 
 
 @dataclass
@@ -64,6 +66,8 @@ def topic_match(candidate: Candidate, topics: Iterable[str]) -> bool:
 
 
 def drop_reason(candidate: Candidate, passed_over: Mapping[uuid.UUID, str]) -> str | None:
+    if candidate.passed_over is not None:
+        return candidate.passed_over
     if candidate.expert_id in passed_over:
         return passed_over[candidate.expert_id]
     if candidate.away:
@@ -73,18 +77,6 @@ def drop_reason(candidate: Candidate, passed_over: Mapping[uuid.UUID, str]) -> s
     return None
 
 
-def sort_key(
-    candidate: Candidate, language: str | None, topics: Sequence[str]
-) -> tuple[bool, bool, int, dt.datetime, str]:
-    return (
-        not language_match(candidate, language),
-        not topic_match(candidate, topics),
-        candidate.open_assignments,
-        candidate.last_assigned_at or EPOCH,
-        str(candidate.expert_id),
-    )
-
-
 def decide(
     candidates: Sequence[Candidate],
     *,
@@ -92,19 +84,35 @@ def decide(
     topics: Sequence[str],
     passed_over: Mapping[uuid.UUID, str],
 ) -> Decision:
-    by_tier: dict[str, list[Candidate]] = {TIER_COUNTRY: [], TIER_REGION: []}
-    for c in candidates:
-        by_tier[c.tier].append(c)
+    wanted_topics = set(topics)
+    # (candidate, language match, topic match), each computed once.
+    scored = [
+        (c, language_match(c, language), bool(wanted_topics.intersection(c.topics)))
+        for c in candidates
+    ]
 
-    def entry(c: Candidate, outcome: str, reason: str | None, rank: int | None) -> dict[str, Any]:
+    def key(item: tuple[Candidate, bool, bool]) -> tuple[bool, bool, int, dt.datetime, str]:
+        c, lang, topic = item
+        return (
+            not lang,
+            not topic,
+            c.open_assignments,
+            c.last_assigned_at or EPOCH,
+            str(c.expert_id),
+        )
+
+    def entry(
+        item: tuple[Candidate, bool, bool], outcome: str, reason: str | None, rank: int | None
+    ) -> dict[str, Any]:
+        c, lang, topic = item
         return {
             "expert_id": str(c.expert_id),
             "tier": c.tier,
             "outcome": outcome,
             "reason": reason,
             "rank": rank,
-            "language_match": language_match(c, language),
-            "topic_match": topic_match(c, topics),
+            "language_match": lang,
+            "topic_match": topic,
             "open_assignments": c.open_assignments,
             "max_open_assignments": c.max_open_assignments,
             "last_assigned_at": c.last_assigned_at.isoformat() if c.last_assigned_at else None,
@@ -112,22 +120,24 @@ def decide(
 
     decision = Decision(rule=RoutingRule.general if not candidates else RoutingRule.none)
     for tier, rule in ((TIER_COUNTRY, RoutingRule.country), (TIER_REGION, RoutingRule.region)):
-        members = sorted(by_tier[tier], key=lambda c: sort_key(c, language, topics))
+        members = sorted((item for item in scored if item[0].tier == tier), key=key)
         if decision.ranked:
             # A tier above matched: these were not needed.
             decision.report += [
-                entry(c, "not_needed", f"{decision.rule}_matched", None) for c in members
+                entry(item, "not_needed", f"{decision.rule}_matched", None) for item in members
             ]
             continue
         eligible = []
-        for c in members:
-            reason = drop_reason(c, passed_over)
+        for item in members:
+            reason = drop_reason(item[0], passed_over)
             if reason is None:
-                eligible.append(c)
+                eligible.append(item)
             else:
-                decision.report.append(entry(c, "dropped", reason, None))
+                decision.report.append(entry(item, "dropped", reason, None))
         if eligible:
             decision.rule = rule
-            decision.ranked = eligible
-            decision.report += [entry(c, "ranked", None, i + 1) for i, c in enumerate(eligible)]
+            decision.ranked = [item[0] for item in eligible]
+            decision.report += [
+                entry(item, "ranked", None, i + 1) for i, item in enumerate(eligible)
+            ]
     return decision
