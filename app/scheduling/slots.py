@@ -473,11 +473,14 @@ class _Expert:
         bookings: Sequence[Booking],
         unavailable: Sequence[UnavailablePeriod],
         span: tuple[int, int],
+        offsets: _Offsets | None = None,
     ) -> None:
         self.expert_id = expert_id
         self.availability = availability
         self.tz = zone(availability.timezone)
-        self.offsets = _Offsets(self.tz, *span)
+        if offsets is None or offsets.tz is not self.tz or (offsets.low, offsets.high) != span:
+            offsets = _Offsets(self.tz, *span)
+        self.offsets = offsets
         self.length = availability.slot_minutes * 60
         self.step = availability.step_minutes * 60
         self.weekly: dict[int, list[tuple[int, int]]] = {d: [] for d in range(7)}
@@ -704,13 +707,22 @@ def _reason(expert: _Expert, bounds: _Bounds, start: int, day: int) -> Rejection
     return Rejection.CONFLICT
 
 
-def _free(member: PoolMember, bounds: _Bounds) -> tuple[_Expert, list[tuple[int, int]]] | None:
+def _free(
+    member: PoolMember, bounds: _Bounds, shared: dict[tuple[str, int, int], _Offsets] | None = None
+) -> tuple[_Expert, list[tuple[int, int]]] | None:
     """The expert and their free ``(start instant, local day)`` pairs; None when the bounds
     leave no room at all."""
     low, high = bounds.low, bounds.high
     if low >= high:
         return None
-    expert = _Expert(*member, span=_span(low, high))
+    span = _span(low, high)
+    offsets = None
+    if shared is not None:  # a pool: experts in the same zone share one offset table
+        key = (member.availability.timezone, *span)
+        offsets = shared.get(key)
+        if offsets is None:
+            offsets = shared[key] = _Offsets(zone(member.availability.timezone), *span)
+    expert = _Expert(*member, span=span, offsets=offsets)
     first_day = expert.offsets.day(low) - 1  # ranges of the day before run past midnight
     last_day = expert.offsets.day(high - 1)
     candidates = _candidates(expert, first_day, last_day)
@@ -813,7 +825,11 @@ def pool_slots(
 ) -> list[PoolSlot]:
     """A region pool's free slots: each ``(start, end)`` once, with every expert who can take
     it, in pick order (fewest bookings on their local date of the slot, then id as text)."""
-    offered: dict[tuple[int, int], list[tuple[tuple[int, str], ExpertId]]] = {}
+    # One entry per (slot, expert) that can take it, sorted by the slot and then the pick rule:
+    # (start, end, bookings that day, id as text, id). The text is unique per expert, so
+    # sorting never compares the ids themselves.
+    entries: list[tuple[int, int, int, str, ExpertId]] = []
+    shared: dict[tuple[str, int, int], _Offsets] = {}
     for member in experts:
         bounds = _bounds(
             member.availability,
@@ -822,15 +838,16 @@ def pool_slots(
             now_utc=now_utc,
             horizon_timezone=horizon_timezone,
         )
-        found = _free(member, bounds)
+        found = _free(member, bounds, shared)
         if found is None:
             continue
         expert, free = found
-        expert_id, length, counts = member.expert_id, expert.length, expert.day_counts
+        expert_id, length, count_on = member.expert_id, expert.length, expert.day_counts.get
         id_text = str(expert_id)
-        for start, day in free:
-            rank = (counts.get(day, 0), id_text)  # the pick rule, as _pick_key
-            offered.setdefault((start, start + length), []).append((rank, expert_id))
+        entries += [
+            (start, start + length, count_on(day, 0), id_text, expert_id) for start, day in free
+        ]
+    entries.sort()
     moments: dict[int, dt.datetime] = {}
 
     def moment(instant: int) -> dt.datetime:
@@ -839,14 +856,16 @@ def pool_slots(
             found = moments[instant] = _to_datetime(instant)
         return found
 
-    by_rank = operator.itemgetter(0)
-    result = []
-    for (start, end), candidates in sorted(offered.items()):
-        if len(candidates) > 1:
-            candidates.sort(key=by_rank)
-        result.append(
-            PoolSlot(moment(start), moment(end), tuple(expert_id for _, expert_id in candidates))
-        )
+    result: list[PoolSlot] = []
+    index, total = 0, len(entries)
+    while index < total:
+        start, end = entries[index][0], entries[index][1]
+        following = index + 1
+        while following < total and entries[following][0] == start and entries[following][1] == end:
+            following += 1
+        expert_ids = tuple([entry[4] for entry in entries[index:following]])
+        result.append(PoolSlot(moment(start), moment(end), expert_ids))
+        index = following
     return result
 
 
