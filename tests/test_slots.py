@@ -554,6 +554,23 @@ def test_new_york_fall_back_day_labels_its_repeated_hour() -> None:
     }
 
 
+def test_repeated_hour_is_labelled_even_when_its_other_occurrence_is_not_listed() -> None:
+    first = Slot(u("2026-11-01 05:00"), u("2026-11-01 05:45"), "e1")  # 01:00 EDT
+    second = Slot(u("2026-11-01 06:00"), u("2026-11-01 06:45"), "e1")  # 01:00 EST
+    day = dt.date(2026, 11, 1)
+    assert labels(requester_view([first], NEW_YORK, day, day)) == {
+        "2026-11-01": [("01:00 (UTC-04:00)", "-04:00")]
+    }
+    assert labels(requester_view([second], NEW_YORK, day, day)) == {
+        "2026-11-01": [("01:00 (UTC-05:00)", "-05:00")]
+    }
+    # An hour earlier nothing is repeated.
+    earlier = Slot(u("2026-11-01 04:00"), u("2026-11-01 04:45"), "e1")
+    assert labels(requester_view([earlier], NEW_YORK, day, day)) == {
+        "2026-11-01": [("00:00", "-04:00")]
+    }
+
+
 def test_lord_howe_half_hour_fall_back() -> None:
     # Saturday 15:00-16:30 BST = 14:00-15:30Z; Lord Howe goes from +11:00 to +10:30 at 15:00Z,
     # so 01:30 happens twice there.

@@ -990,6 +990,8 @@ class _Formatter:
             local = _to_datetime(instant).astimezone(table.tz)
             return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
         starts, offsets = table.starts, table.offsets
+        if len(starts) == 1:
+            return False  # no clock change anywhere near
         index = bisect.bisect_right(starts, instant) - 1
         offset = offsets[index]
         wall = instant + offset
@@ -1024,7 +1026,8 @@ def requester_view(
     ]
     chosen.sort(key=lambda c: (c[0], c[1]))
     if chosen:
-        formatter = _Formatter(tz, chosen[0][0], max(end for _, end, _ in chosen))
+        # A day either side: a wall time may come round again hours after the last slot.
+        formatter = _Formatter(tz, chosen[0][0] - _DAY, max(end for _, end, _ in chosen) + _DAY)
         for start, end, slot in chosen:
             day, second, start_local, offset_text = formatter.local(start)
             bucket = days.get(day)
