@@ -26,6 +26,8 @@ from app.notifications.router import admin_router as admin_mail_router
 from app.outbox.router import router as outbox_router
 from app.reference.router import admin_router as admin_reference_router
 from app.reference.router import public_router as reference_router
+from app.scheduling.router import availability_router
+from app.scheduling.router import requests_router as consultations_router
 from app.web.account import router as account_pages
 from app.web.offers import router as offer_pages
 
@@ -83,4 +85,6 @@ def create_app() -> FastAPI:
     app.include_router(offer_pages)
     app.include_router(outbox_router)
     app.include_router(admin_mail_router)
+    app.include_router(availability_router)
+    app.include_router(consultations_router)
     return app

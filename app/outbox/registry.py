@@ -21,6 +21,7 @@ HANDLER_MODULES = [
     "app.experts.handlers",
     "app.notifications.handlers",
     "app.outbox.handlers",
+    "app.scheduling.handlers",
 ]
 
 _handlers: dict[str, Handler] = {}

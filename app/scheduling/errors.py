@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.core.errors import Conflict, FieldProblem, Unprocessable
+from app.core.errors import Conflict, FieldProblem, NotFound, Unprocessable
 
 
 class SlotQueryInvalid(Unprocessable):
@@ -29,3 +29,29 @@ class SlotUnavailable(Conflict):
 
     def __init__(self, reason: str) -> None:
         super().__init__("This time is no longer available", details={"reason": reason})
+
+
+class SlotTaken(SlotUnavailable):
+    """The slot is not free (taken meanwhile, never offered, too soon...): 409 with the reason
+    and ``details.alternatives``, the next free slots in the requester's zone."""
+
+    def __init__(self, reason: str, alternatives: list[dict[str, Any]], message: str) -> None:
+        Conflict.__init__(self, message, details={"reason": reason, "alternatives": alternatives})
+
+
+class BookingNotAllowed(Conflict):
+    """The request's status does not allow booking (only ``new`` and ``in_progress`` do)."""
+
+    code = "booking_not_allowed"
+
+
+class ConsultationNotFound(NotFound):
+    """No booked consultation of this request (or not one of the caller's): 404."""
+
+    code = "consultation_not_found"
+
+
+class ExpertNotFound(NotFound):
+    """No expert profile with this id, or not the caller's own: 404."""
+
+    code = "expert_not_found"

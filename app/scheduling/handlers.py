@@ -1,0 +1,330 @@
+"""Outbox handlers of consultations: the invites (e-mail with an iCalendar part and
+``invite.ics``) and the online meeting (create, update, delete through the configured
+``MeetingProvider``).
+
+Invites are rendered at send time from the consultation as it then is: its time, its
+``SEQUENCE``, its join link; a cancelled consultation, or an expert who is no longer on it,
+gets ``METHOD:CANCEL``. The requester's copy is in their language (en, ru; others English) with
+a neutral subject when they asked for discretion; the expert's copy carries the reference, the
+country and the time only, never the requester's name or contact.
+"""
+
+from __future__ import annotations
+
+import uuid
+from email.utils import parseaddr
+from typing import Any
+
+import structlog
+from sqlalchemy.orm import Session
+
+from app.core.crypto import decrypt_with_master
+from app.core.settings import get_settings
+from app.core.time import now
+from app.experts.handlers import country_name
+from app.intake import service as intake
+from app.intake.handlers import template_language
+from app.meetings.factory import get_meeting_provider
+from app.models import (
+    Consultation,
+    ConsultationStatus,
+    ExpertAvailability,
+    ExpertProfile,
+    IntakeRequest,
+    OutboxMessage,
+    RequestStatus,
+)
+from app.notifications import mail
+from app.notifications.render import render_pair
+from app.outbox.registry import PermanentFailure, handler
+from app.scheduling import ics
+from app.scheduling.service import (
+    INVITE_KIND,
+    MEETING_CREATE,
+    MEETING_DELETE,
+    MEETING_UPDATE,
+    meeting_spec,
+    send_invites,
+    store_meeting,
+)
+from app.scheduling.slots import zone as zone_of
+
+log = structlog.get_logger(__name__)
+
+CANCELLED_EVENTS = ("cancelled", "cancelled_reassigned")
+
+# (event, discreet) -> subject; discreet subjects say nothing of asylum, reports or experts.
+SUBJECTS: dict[str, dict[tuple[str, bool], str]] = {
+    "en": {
+        ("booked", False): "Your free consultation is booked [{ref}]",
+        ("booked", True): "Your appointment is booked [{ref}]",
+        ("rescheduled", False): "Your consultation has a new time [{ref}]",
+        ("rescheduled", True): "Your appointment has a new time [{ref}]",
+        ("moved", False): "Your consultation is now with another expert [{ref}]",
+        ("moved", True): "Your appointment has changed [{ref}]",
+        ("link", False): "The link to your consultation [{ref}]",
+        ("link", True): "The link to your appointment [{ref}]",
+        ("cancelled", False): "Your consultation is cancelled [{ref}]",
+        ("cancelled", True): "Your appointment is cancelled [{ref}]",
+        ("cancelled_reassigned", False): "Your consultation is cancelled: please rebook [{ref}]",
+        ("cancelled_reassigned", True): "Your appointment is cancelled: please rebook [{ref}]",
+    },
+    # Translations for native review.
+    "ru": {
+        ("booked", False): "Ваша бесплатная консультация назначена [{ref}]",
+        ("booked", True): "Ваша встреча назначена [{ref}]",
+        ("rescheduled", False): "Время вашей консультации изменено [{ref}]",
+        ("rescheduled", True): "Время вашей встречи изменено [{ref}]",
+        ("moved", False): "Вашу консультацию проведёт другой эксперт [{ref}]",
+        ("moved", True): "Ваша встреча изменена [{ref}]",
+        ("link", False): "Ссылка на вашу консультацию [{ref}]",
+        ("link", True): "Ссылка на вашу встречу [{ref}]",
+        ("cancelled", False): "Ваша консультация отменена [{ref}]",
+        ("cancelled", True): "Ваша встреча отменена [{ref}]",
+        ("cancelled_reassigned", False): "Консультация отменена: выберите новое время [{ref}]",
+        ("cancelled_reassigned", True): "Встреча отменена: выберите новое время [{ref}]",
+    },
+}
+
+
+def _consultation(session: Session, row: OutboxMessage) -> Consultation:
+    c = session.get(Consultation, uuid.UUID(row.params["consultation_id"]))
+    if c is None:
+        raise PermanentFailure("consultation is gone")
+    return c
+
+
+def _local(value: Any, zone: str) -> str:
+    local = value.astimezone(zone_of(zone))
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def _expert_zone(session: Session, expert_id: uuid.UUID, fallback: str) -> str:
+    row = session.get(ExpertAvailability, expert_id)
+    return row.timezone if row is not None else fallback
+
+
+def _password(c: Consultation) -> str | None:
+    if c.meeting_password_enc is None or c.meeting_password_key_id is None:
+        return None
+    return decrypt_with_master(
+        c.meeting_password_key_id, c.meeting_password_enc, str(c.id).encode()
+    ).decode()
+
+
+def _calendar_part(ics_bytes: bytes, method: str) -> list[mail.Attachment]:
+    """The same file as a ``text/calendar; method=...`` alternative and as ``invite.ics``."""
+    return [
+        mail.Attachment(
+            filename="invite.ics",
+            content=ics_bytes,
+            maintype="text",
+            subtype="calendar",
+            params={"method": method, "charset": "UTF-8"},
+        )
+    ]
+
+
+@handler(INVITE_KIND)
+def send_invite(session: Session, row: OutboxMessage) -> None:
+    c = _consultation(session, row)
+    req = session.get(IntakeRequest, c.request_id)
+    if req is None:
+        raise PermanentFailure("request is gone")
+    if row.params["to"] == "expert":
+        _send_to_expert(session, row, c, req)
+    else:
+        _send_to_requester(session, row, c, req)
+
+
+def _event(row: OutboxMessage, c: Consultation) -> str:
+    event = str(row.params.get("event", "booked"))
+    if c.status == ConsultationStatus.cancelled and event not in CANCELLED_EVENTS:
+        return "cancelled"
+    return event
+
+
+def _send_to_requester(
+    session: Session, row: OutboxMessage, c: Consultation, req: IntakeRequest
+) -> None:
+    if req.status == RequestStatus.spam:
+        raise PermanentFailure("request was marked as spam; nothing is sent")
+    pii = intake.reveal_pii(req)
+    token = intake.reveal_token(req)
+    if pii is None or token is None:
+        raise PermanentFailure("request data erased")
+    settings = get_settings()
+    lang = template_language(req.language)
+    event = _event(row, c)
+    cancelled = event in CANCELLED_EVENTS
+    profile = session.get(ExpertProfile, c.expert_id)
+    expert_name = profile.public_name if profile is not None else ""
+    name = pii.get("contact_name") or pii["full_name"]
+    base = settings.public_url
+    context = {
+        "name": name,
+        "reference": req.reference,
+        "event": event,
+        "discreet": req.discreet,
+        "start_local": _local(c.start_at, req.timezone),
+        "end_local": _local(c.end_at, req.timezone),
+        "zone": req.timezone,
+        "expert_name": expert_name,
+        "join_url": c.meeting_join_url,
+        "password": _password(c),
+        "link": f"{base}/r/{req.reference}#token={token}",
+        "booking_link": f"{base}/r/{req.reference}/book#token={token}",
+    }
+    text, html = render_pair(f"scheduling/invite_{lang}", context)
+    sender = settings.mail_from_discreet if req.discreet else settings.mail_from
+    organizer_name, organizer_email = parseaddr(sender)
+    method: ics.Method = "CANCEL" if cancelled else "REQUEST"
+    title = "Appointment" if req.discreet else "Free consultation"
+    invite = ics.build(
+        ics.Invite(
+            uid=c.ical_uid,
+            sequence=c.ical_sequence,
+            method=method,
+            start=c.start_at,
+            end=c.end_at,
+            stamp=now(),
+            summary=f"{title} [{req.reference}]",
+            description=f"Reference {req.reference}. "
+            + (f"Join: {c.meeting_join_url}" if c.meeting_join_url else "The link follows."),
+            organizer_email=organizer_email,
+            organizer_name=organizer_name or organizer_email,
+            attendee_email=pii["email"],
+            attendee_name=name,
+            join_url=c.meeting_join_url,
+        )
+    )
+    message = mail.build_message(
+        to=pii["email"],
+        subject=SUBJECTS[lang][(event, req.discreet)].format(ref=req.reference),
+        text=text,
+        html=html,
+        sender=sender,
+        message_id=mail.stable_message_id(f"outbox-{row.id}"),
+        alternatives=_calendar_part(invite, method),
+        attachments=_calendar_part(invite, method),
+    )
+    mail.send(message)
+
+
+def _send_to_expert(
+    session: Session, row: OutboxMessage, c: Consultation, req: IntakeRequest
+) -> None:
+    expert_id = uuid.UUID(row.params.get("expert_id") or str(c.expert_id))
+    profile = session.get(ExpertProfile, expert_id)
+    if profile is None:
+        raise PermanentFailure("expert is gone")
+    event = _event(row, c)
+    # An expert the consultation has left (reassignment) gets a cancellation.
+    cancelled = event in CANCELLED_EVENTS or c.expert_id != expert_id
+    zone = _expert_zone(session, expert_id, profile.timezone)
+    context = {
+        "event": event,
+        "cancelled": cancelled,
+        "reference": req.reference,
+        "country": f"{country_name(session, req.country_of_origin)} ({req.country_of_origin})",
+        "start_local": _local(c.start_at, zone),
+        "end_local": _local(c.end_at, zone),
+        "zone": zone,
+        "start_utc": f"{c.start_at:%Y-%m-%d %H:%M}",
+        "end_utc": f"{c.end_at:%Y-%m-%d %H:%M}",
+        "join_url": None if cancelled else c.meeting_join_url,
+    }
+    text, html = render_pair("scheduling/invite_expert", context)
+    settings = get_settings()
+    organizer_name, organizer_email = parseaddr(settings.mail_from)
+    method: ics.Method = "CANCEL" if cancelled else "REQUEST"
+    invite = ics.build(
+        ics.Invite(
+            uid=c.ical_uid,
+            sequence=c.ical_sequence,
+            method=method,
+            start=c.start_at,
+            end=c.end_at,
+            stamp=now(),
+            summary=f"Consultation {req.reference} ({req.country_of_origin})",
+            description=f"Reference {req.reference}, {context['country']}.",
+            organizer_email=organizer_email,
+            organizer_name=organizer_name or organizer_email,
+            attendee_email=profile.email,
+            attendee_name=profile.public_name,
+            join_url=None if cancelled else c.meeting_join_url,
+        )
+    )
+    verb = (
+        "cancelled"
+        if cancelled
+        else {"booked": "booked", "link": "meeting link"}.get(event, "changed")
+    )
+    mail.send(
+        mail.build_message(
+            to=profile.email,
+            subject=f"Consultation {verb} [{req.reference}]",
+            text=text,
+            html=html,
+            message_id=mail.stable_message_id(f"outbox-{row.id}"),
+            alternatives=_calendar_part(invite, method),
+            attachments=_calendar_part(invite, method),
+        )
+    )
+
+
+# Meetings ------------------------------------------------------------------------------------
+
+
+def _spec_inputs(session: Session, c: Consultation) -> tuple[ExpertProfile, IntakeRequest, str]:
+    profile = session.get(ExpertProfile, c.expert_id)
+    req = session.get(IntakeRequest, c.request_id)
+    if profile is None or req is None:
+        raise PermanentFailure("expert or request is gone")
+    return profile, req, _expert_zone(session, c.expert_id, profile.timezone)
+
+
+@handler(MEETING_CREATE)
+def create_meeting(session: Session, row: OutboxMessage) -> None:
+    """Create the meeting of a booked consultation that has none yet, then send both sides
+    the invite again with the link (SEQUENCE + 1)."""
+    c = session.get(
+        Consultation,
+        uuid.UUID(row.params["consultation_id"]),
+        with_for_update=True,
+        populate_existing=True,
+    )
+    if c is None:
+        raise PermanentFailure("consultation is gone")
+    if c.status != ConsultationStatus.booked or c.meeting_external_id is not None:
+        return  # cancelled meanwhile, or made already (a retry after success)
+    profile, req, zone = _spec_inputs(session, c)
+    info = get_meeting_provider().create(meeting_spec(c, profile, req, zone))
+    store_meeting(c, info)
+    c.ical_sequence += 1
+    session.flush()
+    send_invites(session, c, "link")
+    log.info("meeting_created", consultation_id=str(c.id), provider=info.provider)
+
+
+@handler(MEETING_UPDATE)
+def update_meeting(session: Session, row: OutboxMessage) -> None:
+    c = _consultation(session, row)
+    if c.status != ConsultationStatus.booked or c.meeting_external_id is None:
+        return
+    provider = get_meeting_provider()
+    if provider.name != c.meeting_provider:
+        log.warning("meeting_provider_changed", consultation_id=str(c.id))
+        return
+    profile, req, zone = _spec_inputs(session, c)
+    provider.update(c.meeting_external_id, meeting_spec(c, profile, req, zone))
+
+
+@handler(MEETING_DELETE)
+def delete_meeting(session: Session, row: OutboxMessage) -> None:
+    provider = get_meeting_provider()
+    if provider.name != row.params.get("provider"):
+        log.warning("meeting_provider_changed", consultation_id=row.params["consultation_id"])
+        return
+    provider.delete(row.params["external_id"])
