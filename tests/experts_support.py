@@ -58,7 +58,7 @@ def create_expert(
             languages=list(languages),
             regions=list(regions),
             countries=list(countries),
-            topics=list(topics),  # type: ignore[arg-type]
+            topics=list(topics),
             max_open_assignments=max_open,
             zoom_user=user.email,
         ),
@@ -184,6 +184,6 @@ def mails(mail_dir: Path) -> list[tuple[str, str, str]]:
         parts = []
         for part in msg.walk():
             if part.get_content_type() in ("text/plain", "text/html"):
-                parts.append(part.get_content())  # type: ignore[attr-defined]
+                parts.append(part.get_content())
         out.append((str(msg["To"]), str(msg["Subject"]), "\n".join(parts)))
     return out

@@ -266,7 +266,6 @@ def _offer(
     assignment = Assignment(id=assignment_id, **values)
     make_transient_to_detached(assignment)
     session.add(assignment)
-    req.assigned_expert_id = expert_id
     _notify(session, expert_id, "assignment_offered", req, assignment_id, current)
     _history(
         session,
@@ -283,8 +282,9 @@ def _offer(
         },
         at=current,
     )
+    # Set last, so the outbox's flush writes it with the message in one unit of work.
+    req.assigned_expert_id = expert_id
     # A new assignment id: no earlier message can exist, so no de-duplication look-up.
-    # Its flush also writes the request's assigned expert.
     outbox.enqueue(session, OFFER_KIND, {"assignment_id": assignment_id})
     return assignment
 
