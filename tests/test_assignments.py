@@ -78,6 +78,7 @@ def test_accept_through_the_api_then_details_are_visible(db: Session, client: ob
     assert body["country_of_origin"] == "KG" and body["case_stage"] == "refused_appeal"
     assert body["wants"] == ["consultation", "expert_cv"] and body["deadline"]
     assert body["contact"] is None and body["case_summary"] is None
+    assert body["topics"] is None and body["language"] is None
     assert MARKER not in before.text
     listed = c.get("/api/v1/expert/assignments", headers=headers).json()
     assert [a["request_reference"] for a in listed] == [req.reference]
@@ -87,6 +88,7 @@ def test_accept_through_the_api_then_details_are_visible(db: Session, client: ob
     after = c.get(f"/api/v1/expert/requests/{req.reference}", headers=headers).json()
     assert MARKER in after["contact"]["full_name"] and MARKER in after["case_summary"]
     assert after["contact"]["phone"] == "+996555123456"
+    assert after["topics"] == ["political_repression"] and after["language"] == "ru"
     assert "assignment_accepted" in _history(db, req.id)
     # Answering twice is a conflict.
     again = c.post(f"/api/v1/expert/assignments/{listed[0]['id']}/accept", headers=headers)

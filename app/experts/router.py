@@ -344,9 +344,9 @@ def decline(
     "/requests/{reference}",
     response_model=CaseForExpert,
     summary="A request offered to or accepted by me",
-    description="Before accepting: country, stage, what was asked, topics and deadline. "
-    "After accepting: the contact details and the case summary too. A request not assigned "
-    "to me answers 404.",
+    description="Before accepting: country, stage, what was asked and the deadline. "
+    "After accepting: the topics, language, contact details and the case summary too. "
+    "A request not assigned to me answers 404.",
     responses=error_responses(401, 403, 404),
 )
 def my_case(reference: str, session: SessionDep, expert: RequireExpert) -> CaseForExpert:
@@ -357,7 +357,6 @@ def my_case(reference: str, session: SessionDep, expert: RequireExpert) -> CaseF
         country_name=country_name(session, req.country_of_origin),
         case_stage=req.case_stage,
         wants=[Want(w) for w in req.wants],
-        topics=[ReportTopic(t) for t in req.topics],
         deadline=req.deadline,
         assignment_id=a.id,
         assignment_status=a.status,
@@ -369,6 +368,7 @@ def my_case(reference: str, session: SessionDep, expert: RequireExpert) -> CaseF
     if dk is None or req.pii_enc is None:
         raise CaseNotFound("This request's personal data has been erased.")
     pii = keys.unseal_json(dk, "pii", req.id, req.pii_enc)
+    out.topics = [ReportTopic(t) for t in req.topics]
     out.language = req.language
     out.case_summary = pii.get("case_summary")
     out.contact = CaseContact(

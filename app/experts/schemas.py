@@ -185,7 +185,6 @@ class CaseLimited(BaseModel):
     country_name: str
     case_stage: CaseStage
     wants: list[Want]
-    topics: list[ReportTopic]
     deadline: dt.date | None
 
 
@@ -203,6 +202,7 @@ class CaseForExpert(CaseLimited):
     assignment_id: int
     assignment_status: AssignmentStatus
     respond_by: dt.datetime | None
+    topics: list[ReportTopic] | None = Field(None, description="after accepting")
     language: str | None = Field(None, description="after accepting")
     contact: CaseContact | None = Field(None, description="after accepting")
     case_summary: str | None = Field(None, description="after accepting")
