@@ -684,7 +684,9 @@ def _judge(expert: _Expert, bounds: _Bounds, candidates: list[tuple[int, int]]) 
     low, high, full, length = bounds.low, bounds.high, expert.full_days, expert.length
     busy_starts, busy_ends = expert.busy_starts, expert.busy_ends
     count = len(busy_starts)
-    index = 0  # first busy interval ending after the current start (starts ascend)
+    # The first busy interval ending after the current start: found by bisecting for the first
+    # candidate, then walked forward (the starts ascend).
+    index = bisect.bisect_right(busy_ends, candidates[0][0]) if candidates else 0
     verdicts: list[bool] = []
     for start, day in candidates:
         if low <= start < high and day not in full:
