@@ -6,7 +6,7 @@ import time
 
 import structlog
 
-from app.core.database import session_scope
+from app.core.database import commit, session_scope
 from app.core.settings import get_settings
 from app.notifications import mail
 from app.outbox import service
@@ -36,8 +36,11 @@ def pump() -> int:
             if len(ids) == settings.outbox_batch_size:
                 # A backlog: invite another worker to pump beside this one.
                 pump.apply_async(expires=settings.outbox_poll_seconds * 4)
-            for message_id in ids:
-                with session_scope() as session:
+            # One session (one pooled connection) for the batch; still one transaction per
+            # row: each row is committed as soon as it is delivered.
+            with session_scope() as session:
+                for message_id in ids:
                     service.deliver(session, message_id, worker=me)
-                delivered += 1
+                    commit(session)
+                    delivered += 1
     return delivered
