@@ -102,6 +102,7 @@ def make_request(
     topics: Sequence[str] = ("political_repression",),
     wants: Sequence[str] = ("consultation",),
     deadline: dt.date | None = None,
+    flush: bool = True,
 ) -> IntakeRequest:
     """A bare request row (no personal data), for routing tests that need many."""
     current = now()
@@ -130,7 +131,8 @@ def make_request(
         first_response_due_at=current + dt.timedelta(hours=1),
     )
     session.add(req)
-    session.flush()
+    if flush:
+        session.flush()
     return req
 
 
