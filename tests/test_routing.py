@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -309,3 +310,47 @@ def test_a_live_request_is_not_routed_twice(db: Session) -> None:
         )
     ).all()
     assert len(live) == 1
+
+
+def test_a_second_live_assignment_of_a_request_is_refused_by_the_database(db: Session) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from app.core.time import now
+
+    e1 = create_expert(db, countries=["KG"])
+    e2 = create_expert(db, countries=["KG"])
+    req = make_request(db)
+    first = _route(db, req)
+    assert first is not None and first.expert_id == min(e1.id, e2.id, key=str)
+    other = e2.id if first.expert_id == e1.id else e1.id
+    with pytest.raises(IntegrityError), db.begin_nested():
+        db.add(
+            Assignment(
+                request_id=req.id,
+                expert_id=other,
+                status=AssignmentStatus.offered,
+                offered_at=now(),
+                respond_by=now(),
+            )
+        )
+        db.flush()
+
+
+@pytest.mark.sqlite
+def test_routing_accept_and_expiry_on_sqlite(db: Session, clock: object) -> None:
+    first = create_expert(db, countries=["KG"], languages=["ru"])
+    second = create_expert(db, countries=["KG"], languages=["en"])
+    req = submit(db)
+    a = db.scalar(select(Assignment).where(Assignment.request_id == req.id))
+    assert a is not None and a.expert_id == first.id
+    clock.advance(minutes=16)  # type: ignore[attr-defined]
+    assert assignments.expire_offers(db) == 1
+    live = db.scalar(
+        select(Assignment).where(
+            Assignment.request_id == req.id, Assignment.status == AssignmentStatus.offered
+        )
+    )
+    assert live is not None and live.expert_id == second.id
+    assignments.respond(db, live.id, second, accept=True)
+    assert profile(db, first).open_assignments == 0
+    assert profile(db, second).open_assignments == 1

@@ -179,8 +179,11 @@ def route(
     if req.status in FINAL:
         return None
     if req.assigned_expert_id is not None:
-        # Kept in step with the live assignment; the unique index catches any disagreement.
-        return repository.live_assignment(session, req.id)
+        # Kept in step with the live assignment (the unique index catches a disagreement).
+        live = repository.live_assignment(session, req.id)
+        if live is not None:
+            return live
+        req.assigned_expert_id = None
     current = now()
     skipped = {expert_id: "excluded" for expert_id in exclude}
 
