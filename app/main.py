@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from app.accounts.router import admin_router as admin_users_router
 from app.accounts.router import auth_router
@@ -30,6 +31,9 @@ from app.scheduling.router import availability_router
 from app.scheduling.router import requests_router as consultations_router
 from app.web.account import router as account_pages
 from app.web.offers import router as offer_pages
+from app.web.public import STATIC_DIR
+from app.web.public import router as public_pages
+from app.web.security import SecureTransportMiddleware
 
 DESCRIPTION = """
 The intake service for expert witness reports in asylum cases.
@@ -68,6 +72,7 @@ def create_app() -> FastAPI:
         routes=INTAKE_LIMITED_ROUTES,
     )
     app.state.http_metrics = HttpMetrics()
+    app.add_middleware(SecureTransportMiddleware)
     app.add_middleware(RequestContextMiddleware, observer=app.state.http_metrics.observe)
     app.include_router(health_router)
     app.include_router(auth_router)
@@ -83,6 +88,8 @@ def create_app() -> FastAPI:
     app.include_router(expert_desk_router)
     app.include_router(routing_router)
     app.include_router(offer_pages)
+    app.include_router(public_pages)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(outbox_router)
     app.include_router(admin_mail_router)
     app.include_router(availability_router)

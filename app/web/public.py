@@ -1,0 +1,581 @@
+"""The public pages of issue 12: apply, confirmation, the requester's page, privacy.
+
+- ``GET/POST /apply`` (``?lang=en|ru|es|ar``; else Accept-Language; else English): the form for
+  everything ``SubmitIn`` takes; the POST builds the same ``SubmitIn`` and calls the same
+  ``app.intake.service.submit`` as ``POST /api/v1/requests``, with the form's own
+  Idempotency-Key (a reload of the confirmation replays the first reply, same reference and
+  link). Errors come back next to each field, in the page's language.
+- ``GET /r/{reference}`` is the link of the e-mails (``/r/<ref>#token=rl_...``). The token
+  never reaches the server in a fragment: ``public.js`` posts it to ``/r/<ref>/open``, which
+  keeps it in an HttpOnly, Secure, SameSite=Strict cookie scoped to ``/r/<ref>`` and redirects
+  to the clean URL. ``?token=`` (a link pasted without JavaScript) does the same. A wrong
+  token is 404, like the API.
+- Discretion: the pages of a request that asked for it have neutral titles and headings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import zoneinfo
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from app.core.deps import SessionDep
+from app.core.errors import AppError, TooManyRequests
+from app.core.settings import get_settings
+from app.intake import service
+from app.intake.errors import IdempotencyKeyReused, RequestNotFound
+from app.intake.schemas import NewsletterTopic, ReportTopic, SubmitIn, Want
+from app.intake.throttle import check_submission_rate
+from app.models import CaseStage, ContactChannel, IntakeRequest, RequesterType, RequestStatus
+from app.web import i18n
+from app.web.security import (
+    CSRF_FIELD,
+    HONEYPOT_FIELD,
+    PAGE_HEADERS,
+    STAMP_FIELD,
+    csrf_ok,
+    csrf_token,
+    csrf_value,
+    form_stamp,
+    set_csrf_cookie,
+    stamp_age,
+)
+
+router = APIRouter(include_in_schema=False)
+STATIC_DIR = Path(__file__).parent / "static"
+
+LINK_COOKIE = "requester_link"
+IDEM_FIELD = "form_key"
+TOKEN_RE = re.compile(r"rl_[A-Za-z0-9_-]{20,100}")
+FINAL = {RequestStatus.closed, RequestStatus.declined, RequestStatus.spam, RequestStatus.withdrawn}
+
+# Field kinds of SubmitIn as the form sends them.
+TEXT_FIELDS = ("law_firm_name", "full_name", "contact_name", "email", "phone", "whatsapp")
+CHOICE_FIELDS = (
+    "requester_type",
+    "preferred_channel",
+    "country_of_residence",
+    "country_of_origin",
+    "language",
+    "timezone",
+    "case_stage",
+)
+LIST_FIELDS = ("wants", "topics", "consent_updates")
+BOOL_FIELDS = ("discreet", "consent_data_processing")
+
+
+def N_(text: str) -> str:
+    """Marks a text for extraction; translated where it is shown."""
+    return text
+
+
+# Labels of the API's values ------------------------------------------------------------------
+
+REQUESTER_TYPES = {
+    RequesterType.applicant: N_("I am asking for myself"),
+    RequesterType.law_firm: N_("A law firm, for a client"),
+}
+CHANNELS = {
+    ContactChannel.email: N_("E-mail"),
+    ContactChannel.phone: N_("Phone"),
+    ContactChannel.whatsapp: N_("WhatsApp"),
+}
+STAGES = {
+    CaseStage.not_filed: N_("Not filed yet"),
+    CaseStage.filed_pending: N_("Filed, waiting for a decision"),
+    CaseStage.refused_appeal: N_("Refused, appealing"),
+    CaseStage.hearing_scheduled: N_("A hearing is scheduled"),
+    CaseStage.other: N_("Other"),
+}
+WANTS = {
+    Want.sample_report: N_("A sample report"),
+    Want.expert_cv: N_("An expert's CV"),
+    Want.consultation: N_("A free consultation (video call; it commits you to nothing)"),
+}
+TOPICS = {
+    ReportTopic.freedom_of_speech: N_("Freedom of speech"),
+    ReportTopic.political_repression: N_("Political repression"),
+    ReportTopic.corruption: N_("Corruption"),
+    ReportTopic.war_crimes: N_("War crimes"),
+    ReportTopic.ethnic_persecution: N_("Persecution for ethnicity"),
+    ReportTopic.religious_persecution: N_("Persecution for religion"),
+    ReportTopic.social_status_persecution: N_("Persecution for social status"),
+    ReportTopic.gender_based_violence: N_("Gender-based violence"),
+    ReportTopic.lgbt_persecution: N_("Persecution of LGBT people"),
+    ReportTopic.forced_conscription: N_("Forced conscription"),
+    ReportTopic.cartel_gang_violence: N_("Cartel and gang violence"),
+    ReportTopic.statelessness: N_("Statelessness"),
+    ReportTopic.detention_conditions: N_("Conditions in detention"),
+}
+NEWSLETTER = {
+    **{NewsletterTopic(t.value): label for t, label in TOPICS.items()},
+    NewsletterTopic.organisation_news: N_("News of the organisation"),
+}
+STATUSES = {
+    RequestStatus.new: N_("Received: a person will contact you soon"),
+    RequestStatus.in_progress: N_("In progress"),
+    RequestStatus.consultation_scheduled: N_("Consultation booked"),
+    RequestStatus.consultation_held: N_("Consultation held"),
+    RequestStatus.report_ordered: N_("Report ordered"),
+    RequestStatus.closed: N_("Closed"),
+    RequestStatus.declined: N_("Declined"),
+    RequestStatus.spam: N_("Closed"),
+    RequestStatus.withdrawn: N_("Withdrawn by you"),
+}
+
+
+@lru_cache(maxsize=1)
+def time_zones() -> list[str]:
+    skip = ("Etc/", "SystemV/", "US/", "Canada/", "Brazil/", "Chile/", "Mexico/")
+    names = [
+        z
+        for z in zoneinfo.available_timezones()
+        if "/" in z and not z.startswith(skip) and z[0].isupper()
+    ]
+    return ["UTC", *sorted(names)]
+
+
+# Rendering ---------------------------------------------------------------------------------
+
+
+def _html(
+    request: Request,
+    lang: str,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    csrf: tuple[str, bool] | None = None,
+) -> HTMLResponse:
+    settings = get_settings()
+    base = {
+        "lang": i18n.LANGUAGES[lang],
+        "languages": i18n.LANGUAGES.values(),
+        "quick_exit_url": settings.quick_exit_url,
+        "path": request.url.path,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": csrf_token(csrf[0]) if csrf else "",
+        "switcher": True,
+        "noindex": False,
+    }
+    body = i18n.environment(lang).get_template(template).render({**base, **context})
+    response = HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+    if csrf is not None and csrf[1]:
+        set_csrf_cookie(response, csrf[0])
+    return response
+
+
+def _lang(request: Request, fallback: str | None = None) -> str:
+    return i18n.negotiate(
+        request.query_params.get("lang"), request.headers.get("accept-language"), fallback
+    )
+
+
+def _t(lang: str) -> Any:
+    return i18n.gettext_for(lang).gettext
+
+
+def tr(lang: str, message: str) -> str:
+    return str(i18n.gettext_for(lang).gettext(message))
+
+
+def not_found_page(request: Request, lang: str | None = None) -> HTMLResponse:
+    lang = lang or _lang(request)
+    return _html(
+        request, lang, "public/not_found.html", {"title": tr(lang, "Not found")}, status=404
+    )
+
+
+def refused_page(request: Request, lang: str, retry: str = "/apply") -> HTMLResponse:
+    csrf = csrf_value(request)
+    return _html(
+        request,
+        lang,
+        "public/refused.html",
+        {"title": tr(lang, "Please try again"), "retry": retry},
+        status=403,
+        csrf=csrf,
+    )
+
+
+async def form_data(request: Request) -> FormData:
+    return await request.form(max_files=0, max_fields=200)
+
+
+FormDep = Annotated[FormData, Depends(form_data)]
+
+
+# Apply ---------------------------------------------------------------------------------------
+
+
+def _apply_context(lang: str, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    t = _t(lang)
+    return {
+        "title": (t("Error") + ": " if errors else "") + t("Ask for an expert report"),
+        "values": values,
+        "errors": errors,
+        "requester_types": [(k.value, t(v)) for k, v in REQUESTER_TYPES.items()],
+        "channels": [(k.value, t(v)) for k, v in CHANNELS.items()],
+        "stages": [(k.value, t(v)) for k, v in STAGES.items()],
+        "wants": [(k.value, t(v)) for k, v in WANTS.items()],
+        "topics": [(k.value, t(v)) for k, v in TOPICS.items()],
+        "newsletter": [(k.value, t(v)) for k, v in NEWSLETTER.items()],
+        "countries": i18n.country_names(lang),
+        "request_languages": i18n.language_names(lang),
+        "zones": time_zones(),
+        "honeypot": HONEYPOT_FIELD,
+        "stamp_field": STAMP_FIELD,
+        "idem_field": IDEM_FIELD,
+        "action": f"/apply?lang={lang}",
+    }
+
+
+def _apply_page(
+    request: Request,
+    lang: str,
+    values: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    *,
+    status: int = 200,
+    notice: str | None = None,
+) -> HTMLResponse:
+    csrf = csrf_value(request)
+    values = {**values, STAMP_FIELD: form_stamp(csrf[0])}
+    values.setdefault(IDEM_FIELD, secrets.token_urlsafe(18))
+    ctx = _apply_context(lang, values, errors or {})
+    ctx["notice"] = notice
+    return _html(request, lang, "public/apply.html", ctx, status=status, csrf=csrf)
+
+
+@router.get("/apply", response_class=HTMLResponse)
+def apply_form(request: Request) -> HTMLResponse:
+    lang = _lang(request)
+    return _apply_page(request, lang, {"language": lang, "requester_type": "applicant"})
+
+
+def _values(form: FormData) -> dict[str, Any]:
+    """What the person typed, to show again (never the honeypot)."""
+    values: dict[str, Any] = {}
+    for name in (*TEXT_FIELDS, *CHOICE_FIELDS, "deadline", "case_summary"):
+        raw = form.get(name)
+        values[name] = raw.strip() if isinstance(raw, str) else ""
+    for name in LIST_FIELDS:
+        values[name] = [v for v in form.getlist(name) if isinstance(v, str)]
+    for name in BOOL_FIELDS:
+        values[name] = form.get(name) in ("on", "true", "1", "yes")
+    key = form.get(IDEM_FIELD)
+    if isinstance(key, str) and 10 <= len(key) <= 64 and key.isascii():
+        values[IDEM_FIELD] = key
+    return values
+
+
+def _submit_body(values: dict[str, Any]) -> dict[str, Any]:
+    """The form as the API takes it: empty fields left out, so a missing required one is
+    reported as missing."""
+    body: dict[str, Any] = {}
+    for name in (*TEXT_FIELDS, *CHOICE_FIELDS, "deadline", "case_summary"):
+        if values[name]:
+            body[name] = values[name]
+    for name in LIST_FIELDS:
+        body[name] = values[name]
+    for name in BOOL_FIELDS:
+        body[name] = values[name]
+    if not body["wants"]:
+        del body["wants"]
+    return body
+
+
+# Field errors in the page's language ---------------------------------------------------------
+
+REQUIRED = N_("This field is required.")
+CHOOSE = N_("Choose one of the options.")
+FIELD_VALUE_ERRORS: dict[str, list[tuple[str, str]]] = {
+    "law_firm_name": [
+        ("is required", N_("Write the name of the law firm.")),
+        ("only for", N_("Leave this empty unless the request comes from a law firm.")),
+    ],
+    "full_name": [("", REQUIRED)],
+    "email": [("", N_("Write a valid e-mail address, like name@example.org."))],
+    "phone": [
+        ("is required", N_("Required, because it is your preferred way to be contacted.")),
+        (
+            "",
+            N_(
+                "This is not a valid phone number. Write it with the country code, "
+                "like +44 20 7946 0958."
+            ),
+        ),
+    ],
+    "country_of_residence": [("", N_("Choose a country from the list."))],
+    "country_of_origin": [("", N_("Choose a country from the list."))],
+    "timezone": [("", N_("Choose a time zone from the list."))],
+    "language": [("", N_("Choose a language from the list."))],
+    "deadline": [("in the past", N_("The date is in the past. Give today's date or a later one."))],
+    "wants": [("", N_("Choose at least one."))],
+    "consent_data_processing": [
+        ("", N_("We can only handle your request with your consent. Tick the box to agree."))
+    ],
+}
+FIELD_VALUE_ERRORS["whatsapp"] = FIELD_VALUE_ERRORS["phone"]
+
+
+def field_message(field: str, error_type: str, message: str, ctx: dict[str, Any], lang: str) -> str:
+    """The API's (English) validation error of one field, as the page says it in ``lang``."""
+    t = _t(lang)
+    if error_type == "missing":
+        if field == "wants":
+            return str(t("Choose at least one."))
+        return str(t(CHOOSE if field in CHOICE_FIELDS else REQUIRED))
+    if error_type == "string_too_long":
+        return str(
+            t("This is too long: at most %(max)s characters.") % {"max": ctx.get("max_length")}
+        )
+    if error_type.startswith("date") or (field == "deadline" and error_type != "value_error"):
+        return str(t("Write the date as year-month-day, like 2026-12-31."))
+    if error_type in ("enum", "literal_error"):
+        return str(t("Choose from the options."))
+    for needle, msgid in FIELD_VALUE_ERRORS.get(field, []):
+        if needle in message:
+            return str(t(msgid))
+    return str(t("Please check this field."))
+
+
+def field_errors(exc: ValidationError, lang: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for err in exc.errors():
+        loc = err.get("loc") or ("form",)
+        field = str(loc[0])
+        if field not in out:
+            ctx = dict(err.get("ctx") or {})
+            out[field] = field_message(field, err["type"], str(err.get("msg", "")), ctx, lang)
+    return out
+
+
+@router.post("/apply", response_class=HTMLResponse, response_model=None)
+def apply_submit(request: Request, session: SessionDep, form: FormDep) -> Response:
+    lang = _lang(request)
+    t = _t(lang)
+    token = form.get(CSRF_FIELD)
+    if not csrf_ok(request, token if isinstance(token, str) else None):
+        return refused_page(request, lang, f"/apply?lang={lang}")
+    try:
+        check_submission_rate(request)
+    except TooManyRequests as exc:
+        page = _html(request, lang, "public/too_many.html", {"title": t("Please wait")}, status=429)
+        page.headers.update(exc.headers or {})
+        return page
+    values = _values(form)
+    csrf = request.cookies.get("csrf", "")
+    stamp = form.get(STAMP_FIELD)
+    age = stamp_age(csrf, stamp if isinstance(stamp, str) else None)
+    honeypot = form.get(HONEYPOT_FIELD)
+    too_fast = age is None or age < get_settings().form_min_fill_seconds
+    if honeypot or too_fast:
+        # Not stored. A person (an over-eager autofill, a very fast typist) just sends the
+        # form again; it comes back with everything they typed and a fresh stamp.
+        notice = t("Please take a moment to check your answers, then send the form again.")
+        return _apply_page(request, lang, values, status=422, notice=notice)
+    try:
+        data = SubmitIn.model_validate(_submit_body(values))
+    except ValidationError as exc:
+        return _apply_page(request, lang, values, field_errors(exc, lang), status=422)
+    try:
+        reply = service.submit(session, data, idempotency_key=values.get(IDEM_FIELD))
+    except IdempotencyKeyReused:  # the same page sent again with changed answers
+        reply = service.submit(session, data)
+    link_path = f"/r/{reply['reference']}#token={reply['access_token']}"
+    neutral = data.discreet
+    ctx = {
+        "title": t("Request received") if neutral else t("Your request for an expert report"),
+        "reference": reply["reference"],
+        "link": f"{get_settings().public_url}{link_path}",
+        "link_path": link_path,
+        "due": _local(dt.datetime.fromisoformat(reply["first_response_due_at"]), data.timezone),
+        "discreet": neutral,
+        "switcher": False,
+        "noindex": True,
+    }
+    return _html(request, lang, "public/confirmation.html", ctx)
+
+
+def _local(when: dt.datetime, zone: str) -> str:
+    try:
+        local = when.astimezone(zoneinfo.ZoneInfo(zone))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        local = when.astimezone(dt.UTC)
+    return local.strftime("%Y-%m-%d %H:%M") + f" ({zone})"
+
+
+# The requester's page ------------------------------------------------------------------------
+
+
+def _canonical(reference: str) -> str | None:
+    return service.normalise_reference(reference)
+
+
+def _from_cookie(request: Request, session: SessionDep, reference: str) -> IntakeRequest | None:
+    token = request.cookies.get(LINK_COOKIE)
+    if not token:
+        return None
+    try:
+        return service.authenticate_requester(session, reference, token)
+    except RequestNotFound:
+        return None
+
+
+def _set_link_cookie(response: Response, reference: str, token: str) -> None:
+    response.set_cookie(
+        LINK_COOKIE,
+        token,
+        path=f"/r/{reference}",
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def _title(lang: str, req: IntakeRequest) -> str:
+    t = _t(lang)
+    return str(t("Your request") if req.discreet else t("Your asylum expert report request"))
+
+
+def _request_page(
+    request: Request, session: SessionDep, req: IntakeRequest, *, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    lang = _lang(request, req.language)
+    t = _t(lang)
+    view = service.requester_view(session, req)
+    ctx = {
+        "title": _title(lang, req),
+        "req": view,
+        "discreet": req.discreet,
+        "status_label": t(STATUSES[view.status]),
+        "final": view.status in FINAL,
+        "received": _local(view.received_at, req.timezone),
+        "due": _local(view.sla.first_response_due_at, req.timezone),
+        "responded": view.sla.first_responded_at is not None,
+        "wants": [t(WANTS[w]) for w in view.wants],
+        "noindex": True,
+        "done": request.query_params.get("done"),
+        "withdraw_error": extra.pop("withdraw_error", None),
+        **extra,
+    }
+    return _html(request, lang, "public/request.html", ctx, status=status, csrf=csrf_value(request))
+
+
+@router.get("/r/{reference}", response_class=HTMLResponse, response_model=None)
+def request_page(request: Request, reference: str, session: SessionDep) -> Response:
+    ref = _canonical(reference)
+    if ref is None:
+        return not_found_page(request)
+    lang_q = f"?lang={request.query_params['lang']}" if "lang" in request.query_params else ""
+    token = request.query_params.get("token")
+    if token is not None:  # a link with the token in the query: keep it, then a clean URL
+        try:
+            service.authenticate_requester(session, ref, token)
+        except RequestNotFound:
+            return not_found_page(request)
+        response: Response = RedirectResponse(f"/r/{ref}{lang_q}", status_code=303)
+        _set_link_cookie(response, ref, token)
+        return response
+    if ref != reference:
+        return RedirectResponse(f"/r/{ref}{lang_q}", status_code=308)
+    req = _from_cookie(request, session, ref)
+    if req is None:
+        # The e-mail's link keeps the token in the fragment: public.js posts it to /open. The
+        # same page for any reference, so it tells nothing about which ones exist.
+        lang = _lang(request)
+        return _html(
+            request,
+            lang,
+            "public/open.html",
+            {"title": tr(lang, "Your request"), "reference": ref, "noindex": True},
+            csrf=csrf_value(request),
+        )
+    return _request_page(request, session, req)
+
+
+@router.post("/r/{reference}/open", response_class=HTMLResponse, response_model=None)
+def open_link(request: Request, reference: str, session: SessionDep, form: FormDep) -> Response:
+    ref = _canonical(reference)
+    lang = _lang(request)
+    if ref is None:
+        return not_found_page(request, lang)
+    submitted = form.get(CSRF_FIELD)
+    if not csrf_ok(request, submitted if isinstance(submitted, str) else None):
+        return refused_page(request, lang, f"/r/{ref}")
+    raw = form.get("token")
+    found = TOKEN_RE.search(raw) if isinstance(raw, str) else None
+    if found is None:
+        return not_found_page(request, lang)
+    try:
+        service.authenticate_requester(session, ref, found.group(0))
+    except RequestNotFound:
+        return not_found_page(request, lang)
+    lang_q = f"?lang={request.query_params['lang']}" if "lang" in request.query_params else ""
+    response = RedirectResponse(f"/r/{ref}{lang_q}", status_code=303)
+    _set_link_cookie(response, ref, found.group(0))
+    return response
+
+
+@router.post("/r/{reference}/withdraw", response_class=HTMLResponse, response_model=None)
+def withdraw(request: Request, reference: str, session: SessionDep, form: FormDep) -> Response:
+    ref = _canonical(reference)
+    req = _from_cookie(request, session, ref) if ref else None
+    if ref is None or req is None:
+        return not_found_page(request)
+    lang = _lang(request, req.language)
+    submitted = form.get(CSRF_FIELD)
+    if not csrf_ok(request, submitted if isinstance(submitted, str) else None):
+        return refused_page(request, lang, f"/r/{ref}")
+    if form.get("confirm") != "yes":
+        message = tr(lang, "Tick the box to confirm that you want to withdraw your request.")
+        return _request_page(request, session, req, status=422, withdraw_error=message)
+    try:
+        service.withdraw(session, req)
+    except AppError:  # closed, declined or spam: nothing to withdraw
+        message = tr(lang, "This request can no longer be withdrawn.")
+        return _request_page(request, session, req, status=409, withdraw_error=message)
+    return RedirectResponse(f"/r/{ref}?lang={lang}&done=withdrawn", status_code=303)
+
+
+@router.post("/r/{reference}/forget", response_class=HTMLResponse, response_model=None)
+def forget(request: Request, reference: str, form: FormDep) -> Response:
+    """Remove the link's cookie from this device (a shared or watched device)."""
+    ref = _canonical(reference)
+    lang = _lang(request)
+    if ref is None:
+        return not_found_page(request, lang)
+    submitted = form.get(CSRF_FIELD)
+    if not csrf_ok(request, submitted if isinstance(submitted, str) else None):
+        return refused_page(request, lang, f"/r/{ref}")
+    response = RedirectResponse(f"/privacy?lang={lang}&forgotten=1", status_code=303)
+    response.delete_cookie(
+        LINK_COOKIE, path=f"/r/{ref}", secure=True, httponly=True, samesite="strict"
+    )
+    return response
+
+
+# Privacy -------------------------------------------------------------------------------------
+
+
+@router.get("/privacy", response_class=HTMLResponse)
+def privacy(request: Request) -> HTMLResponse:
+    lang = _lang(request)
+    settings = get_settings()
+    ctx = {
+        "title": tr(lang, "Privacy and cookies"),
+        "version": settings.privacy_notice_version,
+        "rate_window": settings.submit_rate_window_minutes,
+        "forgotten": request.query_params.get("forgotten") == "1",
+    }
+    return _html(request, lang, "public/privacy.html", ctx)
