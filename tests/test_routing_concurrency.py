@@ -101,3 +101,56 @@ def test_parallel_routings_on_sqlite_never_exceed_capacity(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 'route.sqlite3'}"
     migrate.upgrade(url)
     _check(*_race(url))
+
+
+def test_an_expert_filled_between_ranking_and_taking_is_skipped_for_the_next_tier(
+    pg_engine: object,
+) -> None:
+    """Another transaction takes the country expert's last unit after this routing read the
+    candidates: the conditional UPDATE refuses, and the region's expert gets the request."""
+    from sqlalchemy import event, text
+
+    from app.models import RoutingDecision
+
+    name = f"intake_route_{secrets.token_hex(3)}"
+    url = create_pg_database(name)
+    engine = None
+    try:
+        migrate.upgrade(url)
+        engine = database.build_engine(url, for_tests=True)
+        with Session(engine) as s:
+            country = create_expert(s, countries=["KG"], max_open=1)
+            region = create_expert(s, regions=["eastern_europe_post_soviet"])
+            country_id, region_id = country.id, region.id
+            rid = make_request(s).id
+            s.commit()
+        fired: list[bool] = []
+
+        def competitor(conn: object, cursor: object, statement: str, *args: object) -> None:
+            if "expert_countries" in statement and not fired:
+                fired.append(True)
+                with engine.connect() as other:  # type: ignore[union-attr]
+                    other.execute(
+                        text("UPDATE expert_profiles SET open_assignments = 1 WHERE user_id = :u"),
+                        {"u": country_id},
+                    )
+                    other.commit()
+
+        event.listen(engine, "after_cursor_execute", competitor)
+        with Session(engine) as s:
+            req = s.get(IntakeRequest, rid)
+            assert req is not None
+            a = assignments.route(s, req, trigger="submitted")
+            s.commit()
+            assert fired and a is not None and a.expert_id == region_id
+            decision = s.scalar(select(RoutingDecision).where(RoutingDecision.request_id == rid))
+            assert decision is not None and decision.rule.value == "region"
+            reasons = {c["expert_id"]: (c["outcome"], c["reason"]) for c in decision.candidates}
+            assert reasons[str(country_id)] == ("dropped", "at_capacity_on_commit")
+            assert reasons[str(region_id)] == ("chosen", None)
+            full = s.get(ExpertProfile, country_id, populate_existing=True)
+            assert full is not None and full.open_assignments == 1
+    finally:
+        if engine is not None:
+            engine.dispose()
+        drop_pg_database(name)

@@ -198,23 +198,33 @@ def route(
         )
 
     found = tier(TIER_COUNTRY)
-    decision = decide(found, language=req.language, topics=req.topics, passed_over=skipped)
-    if decision.rule != RoutingRule.country and req.region_code is not None:
-        # Nobody eligible covers the country by name: the region's experts are asked.
-        found += tier(TIER_REGION)
+    region_read = False
+    while True:
         decision = decide(found, language=req.language, topics=req.topics, passed_over=skipped)
+        if decision.rule != RoutingRule.country and not region_read and req.region_code:
+            # Nobody eligible covers the country by name: the region's experts are asked.
+            found += tier(TIER_REGION)
+            region_read = True
+            continue
+        chosen: Candidate | None = None
+        for candidate in decision.ranked:
+            # The ranking read a snapshot; capacity is taken with a conditional UPDATE that
+            # re-checks it against the committed row.
+            if repository.take_capacity(session, candidate.expert_id, current):
+                chosen = candidate
+                break
+            skipped[candidate.expert_id] = "at_capacity_on_commit"
+        if chosen is None and decision.ranked:
+            continue  # every ranked expert filled up meanwhile: decide again without them
+        break
     report = decision.report
-    by_id = {entry["expert_id"]: entry for entry in report}
-    chosen: Candidate | None = None
-    for candidate in decision.ranked:
-        # The ranking read a snapshot; capacity is taken with a conditional UPDATE that
-        # re-checks it against the committed row.
-        if repository.take_capacity(session, candidate.expert_id, current):
-            chosen = candidate
-            by_id[str(candidate.expert_id)]["outcome"] = "chosen"
-            break
-        entry = by_id[str(candidate.expert_id)]
-        entry.update(outcome="dropped", reason="at_capacity_on_commit", rank=None)
+    for entry in report:
+        if chosen is not None and entry["expert_id"] == str(chosen.expert_id):
+            entry["outcome"] = "chosen"
+        elif entry["outcome"] == "ranked" and uuid.UUID(entry["expert_id"]) in skipped:
+            # Ranked above the chosen one, but full by the time capacity was taken.
+            entry.update(outcome="dropped", reason=skipped[uuid.UUID(entry["expert_id"])])
+            entry["rank"] = None
     rule = decision.rule if chosen is not None else _no_one(decision.rule)
     row = _store_decision(
         session,
