@@ -51,6 +51,7 @@ def test_admin_creates_updates_and_deactivates_an_expert(db: Session, client: ob
     body = resp.json()
     assert body["countries"] == ["KG", "KZ"] and body["regions"] == ["eastern_europe_post_soviet"]
     assert body["open_assignments"] == 0 and body["available_now"] is True
+    assert body["phone"] == "+442079460001"
     again = c.post("/api/v1/admin/experts", json=_payload(account.id), headers=h)
     assert again.status_code == 409
     resp = c.patch(
@@ -77,11 +78,12 @@ def test_validation_names_each_bad_field(db: Session, client: object) -> None:
         countries=["QQ"],
         topics=["cooking"],
         personal_meeting_link="http://insecure.example.org",
+        phone="12345",
     )
     resp = client.post("/api/v1/admin/experts", json=bad, headers=login(client, admin))  # type: ignore[attr-defined]
     assert resp.status_code == 422
     fields = {f["field"] for f in resp.json()["error"]["fields"]}
-    assert {"timezone", "languages", "countries", "personal_meeting_link"} <= fields
+    assert {"timezone", "languages", "countries", "personal_meeting_link", "phone"} <= fields
     assert any(f.startswith("topics") for f in fields)
     unknown_region = _payload(account.id, regions=["atlantis"])
     resp = client.post("/api/v1/admin/experts", json=unknown_region, headers=login(client, admin))  # type: ignore[attr-defined]

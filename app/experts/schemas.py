@@ -9,6 +9,7 @@ import zoneinfo
 from functools import lru_cache
 from typing import Annotated, Any
 
+import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.core.validation import normalise_email
@@ -61,6 +62,18 @@ def _meeting_link(value: str | None) -> str | None:
     return value.strip()
 
 
+def _phone(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        number = phonenumbers.parse(value.strip(), None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise ValueError("is not a valid phone number; write it with the country code (+44 ...)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def _unique(values: list[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
@@ -72,6 +85,7 @@ Topics = Annotated[list[ReportTopic], AfterValidator(_unique)]
 Regions = Annotated[list[str], Field(max_length=50), AfterValidator(_unique)]
 MeetingLink = Annotated[str | None, Field(max_length=500), AfterValidator(_meeting_link)]
 Email = Annotated[str, Field(max_length=320), AfterValidator(normalise_email)]
+Phone = Annotated[str | None, Field(max_length=40), AfterValidator(_phone)]
 
 
 class StrictModel(BaseModel):
@@ -82,7 +96,7 @@ class ExpertIn(StrictModel):
     user_id: uuid.UUID = Field(description="an existing user account of role expert")
     public_name: str = Field(min_length=1, max_length=200)
     email: Email
-    phone: str | None = Field(None, max_length=40)
+    phone: Phone = None
     timezone: TimeZone
     languages: Languages = Field(default_factory=list)
     regions: Regions = Field(default_factory=list, description="region codes covered")
@@ -97,7 +111,7 @@ class ExpertIn(StrictModel):
 class ExpertUpdate(StrictModel):
     public_name: str | None = Field(None, min_length=1, max_length=200)
     email: Email | None = None
-    phone: str | None = Field(None, max_length=40)
+    phone: Phone = None
     timezone: TimeZone | None = None
     languages: Languages | None = None
     regions: Regions | None = None
