@@ -246,6 +246,7 @@ def main() -> None:
     }
     for name, values in measured.items():
         figures.update({f"{name}_{k}": v for k, v in summary(values).items()})
+        figures[f"{name}_min_ms"] = round(min(values), 3)  # the cost without interference
     try:
         figures.update(database_baseline(members, window, args.runs))
         figures["db_note"] = (
