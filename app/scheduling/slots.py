@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import heapq
 import operator
 import re
 import uuid
@@ -510,10 +509,13 @@ class _Expert:
         self.unavailable_starts, self.unavailable_ends = _merge(away)
         # Both together, so that a free start costs one bisect.
         if away:
+            # Two sorted runs: sorting their concatenation merges them.
             self.busy_starts, self.busy_ends = _merge(
-                heapq.merge(
-                    zip(self.booking_starts, self.booking_ends, strict=True),
-                    zip(self.unavailable_starts, self.unavailable_ends, strict=True),
+                sorted(
+                    [
+                        *zip(self.booking_starts, self.booking_ends, strict=True),
+                        *zip(self.unavailable_starts, self.unavailable_ends, strict=True),
+                    ]
                 )
             )
         else:
