@@ -7,7 +7,10 @@ on loopback.
   restart every e-mail is delivered, each at least once, and twice at most for the rows that were
   being sent at the moment of the kill (bounded by the batch size).
 - The broker down when a request arrives: the request is accepted (201), its acknowledgement is
-  not sent while Redis is down, and arrives once Redis is back on the same port.
+  not sent while Redis is down, and arrives, once, when Redis is back on the same port. (The
+  embedded default - ``asylum-intake run``, SQLite, .eml files - is covered by
+  tests/test_intake_e2e.py; this one is the production topology: PostgreSQL, separate api,
+  worker and beat processes, and a real SMTP server that counts what it receives.)
 - An SMTP server refusing with 451 (retried with backoff, then dead-lettered), refusing with 550
   (dead-lettered at once: retrying cannot help) or hanging past the timeout (retried, then
   dead-lettered): each is in the staff dead-letter list with its error and an alert row for
