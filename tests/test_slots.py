@@ -1227,6 +1227,11 @@ def test_pool_recheck_at_booking_time() -> None:
     start = u(f"{POOL_DAY} 09:00")
     result = check_pool_slot([b, a], now_utc=u("2026-11-23 12:00"), start_utc=start)
     assert result.expert_ids == ("a", "b") and result.expert_id == "a"
+    # Plain tuples do as well as PoolMember.
+    as_tuples = check_pool_slot(
+        [tuple(b), tuple(a)], now_utc=u("2026-11-23 12:00"), start_utc=start
+    )
+    assert as_tuples.expert_ids == ("a", "b")
     # Someone booked a meanwhile.
     a_booked = a._replace(bookings=[Booking(start, start + dt.timedelta(hours=1))])
     result = check_pool_slot([b, a_booked], now_utc=u("2026-11-23 12:00"), start_utc=start)

@@ -224,6 +224,15 @@ class PoolMember(NamedTuple):
     unavailable: Sequence[UnavailablePeriod]
 
 
+MemberTuple: TypeAlias = tuple[
+    ExpertId, Availability, Sequence[Booking], Sequence[UnavailablePeriod]
+]
+
+
+def _as_member(member: PoolMember | MemberTuple) -> PoolMember:
+    return member if isinstance(member, PoolMember) else PoolMember(*member)
+
+
 class Rejection(StrEnum):
     """Why a start is not free. The order is the order of the checks."""
 
@@ -825,7 +834,7 @@ def _pick_key(expert_id: ExpertId, day_count: int) -> tuple[int, str]:
 
 
 def pool_slots(
-    experts: Sequence[PoolMember],
+    experts: Sequence[PoolMember | MemberTuple],
     *,
     now_utc: dt.datetime,
     window_start_utc: dt.datetime | None = None,
@@ -839,7 +848,7 @@ def pool_slots(
     # sorting never compares the ids themselves.
     entries: list[tuple[int, int, int, str, ExpertId]] = []
     shared: dict[tuple[str, int, int], _Offsets] = {}
-    for member in experts:
+    for member in map(_as_member, experts):
         bounds = _bounds(
             member.availability,
             window_start_utc=window_start_utc,
@@ -879,7 +888,7 @@ def pool_slots(
 
 
 def check_pool_slot(
-    experts: Sequence[PoolMember],
+    experts: Sequence[PoolMember | MemberTuple],
     *,
     now_utc: dt.datetime,
     start_utc: dt.datetime,
@@ -892,7 +901,7 @@ def check_pool_slot(
     :func:`pool_slots`. With ``end_utc``, only experts whose slot ends then count."""
     ranked: list[tuple[tuple[int, str], ExpertId]] = []
     reasons: dict[ExpertId, Rejection] = {}
-    for member in experts:
+    for member in map(_as_member, experts):
         bounds = _bounds(
             member.availability,
             window_start_utc=window_start_utc,
