@@ -88,7 +88,8 @@ SUBJECTS: dict[str, dict[tuple[str, bool], str]] = {
 
 
 def _consultation(session: Session, row: OutboxMessage) -> Consultation:
-    c = session.get(Consultation, uuid.UUID(row.params["consultation_id"]))
+    # Fresh from the database: the worker's session may hold an older copy from its batch.
+    c = session.get(Consultation, uuid.UUID(row.params["consultation_id"]), populate_existing=True)
     if c is None:
         raise PermanentFailure("consultation is gone")
     return c
@@ -129,7 +130,7 @@ def _calendar_part(ics_bytes: bytes, method: str) -> list[mail.Attachment]:
 @handler(INVITE_KIND)
 def send_invite(session: Session, row: OutboxMessage) -> None:
     c = _consultation(session, row)
-    req = session.get(IntakeRequest, c.request_id)
+    req = session.get(IntakeRequest, c.request_id, populate_existing=True)
     if req is None:
         raise PermanentFailure("request is gone")
     if row.params["to"] == "expert":
