@@ -498,7 +498,12 @@ def request_page(request: Request, reference: str, session: SessionDep) -> Respo
             request,
             lang,
             "public/open.html",
-            {"title": tr(lang, "Your request"), "reference": ref, "noindex": True},
+            {
+                "title": tr(lang, "Your request"),
+                "reference": ref,
+                "noindex": True,
+                "lang_q": lang_q,
+            },
             csrf=csrf_value(request),
         )
     return _request_page(request, session, req)

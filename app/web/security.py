@@ -4,7 +4,7 @@
   SameSite=Strict, gone when the browser closes) and, in every form, an HMAC of it under a key
   derived from the master key. A post without the cookie or with another value is refused with
   a page that says what to do.
-- The render stamp: the apply form carries ``<unix seconds>.<HMAC(seconds, csrf value)>``; a
+- The render stamp: the apply form carries ``<unix milliseconds>.<HMAC(them, csrf value)>``; a
   submission sooner than ``INTAKE_FORM_MIN_FILL_SECONDS`` after the render is not stored.
 - HSTS only on requests that came over HTTPS: the ASGI scheme (uvicorn applies its own
   FORWARDED_ALLOW_IPS rule), or X-Forwarded-Proto when ``INTAKE_TRUST_PROXY_HEADERS`` is set.
@@ -82,18 +82,18 @@ def set_csrf_cookie(response: Response, value: str) -> None:
 
 
 def form_stamp(value: str, at: float | None = None) -> str:
-    seconds = str(int(at if at is not None else time.time()))
-    return f"{seconds}.{_mac('stamp', seconds, value)}"
+    millis = str(int((at if at is not None else time.time()) * 1000))
+    return f"{millis}.{_mac('stamp', millis, value)}"
 
 
 def stamp_age(value: str, stamp: str | None) -> float | None:
     """Seconds since the form was rendered for this browser; None: missing or forged."""
     if not stamp or "." not in stamp:
         return None
-    seconds, mac = stamp.split(".", 1)
-    if not seconds.isdigit() or not hmac.compare_digest(_mac("stamp", seconds, value), mac):
+    millis, mac = stamp.split(".", 1)
+    if not millis.isdigit() or not hmac.compare_digest(_mac("stamp", millis, value), mac):
         return None
-    return time.time() - int(seconds)
+    return time.time() - int(millis) / 1000
 
 
 def is_https(scope: Scope, headers: dict[str, str] | None = None) -> bool:

@@ -1,0 +1,137 @@
+"""Browser tests: Playwright for Python driving Debian's Chromium (/usr/bin/chromium).
+
+Never ``playwright install``: `.ci/run` installs Chromium from Debian's packages and axe-core
+from the npm registry into ``.cache/npm``. Without Chromium the tests skip with the reason, but
+not under CI (``CI`` set): there they fail loudly. One real service (``asylum-intake run``, the
+embedded default) per module. Each test saves a screenshot of its last page under
+``artifacts/browser/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.processes import ROOT, Service, free_port, start_service
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+AXE = ROOT / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = ROOT / "artifacts" / "browser"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+MIN_FILL_SECONDS = 2.0
+
+
+def _require(path: Path, what: str) -> None:
+    if path.exists():
+        return
+    reason = f"{what} not found at {path}: run .ci/run (it installs it) or install it yourself"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; under CI the browser tests must run", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[Service]:
+    _require(CHROMIUM, "Chromium")
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="intake-browser-"))
+    env = {
+        "INTAKE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        # A "neutral site" on another origin that needs no network.
+        "INTAKE_QUICK_EXIT_URL": f"http://localhost:{port}/healthz",
+        "INTAKE_FORM_MIN_FILL_SECONDS": str(MIN_FILL_SECONDS),
+        "INTAKE_SUBMIT_RATE_LIMIT": "1000",
+    }
+    with start_service(workdir, env=env, port=port) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def browser(service: Service) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def new_page(browser: Any, service: Service, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """``new_page(**context_options)``; the last page of the test is saved as a screenshot."""
+    contexts: list[Any] = []
+    pages: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        options.setdefault("base_url", service.url)
+        options.setdefault("timezone_id", "Asia/Bishkek")
+        context = browser.new_context(**options)
+        # Nothing leaves the machine: any other host is refused.
+        context.route(
+            lambda url: not url.startswith(("http://127.0.0.1:", "http://localhost:")),
+            lambda route: route.abort(),
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        pages.append(page)
+        return page
+
+    yield make
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    if pages:
+        try:
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name).strip("_")
+            pages[-1].screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        except Exception as exc:
+            print(f"screenshot failed: {type(exc).__name__}")
+    for context in contexts:
+        context.close()
+
+
+class Timer:
+    """The form must have been open for the minimum fill time before it is sent."""
+
+    def __init__(self) -> None:
+        self.opened = time.monotonic()
+
+    def wait(self) -> None:
+        left = MIN_FILL_SECONDS + 0.2 - (time.monotonic() - self.opened)
+        if left > 0:
+            time.sleep(left)
+
+
+def fill_valid(page: Any, **overrides: str) -> None:
+    """Fill the apply form with valid answers, by the controls' ids (any language)."""
+    values = {
+        "full_name": "Aigerim Test",
+        "email": f"browser-{time.time_ns()}@example.org",
+        "country_of_origin": "KG",
+        "country_of_residence": "GB",
+        "case_stage": "filed_pending",
+        **overrides,
+    }
+    page.check("#f-requester_type-applicant")
+    page.fill("#f-full_name", values["full_name"])
+    page.fill("#f-email", values["email"])
+    page.check("#f-preferred_channel-email")
+    page.select_option("#f-country_of_origin", values["country_of_origin"])
+    page.select_option("#f-country_of_residence", values["country_of_residence"])
+    page.select_option("#f-case_stage", values["case_stage"])
+    page.check("#f-wants-consultation")
+    page.check("#f-consent_data_processing")
