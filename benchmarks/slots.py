@@ -9,9 +9,10 @@
   heavy pool): ``pool_slots``, p99. Target: under 100 ms. Beside it: with ``requester_view``.
 * The booking re-check (``is_slot_free``) of one listed slot of that expert.
 * Baseline, measured in the same run: the time to load the same bookings from PostgreSQL with
-  psycopg (a throwaway table in a fresh database ``bench_slots_<random>``, dropped afterwards;
-  the real table comes with the booking issue). One expert: ``SELECT starts_at, ends_at ...
-  WHERE expert_id = %s AND starts_at < %s AND ends_at > %s``; the pool: ``expert_id = ANY(%s)``.
+  psycopg, from the real ``consultations`` table of a fresh, migrated database
+  ``bench_slots_<random>`` (dropped afterwards), with the booking service's filter. One expert:
+  ``SELECT start_at, end_at ... WHERE expert_id = %s AND status IN (...) AND start_at < %s AND
+  end_at > %s``; the pool: ``expert_id = ANY(%s)``.
 
 The last line printed is one JSON object holding every figure.
 """
@@ -43,7 +44,7 @@ from app.scheduling.slots import (
     pool_slots,
     requester_view,
 )
-from benchmarks._harness import PG_ADMIN_DSN, emit, summary, timed
+from benchmarks._harness import PG_ADMIN_DSN, emit, fresh_database, summary, timed
 
 UTC = dt.UTC
 T = dt.time
@@ -103,36 +104,129 @@ def unavailable_for(rng: random.Random) -> list[UnavailablePeriod]:
     return periods
 
 
+def _store_bookings(url: str, members: list[PoolMember]) -> None:
+    """The members' bookings as rows of the real ``consultations`` table (one bare request per
+    booking, since a request has at most one booked consultation), with their experts."""
+    from sqlalchemy import insert
+    from sqlalchemy.orm import Session
+
+    from app.core.database import build_engine
+    from app.models import (
+        CaseStage,
+        Consultation,
+        ConsultationStatus,
+        ContactChannel,
+        ExpertProfile,
+        IntakeRequest,
+        RequesterType,
+        RequestSource,
+        RequestStatus,
+        Role,
+        User,
+    )
+
+    engine = build_engine(url, for_tests=True)
+    try:
+        with Session(engine) as s:
+            s.execute(
+                insert(User),
+                [
+                    {
+                        "id": m.expert_id,
+                        "email": f"e{i}@bench.invalid",
+                        "display_name": "Bench",
+                        "role": Role.expert,
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                    for i, m in enumerate(members)
+                ],
+            )
+            s.execute(
+                insert(ExpertProfile),
+                [
+                    {
+                        "user_id": m.expert_id,
+                        "public_name": "Bench",
+                        "email": f"e{i}@bench.invalid",
+                        "timezone": m.availability.timezone,
+                        "languages": [],
+                        "topics": [],
+                    }
+                    for i, m in enumerate(members)
+                ],
+            )
+            requests, consultations = [], []
+            for m in members:
+                for b in m.bookings:
+                    request_id = uuid.uuid4()
+                    requests.append(
+                        {
+                            "id": request_id,
+                            "reference": secrets.token_hex(5).upper(),
+                            "status": RequestStatus.consultation_scheduled,
+                            "source": RequestSource.form,
+                            "requester_type": RequesterType.applicant,
+                            "preferred_channel": ContactChannel.email,
+                            "country_of_origin": "KG",
+                            "country_of_residence": "DE",
+                            "case_stage": CaseStage.not_filed,
+                            "topics": [],
+                            "wants": [],
+                            "consent_updates": [],
+                            "language": "en",
+                            "timezone": REQUESTER_ZONE,
+                            "discreet": False,
+                            "privacy_notice_version": "bench",
+                            "consent_given_at": NOW,
+                            "received_at": NOW,
+                            "sla_minutes": 60,
+                            "first_response_due_at": NOW,
+                        }
+                    )
+                    consultations.append(
+                        {
+                            "id": uuid.uuid4(),
+                            "request_id": request_id,
+                            "expert_id": m.expert_id,
+                            "start_at": b.start,
+                            "end_at": b.end,
+                            "blocked_from": b.start,
+                            "blocked_until": b.end,
+                            "status": ConsultationStatus.booked,
+                            "ical_uid": f"{request_id}@bench.invalid",
+                            "ical_sequence": 0,
+                            "created_by": "bench",
+                        }
+                    )
+            s.execute(insert(IntakeRequest), requests)
+            s.execute(insert(Consultation), consultations)
+            s.commit()
+    finally:
+        engine.dispose()
+
+
 def database_baseline(
     members: list[PoolMember], window: tuple[dt.datetime, dt.datetime], runs: int
 ) -> dict[str, Any]:
-    """Load the same bookings from a throwaway PostgreSQL table, ``runs`` times."""
-    name = f"bench_slots_{secrets.token_hex(4)}"
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    """Load the same bookings from the real ``consultations`` table (a fresh, migrated
+    database ``bench_slots_<random>``, dropped afterwards), ``runs`` times, with the filter the
+    booking service uses (app/scheduling/service.py ``_load_experts``)."""
+    with fresh_database("bench_slots") as url:
+        _store_bookings(url, members)
+        name = url.rsplit("/", 1)[1]
+        base = PG_ADMIN_DSN.rsplit("/", 1)[0]
         with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
-            conn.execute(
-                "CREATE TABLE bookings (id bigserial PRIMARY KEY, expert_id uuid NOT NULL,"
-                " starts_at timestamptz NOT NULL, ends_at timestamptz NOT NULL)"
-            )
-            conn.execute("CREATE INDEX ix_bookings_expert_start ON bookings (expert_id, starts_at)")
-            with conn.cursor() as cur:
-                rows = [(m.expert_id, b.start, b.end) for m in members for b in m.bookings]
-                cur.executemany(
-                    "INSERT INTO bookings (expert_id, starts_at, ends_at) VALUES (%s, %s, %s)", rows
-                )
-            conn.execute("ANALYZE bookings")
+            conn.execute("ANALYZE consultations")
             single_id = members[0].expert_id
             pool_ids = [m.expert_id for m in members]
             single_sql = (
-                "SELECT starts_at, ends_at FROM bookings"
-                " WHERE expert_id = %s AND starts_at < %s AND ends_at > %s"
+                "SELECT start_at, end_at FROM consultations WHERE expert_id = %s"
+                " AND status IN ('booked', 'held', 'no_show') AND start_at < %s AND end_at > %s"
             )
             pool_sql = (
-                "SELECT expert_id, starts_at, ends_at FROM bookings"
-                " WHERE expert_id = ANY(%s) AND starts_at < %s AND ends_at > %s"
+                "SELECT expert_id, start_at, end_at FROM consultations WHERE expert_id = ANY(%s)"
+                " AND status IN ('booked', 'held', 'no_show') AND start_at < %s AND end_at > %s"
             )
             loaded = conn.execute(single_sql, (single_id, window[1], window[0])).fetchall()
             loaded_pool = conn.execute(pool_sql, (pool_ids, window[1], window[0])).fetchall()
@@ -154,9 +248,6 @@ def database_baseline(
             **{f"db_single_load_{k}": v for k, v in summary(single_ms).items()},
             **{f"db_pool_load_{k}": v for k, v in summary(pool_ms).items()},
         }
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -250,8 +341,8 @@ def main() -> None:
     try:
         figures.update(database_baseline(members, window, args.runs))
         figures["db_note"] = (
-            "throwaway table in a fresh database; the real bookings table comes with the"
-            " booking issue"
+            "the consultations table of a fresh, migrated database, read with the booking"
+            " service's filter"
         )
     except psycopg.Error as exc:
         figures["db_error"] = f"PostgreSQL baseline not measured: {type(exc).__name__}"
