@@ -31,6 +31,7 @@ from app.scheduling.router import availability_router
 from app.scheduling.router import requests_router as consultations_router
 from app.web.account import router as account_pages
 from app.web.offers import router as offer_pages
+from app.web.public import LIMITED_ROUTES as PAGE_LIMITED_ROUTES
 from app.web.public import STATIC_DIR
 from app.web.public import router as public_pages
 from app.web.security import SecureTransportMiddleware
@@ -65,11 +66,12 @@ def create_app() -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After"],
         )
     app.add_middleware(
         BodySizeLimitMiddleware,
         limit=settings.max_request_body_bytes,
-        routes=INTAKE_LIMITED_ROUTES,
+        routes=INTAKE_LIMITED_ROUTES | PAGE_LIMITED_ROUTES,
     )
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(SecureTransportMiddleware)

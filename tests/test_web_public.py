@@ -374,3 +374,43 @@ def test_titles_of_a_discreet_request_never_say_asylum(web: TestClient, db: Sess
     web.get(f"/r/{open_ref}?token={open_token}")
     assert "asylum" in title_of(web.get(f"/r/{open_ref}").text).lower()
     assert "убежищ" in title_of(web.get(f"/r/{open_ref}?lang=ru").text)
+
+
+# The organisation's own "Apply Now" button and the form's size ------------------------------
+
+
+def test_the_organisations_site_may_post_to_the_api_when_its_origin_is_listed(
+    db: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.main import create_app
+    from tests.intake_helpers import form
+
+    monkeypatch.setattr(settings, "cors_origins", ["https://www.example.org"])
+    with TestClient(create_app(), base_url="https://testserver") as c:
+        preflight = c.options(
+            "/api/v1/requests",
+            headers={
+                "Origin": "https://www.example.org",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,idempotency-key",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://www.example.org"
+        posted = c.post(
+            "/api/v1/requests", json=form(), headers={"Origin": "https://www.example.org"}
+        )
+        assert posted.status_code == 201
+        assert "retry-after" in posted.headers["access-control-expose-headers"].lower()
+        stranger = c.options(
+            "/api/v1/requests",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in stranger.headers
+
+
+def test_an_over_large_form_is_refused_before_it_is_read(web: TestClient, db: Session) -> None:
+    hidden = open_form(web)
+    big = "x" * (get_settings().max_request_body_bytes + 10)
+    resp = web.post("/apply", data={**hidden, **answers(case_summary=big)})
+    assert resp.status_code == 413

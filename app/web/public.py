@@ -52,6 +52,8 @@ from app.web.security import (
 
 router = APIRouter(include_in_schema=False)
 STATIC_DIR = Path(__file__).parent / "static"
+# The apply form's body is limited like the API's (INTAKE_MAX_REQUEST_BODY_BYTES, see app/main.py).
+LIMITED_ROUTES = {("POST", "/apply")}
 
 LINK_COOKIE = "requester_link"
 IDEM_FIELD = "form_key"

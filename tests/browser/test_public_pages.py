@@ -233,3 +233,4 @@ def test_axe_finds_no_serious_violations(new_page: Any, path: str) -> None:
     page.evaluate("document.querySelector('main').insertAdjacentHTML('beforeend', '<input id=zz>')")
     probe = page.evaluate("axe.run('#zz', {resultTypes: ['violations']})")
     assert "label" in {v["id"] for v in probe["violations"]}
+    page.evaluate("document.getElementById('zz').remove()")
