@@ -22,6 +22,7 @@ import gc
 import json
 import os
 import random
+import time
 import uuid
 from typing import Any
 
@@ -290,11 +291,14 @@ def main() -> None:
                             region=region_of[country],
                             language=rng.choice(LANGUAGES),
                             topics=rng.sample(TOPICS, 2),
+                            reference=f"R{i:07d}",
                         ).id
                     )
                 s.commit()
 
             decisions: list[float] = []
+            # This process's CPU per decision: on a busy machine wall time also holds waiting.
+            decision_cpu: list[float] = []
             candidates_ms: list[float] = []
             pk_reads: list[float] = []
             assigned = 0
@@ -323,7 +327,9 @@ def main() -> None:
                                 assigned += 1
                             s.flush()
 
+                        cpu0 = time.thread_time()
                         decisions += timed(decide, 1)
+                        decision_cpu.append((time.thread_time() - cpu0) * 1000)
 
                         def candidates(r: IntakeRequest = req) -> None:
                             repository.candidates(
@@ -359,6 +365,7 @@ def main() -> None:
             "load_average_1m": round(os.getloadavg()[0], 2),
             "assigned_runs": assigned,
             **{f"routing_{k}": v for k, v in route_stats.items()},
+            **{f"routing_client_cpu_{k}": v for k, v in summary(decision_cpu).items()},
             **{f"candidates_query_{k}": v for k, v in cand_stats.items()},
             **{f"pk_read_{k}": v for k, v in pk_stats.items()},
             "routing_p99_over_pk_read_p99": round(route_stats["p99_ms"] / pk_stats["p99_ms"], 2)

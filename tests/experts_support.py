@@ -103,12 +103,13 @@ def make_request(
     wants: Sequence[str] = ("consultation",),
     deadline: dt.date | None = None,
     flush: bool = True,
+    reference: str | None = None,
 ) -> IntakeRequest:
     """A bare request row (no personal data), for routing tests that need many."""
     current = now()
     req = IntakeRequest(
         id=uuid.uuid4(),
-        reference=secrets.token_hex(4).upper(),
+        reference=reference or secrets.token_hex(4).upper(),
         status=RequestStatus.new,
         source=RequestSource.form,
         requester_type=RequesterType.applicant,

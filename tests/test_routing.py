@@ -354,3 +354,44 @@ def test_routing_accept_and_expiry_on_sqlite(db: Session, clock: object) -> None
     assignments.respond(db, live.id, second, accept=True)
     assert profile(db, first).open_assignments == 0
     assert profile(db, second).open_assignments == 1
+
+
+def _offer_rows_are_complete(db: Session, req_id: uuid.UUID, expert_id: uuid.UUID) -> None:
+    a = db.scalar(select(Assignment).where(Assignment.request_id == req_id))
+    assert a is not None and a.decision_id is not None
+    decision = db.get(RoutingDecision, a.decision_id)
+    assert decision is not None and decision.chosen_expert_id == expert_id
+    assert decision.candidates[0]["outcome"] == "chosen"
+    row = db.scalar(
+        select(RequestHistory).where(
+            RequestHistory.request_id == req_id, RequestHistory.action == "assignment_offered"
+        )
+    )
+    assert row is not None and row.actor == "system"
+    assert row.details == {
+        "assignment_id": a.id,
+        "expert_id": str(expert_id),
+        "decision_id": decision.id,
+        "rule": "country",
+        "trigger": "submitted",
+        "respond_by": a.respond_by.isoformat(),
+    }
+    note = db.scalar(select(ExpertNotification).where(ExpertNotification.assignment_id == a.id))
+    assert note is not None and note.expert_id == expert_id and note.request_id == req_id
+    message = db.scalar(select(OutboxMessage).where(OutboxMessage.kind == assignments.OFFER_KIND))
+    assert message is not None and message.params == {"assignment_id": a.id}
+
+
+def test_an_offer_writes_decision_assignment_notification_history_and_mail(db: Session) -> None:
+    expert = create_expert(db, countries=["KG"])
+    req = make_request(db)
+    _route(db, req)
+    _offer_rows_are_complete(db, req.id, expert.id)
+
+
+@pytest.mark.sqlite
+def test_an_offer_writes_the_same_rows_on_sqlite(db: Session) -> None:
+    expert = create_expert(db, countries=["KG"])
+    req = make_request(db)
+    _route(db, req)
+    _offer_rows_are_complete(db, req.id, expert.id)

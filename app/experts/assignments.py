@@ -10,13 +10,14 @@ the link, never a name, a contact detail or the summary.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, Uuid, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -45,6 +46,7 @@ from app.models import (
     RoutingRule,
     User,
 )
+from app.models.base import UTCDateTime
 from app.outbox import service as outbox
 
 log = structlog.get_logger(__name__)
@@ -137,30 +139,71 @@ class DecisionRef:
     trigger: str
 
 
-def _store_decision(
-    session: Session,
-    req: IntakeRequest,
-    *,
-    at: dt.datetime,
-    trigger: str,
-    rule: RoutingRule,
-    chosen: uuid.UUID | None,
-    report: list[dict[str, Any]],
-    actor: str,
-) -> DecisionRef:
+@dataclass(frozen=True)
+class DecisionDraft:
+    """A routing decision not yet written."""
+
+    at: dt.datetime
+    trigger: str
+    rule: RoutingRule
+    chosen: uuid.UUID | None
+    report: list[dict[str, Any]]
+    actor: str
+
+
+def _store_decision(session: Session, req: IntakeRequest, draft: DecisionDraft) -> DecisionRef:
     decision_id = session.execute(
         _INSERT_DECISION,
         {
             "request_id": req.id,
-            "at": at,
-            "trigger": trigger,
-            "rule": rule,
-            "chosen_expert_id": chosen,
-            "candidates": report,
-            "actor": actor,
+            "at": draft.at,
+            "trigger": draft.trigger,
+            "rule": draft.rule,
+            "chosen_expert_id": draft.chosen,
+            "candidates": draft.report,
+            "actor": draft.actor,
         },
     ).scalar_one()
-    return DecisionRef(id=decision_id, rule=rule, trigger=trigger)
+    return DecisionRef(id=decision_id, rule=draft.rule, trigger=draft.trigger)
+
+
+# On PostgreSQL an offer's four rows (decision, assignment, notification, history) are written
+# by one statement: routing runs inside every submission, and round trips are its main cost.
+# Other databases run the same inserts one by one (``_offer``); both write identical rows.
+_OFFER_POSTGRESQL = text(
+    """
+WITH d AS (
+    INSERT INTO routing_decisions
+        (request_id, at, trigger, rule, chosen_expert_id, candidates, actor)
+    VALUES
+        (:request_id, :at, :trigger, :rule, :expert_id, CAST(:candidates AS json), :actor)
+    RETURNING id
+), a AS (
+    INSERT INTO assignments (request_id, expert_id, status, offered_at, respond_by, decision_id)
+    SELECT :request_id, :expert_id, 'offered', :at, :respond_by, d.id FROM d
+    RETURNING id, decision_id
+), n AS (
+    INSERT INTO expert_notifications (expert_id, request_id, assignment_id, kind, created_at)
+    SELECT :expert_id, :request_id, a.id, 'assignment_offered', :at FROM a
+), h AS (
+    INSERT INTO request_history (request_id, at, actor, action, details)
+    SELECT :request_id, :at, :actor, 'assignment_offered', json_build_object(
+        'assignment_id', a.id,
+        'expert_id', CAST(:expert_id AS text),
+        'decision_id', a.decision_id,
+        'rule', CAST(:rule AS text),
+        'trigger', CAST(:trigger AS text),
+        'respond_by', CAST(:respond_by_iso AS text))
+    FROM a
+)
+SELECT a.id, a.decision_id FROM a
+"""
+).bindparams(
+    bindparam("request_id", type_=Uuid()),
+    bindparam("expert_id", type_=Uuid()),
+    bindparam("at", type_=UTCDateTime()),
+    bindparam("respond_by", type_=UTCDateTime()),
+)
 
 
 # Routing -------------------------------------------------------------------------------------
@@ -226,9 +269,7 @@ def route(
             entry.update(outcome="dropped", reason=skipped[uuid.UUID(entry["expert_id"])])
             entry["rank"] = None
     rule = decision.rule if chosen is not None else _no_one(decision.rule)
-    row = _store_decision(
-        session,
-        req,
+    draft = DecisionDraft(
         at=current,
         trigger=trigger,
         rule=rule,
@@ -244,9 +285,9 @@ def route(
         chosen=str(chosen.expert_id) if chosen else None,
     )
     if chosen is None:
-        _to_triage(session, req, row, current, actor=actor)
+        _to_triage(session, req, _store_decision(session, req, draft), current, actor=actor)
         return None
-    return _offer(session, req, chosen.expert_id, row, current, actor=actor)
+    return _offer(session, req, draft, chosen.expert_id)
 
 
 def _no_one(rule: RoutingRule) -> RoutingRule:
@@ -254,47 +295,71 @@ def _no_one(rule: RoutingRule) -> RoutingRule:
 
 
 def _offer(
-    session: Session,
-    req: IntakeRequest,
-    expert_id: uuid.UUID,
-    decision: DecisionRef,
-    current: dt.datetime,
-    *,
-    actor: str,
+    session: Session, req: IntakeRequest, draft: DecisionDraft, expert_id: uuid.UUID
 ) -> Assignment:
-    minutes = get_settings().offer_response_minutes
-    values: dict[str, Any] = {
-        "request_id": req.id,
-        "expert_id": expert_id,
-        "status": AssignmentStatus.offered,
-        "offered_at": current,
-        "respond_by": current + dt.timedelta(minutes=minutes),
-        "responded_at": None,
-        "reason": None,
-        "decision_id": decision.id,
-    }
+    current = draft.at
+    respond_by = current + dt.timedelta(minutes=get_settings().offer_response_minutes)
     # The partial unique index refuses a second live assignment of the request here.
-    assignment_id = session.execute(_INSERT_ASSIGNMENT, values).scalar_one()
+    if session.get_bind().dialect.name == "postgresql":
+        assignment_id, decision_id = session.execute(
+            _OFFER_POSTGRESQL,
+            {
+                "request_id": req.id,
+                "expert_id": expert_id,
+                "at": current,
+                "respond_by": respond_by,
+                "respond_by_iso": respond_by.isoformat(),
+                "trigger": draft.trigger,
+                "rule": draft.rule.value,
+                "candidates": json.dumps(draft.report),
+                "actor": draft.actor,
+            },
+        ).one()
+    else:
+        decision_id = _store_decision(session, req, draft).id
+        assignment_id = session.execute(
+            _INSERT_ASSIGNMENT,
+            {
+                "request_id": req.id,
+                "expert_id": expert_id,
+                "status": AssignmentStatus.offered,
+                "offered_at": current,
+                "respond_by": respond_by,
+                "responded_at": None,
+                "reason": None,
+                "decision_id": decision_id,
+            },
+        ).scalar_one()
+        _notify(session, expert_id, "assignment_offered", req, assignment_id, current)
+        _history(
+            session,
+            req,
+            "assignment_offered",
+            actor=draft.actor,
+            details={
+                "assignment_id": assignment_id,
+                "expert_id": str(expert_id),
+                "decision_id": decision_id,
+                "rule": draft.rule.value,
+                "trigger": draft.trigger,
+                "respond_by": respond_by.isoformat(),
+            },
+            at=current,
+        )
     # The row as the session's object, without reading it back.
-    assignment = Assignment(id=assignment_id, **values)
+    assignment = Assignment(
+        id=assignment_id,
+        request_id=req.id,
+        expert_id=expert_id,
+        status=AssignmentStatus.offered,
+        offered_at=current,
+        respond_by=respond_by,
+        responded_at=None,
+        reason=None,
+        decision_id=decision_id,
+    )
     make_transient_to_detached(assignment)
     session.add(assignment)
-    _notify(session, expert_id, "assignment_offered", req, assignment_id, current)
-    _history(
-        session,
-        req,
-        "assignment_offered",
-        actor=actor,
-        details={
-            "assignment_id": assignment_id,
-            "expert_id": str(expert_id),
-            "decision_id": decision.id,
-            "rule": decision.rule.value,
-            "trigger": decision.trigger,
-            "respond_by": values["respond_by"].isoformat(),
-        },
-        at=current,
-    )
     # Set last, so the outbox's flush writes it with the message in one unit of work.
     req.assigned_expert_id = expert_id
     # A new assignment id: no earlier message can exist, so no de-duplication look-up.
@@ -541,9 +606,7 @@ def _offer_chosen_by_staff(
             "This expert has reached their maximum of open assignments.",
             details={"max_open_assignments": profile.max_open_assignments},
         )
-    decision = _store_decision(
-        session,
-        req,
+    draft = DecisionDraft(
         at=current,
         trigger="staff_reassign",
         rule=RoutingRule.staff,
@@ -564,7 +627,7 @@ def _offer_chosen_by_staff(
         ],
         actor=actor,
     )
-    return _offer(session, req, profile.user_id, decision, current, actor=actor)
+    return _offer(session, req, draft, profile.user_id)
 
 
 def release(session: Session, req: IntakeRequest, *, reason: str) -> None:
