@@ -519,13 +519,16 @@ def test_the_expert_cancels_their_own_and_other_experts_get_404(
         ).status_code
         == 404
     )
+    drain(db)
+    _clear(mail_dir)
     resp = client.delete(url, headers=mine)
     assert resp.status_code == 200
     assert resp.json()["status"] == "cancelled" and resp.json()["ical_sequence"] == 1
     drain(db)
-    latest = [cal for _, cal, _ in invites(mail_dir) if int(event_of(cal)["SEQUENCE"]) == 1]
-    assert len(latest) == 2
-    assert {str(cal["METHOD"]) for cal in latest} == {"CANCEL"}
+    sent = [cal for _, cal, _ in invites(mail_dir)]
+    assert len(sent) == 2
+    assert {str(cal["METHOD"]) for cal in sent} == {"CANCEL"}
+    assert {int(event_of(cal)["SEQUENCE"]) for cal in sent} == {1}
     assert client.delete(url, headers=mine).status_code == 404  # nothing booked any more
 
 
@@ -684,3 +687,30 @@ def test_an_exclusion_violation_is_answered_409_with_alternatives(
     assert error["details"]["reason"] == "conflict"
     assert error["details"]["alternatives"]
     assert _req(db, sub).status != RequestStatus.consultation_scheduled
+
+
+def test_withdrawing_the_request_cancels_its_consultation(
+    client: TestClient, db: Session, mail_dir: Path
+) -> None:
+    expert = expert_with_hours(db)
+    sub = _request(client)
+    day = day_in(LONDON, 2)
+    booked = _book(client, sub, at(day, "09:00", LONDON)).json()
+    drain(db)
+    _clear(mail_dir)
+    resp = client.post(
+        f"/api/v1/requests/{sub['reference']}/withdraw", headers=bearer(sub["access_token"])
+    )
+    assert resp.status_code == 200, resp.text
+    c = db.scalar(select(Consultation).execution_options(populate_existing=True))
+    assert c is not None and c.status == ConsultationStatus.cancelled
+    assert c.cancel_reason == "request_withdrawn"
+    assert _req(db, sub).status == RequestStatus.withdrawn
+    drain(db)
+    found = invites(mail_dir)
+    expert_cal = next(cal for m, cal, _ in found if str(m["To"]) == expert.email)
+    assert str(expert_cal["METHOD"]) == "CANCEL"
+    assert str(event_of(expert_cal)["UID"]) == booked["ical_uid"]
+    # The time is free again for someone else.
+    other = _request(client)
+    assert utc_text(at(day, "09:00", LONDON)) in starts(_slots(client, other, day, day))

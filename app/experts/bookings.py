@@ -8,7 +8,9 @@ account as the actor. Capacity follows the same counter as routing (``take_capac
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -16,10 +18,57 @@ from sqlalchemy.orm import Session
 
 from app.core.time import now
 from app.experts import repository
-from app.experts.assignments import _history, _notify
-from app.models import Assignment, AssignmentStatus, IntakeRequest
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    ExpertNotification,
+    IntakeRequest,
+    RequestHistory,
+)
 
 log = structlog.get_logger(__name__)
+
+
+def _history(
+    session: Session,
+    req: IntakeRequest,
+    action: str,
+    *,
+    actor: str,
+    details: dict[str, Any],
+    at: dt.datetime,
+) -> None:
+    # The row shape of app.intake.service.add_history and of routing's history rows.
+    session.add(
+        RequestHistory(
+            request_id=req.id,
+            at=at,
+            actor=actor,
+            action=action,
+            from_status=None,
+            to_status=None,
+            details=details,
+        )
+    )
+
+
+def _notify(
+    session: Session,
+    expert_id: uuid.UUID,
+    kind: str,
+    req: IntakeRequest,
+    assignment: Assignment,
+    at: dt.datetime,
+) -> None:
+    session.add(
+        ExpertNotification(
+            expert_id=expert_id,
+            request_id=req.id,
+            assignment_id=assignment.id,
+            kind=kind,
+            created_at=at,
+        )
+    )
 
 
 def pool_assignable(session: Session, req: IntakeRequest, expert_id: uuid.UUID) -> bool:

@@ -3,11 +3,18 @@ the experts domain into its imports)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session
 
 from app.experts import assignments
 from app.intake.status import FINAL
 from app.models import IntakeRequest, RequestSource
+
+# Filled by the booking issue (app/scheduling/service.py): called when a request ends (closed,
+# declined, spam, withdrawn), so that a booked consultation is cancelled with it.
+EndedHook = Callable[[Session, IntakeRequest], None]
+ENDED_HOOKS: list[EndedHook] = []
 
 
 def request_submitted(session: Session, req: IntakeRequest) -> None:
@@ -26,3 +33,5 @@ def status_changed(session: Session, req: IntakeRequest) -> None:
     """A request that ended no longer holds a unit of its expert's capacity."""
     if req.status in FINAL:
         assignments.release(session, req, reason=f"request_{req.status.value}")
+        for hook in ENDED_HOOKS:
+            hook(session, req)

@@ -34,6 +34,7 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.experts import assignments as expert_assignments
 from app.experts import bookings as expert_bookings
+from app.experts import flows as expert_flows
 from app.intake import service as intake
 from app.meetings.errors import MeetingError
 from app.meetings.factory import get_meeting_provider
@@ -711,14 +712,16 @@ def send_invites(
     event: Event,
     *,
     experts: Iterable[uuid.UUID] | None = None,
+    requester: bool = True,
 ) -> None:
     """Queue the invite to the requester and to the expert(s); rendered at send time from the
     consultation as it then is (an expert no longer on it gets a cancellation)."""
-    outbox.enqueue(
-        session,
-        INVITE_KIND,
-        {"consultation_id": str(c.id), "to": "requester", "event": event},
-    )
+    if requester:
+        outbox.enqueue(
+            session,
+            INVITE_KIND,
+            {"consultation_id": str(c.id), "to": "requester", "event": event},
+        )
     for expert_id in experts if experts is not None else [c.expert_id]:
         outbox.enqueue(
             session,
@@ -838,6 +841,7 @@ def _cancel(
     actor: str,
     reason: str,
     event: Event,
+    tell_requester: bool = True,
 ) -> None:
     c.status = ConsultationStatus.cancelled
     c.cancelled_at = now()
@@ -860,7 +864,7 @@ def _cancel(
         },
     )
     _drop_meeting(session, c)
-    send_invites(session, c, event)
+    send_invites(session, c, event, requester=tell_requester)
 
 
 def cancel(session: Session, req: IntakeRequest, *, caller: Caller) -> Consultation:
@@ -978,10 +982,31 @@ def on_request_reassigned(
     log.info("consultation_cancelled_on_reassign", reference=req.reference)
 
 
+def on_request_ended(session: Session, req: IntakeRequest) -> None:
+    """Routing's hook (``app.experts.flows.ENDED_HOOKS``): a request that ends (withdrawn,
+    declined, spam, closed) takes its booked consultation with it. Nothing goes to the
+    address of a request marked as spam."""
+    c = booked_consultation(session, req, lock=True)
+    if c is None:
+        return
+    _cancel(
+        session,
+        req,
+        c,
+        actor="system",
+        reason=f"request_{req.status.value}",
+        event="cancelled",
+        tell_requester=req.status != RequestStatus.spam,
+    )
+    log.info("consultation_cancelled_request_ended", reference=req.reference)
+
+
 def _register() -> None:
     hooks = expert_assignments.REASSIGNMENT_HOOKS
     if on_request_reassigned not in hooks:
         hooks.append(on_request_reassigned)
+    if on_request_ended not in expert_flows.ENDED_HOOKS:
+        expert_flows.ENDED_HOOKS.append(on_request_ended)
 
 
 _register()
