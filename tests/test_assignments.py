@@ -329,7 +329,11 @@ def test_staff_reassign_to_a_named_expert_with_history(db: Session, client: obje
     c = client  # type: ignore[assignment]
     c.post(f"/api/v1/expert/assignments/{a.id}/accept", headers=login(c, first))  # type: ignore[arg-type]
     calls: list[tuple[object, object]] = []
-    assignments.REASSIGNMENT_HOOKS.append(lambda s, r, old, new: calls.append((old, new)))
+
+    def hook(_s: Session, _r: object, old: object, new: object) -> None:
+        calls.append((old, new))
+
+    assignments.REASSIGNMENT_HOOKS.append(hook)  # type: ignore[arg-type]
     try:
         resp = c.post(
             f"/api/v1/requests/{req.reference}/reassign",
@@ -337,7 +341,7 @@ def test_staff_reassign_to_a_named_expert_with_history(db: Session, client: obje
             headers=login(c, staff),
         )
     finally:
-        assignments.REASSIGNMENT_HOOKS.clear()
+        assignments.REASSIGNMENT_HOOKS.remove(hook)  # type: ignore[arg-type]
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["assigned_expert_id"] == str(third.id)  # type: ignore[attr-defined]

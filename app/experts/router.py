@@ -14,7 +14,7 @@ from app.core.deps import SessionDep
 from app.core.errors import error_responses
 from app.documents.router import document_out, read_upload
 from app.documents.schemas import DocumentOut
-from app.experts import assignments, flows, service
+from app.experts import assignments, flows, queries, service
 from app.experts.errors import CaseNotFound
 from app.experts.handlers import country_name
 from app.experts.schemas import (
@@ -305,7 +305,7 @@ def my_profile(session: SessionDep, expert: RequireExpert) -> ExpertOut:
 def my_assignments(
     session: SessionDep, expert: RequireExpert, all: bool = False
 ) -> list[AssignmentOut]:
-    rows = assignments.expert_assignments(session, expert.id, live_only=not all)
+    rows = queries.expert_assignments(session, expert.id, live_only=not all)
     return [assignment_out(a, ref) for a, ref in rows]
 
 
@@ -350,7 +350,7 @@ def decline(
     responses=error_responses(401, 403, 404),
 )
 def my_case(reference: str, session: SessionDep, expert: RequireExpert) -> CaseForExpert:
-    req, a = assignments.case_assignment(session, reference, expert)
+    req, a = queries.case_assignment(session, reference, expert)
     out = CaseForExpert(
         reference=req.reference,
         country_of_origin=req.country_of_origin,
@@ -401,7 +401,7 @@ def my_notifications(
             created_at=n.created_at,
             read_at=n.read_at,
         )
-        for n, ref in assignments.notifications(session, expert.id, unread_only=unread)
+        for n, ref in queries.notifications(session, expert.id, unread_only=unread)
     ]
 
 
@@ -412,7 +412,7 @@ def my_notifications(
     responses=error_responses(401, 403, 404),
 )
 def read_notification(notification_id: int, session: SessionDep, expert: RequireExpert) -> None:
-    assignments.mark_read(session, expert.id, notification_id)
+    queries.mark_read(session, expert.id, notification_id)
 
 
 @desk_router.get(
@@ -450,14 +450,14 @@ def my_delete_absence(period_id: int, session: SessionDep, expert: RequireExpert
 
 
 def _request(session: SessionDep, reference: str) -> IntakeRequest:
-    req = assignments.request_by_reference(session, reference)
+    req = queries.request_by_reference(session, reference)
     if req is None:
         raise CaseNotFound("No such request.")
     return req
 
 
 def routing_out(session: SessionDep, req: IntakeRequest) -> RoutingOut:
-    rows, decisions = assignments.routing_of(session, req)
+    rows, decisions = queries.routing_of(session, req)
     ids = {c["expert_id"] for d in decisions for c in d.candidates}
     names = {
         str(p.user_id): p.public_name

@@ -1,0 +1,92 @@
+"""Reading assignments: an expert's desk (their requests, assignments, notifications) and the
+staff's view of a request's routing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.time import now
+from app.experts import repository
+from app.experts.errors import AssignmentNotFound, CaseNotFound
+from app.models import (
+    LIVE_ASSIGNMENT,
+    Assignment,
+    ExpertNotification,
+    IntakeRequest,
+    RoutingDecision,
+    User,
+)
+
+
+def request_by_reference(session: Session, reference: str) -> IntakeRequest | None:
+    ref = reference.strip().upper().replace("-", "").replace(" ", "")
+    return session.scalar(select(IntakeRequest).where(IntakeRequest.reference == ref))
+
+
+def case_assignment(
+    session: Session, reference: str, expert: User
+) -> tuple[IntakeRequest, Assignment]:
+    """The request and this expert's live assignment of it; 404 for anyone not assigned."""
+    req = request_by_reference(session, reference)
+    if req is None:
+        raise CaseNotFound("No such request.")
+    a = repository.live_assignment(session, req.id)
+    if a is None or a.expert_id != expert.id:
+        raise CaseNotFound("No such request.")
+    return req, a
+
+
+def expert_assignments(
+    session: Session, expert_id: uuid.UUID, *, live_only: bool = True
+) -> Sequence[tuple[Assignment, str]]:
+    stmt = (
+        select(Assignment, IntakeRequest.reference)
+        .join(IntakeRequest, IntakeRequest.id == Assignment.request_id)
+        .where(Assignment.expert_id == expert_id)
+        .order_by(Assignment.offered_at.desc(), Assignment.id.desc())
+    )
+    if live_only:
+        stmt = stmt.where(Assignment.status.in_(LIVE_ASSIGNMENT))
+    return [(a, ref) for a, ref in session.execute(stmt).all()]
+
+
+def notifications(
+    session: Session, expert_id: uuid.UUID, *, unread_only: bool = False, limit: int = 100
+) -> Sequence[tuple[ExpertNotification, str | None]]:
+    stmt = (
+        select(ExpertNotification, IntakeRequest.reference)
+        .outerjoin(IntakeRequest, IntakeRequest.id == ExpertNotification.request_id)
+        .where(ExpertNotification.expert_id == expert_id)
+        .order_by(ExpertNotification.created_at.desc(), ExpertNotification.id.desc())
+        .limit(limit)
+    )
+    if unread_only:
+        stmt = stmt.where(ExpertNotification.read_at.is_(None))
+    return [(n, ref) for n, ref in session.execute(stmt).all()]
+
+
+def mark_read(session: Session, expert_id: uuid.UUID, notification_id: int) -> ExpertNotification:
+    n = session.get(ExpertNotification, notification_id)
+    if n is None or n.expert_id != expert_id:
+        raise AssignmentNotFound("No such notification of yours.")
+    n.read_at = n.read_at or now()
+    session.flush()
+    return n
+
+
+def routing_of(
+    session: Session, req: IntakeRequest
+) -> tuple[Sequence[Assignment], Sequence[RoutingDecision]]:
+    assignments = session.scalars(
+        select(Assignment).where(Assignment.request_id == req.id).order_by(Assignment.id)
+    ).all()
+    decisions = session.scalars(
+        select(RoutingDecision)
+        .where(RoutingDecision.request_id == req.id)
+        .order_by(RoutingDecision.id)
+    ).all()
+    return assignments, decisions
