@@ -8,8 +8,8 @@
 - ``GET /r/{reference}`` is the link of the e-mails (``/r/<ref>#token=rl_...``). The token
   never reaches the server in a fragment: ``public.js`` posts it to ``/r/<ref>/open``, which
   keeps it in an HttpOnly, Secure, SameSite=Strict cookie scoped to ``/r/<ref>`` and redirects
-  to the clean URL. ``?token=`` (a link pasted without JavaScript) does the same. A wrong
-  token is 404, like the API.
+  to the clean URL. ``?token=`` sets the cookie too and moves on to the clean URL by a
+  same-site refresh (see ``continue.html``). A wrong token is 404, like the API.
 - Discretion: the pages of a request that asked for it have neutral titles and headings.
 """
 
@@ -486,9 +486,11 @@ def request_page(request: Request, reference: str, session: SessionDep) -> Respo
             service.authenticate_requester(session, ref, token)
         except RequestNotFound:
             return not_found_page(request)
-        response: Response = RedirectResponse(f"/r/{ref}{lang_q}", status_code=303)
-        _set_link_cookie(response, ref, token)
-        return response
+        lang = _lang(request)
+        ctx = {"title": tr(lang, "Your request"), "next_url": f"/r/{ref}{lang_q}", "noindex": True}
+        page = _html(request, lang, "public/continue.html", ctx)
+        _set_link_cookie(page, ref, token)
+        return page
     if ref != reference:
         return RedirectResponse(f"/r/{ref}{lang_q}", status_code=308)
     req = _from_cookie(request, session, ref)

@@ -234,3 +234,26 @@ def test_axe_finds_no_serious_violations(new_page: Any, path: str) -> None:
     probe = page.evaluate("axe.run('#zz', {resultTypes: ['violations']})")
     assert "label" in {v["id"] for v in probe["violations"]}
     page.evaluate("document.getElementById('zz').remove()")
+
+
+@pytest.mark.parametrize("form", ["fragment", "query"])
+def test_the_link_opens_when_clicked_on_another_site(
+    new_page: Any, service: Service, form: str
+) -> None:
+    """As from a webmail: a navigation started by another site (localhost is another site
+    than 127.0.0.1), where SameSite=Strict cookies are not sent along a redirect chain."""
+    page = new_page()
+    page.goto("/apply")
+    timer = Timer()
+    fill_valid(page)
+    timer.wait()
+    page.click("button[type=submit]")
+    reference, link = _confirmed(page)
+    token = link.split("#token=", 1)[1]
+    target = link if form == "fragment" else f"{service.url}/r/{reference}?token={token}"
+    other = page.context.new_page()
+    other.goto(f"http://localhost:{service.port}/privacy")
+    other.evaluate("url => { window.location.href = url; }", target)
+    other.wait_for_selector("#status", timeout=10000)
+    assert other.url == f"{service.url}/r/{reference}"
+    page.close()
