@@ -611,11 +611,19 @@ def _candidates(expert: _Expert, first_day: int, last_day: int) -> list[tuple[in
     """Candidate starts ``(instant, expert's local day)`` of ranges starting on these days."""
     offsets, length, step = expert.offsets, expert.length, expert.step
     found: list[tuple[int, int]] = []
+    # No clock change anywhere in the table (most windows): wall time = instant + offset.
+    steady = offsets.offsets[0] if len(offsets.offsets) == 1 else None
     for day in range(first_day, last_day + 1):
         base = day * _DAY
         for start_s, end_s in expert.ranges_on(day):
             local_start = base + start_s
             local_end = base + end_s + (_DAY if end_s <= start_s else 0)
+            if steady is not None:
+                found += [
+                    (local - steady, local // _DAY)
+                    for local in range(local_start, local_end - length + 1, step)
+                ]
+                continue
             range_start = offsets.earliest(local_start)
             range_end = offsets.latest(local_end)
             if range_end - range_start < length:
