@@ -714,3 +714,82 @@ def test_withdrawing_the_request_cancels_its_consultation(
     # The time is free again for someone else.
     other = _request(client)
     assert utc_text(at(day, "09:00", LONDON)) in starts(_slots(client, other, day, day))
+
+
+def _next_clock_change(zone: str) -> dt.date:
+    """The first local date (from the day after tomorrow) whose noon has another UTC offset
+    than the noon before."""
+    tz = zoneinfo.ZoneInfo(zone)
+    day = day_in(zone, 2)
+    for _ in range(360):
+        following = day + dt.timedelta(days=1)
+        noon = dt.datetime(day.year, day.month, day.day, 12, tzinfo=tz)
+        next_noon = dt.datetime(following.year, following.month, following.day, 12, tzinfo=tz)
+        if noon.utcoffset() != next_noon.utcoffset():
+            return following
+        day = following
+    raise AssertionError("no clock change within a year")
+
+
+def test_slots_across_the_requesters_clock_change_carry_each_days_offset(
+    client: TestClient, db: Session
+) -> None:
+    """The expert (Asia/Tokyo, no daylight saving) works 09:00-10:00; a requester in New York
+    asks for the days around New York's next clock change: the same Tokyo instants, labelled
+    with the New York offset in force at each."""
+    ny = "America/New_York"
+    expert_with_hours(
+        db,
+        zone="Asia/Tokyo",
+        timezone="Asia/Tokyo",
+        horizon_days=365,
+        weekly=[{"weekday": d, "start": "09:00", "end": "10:00"} for d in range(7)],
+    )
+    sub = _request(client, timezone=ny)
+    change = _next_clock_change(ny)
+    first, last = change - dt.timedelta(days=1), change + dt.timedelta(days=1)
+    body = _slots(client, sub, first, last, ny)
+    tokyo, tz = zoneinfo.ZoneInfo("Asia/Tokyo"), zoneinfo.ZoneInfo(ny)
+    offsets = set()
+    for day in body["days"]:
+        assert len(day["slots"]) == 1
+        s = day["slots"][0]
+        start = dt.datetime.fromisoformat(s["start_utc"])
+        assert start.astimezone(tokyo).strftime("%H:%M") == "09:00"
+        local = start.astimezone(tz)
+        assert s["start_local"] == local.isoformat()
+        assert day["date"] == local.date().isoformat()
+        offsets.add(s["utc_offset"])
+    assert offsets == {"-05:00", "-04:00"}
+
+
+def test_a_start_without_a_zone_is_422_on_start(client: TestClient, db: Session) -> None:
+    expert_with_hours(db)
+    sub = _request(client)
+    resp = client.post(
+        f"/api/v1/requests/{sub['reference']}/consultation",
+        json={"start": "2026-12-01T09:00:00"},
+        headers=bearer(sub["access_token"]),
+    )
+    assert resp.status_code == 422
+    assert "start" in field_problems(resp)
+
+
+def test_the_requesters_own_booking_does_not_hide_the_slots_it_may_move_to(
+    client: TestClient, db: Session
+) -> None:
+    expert_with_hours(db, slot_minutes=60, interval_minutes=30, max_per_day=1)
+    sub = _request(client)
+    day = day_in(LONDON, 2)
+    assert _book(client, sub, at(day, "09:00", LONDON)).status_code == 201
+    # The day is full for everyone else, but the requester may move within it.
+    other = _request(client)
+    assert _slots(client, other, day, day)["days"][0]["slots"] == []
+    mine = starts(_slots(client, sub, day, day))
+    assert utc_text(at(day, "09:30", LONDON)) in mine
+    resp = client.patch(
+        f"/api/v1/requests/{sub['reference']}/consultation",
+        json={"start": iso(at(day, "09:30", LONDON))},
+        headers=bearer(sub["access_token"]),
+    )
+    assert resp.status_code == 200, resp.text

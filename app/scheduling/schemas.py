@@ -7,7 +7,7 @@ import re
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.models import ConsultationStatus
 from app.scheduling.slots import zone
@@ -133,11 +133,12 @@ class BookIn(StrictModel):
         None, description="the zone the slots were asked in (horizon, labels); default: request's"
     )
 
-    @model_validator(mode="after")
-    def _aware(self) -> BookIn:
-        if self.start.tzinfo is None or self.start.utcoffset() is None:
-            raise ValueError("start must carry a time zone (UTC, e.g. ...Z)")
-        return self
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("must carry a time zone (UTC, e.g. 2026-11-24T09:00:00Z)")
+        return value
 
 
 class ConsultationOut(BaseModel):

@@ -366,8 +366,14 @@ def list_slots(
     query = slots.parse_slot_query(
         from_raw, to_raw, timezone_raw, now_utc=current, horizon_days=horizon
     )
+    # The request's own booking does not hide the slots it could be moved to.
+    own = booked_consultation(session, req)
     experts = _load_experts(
-        session, ids, query.window_start_utc - _AROUND, query.window_end_utc + _AROUND
+        session,
+        ids,
+        query.window_start_utc - _AROUND,
+        query.window_end_utc + _AROUND,
+        skip_consultation=own.id if own is not None else None,
     )
     found = (
         _free(
