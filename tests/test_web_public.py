@@ -347,6 +347,7 @@ def test_withdraw_needs_the_cookie_csrf_and_a_confirmation(web: TestClient, db: 
     done = web.post(f"/r/{reference}/withdraw", data={**hidden, "confirm": "yes"})
     assert done.status_code == 200 and "Your request is withdrawn" in done.text
     assert 'data-status="withdrawn"' in done.text
+    assert 'id="withdraw"' not in done.text and 'id="booking"' not in done.text
     db.refresh(req)
     assert req.status.value == "withdrawn"
     web.cookies.clear()
