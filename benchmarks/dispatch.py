@@ -305,9 +305,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="prefork children per worker")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
+    started = time.monotonic()
     figures: dict[str, Any] = {
         "sink_ms_per_message": SINK_SECONDS_PER_MESSAGE * 1000,
         "concurrency_per_worker": args.concurrency,
+        # The machine is shared: read the figures against its size and how busy it was.
+        "cpus": os.cpu_count(),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
     }
     try:
         kw = {"concurrency": args.concurrency, "base": base}
@@ -316,6 +320,8 @@ def main() -> None:
         figures |= run("burst_two_workers", messages=args.burst, workers=2, **kw)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    figures["load_average_at_end"] = round(os.getloadavg()[0], 2)
+    figures["runtime_seconds"] = round(time.monotonic() - started)
     one, two = figures["one_worker_per_second"], figures["two_workers_per_second"]
     figures["second_worker_gain"] = round(two / one - 1, 2) if one else None
     figures["second_worker_gain_met"] = bool(one) and two >= 1.7 * one
