@@ -418,3 +418,24 @@ def test_an_over_large_form_is_refused_before_it_is_read(web: TestClient, db: Se
     big = "x" * (get_settings().max_request_body_bytes + 10)
     resp = web.post("/apply", data={**hidden, **answers(case_summary=big)})
     assert resp.status_code == 413
+
+
+def test_every_public_page_has_the_quick_exit_link(
+    web: TestClient, db: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "quick_exit_url", "https://weather.example/today")
+    exit_link = 'id="quick-exit" class="quick-exit" href="https://weather.example/today"'
+    reference, token, confirmation = _submitted(web)
+    pages = {
+        "confirmation": confirmation,
+        "apply": web.get("/apply?lang=ar").text,
+        "privacy": web.get("/privacy").text,
+        "open": web.get(f"/r/{reference}").text,
+        "not found": web.get("/r/0000000").text,
+        "continue": web.get(f"/r/{reference}?token={token}").text,
+        "request": web.get(f"/r/{reference}").text,
+    }
+    assert 'data-todo="booking"' in pages["request"]  # the place later work fills
+    for name, html in pages.items():
+        assert exit_link in html, name
+        assert '<script src="/static/public.js" defer></script>' in html, name
