@@ -415,9 +415,26 @@ def test_the_organisations_site_may_post_to_the_api_when_its_origin_is_listed(
 
 def test_an_over_large_form_is_refused_before_it_is_read(web: TestClient, db: Session) -> None:
     hidden = open_form(web)
-    big = "x" * (get_settings().max_request_body_bytes + 10)
+    limit = get_settings().max_request_body_bytes
+    big = "x" * (limit + 10)
     resp = web.post("/apply", data={**hidden, **answers(case_summary=big)})
     assert resp.status_code == 413
+    # The requester's page forms too, with or without a declared length.
+    declared = web.post("/r/ABCD1234/open", data={"token": big})
+    assert declared.status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(limit // 4096 + 2):
+            yield b"token=" + b"x" * 4096
+
+    streamed = web.post(
+        "/r/ABCD1234/withdraw",
+        content=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert streamed.status_code == 413
+    small = web.post("/r/ABCD1234/open", data={"token": "rl_x"})
+    assert small.status_code == 403  # read and judged: no CSRF token
 
 
 def test_every_public_page_has_the_quick_exit_link(

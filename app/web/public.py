@@ -209,7 +209,28 @@ def refused_page(request: Request, lang: str, retry: str = "/apply") -> HTMLResp
     )
 
 
+class FormTooLarge(AppError):
+    """A page's form body over ``INTAKE_MAX_REQUEST_BODY_BYTES``."""
+
+    status_code = 413
+    code = "too_large"
+
+    def __init__(self) -> None:
+        super().__init__("The form is too large.")
+
+
 async def form_data(request: Request) -> FormData:
+    """The posted form, read up to the body limit (every page form, not only /apply)."""
+    limit = get_settings().max_request_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise FormTooLarge()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise FormTooLarge()
+    request._body = bytes(body)  # Starlette parses the form from the cached body
     return await request.form(max_files=0, max_fields=200)
 
 
