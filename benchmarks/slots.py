@@ -211,7 +211,7 @@ def database_baseline(
 ) -> dict[str, Any]:
     """Load the same bookings from the real ``consultations`` table (a fresh, migrated
     database ``bench_slots_<random>``, dropped afterwards), ``runs`` times, with the filter the
-    booking service uses (app/scheduling/service.py ``_load_experts``)."""
+    booking service uses (app/scheduling/service/common.py ``_load_experts``)."""
     with fresh_database("bench_slots") as url:
         _store_bookings(url, members)
         name = url.rsplit("/", 1)[1]

@@ -11,7 +11,7 @@ from app.experts import assignments
 from app.intake.status import FINAL
 from app.models import IntakeRequest, RequestSource
 
-# Filled by the booking issue (app/scheduling/service.py): called when a request ends (closed,
+# Filled by the booking issue (app/scheduling/service/): called when a request ends (closed,
 # declined, spam, withdrawn), so that a booked consultation is cancelled with it.
 EndedHook = Callable[[Session, IntakeRequest], None]
 ENDED_HOOKS: list[EndedHook] = []

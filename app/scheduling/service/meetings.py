@@ -1,0 +1,82 @@
+"""The online meeting of a consultation: made at once by the ``link`` provider, else by
+an outbox row; moved and deleted through outbox rows."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.orm import Session
+
+from app.core.crypto import encrypt_with_master
+from app.core.settings import get_settings
+from app.meetings.errors import MeetingError
+from app.meetings.factory import get_meeting_provider
+from app.meetings.providers import MeetingInfo, MeetingSpec
+from app.models import (
+    Consultation,
+    ExpertProfile,
+    IntakeRequest,
+)
+from app.outbox import service as outbox
+from app.scheduling.service.common import MEETING_CREATE, MEETING_DELETE
+
+log = structlog.get_logger(__name__)
+
+
+def meeting_spec(
+    c: Consultation, profile: ExpertProfile, req: IntakeRequest, zone: str
+) -> MeetingSpec:
+    """No personal data: the reference is the topic and the agenda (so a duplicate made by a
+    retried create can be recognised)."""
+    return MeetingSpec(
+        topic=f"Consultation {req.reference}",
+        start=c.start_at,
+        duration_minutes=int((c.end_at - c.start_at).total_seconds() // 60),
+        timezone=zone,
+        agenda=f"Reference {req.reference}",
+        host=profile.zoom_user or profile.email,
+        personal_meeting_url=profile.personal_meeting_link,
+    )
+
+
+def store_meeting(c: Consultation, info: MeetingInfo) -> None:
+    c.meeting_provider = info.provider
+    c.meeting_external_id = str(info.external_id)
+    c.meeting_join_url = info.join_url
+    if info.password:
+        key_id, blob = encrypt_with_master(info.password.encode(), str(c.id).encode())
+        c.meeting_password_enc, c.meeting_password_key_id = blob, key_id
+    else:
+        c.meeting_password_enc = c.meeting_password_key_id = None
+
+
+def _clear_meeting(c: Consultation) -> None:
+    c.meeting_provider = c.meeting_external_id = c.meeting_join_url = None
+    c.meeting_password_enc = c.meeting_password_key_id = None
+
+
+def _attach_meeting(
+    session: Session, c: Consultation, profile: ExpertProfile, req: IntakeRequest, zone: str
+) -> None:
+    """The ``link`` provider makes no call: the join link (the expert's personal link, or one
+    from the template) is known at once. Other providers, or a link that cannot be made now:
+    the link follows, through a ``meetings.create`` outbox row."""
+    if get_settings().resolved_meeting_provider == "link":
+        try:
+            store_meeting(c, get_meeting_provider().create(meeting_spec(c, profile, req, zone)))
+            return
+        except MeetingError:
+            log.warning("meeting_link_missing", consultation_id=str(c.id))
+    outbox.enqueue(session, MEETING_CREATE, {"consultation_id": str(c.id)})
+
+
+def _drop_meeting(session: Session, c: Consultation) -> None:
+    if c.meeting_external_id is not None and c.meeting_provider not in (None, "link"):
+        outbox.enqueue(
+            session,
+            MEETING_DELETE,
+            {
+                "consultation_id": str(c.id),
+                "provider": c.meeting_provider,
+                "external_id": c.meeting_external_id,
+            },
+        )

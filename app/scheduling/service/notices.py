@@ -1,0 +1,43 @@
+"""The invites to both sides, as outbox rows (rendered at send time by the handlers)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy.orm import Session
+
+from app.models import (
+    Consultation,
+)
+from app.outbox import service as outbox
+from app.scheduling.service.common import INVITE_KIND, Event
+
+
+def send_invites(
+    session: Session,
+    c: Consultation,
+    event: Event,
+    *,
+    experts: Iterable[uuid.UUID] | None = None,
+    requester: bool = True,
+) -> None:
+    """Queue the invite to the requester and to the expert(s); rendered at send time from the
+    consultation as it then is (an expert no longer on it gets a cancellation)."""
+    if requester:
+        outbox.enqueue(
+            session,
+            INVITE_KIND,
+            {"consultation_id": str(c.id), "to": "requester", "event": event},
+        )
+    for expert_id in experts if experts is not None else [c.expert_id]:
+        outbox.enqueue(
+            session,
+            INVITE_KIND,
+            {
+                "consultation_id": str(c.id),
+                "to": "expert",
+                "expert_id": str(expert_id),
+                "event": event,
+            },
+        )
