@@ -456,3 +456,11 @@ def test_every_public_page_has_the_quick_exit_link(
     for name, html in pages.items():
         assert exit_link in html, name
         assert '<script src="/static/public.js" defer></script>' in html, name
+
+
+def test_anonymous_visitors_get_only_the_strictly_necessary_cookie(web: TestClient) -> None:
+    web.cookies.clear()
+    names: set[str] = set()
+    for path in ("/apply", "/apply?lang=ar", "/privacy", "/r/ABCD1234", "/static/public.css"):
+        names |= set(_set_cookies(web.get(path)))
+    assert names == {"csrf"}
