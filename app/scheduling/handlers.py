@@ -191,8 +191,14 @@ def _send_to_requester(
             end=c.end_at,
             stamp=now(),
             summary=f"{title} [{req.reference}]",
-            description=f"Reference {req.reference}. "
-            + (f"Join: {c.meeting_join_url}" if c.meeting_join_url else "The link follows."),
+            description=f"Reference {req.reference}."
+            + (
+                ""
+                if cancelled
+                else f" Join: {c.meeting_join_url}"
+                if c.meeting_join_url
+                else " The link follows."
+            ),
             organizer_email=organizer_email,
             organizer_name=organizer_name or organizer_email,
             attendee_email=pii["email"],
