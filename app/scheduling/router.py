@@ -205,7 +205,7 @@ def put_availability(
     "Europe/Berlin). Each slot has its start and end in UTC and in that zone with the offset, "
     "grouped by the local date. Every date in the range is listed, empty when nothing is free. "
     "A date before today or beyond the horizon, or an unknown zone: 422 naming the field.",
-    responses=error_responses(404, 422),
+    responses=error_responses(401, 404, 422),
 )
 def get_slots(
     rc: RequestCallerDep,
@@ -270,7 +270,7 @@ def consultation_out(
     "longer free (or never was offered) the answer is `409` with `details.alternatives`, the "
     "next free slots. Only a request that is `new` or `in_progress` can book (`409` otherwise). "
     "Confirmation e-mails with a calendar invite go to the requester and the expert.",
-    responses=error_responses(404, 409, 422),
+    responses=error_responses(401, 404, 409, 422),
 )
 def book(rc: RequestCallerDep, body: BookIn, session: SessionDep) -> ConsultationOut:
     _requester_or_staff(rc)
@@ -282,7 +282,7 @@ def book(rc: RequestCallerDep, body: BookIn, session: SessionDep) -> Consultatio
     "/{reference}/consultation",
     response_model=ConsultationOut,
     summary="The request's consultation (the booked one, else the latest)",
-    responses=error_responses(404),
+    responses=error_responses(401, 404),
 )
 def get_consultation(rc: RequestCallerDep, session: SessionDep) -> ConsultationOut:
     c = service.booked_consultation(session, rc.req) or service.latest_consultation(session, rc.req)
