@@ -16,6 +16,8 @@ from app.models import (
     Assignment,
     AssignmentStatus,
     ExpertNotification,
+    ExpertProfile,
+    IntakeRequest,
     OutboxMessage,
     RequestHistory,
     Role,
@@ -380,6 +382,18 @@ def _offer_rows_are_complete(db: Session, req_id: uuid.UUID, expert_id: uuid.UUI
     assert note is not None and note.expert_id == expert_id and note.request_id == req_id
     message = db.scalar(select(OutboxMessage).where(OutboxMessage.kind == assignments.OFFER_KIND))
     assert message is not None and message.params == {"assignment_id": a.id}
+    # What the database holds (not what the session's objects say).
+    db.expire_all()
+    stored = db.execute(
+        select(IntakeRequest.assigned_expert_id).where(IntakeRequest.id == req_id)
+    ).scalar_one()
+    assert stored == expert_id
+    load = db.execute(
+        select(ExpertProfile.open_assignments, ExpertProfile.last_assigned_at).where(
+            ExpertProfile.user_id == expert_id
+        )
+    ).one()
+    assert load.open_assignments == 1 and load.last_assigned_at == a.offered_at
 
 
 def test_an_offer_writes_decision_assignment_notification_history_and_mail(db: Session) -> None:

@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy import Table, Uuid, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.settings import get_settings
 from app.core.time import now
@@ -171,11 +172,17 @@ def _store_decision(session: Session, req: IntakeRequest, draft: DecisionDraft) 
 # Other databases run the same inserts one by one (``_offer``); both write identical rows.
 _OFFER_POSTGRESQL = text(
     """
-WITH d AS (
+WITH t AS (
+    UPDATE expert_profiles
+    SET open_assignments = open_assignments + 1, last_assigned_at = :at
+    WHERE user_id = :expert_id AND is_active
+      AND open_assignments < max_open_assignments
+    RETURNING user_id
+), d AS (
     INSERT INTO routing_decisions
         (request_id, at, trigger, rule, chosen_expert_id, candidates, actor)
-    VALUES
-        (:request_id, :at, :trigger, :rule, :expert_id, CAST(:candidates AS json), :actor)
+    SELECT :request_id, :at, :trigger, :rule, t.user_id, CAST(:candidates AS json), :actor
+    FROM t
     RETURNING id
 ), a AS (
     INSERT INTO assignments (request_id, expert_id, status, offered_at, respond_by, decision_id)
@@ -194,6 +201,9 @@ WITH d AS (
         'trigger', CAST(:trigger AS text),
         'respond_by', CAST(:respond_by_iso AS text))
     FROM a
+), r AS (
+    UPDATE requests SET assigned_expert_id = :expert_id, updated_at = :at
+    WHERE id = :request_id AND EXISTS (SELECT 1 FROM a)
 )
 SELECT a.id, a.decision_id FROM a
 """
@@ -249,58 +259,78 @@ def route(
             region_read = True
             continue
         chosen: Candidate | None = None
+        offered: Assignment | None = None
         for candidate in decision.ranked:
-            # The ranking read a snapshot; capacity is taken with a conditional UPDATE that
-            # re-checks it against the committed row.
-            if repository.take_capacity(session, candidate.expert_id, current):
+            # The ranking read a snapshot; the offer takes a unit of capacity with a
+            # conditional UPDATE that re-checks it against the committed row.
+            draft = DecisionDraft(
+                at=current,
+                trigger=trigger,
+                rule=decision.rule,
+                chosen=candidate.expert_id,
+                report=_final_report(decision.report, candidate.expert_id, skipped),
+                actor=actor,
+            )
+            offered = _try_offer(session, req, draft)
+            if offered is not None:
                 chosen = candidate
                 break
             skipped[candidate.expert_id] = "at_capacity_on_commit"
         if chosen is None and decision.ranked:
             continue  # every ranked expert filled up meanwhile: decide again without them
         break
-    report = decision.report
-    for entry in report:
-        if chosen is not None and entry["expert_id"] == str(chosen.expert_id):
-            entry["outcome"] = "chosen"
-        elif entry["outcome"] == "ranked" and uuid.UUID(entry["expert_id"]) in skipped:
-            # Ranked above the chosen one, but full by the time capacity was taken.
-            entry.update(outcome="dropped", reason=skipped[uuid.UUID(entry["expert_id"])])
-            entry["rank"] = None
-    rule = decision.rule if chosen is not None else _no_one(decision.rule)
-    draft = DecisionDraft(
-        at=current,
-        trigger=trigger,
-        rule=rule,
-        chosen=chosen.expert_id if chosen else None,
-        report=report,
-        actor=actor,
-    )
     log.info(
         "routing_decided",
         reference=req.reference,
-        rule=rule.value,
-        candidates=len(report),
+        rule=decision.rule.value if chosen else _no_one(decision.rule).value,
+        candidates=len(decision.report),
         chosen=str(chosen.expert_id) if chosen else None,
     )
-    if chosen is None:
-        _to_triage(session, req, _store_decision(session, req, draft), current, actor=actor)
-        return None
-    return _offer(session, req, draft, chosen.expert_id)
+    if offered is not None:
+        return offered
+    draft = DecisionDraft(
+        at=current,
+        trigger=trigger,
+        rule=_no_one(decision.rule),
+        chosen=None,
+        report=_final_report(decision.report, None, skipped),
+        actor=actor,
+    )
+    _to_triage(session, req, _store_decision(session, req, draft), current, actor=actor)
+    return None
+
+
+def _final_report(
+    report: list[dict[str, Any]], chosen: uuid.UUID | None, skipped: dict[uuid.UUID, str]
+) -> list[dict[str, Any]]:
+    """The candidates as stored: the chosen one marked, and those ranked above it that filled
+    up before their capacity could be taken marked as dropped."""
+    out = []
+    for entry in report:
+        expert_id = uuid.UUID(entry["expert_id"])
+        if expert_id == chosen:
+            entry = {**entry, "outcome": "chosen"}
+        elif entry["outcome"] == "ranked" and expert_id in skipped:
+            entry = {**entry, "outcome": "dropped", "reason": skipped[expert_id], "rank": None}
+        out.append(entry)
+    return out
 
 
 def _no_one(rule: RoutingRule) -> RoutingRule:
     return rule if rule in (RoutingRule.general, RoutingRule.none) else RoutingRule.none
 
 
-def _offer(
-    session: Session, req: IntakeRequest, draft: DecisionDraft, expert_id: uuid.UUID
-) -> Assignment:
+def _try_offer(session: Session, req: IntakeRequest, draft: DecisionDraft) -> Assignment | None:
+    """Offer the request to ``draft.chosen`` if a unit of their capacity can be taken; None
+    (and nothing written) if they are full or inactive by now."""
+    expert_id = draft.chosen
+    assert expert_id is not None
     current = draft.at
     respond_by = current + dt.timedelta(minutes=get_settings().offer_response_minutes)
     # The partial unique index refuses a second live assignment of the request here.
     if session.get_bind().dialect.name == "postgresql":
-        assignment_id, decision_id = session.execute(
+        # One statement: capacity, decision, assignment, notification, history, request.
+        row = session.execute(
             _OFFER_POSTGRESQL,
             {
                 "request_id": req.id,
@@ -313,8 +343,16 @@ def _offer(
                 "candidates": json.dumps(draft.report),
                 "actor": draft.actor,
             },
-        ).one()
+        ).first()
+        if row is None:
+            return None
+        assignment_id, decision_id = row
+        # Written by the statement: tell the session, so it does not write them again.
+        set_committed_value(req, "assigned_expert_id", expert_id)
+        set_committed_value(req, "updated_at", current)
     else:
+        if not repository.take_capacity(session, expert_id, current):
+            return None
         decision_id = _store_decision(session, req, draft).id
         assignment_id = session.execute(
             _INSERT_ASSIGNMENT,
@@ -345,6 +383,7 @@ def _offer(
             },
             at=current,
         )
+        req.assigned_expert_id = expert_id
     # The row as the session's object, without reading it back.
     assignment = Assignment(
         id=assignment_id,
@@ -359,8 +398,6 @@ def _offer(
     )
     make_transient_to_detached(assignment)
     session.add(assignment)
-    # Set last, so the outbox's flush writes it with the message in one unit of work.
-    req.assigned_expert_id = expert_id
     # A new assignment id: no earlier message can exist, so no de-duplication look-up.
     outbox.enqueue(session, OFFER_KIND, {"assignment_id": assignment_id})
     return assignment
@@ -600,11 +637,6 @@ def _offer_chosen_by_staff(
     *,
     actor: str,
 ) -> Assignment:
-    if not repository.take_capacity(session, profile.user_id, current):
-        raise ExpertCannotTake(
-            "This expert has reached their maximum of open assignments.",
-            details={"max_open_assignments": profile.max_open_assignments},
-        )
     draft = DecisionDraft(
         at=current,
         trigger="staff_reassign",
@@ -626,7 +658,13 @@ def _offer_chosen_by_staff(
         ],
         actor=actor,
     )
-    return _offer(session, req, draft, profile.user_id)
+    offered = _try_offer(session, req, draft)
+    if offered is None:
+        raise ExpertCannotTake(
+            "This expert has reached their maximum of open assignments.",
+            details={"max_open_assignments": profile.max_open_assignments},
+        )
+    return offered
 
 
 def release(session: Session, req: IntakeRequest, *, reason: str) -> None:
