@@ -6,10 +6,12 @@ A fresh PostgreSQL database is filled (COPY) with ``--experts`` experts over the
 (each covering its region and a few of its countries, with languages, topics and a few
 absences) and ``--requests`` open requests, each with an accepted assignment, so every
 expert carries a realistic number of open assignments. Then, ``--runs`` times, a new request is
-routed — candidates query, ranking, capacity taken with the conditional UPDATE, the decision,
-the assignment, the notification, the history row and the outbox row, all flushed — and the
-transaction rolled back. A primary-key read of a request (``session.get`` forced to the
-database) is timed in the same run as the baseline.
+routed — the candidates query, the ranking, then (PostgreSQL) one statement that takes a unit of
+the expert's capacity and writes the decision, the assignment, the notification, the history
+row and the request's expert, and the outbox row of the e-mail — and the transaction is rolled
+back. A primary-key read of a request (``session.get`` forced to the database) is timed in the
+same run, alternating with the routings, as the baseline; ``routing_client_cpu_*`` is this
+process's CPU per routing (on a busy machine, wall time also holds waiting for a CPU).
 
 Goal (issue "Regional expert routing"): routing p99 under 10 ms on this machine.
 """
