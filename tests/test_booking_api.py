@@ -846,3 +846,27 @@ def test_the_pool_gives_a_shared_time_to_the_expert_with_fewer_bookings_that_day
     assert _req(db, second).assigned_expert_id is None
     assert _book(client, second, at(day, "10:00", LONDON)).status_code == 201
     assert _req(db, second).assigned_expert_id == ({a.id, b.id} - {busy}).pop()
+
+
+@pytest.mark.sqlite
+def test_the_whole_flow_on_sqlite(client: TestClient, db: Session, mail_dir: Path) -> None:
+    """The embedded default: book, a taken slot is 409 with alternatives, reschedule, cancel."""
+    expert_with_hours(db)
+    first, second = _request(client), _request(client)
+    day = day_in(LONDON, 2)
+    booked = _book(client, first, at(day, "09:00", LONDON))
+    assert booked.status_code == 201, booked.text
+    taken = _book(client, second, at(day, "09:00", LONDON))
+    assert taken.status_code == 409
+    assert taken.json()["error"]["details"]["alternatives"]
+    url = f"/api/v1/requests/{first['reference']}/consultation"
+    moved = client.patch(
+        url, json={"start": iso(at(day, "10:00", LONDON))}, headers=bearer(first["access_token"])
+    )
+    assert moved.status_code == 200 and moved.json()["ical_sequence"] == 1
+    assert _book(client, second, at(day, "09:00", LONDON)).status_code == 201
+    gone = client.delete(url, headers=bearer(first["access_token"]))
+    assert gone.status_code == 200 and gone.json()["status"] == "cancelled"
+    drain(db)
+    methods = sorted(str(cal["METHOD"]) for _, cal, _ in invites(mail_dir))
+    assert methods and set(methods) <= {"REQUEST", "CANCEL"} and "CANCEL" in methods
