@@ -9,10 +9,14 @@ import structlog
 from app.core.database import commit, session_scope
 from app.core.settings import get_settings
 from app.notifications import mail
-from app.outbox import service
+from app.outbox import registry, service
 from workers.celery_app import app, worker_name
 
 log = structlog.get_logger(__name__)
+
+# In the worker's main process, before the pool forks: every pool process starts with the
+# handlers (and what they import) loaded, instead of paying for it on its first message.
+registry.load_handlers()
 
 # A pump works at most this long, then leaves the rest to the next one (beat sends one
 # every few seconds), so one busy worker never hogs the backlog.

@@ -57,12 +57,18 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def get_handler(kind: str) -> Handler:
+def load_handlers() -> None:
+    """Import every handler module (once). The worker calls it at start-up, before its pool
+    forks, so no pool process pays for the imports on its first message."""
     global _loaded
     if not _loaded:
         for module in HANDLER_MODULES:
             importlib.import_module(module)
         _loaded = True
+
+
+def get_handler(kind: str) -> Handler:
+    load_handlers()
     try:
         return _handlers[kind]
     except KeyError:
