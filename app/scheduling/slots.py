@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import itertools
 import operator
 import re
 import uuid
@@ -694,11 +695,14 @@ def _bounds(
     )
 
 
-def _judge(expert: _Expert, bounds: _Bounds, candidates: list[tuple[int, int]]) -> list[bool]:
-    """Whether each candidate ``(start, day)`` (sorted by start) is free.
+def _judge(
+    expert: _Expert, bounds: _Bounds, candidates: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The free ones among candidates ``(start, day)`` (sorted by start).
 
-    The one rule of both the listing and the booking re-check (which judges a list of one);
-    ``_reason`` only explains a start this judged not free.
+    The one rule of both the listing and the booking re-check (which judges the candidates of
+    the start's days and looks for the start among the free ones); ``_reason`` only explains a
+    start this did not find free.
     """
     low, high, full, length = bounds.low, bounds.high, expert.full_days, expert.length
     busy_starts, busy_ends = expert.busy_starts, expert.busy_ends
@@ -706,15 +710,15 @@ def _judge(expert: _Expert, bounds: _Bounds, candidates: list[tuple[int, int]]) 
     # The first busy interval ending after the current start: found by bisecting for the first
     # candidate, then walked forward (the starts ascend).
     index = bisect.bisect_right(busy_ends, candidates[0][0]) if candidates else 0
-    verdicts: list[bool] = []
-    for start, day in candidates:
+    free: list[tuple[int, int]] = []
+    for candidate in candidates:
+        start, day = candidate
         if low <= start < high and day not in full:
             while index < count and busy_ends[index] <= start:
                 index += 1
-            verdicts.append(index == count or busy_starts[index] >= start + length)
-        else:
-            verdicts.append(False)
-    return verdicts
+            if index == count or busy_starts[index] >= start + length:
+                free.append(candidate)
+    return free
 
 
 def _reason(expert: _Expert, bounds: _Bounds, start: int, day: int) -> Rejection:
@@ -752,8 +756,7 @@ def _free(
     first_day = expert.offsets.day(low) - 1  # ranges of the day before run past midnight
     last_day = expert.offsets.day(high - 1)
     candidates = _candidates(expert, first_day, last_day)
-    verdicts = _judge(expert, bounds, candidates)
-    return expert, [c for c, free in zip(candidates, verdicts, strict=True) if free]
+    return expert, _judge(expert, bounds, candidates)
 
 
 def _check(member: PoolMember, bounds: _Bounds, start_utc: dt.datetime) -> tuple[SlotCheck, int]:
@@ -763,14 +766,18 @@ def _check(member: PoolMember, bounds: _Bounds, start_utc: dt.datetime) -> tuple
         return SlotCheck(Rejection.NOT_OFFERED), 0
     start = _instant(start_utc)
     expert = _Expert(*member, span=_span(start, start + 1))
+    # The candidates of the days that can hold this start, judged as the listing judges them;
+    # the start is free when it is among the free ones.
     day_of_start = expert.offsets.day(start)
-    for instant, day in _candidates(expert, day_of_start - 1, day_of_start):
-        if instant == start:
-            slot = Slot(_to_datetime(start), _to_datetime(start + expert.length), expert.expert_id)
-            free = _judge(expert, bounds, [(start, day)])[0]
-            reason = None if free else _reason(expert, bounds, start, day)
-            return SlotCheck(reason, slot), expert.day_counts.get(day, 0)
-    return SlotCheck(Rejection.NOT_OFFERED), 0
+    candidates = _candidates(expert, day_of_start - 1, day_of_start)
+    on_grid = dict(candidates).get(start)
+    if on_grid is None:
+        return SlotCheck(Rejection.NOT_OFFERED), 0
+    day = on_grid
+    free = dict(_judge(expert, bounds, candidates))
+    slot = Slot(_to_datetime(start), _to_datetime(start + expert.length), expert.expert_id)
+    reason = None if start in free else _reason(expert, bounds, start, day)
+    return SlotCheck(reason, slot), expert.day_counts.get(day, 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -882,17 +889,10 @@ def pool_slots(
             found = moments[instant] = _to_datetime(instant)
         return found
 
-    result: list[PoolSlot] = []
-    index, total = 0, len(entries)
-    while index < total:
-        start, end = entries[index][0], entries[index][1]
-        following = index + 1
-        while following < total and entries[following][0] == start and entries[following][1] == end:
-            following += 1
-        expert_ids = tuple([entry[4] for entry in entries[index:following]])
-        result.append(PoolSlot(moment(start), moment(end), expert_ids))
-        index = following
-    return result
+    return [
+        PoolSlot(moment(start), moment(end), tuple([entry[4] for entry in group]))
+        for (start, end), group in itertools.groupby(entries, key=operator.itemgetter(0, 1))
+    ]
 
 
 def check_pool_slot(
