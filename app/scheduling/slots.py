@@ -463,8 +463,6 @@ class _Expert:
 
     __slots__ = (
         "availability",
-        "booking_ends",
-        "booking_starts",
         "busy_ends",
         "busy_starts",
         "day_counts",
@@ -514,22 +512,22 @@ class _Expert:
             order = sorted(range(len(starts)), key=starts.__getitem__)
             starts = [starts[i] for i in order]
             ends = [ends[i] for i in order]
-        self.booking_starts, self.booking_ends = _merge_lists(starts, ends, margin)
+        # Busy time: bookings widened by the buffers, then the (few) absences spliced in, as
+        # sorted disjoint intervals, so that a start costs one bisect or one step.
+        busy_starts, busy_ends = _merge_lists(starts, ends, margin)
         away = sorted((_instant(u.start), _instant_up(u.end)) for u in unavailable)
         self.unavailable_starts, self.unavailable_ends = _merge(away)
-        # Both together, so that a free start costs one bisect.
-        if away:
-            # Two sorted runs: sorting their concatenation merges them.
-            self.busy_starts, self.busy_ends = _merge(
-                sorted(
-                    [
-                        *zip(self.booking_starts, self.booking_ends, strict=True),
-                        *zip(self.unavailable_starts, self.unavailable_ends, strict=True),
-                    ]
-                )
-            )
-        else:
-            self.busy_starts, self.busy_ends = self.booking_starts, self.booking_ends
+        for away_start, away_end in zip(
+            self.unavailable_starts, self.unavailable_ends, strict=True
+        ):
+            first = bisect.bisect_left(busy_ends, away_start)  # first ending at or after it
+            after = bisect.bisect_right(busy_starts, away_end)  # first starting after it
+            if first < after:
+                away_start = min(away_start, busy_starts[first])
+                away_end = max(away_end, busy_ends[after - 1])
+            busy_starts[first:after] = [away_start]
+            busy_ends[first:after] = [away_end]
+        self.busy_starts, self.busy_ends = busy_starts, busy_ends
         # Bookings per local day of their start; days outside the span are never asked for.
         counts: dict[int, int] = {}
         low, high = span
