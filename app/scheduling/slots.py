@@ -965,6 +965,7 @@ class _Formatter:
         self.offset_texts: dict[int, str] = {}
         self.locals: dict[int, tuple[int, int, str, str]] = {}
         self.utcs: dict[int, str] = {}
+        self.clocks: dict[int, str] = {}
 
     def date(self, day: int) -> tuple[dt.date, str]:
         found = self.dates.get(day)
@@ -986,13 +987,20 @@ class _Formatter:
             found = self.locals[instant] = self._local(instant)
         return found
 
+    def clock(self, second: int) -> str:
+        """'HH:MM:SS' of a second of the day."""
+        text = self.clocks.get(second)
+        if text is None:
+            hours, rest = divmod(second, 3600)
+            minutes, seconds = divmod(rest, 60)
+            text = self.clocks[second] = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+        return text
+
     def _local(self, instant: int) -> tuple[int, int, str, str]:
         offset = self.offsets.at(instant)
         day, second = divmod(instant + offset, _DAY)
-        hours, rest = divmod(second, 3600)
-        minutes, seconds = divmod(rest, 60)
         offset_text = self.offset_text(offset)
-        text = f"{self.date(day)[1]}T{hours:02d}:{minutes:02d}:{seconds:02d}{offset_text}"
+        text = f"{self.date(day)[1]}T{self.clock(second)}{offset_text}"
         return day, second, text, offset_text
 
     def utc(self, instant: int) -> str:
@@ -1003,9 +1011,7 @@ class _Formatter:
 
     def _utc(self, instant: int) -> str:
         day, second = divmod(instant, _DAY)
-        hours, rest = divmod(second, 3600)
-        minutes, seconds = divmod(rest, 60)
-        return f"{self.date(day)[1]}T{hours:02d}:{minutes:02d}:{seconds:02d}+00:00"
+        return f"{self.date(day)[1]}T{self.clock(second)}+00:00"
 
     def repeated(self, instant: int) -> bool:
         """True when the wall time of this instant happens twice (the clocks went back)."""
