@@ -17,6 +17,7 @@ from app.models.assignments import (
     RoutingRule,
 )
 from app.models.base import Base
+from app.models.contacts import ContactVia, RequestContact
 from app.models.documents import Document, DocumentKind, DocumentStorage
 from app.models.experts import (
     AbsenceKind,
@@ -25,6 +26,7 @@ from app.models.experts import (
     ExpertRegion,
     UnavailablePeriod,
 )
+from app.models.meetings import ZoomDailyUsage, ZoomWebhookEvent
 from app.models.outbox import OutboxMessage, OutboxStatus
 from app.models.reference import GENERAL_POOL, CivicSpaceRating, Country, Region
 from app.models.requests import (
@@ -65,6 +67,7 @@ __all__ = [
     "Consultation",
     "ConsultationStatus",
     "ContactChannel",
+    "ContactVia",
     "Country",
     "Document",
     "DocumentKind",
@@ -80,6 +83,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "Region",
+    "RequestContact",
     "RequestHistory",
     "RequestSource",
     "RequestStatus",
@@ -91,5 +95,7 @@ __all__ = [
     "UnavailablePeriod",
     "User",
     "UserSession",
+    "ZoomDailyUsage",
+    "ZoomWebhookEvent",
     "guard_band",
 ]

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Date,
     Enum,
@@ -147,6 +148,11 @@ class Consultation(UUIDPk, Timestamps, Base):
     meeting_join_url: Mapped[str | None] = mapped_column(String(1000))
     meeting_password_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     meeting_password_key_id: Mapped[str | None] = mapped_column(String(64))
+    # Zoom's numeric meeting id (64-bit) for webhook look-ups; what Zoom reported of the meeting.
+    zoom_meeting_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    meeting_started_at: Mapped[dt.datetime | None]
+    meeting_ended_at: Mapped[dt.datetime | None]
+    meeting_deleted_at: Mapped[dt.datetime | None]
     # "requester", "user:<uuid>", "system"
     created_by: Mapped[str] = mapped_column(String(64))
     cancelled_at: Mapped[dt.datetime | None]
