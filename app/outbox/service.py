@@ -20,6 +20,8 @@ from typing import Any
 
 import structlog
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.core.database import after_commit
@@ -46,24 +48,32 @@ def enqueue(
     due_at: dt.datetime | None = None,
     dedup_key: str | None = None,
 ) -> OutboxMessage | None:
-    """Add an outbound message. Returns None if ``dedup_key`` was already used."""
+    """Add an outbound message. Returns None if ``dedup_key`` was already used.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` (PostgreSQL and SQLite alike): a used
+    key costs no extra query, and two transactions racing for one key cannot both insert.
+    """
+    current = now()
+    values = {
+        "kind": kind,
+        "params": params,
+        "dedup_key": dedup_key,
+        "status": OutboxStatus.pending,
+        "due_at": due_at or current,
+        "attempts": 0,
+        "correlation_id": request_id_var.get(),
+        "created_at": current,
+        "updated_at": current,
+    }
+    dialect = session.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_fn(OutboxMessage).values(**values)
     if dedup_key is not None:
-        exists = session.scalar(
-            select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)
-        )
-        if exists is not None:
-            return None
-    row = OutboxMessage(
-        kind=kind,
-        params=params,
-        dedup_key=dedup_key,
-        status=OutboxStatus.pending,
-        due_at=due_at or now(),
-        correlation_id=request_id_var.get(),
-    )
-    session.add(row)
-    session.flush()
-    if row.due_at <= now() + dt.timedelta(seconds=1):
+        stmt = stmt.on_conflict_do_nothing(index_elements=[OutboxMessage.dedup_key])
+    row = session.scalars(stmt.returning(OutboxMessage)).first()
+    if row is None:
+        return None
+    if row.due_at <= current + dt.timedelta(seconds=1):
         after_commit(session, lambda: nudge(PUMP_TASK))
     return row
 
