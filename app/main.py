@@ -23,6 +23,7 @@ from app.health.metrics import HttpMetrics
 from app.health.router import router as health_router
 from app.intake.router import LIMITED_ROUTES as INTAKE_LIMITED_ROUTES
 from app.intake.router import router as intake_router
+from app.meetings.router import host_link_router, webhook_router
 from app.notifications.router import admin_router as admin_mail_router
 from app.outbox.router import router as outbox_router
 from app.reference.router import admin_router as admin_reference_router
@@ -96,4 +97,6 @@ def create_app() -> FastAPI:
     app.include_router(admin_mail_router)
     app.include_router(availability_router)
     app.include_router(consultations_router)
+    app.include_router(host_link_router)
+    app.include_router(webhook_router)
     return app

@@ -15,7 +15,7 @@ from app.core import database
 from app.core.logging import configure_logging, request_id_var
 from app.core.settings import get_settings
 
-TASK_MODULES = ["workers.outbox", "workers.experts"]
+TASK_MODULES = ["workers.outbox", "workers.experts", "workers.meetings"]
 
 settings = get_settings()
 app = Celery("asylum-intake", include=TASK_MODULES)
@@ -43,6 +43,11 @@ app.conf.update(
             "task": "experts.expire_offers",
             "schedule": timedelta(seconds=settings.offer_sweep_seconds),
             "options": {"expires": settings.offer_sweep_seconds * 2},
+        },
+        "meetings-mark-no-shows": {
+            "task": "meetings.mark_no_shows",
+            "schedule": timedelta(minutes=5),
+            "options": {"expires": 600},
         },
     },
     beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),

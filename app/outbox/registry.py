@@ -19,6 +19,7 @@ HANDLER_MODULES = [
     "app.accounts.handlers",
     "app.intake.handlers",
     "app.experts.handlers",
+    "app.meetings.handlers",
     "app.notifications.handlers",
     "app.outbox.handlers",
     "app.scheduling.handlers",

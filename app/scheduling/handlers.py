@@ -25,6 +25,7 @@ from app.experts.handlers import country_name
 from app.intake import service as intake
 from app.intake.handlers import template_language
 from app.meetings.factory import get_meeting_provider
+from app.meetings.usage import count_meeting_write
 from app.models import (
     Consultation,
     ConsultationStatus,
@@ -307,7 +308,10 @@ def create_meeting(session: Session, row: OutboxMessage) -> None:
     if c.status != ConsultationStatus.booked or c.meeting_external_id is not None:
         return  # cancelled meanwhile, or made already (a retry after success)
     profile, req, zone = _spec_inputs(session, c)
-    info = get_meeting_provider().create(meeting_spec(c, profile, req, zone))
+    spec = meeting_spec(c, profile, req, zone)
+    info = get_meeting_provider().create(spec)
+    if info.provider == "zoom":
+        count_meeting_write(session, spec.host)
     store_meeting(c, info)
     c.ical_sequence += 1
     session.flush()
@@ -325,7 +329,10 @@ def update_meeting(session: Session, row: OutboxMessage) -> None:
         log.warning("meeting_provider_changed", consultation_id=str(c.id))
         return
     profile, req, zone = _spec_inputs(session, c)
-    provider.update(c.meeting_external_id, meeting_spec(c, profile, req, zone))
+    spec = meeting_spec(c, profile, req, zone)
+    provider.update(c.zoom_meeting_id or c.meeting_external_id, spec)
+    if provider.name == "zoom":
+        count_meeting_write(session, spec.host)
 
 
 @handler(MEETING_DELETE)

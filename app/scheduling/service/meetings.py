@@ -41,6 +41,8 @@ def meeting_spec(
 def store_meeting(c: Consultation, info: MeetingInfo) -> None:
     c.meeting_provider = info.provider
     c.meeting_external_id = str(info.external_id)
+    # Zoom's id (above 2**32) also as a 64-bit integer: webhooks find the consultation by it.
+    c.zoom_meeting_id = info.external_id if isinstance(info.external_id, int) else None
     c.meeting_join_url = info.join_url
     if info.password:
         key_id, blob = encrypt_with_master(info.password.encode(), str(c.id).encode())
@@ -52,6 +54,8 @@ def store_meeting(c: Consultation, info: MeetingInfo) -> None:
 def _clear_meeting(c: Consultation) -> None:
     c.meeting_provider = c.meeting_external_id = c.meeting_join_url = None
     c.meeting_password_enc = c.meeting_password_key_id = None
+    c.zoom_meeting_id = None
+    c.meeting_started_at = c.meeting_ended_at = c.meeting_deleted_at = None
 
 
 def _attach_meeting(

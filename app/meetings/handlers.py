@@ -1,0 +1,98 @@
+"""Outbox handlers of meetings: a stored Zoom webhook event applied to its consultation, the
+staff alert when Zoom says a booked consultation's meeting was deleted outside the service, and
+the admins' alert when a host nears Zoom's daily cap on meeting creates/updates.
+
+Alerts carry a reference, a time, a count: never a requester's name or address.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.settings import get_settings
+from app.meetings.events import DELETED_ALERT_KIND, WEBHOOK_EVENT_KIND, apply_event
+from app.meetings.usage import CAP_ALERT_KIND
+from app.models import (
+    Consultation,
+    IntakeRequest,
+    OutboxMessage,
+    Role,
+    User,
+    ZoomWebhookEvent,
+)
+from app.notifications import mail
+from app.outbox.registry import PermanentFailure, handler
+
+
+@handler(WEBHOOK_EVENT_KIND)
+def process_webhook_event(session: Session, row: OutboxMessage) -> None:
+    event = session.get(ZoomWebhookEvent, int(row.params["event_id"]), populate_existing=True)
+    if event is None:
+        raise PermanentFailure("webhook event is gone")
+    apply_event(session, event)
+
+
+def _emails(session: Session, roles: list[Role]) -> list[str]:
+    return list(
+        session.scalars(
+            select(User.email)
+            .where(User.is_active.is_(True), User.role.in_(roles))
+            .order_by(User.email)
+        )
+    )
+
+
+def _send_each(row: OutboxMessage, to: list[str], subject: str, text: str) -> None:
+    for n, address in enumerate(to):
+        mail.send(
+            mail.build_message(
+                to=address,
+                subject=subject,
+                text=text,
+                message_id=mail.stable_message_id(f"outbox-{row.id}-{n}"),
+            )
+        )
+
+
+@handler(DELETED_ALERT_KIND)
+def send_deleted_alert(session: Session, row: OutboxMessage) -> None:
+    c = session.get(Consultation, uuid.UUID(row.params["consultation_id"]))
+    if c is None:
+        return
+    req = session.get(IntakeRequest, c.request_id)
+    reference = req.reference if req is not None else "?"
+    when = f"{c.start_at:%Y-%m-%d %H:%M} UTC"
+    text = (
+        f"Zoom reports that the meeting of consultation {reference} ({when}) was deleted "
+        "outside this service, while the consultation is still booked.\n\n"
+        "The join link the requester and the expert received no longer works. Please arrange "
+        "a new meeting with the expert, or cancel and rebook the consultation.\n\n"
+        f"{get_settings().public_url}\n"
+    )
+    _send_each(
+        row,
+        _emails(session, [Role.staff, Role.admin]),
+        f"Zoom meeting deleted outside the service [{reference}]",
+        text,
+    )
+
+
+@handler(CAP_ALERT_KIND)
+def send_cap_alert(session: Session, row: OutboxMessage) -> None:
+    p = row.params
+    text = (
+        f"The Zoom user {p['host']} has had {p['count']} meeting creates/updates today "
+        f"({p['day']}, UTC); Zoom allows {p['limit']} a day per user and refuses the rest "
+        "until 00:00 UTC (the outbox then waits and retries).\n\n"
+        "If this expert has many consultations to book or move today, consider spreading them "
+        "over another Zoom user.\n"
+    )
+    _send_each(
+        row,
+        _emails(session, [Role.admin]),
+        f"Zoom daily meeting cap nearly reached ({p['count']}/{p['limit']})",
+        text,
+    )

@@ -1,0 +1,141 @@
+"""HTTP edges of meetings.
+
+- ``POST /webhooks/zoom``: Zoom's event subscription endpoint. No session, no CSRF; the
+  signature over the raw body is the authentication. The body is capped here (64 KB), the
+  event stored and queued, and the answer (204) sent without calling Zoom.
+- ``GET /api/v1/expert/consultations/{id}/host-link``: the expert's fresh link to start the
+  meeting as host (Zoom's ``start_url`` expires, so it is read from Zoom each time and never
+  stored).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from app.accounts.deps import RequireExpert
+from app.core.deps import SessionDep
+from app.core.errors import AppError, Conflict, NotFound, ServiceUnavailable, error_responses
+from app.core.settings import get_settings
+from app.core.time import now
+from app.meetings import webhooks
+from app.meetings.errors import MalformedZoomEvent, MeetingError, ZoomMeetingNotFound
+from app.meetings.events import record_webhook
+from app.meetings.factory import get_meeting_provider
+from app.models import Consultation
+
+MAX_WEBHOOK_BODY = 64 * 1024
+
+webhook_router = APIRouter(tags=["webhooks"])
+host_link_router = APIRouter(prefix="/api/v1/expert", tags=["expert: my desk"])
+
+
+class WebhookTooLarge(AppError):
+    status_code = 413
+    code = "too_large"
+
+
+async def raw_body(request: Request) -> bytes:
+    """The exact bytes Zoom signed, at most ``MAX_WEBHOOK_BODY``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_WEBHOOK_BODY:
+        raise WebhookTooLarge("The webhook body is too large.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_WEBHOOK_BODY:
+            raise WebhookTooLarge("The webhook body is too large.")
+    return bytes(body)
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]
+
+
+@webhook_router.post(
+    "/webhooks/zoom",
+    status_code=204,
+    summary="Zoom event subscription endpoint",
+    description="Signed with `x-zm-signature` over the raw body and `x-zm-request-timestamp` "
+    "(at most 5 minutes old). Answers `endpoint.url_validation` with 200 and the encrypted "
+    "token; any other event is stored and processed later (204). A delivery seen before "
+    "answers 200 and is ignored. Bad or stale signature: 401.",
+    responses=error_responses(400, 401, 413),
+)
+def zoom_webhook(request: Request, body: RawBody, session: SessionDep) -> Response:
+    token = get_settings().zoom_webhook_secret_token
+    secret = token.get_secret_value() if token else ""
+    webhooks.verify_signature(
+        secret,
+        request.headers.get(webhooks.TIMESTAMP_HEADER),
+        request.headers.get(webhooks.SIGNATURE_HEADER),
+        body,
+        now(),
+    )
+    event = webhooks.parse_event(body)
+    if event.is_url_validation:
+        if event.plain_token is None:
+            raise MalformedZoomEvent("endpoint.url_validation without payload.plainToken")
+        return JSONResponse(webhooks.url_validation_response(secret, event.plain_token))
+    if record_webhook(session, event) is None:
+        return Response(status_code=200)  # delivered before: acknowledged, ignored
+    return Response(status_code=204)
+
+
+class HostLinkOut(BaseModel):
+    provider: str
+    url: str
+
+
+class MeetingPending(Conflict):
+    code = "meeting_pending"
+
+
+class MeetingGone(Conflict):
+    code = "meeting_gone"
+
+
+class MeetingUnavailable(ServiceUnavailable):
+    code = "meeting_provider_unavailable"
+
+
+@host_link_router.get(
+    "/consultations/{consultation_id}/host-link",
+    response_model=HostLinkOut,
+    summary="A fresh link to start my consultation's meeting as host",
+    description="Read from the provider now (Zoom's start link expires after about two hours, "
+    "so it is never stored): open it shortly before the consultation. Only the consultation's "
+    "expert; anyone else gets 404. `409 meeting_pending` while the link still follows, "
+    "`409 meeting_gone` if the meeting was deleted in Zoom, `503` if Zoom does not answer.",
+    responses=error_responses(401, 403, 404, 409, 503),
+)
+def host_link(
+    consultation_id: uuid.UUID, session: SessionDep, expert: RequireExpert, response: Response
+) -> HostLinkOut:
+    c = session.get(Consultation, consultation_id)
+    if c is None or c.expert_id != expert.id:
+        raise NotFound("No such consultation.")
+    response.headers["Cache-Control"] = "no-store"
+    if c.meeting_external_id is None or c.meeting_provider is None:
+        raise MeetingPending("The meeting has not been created yet: the link follows.")
+    if c.meeting_provider == "link":
+        return HostLinkOut(provider="link", url=c.meeting_join_url or c.meeting_external_id)
+    provider = get_meeting_provider()
+    if provider.name != c.meeting_provider:
+        raise MeetingUnavailable(
+            f"This meeting was made with {c.meeting_provider}, which is no longer configured."
+        )
+    external_id = c.zoom_meeting_id if c.zoom_meeting_id is not None else c.meeting_external_id
+    try:
+        url = provider.host_link(external_id)
+    except ZoomMeetingNotFound:
+        raise MeetingGone("The meeting no longer exists in Zoom.") from None
+    except MeetingError:
+        raise MeetingUnavailable(
+            "The meeting service did not answer; try again in a minute.",
+            headers={"Retry-After": "60"},
+        ) from None
+    return HostLinkOut(provider=c.meeting_provider, url=url)

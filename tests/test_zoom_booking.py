@@ -1,0 +1,293 @@
+"""Consultations with the zoom provider against the fake Zoom over real HTTP (tests/fakes/
+zoom_server.py): the outbox creates the meeting (64-bit id, join link, password encrypted, no
+start link stored); Zoom down for the whole retry window keeps the booking, dead-letters the row,
+alerts staff, and a staff retry once Zoom is back sends the link; a 429 with a long Retry-After
+is retried by the outbox; the daily count lives in ``zoom_daily_usage`` and nearing the cap
+alerts admins once; the expert's host link is read fresh from Zoom."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.settings import get_settings
+from app.core.time import now
+from app.meetings.factory import get_meeting_provider
+from app.meetings.quota import NEARING_CAP_AT, host_key
+from app.meetings.usage import CAP_ALERT_KIND, DbUsageStore, count_meeting_write
+from app.models import (
+    Consultation,
+    ConsultationStatus,
+    OutboxMessage,
+    OutboxStatus,
+    Role,
+    User,
+    ZoomDailyUsage,
+)
+from app.scheduling.service import MEETING_CREATE
+from tests.conftest import Clock
+from tests.factories import create_user, login
+from tests.fakes.zoom_server import FakeZoom
+from tests.intake_helpers import bearer, messages, submit, text_of
+from tests.outbox_helpers import drain
+from tests.scheduling_support import at, day_in, event_of, expert_with_hours, invites, iso, raw_text
+
+LONDON = "Europe/London"
+MAX_ATTEMPTS = 3
+
+
+@pytest.fixture
+def zoom(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeZoom]:
+    fake = FakeZoom().start()
+    env = {
+        "INTAKE_MEETING_PROVIDER": "zoom",
+        "INTAKE_ZOOM_ACCOUNT_ID": fake.account_id,
+        "INTAKE_ZOOM_CLIENT_ID": fake.client_id,
+        "INTAKE_ZOOM_CLIENT_SECRET": fake.client_secret,
+        "INTAKE_ZOOM_API_BASE_URL": fake.base_url,
+        "INTAKE_ZOOM_OAUTH_BASE_URL": fake.base_url,
+        "INTAKE_ZOOM_TIMEOUT_SECONDS": "2",
+        "INTAKE_OUTBOX_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    get_meeting_provider.cache_clear()
+    assert get_meeting_provider().name == "zoom"
+    yield fake
+    for key in env:
+        monkeypatch.delenv(key)
+    get_settings.cache_clear()
+    get_meeting_provider.cache_clear()
+    fake.stop()
+
+
+def _recover(fake: FakeZoom) -> None:
+    with fake._lock:
+        fake._faults.clear()
+
+
+def _book(client: TestClient, db: Session, fake: FakeZoom, mail_dir: Path) -> dict[str, Any]:
+    expert = expert_with_hours(db)
+    fake.add_user(expert.email, "u_" + expert.email.split("@")[0])
+    sub = submit(client, timezone=LONDON, full_name="Zqxzoom Person")
+    drain(db)
+    for f in mail_dir.glob("*.eml"):
+        f.unlink()
+    day = day_in(LONDON, 2)
+    url = f"/api/v1/requests/{sub['reference']}/consultation"
+    resp = client.post(
+        url, json={"start": iso(at(day, "09:00", LONDON))}, headers=bearer(sub["access_token"])
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["meeting_link"] == "follows"
+    return {"sub": sub, "url": url, "expert": expert, "day": day}
+
+
+def _consultation(db: Session) -> Consultation:
+    c = db.scalar(select(Consultation).execution_options(populate_existing=True))
+    assert c is not None
+    return c
+
+
+def _create_rows(db: Session) -> list[OutboxMessage]:
+    return list(
+        db.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.kind == MEETING_CREATE)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def _creates(fake: FakeZoom) -> list[Any]:
+    return [c for c in fake.api_calls() if c.method == "POST"]
+
+
+def test_zoom_down_for_the_whole_retry_window_then_staff_retry_sends_the_link(
+    client: TestClient, db: Session, mail_dir: Path, zoom: FakeZoom, clock: Clock
+) -> None:
+    staff = create_user(db, role=Role.staff)
+    booked = _book(client, db, zoom, mail_dir)
+    zoom.fail_next(1000, "500")  # every API call fails
+
+    for _ in range(MAX_ATTEMPTS + 2):  # the confirmations, then each retry after its backoff
+        drain(db)
+        clock.advance(hours=1)
+    [row] = _create_rows(db)
+    assert row.status == OutboxStatus.dead and row.attempts == MAX_ATTEMPTS
+    assert "ZoomUnavailable" in (row.last_error or "")
+    assert len(_creates(zoom)) == MAX_ATTEMPTS
+    drain(db)  # the dead-letter alert
+
+    c = _consultation(db)
+    assert c.status == ConsultationStatus.booked  # the booking stands whatever Zoom does
+    assert c.meeting_join_url is None and c.zoom_meeting_id is None
+    got = client.get(booked["url"], headers=bearer(booked["sub"]["access_token"])).json()
+    assert got["status"] == "booked" and got["meeting_link"] == "follows"
+
+    sent = messages(mail_dir)
+    to_requester = [m for m in sent if str(m["To"]).startswith("applicant-")]
+    assert len(to_requester) == 1  # the confirmation only, no link yet
+    assert "The link to join follows in a separate message." in text_of(to_requester[0])
+    alerts = [m for m in sent if str(m["To"]) == staff.email]
+    assert len(alerts) == 1 and f"#{row.id}" in str(alerts[0]["Subject"])
+    assert "Zqxzoom" not in raw_text(alerts[0])
+
+    headers = login(client, staff)
+    listed = client.get("/api/v1/outbox/dead-letters", headers=headers)
+    assert listed.status_code == 200
+    assert [i["id"] for i in listed.json()["items"] if i["kind"] == MEETING_CREATE] == [row.id]
+
+    for f in mail_dir.glob("*.eml"):
+        f.unlink()
+    _recover(zoom)  # Zoom is back
+    resp = client.post(f"/api/v1/outbox/{row.id}/retry", headers=headers)
+    assert resp.status_code == 200, resp.text
+    drain(db)  # creates the meeting
+    drain(db)  # the invites with the link
+    [row] = _create_rows(db)
+    assert row.status == OutboxStatus.sent
+
+    c = _consultation(db)
+    assert c.status == ConsultationStatus.booked and c.meeting_provider == "zoom"
+    assert c.zoom_meeting_id is not None and c.zoom_meeting_id > 2**32
+    assert c.meeting_external_id == str(c.zoom_meeting_id)
+    meeting = zoom.meetings[c.zoom_meeting_id]
+    assert c.meeting_join_url == meeting["join_url"]
+    created = _creates(zoom)[-1].json
+    assert created["type"] == 2 and created["settings"]["waiting_room"] is True
+    assert created["start_time"] == at(booked["day"], "09:00", LONDON).astimezone(dt.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    assert created["duration"] == 60
+    # The password is stored encrypted; the host's start link is not stored anywhere.
+    assert c.meeting_password_enc is not None
+    assert meeting["password"].encode() not in c.meeting_password_enc
+    stored = " ".join(str(getattr(c, col.key)) for col in Consultation.__table__.columns)
+    assert "zak=" not in stored and "/s/" not in stored
+
+    links = [(m, cal) for m, cal, _ in invites(mail_dir)]
+    to = sorted(str(m["To"]) for m, _ in links)
+    assert len(links) == 2 and to[1] == booked["expert"].email and to[0].startswith("applicant-")
+    for m, cal in links:
+        assert str(event_of(cal)["LOCATION"]) == meeting["join_url"]
+        assert meeting["join_url"] in raw_text(m)
+        assert "zak=" not in raw_text(m)
+    got = client.get(booked["url"], headers=bearer(booked["sub"]["access_token"])).json()
+    assert got["meeting_link"] == "ready" and got["join_url"] == meeting["join_url"]
+
+
+def test_429_with_a_long_retry_after_is_retried_by_the_outbox(
+    client: TestClient, db: Session, mail_dir: Path, zoom: FakeZoom, clock: Clock
+) -> None:
+    _book(client, db, zoom, mail_dir)
+    zoom.fail_next(1, "429", retry_after=600)  # longer than the client waits inside a call
+    drain(db)
+    [row] = _create_rows(db)
+    assert row.status == OutboxStatus.pending and "ZoomRateLimited" in (row.last_error or "")
+    assert row.due_at >= now() + dt.timedelta(seconds=590)  # Zoom's Retry-After, not 10 s
+    clock.advance(seconds=300)
+    drain(db)
+    assert _consultation(db).zoom_meeting_id is None  # not due yet
+    clock.advance(seconds=310)
+    drain(db)
+    [row] = _create_rows(db)
+    assert row.status == OutboxStatus.sent
+    c = _consultation(db)
+    assert c.zoom_meeting_id is not None and c.zoom_meeting_id in zoom.meetings
+    assert len(_creates(zoom)) == 2
+
+
+def test_creates_and_updates_are_counted_per_host_per_day_in_the_database(
+    client: TestClient, db: Session, mail_dir: Path, zoom: FakeZoom
+) -> None:
+    booked = _book(client, db, zoom, mail_dir)
+    drain(db)
+    host = host_key(booked["expert"].email)
+    count = select(ZoomDailyUsage.count).where(ZoomDailyUsage.host == host)
+    assert db.scalar(count) == 1
+    resp = client.patch(
+        booked["url"],
+        json={"start": iso(at(booked["day"], "11:00", LONDON))},
+        headers=bearer(booked["sub"]["access_token"]),
+    )
+    assert resp.status_code == 200, resp.text
+    drain(db)
+    assert [c.method for c in zoom.api_calls()] == ["POST", "PATCH"]
+    assert db.scalar(count.execution_options(populate_existing=True)) == 2
+
+
+@pytest.mark.parametrize(
+    "backend", ["postgresql", pytest.param("sqlite", marks=pytest.mark.sqlite)]
+)
+def test_nearing_the_cap_alerts_every_admin_once_per_host_and_day(
+    db: Session, mail_dir: Path, backend: str
+) -> None:
+    assert db.get_bind().dialect.name == backend
+    admins = [create_user(db, role=Role.admin) for _ in range(2)]
+    staff = create_user(db, role=Role.staff)
+    store = DbUsageStore(db)
+    today = now().date()
+    for _ in range(NEARING_CAP_AT - 1):
+        status = count_meeting_write(db, "Busy.Expert@Example.org")
+    assert status.count == NEARING_CAP_AT - 1 and not status.nearing_cap
+    assert store.get("busy.expert@example.org", today) == NEARING_CAP_AT - 1
+    kinds = select(func.count()).where(OutboxMessage.kind == CAP_ALERT_KIND)
+    assert db.scalar(kinds) == 0
+    for _ in range(5):
+        count_meeting_write(db, "busy.expert@example.org")
+    assert store.get("busy.expert@example.org", today) == NEARING_CAP_AT + 4
+    assert db.scalar(kinds) == 1  # once per host and day
+    count_meeting_write(db, "other@example.org")
+    assert store.get("other@example.org", today) == 1
+    drain(db)
+    sent = messages(mail_dir)
+    assert sorted(str(m["To"]) for m in sent) == sorted(a.email for a in admins)
+    assert staff.email not in {str(m["To"]) for m in sent}
+    assert f"{NEARING_CAP_AT}/100" in str(sent[0]["Subject"])
+
+
+def test_the_expert_gets_a_fresh_host_link_that_is_never_stored(
+    client: TestClient, db: Session, mail_dir: Path, zoom: FakeZoom
+) -> None:
+    booked = _book(client, db, zoom, mail_dir)
+    expert: User = booked["expert"]
+    c = _consultation(db)
+    url = f"/api/v1/expert/consultations/{c.id}/host-link"
+    headers = login(client, expert)
+    pending = client.get(url, headers=headers)
+    assert pending.status_code == 409 and pending.json()["error"]["code"] == "meeting_pending"
+
+    drain(db)
+    c = _consultation(db)
+    assert c.zoom_meeting_id is not None
+    calls = len(zoom.api_calls())
+    resp = client.get(url, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["url"].startswith(f"https://zoom.us/s/{c.zoom_meeting_id}?zak=")
+    assert resp.headers["cache-control"] == "no-store"
+    assert [(x.method, x.path) for x in zoom.api_calls()[calls:]] == [
+        ("GET", f"/v2/meetings/{c.zoom_meeting_id}")
+    ]
+    c = _consultation(db)
+    stored = " ".join(str(getattr(c, col.key)) for col in Consultation.__table__.columns)
+    assert "zak=" not in stored
+    again = client.get(url, headers=headers).json()["url"]
+    assert again != resp.json()["url"]  # read from Zoom each time
+
+    other = expert_with_hours(db)
+    assert client.get(url, headers=login(client, other)).status_code == 404
+    staff = create_user(db, role=Role.staff)
+    assert client.get(url, headers=login(client, staff)).status_code == 403
+
+    zoom.fail_next(1, "500")
+    down = client.get(url, headers=headers)
+    assert down.status_code == 503 and down.json()["error"]["code"].startswith("meeting")
