@@ -6,10 +6,10 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import Enum, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, Timestamps, UUIDPk
+from app.models.base import Base, Timestamps, UUIDPk, str_enum
 
 
 class Role(enum.StrEnum):
@@ -18,24 +18,12 @@ class Role(enum.StrEnum):
     expert = "expert"
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=32,
-        values_callable=lambda e: [m.value for m in e],
-        validate_strings=True,
-    )
-
-
 class User(UUIDPk, Timestamps, Base):
     __tablename__ = "users"
 
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    role: Mapped[Role] = mapped_column(str_enum(Role, "user_role"))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
     # TOTP secret, encrypted with the master key (its id kept for rotation).
@@ -81,7 +69,7 @@ class AccountToken(UUIDPk, Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     purpose: Mapped[AccountTokenPurpose] = mapped_column(
-        _enum(AccountTokenPurpose, "account_token_purpose")
+        str_enum(AccountTokenPurpose, "account_token_purpose")
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The link itself, encrypted with the master key, so the worker can render it at send time

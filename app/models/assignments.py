@@ -14,22 +14,10 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, text
+from sqlalchemy import JSON, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, BigIntId
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda e: [m.value for m in e],
-        validate_strings=True,
-    )
+from app.models.base import Base, BigIntId, str_enum
 
 
 class AssignmentStatus(enum.StrEnum):
@@ -60,7 +48,9 @@ class Assignment(Base):
     expert_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("expert_profiles.user_id", ondelete="CASCADE")
     )
-    status: Mapped[AssignmentStatus] = mapped_column(_enum(AssignmentStatus, "assignment_status"))
+    status: Mapped[AssignmentStatus] = mapped_column(
+        str_enum(AssignmentStatus, "assignment_status", length=16)
+    )
     offered_at: Mapped[dt.datetime]
     respond_by: Mapped[dt.datetime]
     responded_at: Mapped[dt.datetime | None]
@@ -92,7 +82,7 @@ class RoutingDecision(Base):
     at: Mapped[dt.datetime]
     # submitted, declined, expired, staff_reassign, staff_route
     trigger: Mapped[str] = mapped_column(String(32))
-    rule: Mapped[RoutingRule] = mapped_column(_enum(RoutingRule, "routing_rule"))
+    rule: Mapped[RoutingRule] = mapped_column(str_enum(RoutingRule, "routing_rule", length=16))
     chosen_expert_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )

@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, Uuid, func
+from sqlalchemy import BigInteger, DateTime, Enum, Integer, MetaData, TypeDecorator, Uuid, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -43,6 +44,20 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def str_enum(cls: type[enum.Enum], name: str, *, length: int = 32) -> Enum:
+    """A Python enum stored as its string values (VARCHAR + a named CHECK constraint) on both
+    databases: no native PostgreSQL type to ALTER when a value is added."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
 
 
 # 64-bit ids on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.

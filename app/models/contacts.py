@@ -11,10 +11,10 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import Enum, ForeignKey, Index, LargeBinary
+from sqlalchemy import ForeignKey, Index, LargeBinary
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, BigIntId
+from app.models.base import Base, BigIntId, str_enum
 from app.models.requests import ContactChannel
 
 
@@ -23,27 +23,15 @@ class ContactVia(enum.StrEnum):
     reply = "reply"  # an e-mail reply sent from the service (its outbox row is kept)
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda e: [m.value for m in e],
-        validate_strings=True,
-    )
-
-
 class RequestContact(Base):
     __tablename__ = "request_contacts"
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("requests.id", ondelete="RESTRICT"))
     channel: Mapped[ContactChannel] = mapped_column(
-        _enum(ContactChannel, "request_contact_channel")
+        str_enum(ContactChannel, "request_contact_channel", length=16)
     )
-    via: Mapped[ContactVia] = mapped_column(_enum(ContactVia, "request_contact_via"))
+    via: Mapped[ContactVia] = mapped_column(str_enum(ContactVia, "request_contact_via", length=16))
     # When the contact happened (may be earlier than when it was recorded).
     contacted_at: Mapped[dt.datetime]
     recorded_at: Mapped[dt.datetime]

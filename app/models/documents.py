@@ -10,22 +10,10 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import Enum, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, UUIDPk
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda e: [m.value for m in e],
-        validate_strings=True,
-    )
+from app.models.base import Base, UUIDPk, str_enum
 
 
 class DocumentKind(enum.StrEnum):
@@ -42,12 +30,14 @@ class DocumentStorage(enum.StrEnum):
 class Document(UUIDPk, Base):
     __tablename__ = "documents"
 
-    kind: Mapped[DocumentKind] = mapped_column(_enum(DocumentKind, "document_kind"))
+    kind: Mapped[DocumentKind] = mapped_column(str_enum(DocumentKind, "document_kind", length=16))
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64))
-    storage: Mapped[DocumentStorage] = mapped_column(_enum(DocumentStorage, "document_storage"))
+    storage: Mapped[DocumentStorage] = mapped_column(
+        str_enum(DocumentStorage, "document_storage", length=16)
+    )
     # Relative to INTAKE_DOCUMENT_DIR (storage "path").
     path: Mapped[str | None] = mapped_column(String(500))
     data: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -16,10 +16,10 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, BigIntId, Timestamps
+from app.models.base import Base, BigIntId, Timestamps, str_enum
 
 
 class AbsenceKind(enum.StrEnum):
@@ -95,17 +95,7 @@ class UnavailablePeriod(Base):
     )
     starts_at: Mapped[dt.datetime]
     ends_at: Mapped[dt.datetime]
-    kind: Mapped[AbsenceKind] = mapped_column(
-        Enum(
-            AbsenceKind,
-            name="absence_kind",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-            validate_strings=True,
-        )
-    )
+    kind: Mapped[AbsenceKind] = mapped_column(str_enum(AbsenceKind, "absence_kind", length=16))
     note: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime]
 

@@ -8,10 +8,10 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, Enum, Index, String, Text
+from sqlalchemy import JSON, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, BigIntId, Timestamps
+from app.models.base import Base, BigIntId, Timestamps, str_enum
 
 
 class OutboxStatus(enum.StrEnum):
@@ -32,14 +32,7 @@ class OutboxMessage(Timestamps, Base):
     # Unique when set: writing the same logical message twice is a no-op.
     dedup_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     status: Mapped[OutboxStatus] = mapped_column(
-        Enum(
-            OutboxStatus,
-            name="outbox_status",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        str_enum(OutboxStatus, "outbox_status", length=16),
         default=OutboxStatus.pending,
     )
     due_at: Mapped[dt.datetime]

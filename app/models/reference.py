@@ -9,10 +9,10 @@ from __future__ import annotations
 import enum
 import uuid
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, Timestamps
+from app.models.base import Base, Timestamps, str_enum
 
 GENERAL_POOL = "general"
 
@@ -48,15 +48,7 @@ class Country(Timestamps, Base):
         ForeignKey("regions.code", ondelete="RESTRICT", onupdate="CASCADE")
     )
     civic_space_rating: Mapped[CivicSpaceRating | None] = mapped_column(
-        Enum(
-            CivicSpaceRating,
-            name="civic_space_rating",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-            validate_strings=True,
-        )
+        str_enum(CivicSpaceRating, "civic_space_rating", length=16)
     )
     # As precise as the source gives it: "2023-12" or "2023-12-05".
     rating_date: Mapped[str | None] = mapped_column(String(10))

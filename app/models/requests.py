@@ -14,22 +14,10 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Date, Enum, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import JSON, Date, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, BigIntId, Timestamps, UUIDPk
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=32,
-        values_callable=lambda e: [m.value for m in e],
-        validate_strings=True,
-    )
+from app.models.base import Base, BigIntId, Timestamps, UUIDPk, str_enum
 
 
 class RequestStatus(enum.StrEnum):
@@ -84,18 +72,18 @@ class IntakeRequest(UUIDPk, Timestamps, Base):
     __tablename__ = "requests"
 
     reference: Mapped[str] = mapped_column(String(16), unique=True)
-    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus, "request_status"))
-    source: Mapped[RequestSource] = mapped_column(_enum(RequestSource, "request_source"))
-    requester_type: Mapped[RequesterType] = mapped_column(_enum(RequesterType, "requester_type"))
+    status: Mapped[RequestStatus] = mapped_column(str_enum(RequestStatus, "request_status"))
+    source: Mapped[RequestSource] = mapped_column(str_enum(RequestSource, "request_source"))
+    requester_type: Mapped[RequesterType] = mapped_column(str_enum(RequesterType, "requester_type"))
     preferred_channel: Mapped[ContactChannel] = mapped_column(
-        _enum(ContactChannel, "contact_channel")
+        str_enum(ContactChannel, "contact_channel")
     )
     # No foreign key: any valid country is accepted, not only those in the table.
     country_of_origin: Mapped[str] = mapped_column(String(2))
     country_of_residence: Mapped[str] = mapped_column(String(2))
     # The region at submission (null: the general pool). A plain copy, for queues and figures.
     region_code: Mapped[str | None] = mapped_column(String(64))
-    case_stage: Mapped[CaseStage] = mapped_column(_enum(CaseStage, "case_stage"))
+    case_stage: Mapped[CaseStage] = mapped_column(str_enum(CaseStage, "case_stage"))
     deadline: Mapped[dt.date | None] = mapped_column(Date)
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
     wants: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -28,7 +28,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
-    Enum,
     ForeignKey,
     Index,
     LargeBinary,
@@ -40,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, BigIntId, Timestamps, UUIDPk
+from app.models.base import Base, BigIntId, Timestamps, UUIDPk, str_enum
 
 #: Name of the PostgreSQL exclusion constraint; the booking service recognises its violation.
 BOOKED_OVERLAP_CONSTRAINT = "ex_consultations_booked_overlap"
@@ -129,15 +128,7 @@ class Consultation(UUIDPk, Timestamps, Base):
     blocked_from: Mapped[dt.datetime]
     blocked_until: Mapped[dt.datetime]
     status: Mapped[ConsultationStatus] = mapped_column(
-        Enum(
-            ConsultationStatus,
-            name="consultation_status",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-            validate_strings=True,
-        )
+        str_enum(ConsultationStatus, "consultation_status", length=16)
     )
     # iCalendar: one UID for the life of the consultation; SEQUENCE + 1 on every change.
     ical_uid: Mapped[str] = mapped_column(String(255), unique=True)
