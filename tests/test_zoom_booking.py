@@ -134,14 +134,16 @@ def test_zoom_down_for_the_whole_retry_window_then_staff_retry_sends_the_link(
     assert got["status"] == "booked" and got["meeting_link"] == "follows"
 
     sent = messages(mail_dir)
-    to_requester = [m for m in sent if str(m["To"]).startswith("applicant-")]
+    to_requester = [m for m, _, _ in invites(mail_dir) if str(m["To"]).startswith("applicant-")]
     assert len(to_requester) == 1  # the confirmation only, no link yet
     assert "The link to join follows in a separate message." in text_of(to_requester[0])
-    alerts = [m for m in sent if str(m["To"]) == staff.email]
+    alerts = [m for m in sent if str(m["To"]) == staff.email and "set aside" in str(m["Subject"])]
     assert len(alerts) == 1 and f"#{row.id}" in str(alerts[0]["Subject"])
     assert "Zqxzoom" not in raw_text(alerts[0])
 
     headers = login(client, staff)
+    seen = client.get(booked["url"], headers=headers)
+    assert seen.status_code == 200 and seen.json()["meeting_link"] == "follows"  # pending
     listed = client.get("/api/v1/outbox/dead-letters", headers=headers)
     assert listed.status_code == 200
     assert [i["id"] for i in listed.json()["items"] if i["kind"] == MEETING_CREATE] == [row.id]
