@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # Applicant intake (issue 4).
     sla_first_response_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
     sla_due_soon_minutes: int = Field(15, ge=1, le=24 * 60)
+    # Reminders to the expert and on-duty staff, minutes after arrival (JSON list); the
+    # escalation to supervisors comes at the target itself (issue 8).
+    sla_reminder_minutes: list[int] = Field(default_factory=lambda: [30, 45])
     ack_cap_per_address_per_day: int = Field(3, ge=1, le=1000)
     privacy_notice_version: str = Field("2026-11", min_length=1, max_length=32)
     max_request_body_bytes: int = Field(65536, ge=1024, le=10 * 1024 * 1024)
@@ -143,6 +146,13 @@ class Settings(BaseSettings):
     # Submissions (page and POST /api/v1/requests) per client address per window.
     submit_rate_limit: int = Field(20, ge=1, le=100000)
     submit_rate_window_minutes: int = Field(60, ge=1, le=24 * 60)
+
+    @field_validator("sla_reminder_minutes")
+    @classmethod
+    def _check_reminder_minutes(cls, v: list[int]) -> list[int]:
+        if any(m < 1 or m > 7 * 24 * 60 for m in v):
+            raise ValueError("each reminder is 1 to 10080 minutes after arrival")
+        return sorted(set(v))
 
     @field_validator("database_url")
     @classmethod

@@ -53,6 +53,7 @@ from app.models import (
     User,
 )
 from app.outbox import service as outbox
+from app.sla import scheduling as sla_scheduling
 
 log = structlog.get_logger(__name__)
 
@@ -343,6 +344,7 @@ def _create(
         )
     _queue_mail(session, req, ACK_KIND, "ack", current, facts.mailed_today)
     expert_flows.request_submitted(session, req)  # routing, in this transaction (issue 5)
+    sla_scheduling.schedule(session, req)  # reminders and escalation (issue 8)
     body = SubmitOut(
         reference=req.reference,
         status=req.status,

@@ -23,6 +23,7 @@ HANDLER_MODULES = [
     "app.notifications.handlers",
     "app.outbox.handlers",
     "app.scheduling.handlers",
+    "app.sla.handlers",
 ]
 
 _handlers: dict[str, Handler] = {}

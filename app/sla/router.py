@@ -1,0 +1,80 @@
+"""``/api/v1/cases/{reference}/contacts``: log an outbound contact with the requester (the first
+one stops the one-hour clock) and list them.
+
+Staff and admins, and the expert who accepted the request; anyone else gets the same 404 as a
+request that does not exist.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.accounts.deps import CurrentUser
+from app.core.deps import SessionDep
+from app.core.errors import error_responses
+from app.intake import service as intake
+from app.intake.schemas import SlaOut
+from app.models import IntakeRequest, RequestContact
+from app.sla import service
+from app.sla.schemas import ContactIn, ContactOut, ContactRecordedOut, ContactsOut
+
+router = APIRouter(prefix="/api/v1/cases", tags=["first response"])
+
+
+def _sla(req: IntakeRequest) -> SlaOut:
+    return SlaOut(
+        state=intake.current_sla(req),
+        first_response_due_at=req.first_response_due_at,
+        first_responded_at=req.first_responded_at,
+    )
+
+
+def _out(req: IntakeRequest, c: RequestContact) -> ContactOut:
+    return ContactOut(
+        id=c.id,
+        channel=c.channel,
+        via=c.via,
+        contacted_at=c.contacted_at,
+        recorded_at=c.recorded_at,
+        recorded_by=c.recorded_by,
+        note=service.reveal_note(req, c),
+        counts=c.bounced_at is None,
+        bounced_at=c.bounced_at,
+    )
+
+
+@router.post(
+    "/{reference}/contacts",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ContactRecordedOut,
+    responses=error_responses(401, 404, 409, 422),
+    summary="Record a contact with the requester (the first one stops the clock)",
+)
+def record_contact(
+    reference: str, body: ContactIn, session: SessionDep, user: CurrentUser
+) -> ContactRecordedOut:
+    req = service.case_for(session, reference, user)
+    contact = service.record_contact(
+        session,
+        req,
+        channel=body.channel,
+        contacted_at=body.contacted_at,
+        note=body.note,
+        by_user=user,
+    )
+    return ContactRecordedOut(**_out(req, contact).model_dump(), sla=_sla(req))
+
+
+@router.get(
+    "/{reference}/contacts",
+    response_model=ContactsOut,
+    responses=error_responses(401, 404),
+    summary="Contacts with the requester, and the first-response state",
+)
+def list_contacts(reference: str, session: SessionDep, user: CurrentUser) -> ContactsOut:
+    req = service.case_for(session, reference, user)
+    return ContactsOut(
+        reference=req.reference,
+        sla=_sla(req),
+        contacts=[_out(req, c) for c in service.contacts(session, req)],
+    )
