@@ -30,6 +30,7 @@ from app.reference.router import admin_router as admin_reference_router
 from app.reference.router import public_router as reference_router
 from app.scheduling.router import availability_router
 from app.scheduling.router import requests_router as consultations_router
+from app.sendouts.router import admin_router as admin_sample_reports_router
 from app.sla.router import router as contacts_router
 from app.web.account import router as account_pages
 from app.web.offers import router as offer_pages
@@ -98,6 +99,7 @@ def create_app() -> FastAPI:
     app.include_router(admin_mail_router)
     app.include_router(availability_router)
     app.include_router(consultations_router)
+    app.include_router(admin_sample_reports_router)
     app.include_router(contacts_router)
     app.include_router(host_link_router)
     app.include_router(webhook_router)

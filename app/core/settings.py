@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     offer_response_minutes: int = Field(15, ge=1, le=24 * 60)
     offer_sweep_seconds: float = Field(30.0, ge=1, le=3600)
 
+    # Documents and reminders to requesters (issue 8): minutes after submission at which the
+    # sample report and CV go out if no expert accepted the request sooner.
+    documents_wait_minutes: int = Field(20, ge=0, le=7 * 24 * 60)
+
     # Public pages (issue 12).
     quick_exit_url: str = Field(
         "https://www.bbc.com/weather", description="the neutral site the quick-exit button opens"

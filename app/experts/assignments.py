@@ -48,6 +48,7 @@ from app.models import (
 )
 from app.models.base import UTCDateTime
 from app.outbox import service as outbox
+from app.sendouts import service as sendouts
 
 log = structlog.get_logger(__name__)
 
@@ -501,6 +502,7 @@ def respond(
             details={"assignment_id": a.id, "expert_id": str(expert.id), "via": via},
             at=current,
         )
+        sendouts.expert_assigned(session, req, a.expert_id)  # documents now (issue 8)
         session.flush()
         log.info("assignment_accepted", reference=req.reference, assignment_id=a.id)
         return a

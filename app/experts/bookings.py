@@ -25,6 +25,7 @@ from app.models import (
     IntakeRequest,
     RequestHistory,
 )
+from app.sendouts import service as sendouts
 
 log = structlog.get_logger(__name__)
 
@@ -115,6 +116,7 @@ def pin_for_booking(
                 at=current,
             )
             _notify(session, expert_id, "assignment_booked", req, live, current)
+            sendouts.expert_assigned(session, req, expert_id)  # documents now (issue 8)
         return live
     if not repository.take_capacity(session, expert_id, current):
         return None
@@ -143,5 +145,6 @@ def pin_for_booking(
         at=current,
     )
     _notify(session, expert_id, "assignment_booked", req, assignment, current)
+    sendouts.expert_assigned(session, req, expert_id)  # documents now (issue 8)
     log.info("assignment_booked_from_pool", reference=req.reference, assignment_id=assignment.id)
     return assignment

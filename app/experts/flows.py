@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.experts import assignments
 from app.intake.status import FINAL
 from app.models import IntakeRequest, RequestSource
+from app.sendouts import service as sendouts
 
 # Filled by the booking issue (app/scheduling/service/): called when a request ends (closed,
 # declined, spam, withdrawn), so that a booked consultation is cancelled with it.
@@ -20,6 +21,7 @@ ENDED_HOOKS: list[EndedHook] = []
 def request_submitted(session: Session, req: IntakeRequest) -> None:
     """A new request from the form is routed in the submitting transaction. Requests that
     arrive by e-mail are routed when staff complete them (``route_now``)."""
+    sendouts.request_submitted(session, req)  # documents after the wait (issue 8)
     if req.source == RequestSource.email:
         return
     assignments.route_safely(session, req, trigger="submitted")

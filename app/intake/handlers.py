@@ -1,6 +1,7 @@
-# ruff: noqa: RUF001 - Russian subjects are Cyrillic on purpose
+# ruff: noqa: RUF001 - Russian and Arabic subjects are written in their own scripts on purpose
 """Outbox handlers of intake: the acknowledgement and the recovered link, rendered at send time
-in the requester's language (English and Russian; others fall back to English)."""
+in the requester's language (English, Russian, Spanish, Arabic; others fall back to English).
+The Spanish and Arabic texts need review by a native speaker."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from app.notifications.render import render_pair
 from app.outbox.registry import PermanentFailure, handler
 
 LANGUAGES = ("en", "ru")
+# The acknowledgement and the link exist in more languages than other e-mails.
+INTAKE_LANGUAGES = ("en", "ru", "es", "ar")
 
 SUBJECTS: dict[str, dict[tuple[str, bool], str]] = {
     # (kind, discreet) -> subject; discreet subjects say nothing about asylum or reports.
@@ -36,12 +39,25 @@ SUBJECTS: dict[str, dict[tuple[str, bool], str]] = {
         ("link", False): "Ссылка на ваш запрос об экспертном заключении по делу об убежище [{ref}]",
         ("link", True): "Ваша ссылка [{ref}]",
     },
+    # es, ar: translation needs review by a native speaker.
+    "es": {
+        ("ack", False): "Hemos recibido su solicitud de informe pericial de asilo [{ref}]",
+        ("ack", True): "Hemos recibido su mensaje [{ref}]",
+        ("link", False): "Su enlace a su solicitud de informe pericial de asilo [{ref}]",
+        ("link", True): "Su enlace [{ref}]",
+    },
+    "ar": {
+        ("ack", False): "تلقينا طلبكم للحصول على تقرير خبير بشأن اللجوء [{ref}]",
+        ("ack", True): "تلقينا رسالتكم [{ref}]",
+        ("link", False): "رابط طلبكم للحصول على تقرير خبير بشأن اللجوء [{ref}]",
+        ("link", True): "رابطكم [{ref}]",
+    },
 }
 
 
-def template_language(tag: str) -> str:
+def template_language(tag: str, available: tuple[str, ...] = LANGUAGES) -> str:
     primary = tag.split("-", 1)[0].lower()
-    return primary if primary in LANGUAGES else "en"
+    return primary if primary in available else "en"
 
 
 def _load(session: Session, row: OutboxMessage) -> tuple[IntakeRequest, dict[str, Any], str]:
@@ -60,7 +76,7 @@ def _send(session: Session, row: OutboxMessage, kind: str) -> None:
     if req.status == RequestStatus.spam:
         raise PermanentFailure("request was marked as spam; nothing is sent")
     settings = get_settings()
-    lang = template_language(req.language)
+    lang = template_language(req.language, INTAKE_LANGUAGES)
     zone = zoneinfo.ZoneInfo(req.timezone)
     due_local = req.first_response_due_at.astimezone(zone)
     base = settings.public_url

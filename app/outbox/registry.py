@@ -23,6 +23,7 @@ HANDLER_MODULES = [
     "app.notifications.handlers",
     "app.outbox.handlers",
     "app.scheduling.handlers",
+    "app.sendouts.handlers",
     "app.sla.handlers",
 ]
 

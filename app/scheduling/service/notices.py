@@ -12,6 +12,7 @@ from app.models import (
 )
 from app.outbox import service as outbox
 from app.scheduling.service.common import INVITE_KIND, Event
+from app.sendouts import service as sendouts
 
 
 def send_invites(
@@ -23,7 +24,9 @@ def send_invites(
     requester: bool = True,
 ) -> None:
     """Queue the invite to the requester and to the expert(s); rendered at send time from the
-    consultation as it then is (an expert no longer on it gets a cancellation)."""
+    consultation as it then is (an expert no longer on it gets a cancellation). The reminders
+    follow every change (queued, moved, dropped)."""
+    sendouts.sync_reminders(session, c)
     if requester:
         outbox.enqueue(
             session,
