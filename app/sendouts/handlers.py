@@ -140,6 +140,12 @@ def _attachment(doc: Document, name: str) -> mail.Attachment:
     )
 
 
+def _trigger(row: OutboxMessage) -> str:
+    """Which trigger queued the row (wait or assigned), from its key ``docs:<id>:<trigger>``."""
+    parts = (row.dedup_key or "").split(":")
+    return parts[2] if len(parts) > 2 else "unknown"
+
+
 @handler(DOCUMENTS_KIND)
 def send_documents(session: Session, row: OutboxMessage) -> None:
     req = session.get(
@@ -220,7 +226,7 @@ def send_documents(session: Session, row: OutboxMessage) -> None:
             "cv_document_id": str(cv.document.id) if cv.document is not None else None,
             "cv_source": cv.source,
             "missing": missing,
-            "trigger": row.params.get("trigger"),
+            "trigger": _trigger(row),
             "outbox_id": row.id,
         },
     )

@@ -90,7 +90,7 @@ def request_submitted(session: Session, req: IntakeRequest) -> None:
     outbox.enqueue(
         session,
         DOCUMENTS_KIND,
-        {"request_id": str(req.id), "trigger": "wait"},
+        {"request_id": str(req.id)},
         due_at=(req.received_at or now()) + wait,
         dedup_key=f"docs:{req.id}:wait",
     )
@@ -103,7 +103,7 @@ def expert_assigned(session: Session, req: IntakeRequest, expert_id: uuid.UUID) 
     outbox.enqueue(
         session,
         DOCUMENTS_KIND,
-        {"request_id": str(req.id), "trigger": "assigned"},
+        {"request_id": str(req.id)},
         dedup_key=f"docs:{req.id}:assigned:{expert_id}",
     )
 
