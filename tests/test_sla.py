@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -343,3 +344,19 @@ def test_a_bounced_contact_does_not_count(db: Session) -> None:
     contact.bounced_at = now()
     db.flush()
     assert service.counting_contacts_first_at(db, req) is None
+
+
+@pytest.mark.sqlite
+def test_on_sqlite_a_contact_stops_the_clock_and_cancels_the_rows(db: Session) -> None:
+    staff = create_user(db, role=Role.staff)
+    req, _ = _submit(db)
+    service.record_contact(
+        db, req, channel=ContactChannel.phone, contacted_at=now(), note="Rang", by_user=staff
+    )
+    steps = db.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind.in_(scheduling.STEP_KINDS))
+    ).all()
+    assert len(steps) == 3 and {r.status for r in steps} == {OutboxStatus.cancelled}
+    assert req.first_responded_at is not None
+    contact = db.scalars(select(RequestContact)).one()
+    assert service.reveal_note(req, contact) == "Rang"

@@ -128,12 +128,18 @@ def record_contact(
         outbox_id=outbox_id,
         bounced_at=None,
     )
+    # Two contacts recorded at once: the row lock makes the second see the first, so the
+    # earliest one wins (SQLite serialises writers anyway).
+    before = session.scalar(
+        select(IntakeRequest.first_responded_at).where(IntakeRequest.id == req.id).with_for_update()
+    )
     session.add(contact)
     session.flush()
-    before = req.first_responded_at
     first = counting_contacts_first_at(session, req)
     if first is not None and (before is None or first < before):
         req.first_responded_at = first
+    elif req.first_responded_at != before:
+        req.first_responded_at = before  # set meanwhile by another transaction
     cancelled = cancel_pending(session, req) if req.first_responded_at is not None else 0
     intake.add_history(
         session,
