@@ -23,6 +23,10 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # SQLite's DDL is transactional, but Alembic assumes not and would run each migration
+        # on its own: a second migrator could then read the version between two of them. One
+        # transaction (BEGIN IMMEDIATE, app.core.database) makes it wait and find nothing to do.
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
