@@ -271,6 +271,8 @@ def test_missing_sample_report_sends_the_cv_alone_and_alerts_every_active_staff_
     assert _to(mail_dir, gone.email) == []
     (row,) = _history(db, req, "documents_sent")
     assert row.details["missing"] == ["sample_report"]
+    (noted,) = _history(db, req, "documents_missing")
+    assert noted.details["staff_alerted"] == 2 and noted.details["sent_the_rest"] is True
 
 
 def test_nothing_to_send_alerts_staff_and_a_later_acceptance_tries_again(
@@ -296,8 +298,10 @@ def test_nothing_to_send_alerts_staff_and_a_later_acceptance_tries_again(
     a.respond_by = now() + dt.timedelta(minutes=10)
     assignments.respond(db, a.id, expert, accept=True)
     drain(db)
+    drain(db)
     (msg,) = _docs_mails(mail_dir, address)
     assert [data for _, data in _pdfs(msg)] == [cv_bytes]
+    assert len(_to(mail_dir, staff.email)) == 1  # staff were told once, not at every trigger
 
 
 # Languages and discretion ----------------------------------------------------------------------

@@ -43,6 +43,7 @@ from app.scheduling.slots import zone as zone_of
 from app.sendouts import service
 from app.sendouts.service import (
     DOCUMENTS_KIND,
+    MISSING_ACTION,
     MISSING_ALERT_KIND,
     REMINDER_KIND,
     SENT_ACTION,
@@ -170,19 +171,24 @@ def send_documents(session: Session, row: OutboxMessage) -> None:
         if want in req.wants and found is None
     ]
     sending = sample is not None or cv.document is not None
-    alerted = (
-        service.alert_staff_missing(session, req, missing, row.id, sent=sending) if missing else 0
-    )
-    if not sending:
-        # Nothing to send: staff are told; a later trigger (an expert accepting) tries again.
+    if missing and not service.has_history(session, req.id, MISSING_ACTION):
+        # Never a silent skip: staff are told (once per request), and the history says so.
+        alerted = service.alert_staff_missing(session, req, missing, row.id, sent=sending)
         intake.add_history(
             session,
             req,
             actor="system",
-            action="documents_missing",
-            details={"missing": missing, "staff_alerted": alerted, "outbox_id": row.id},
+            action=MISSING_ACTION,
+            details={
+                "missing": missing,
+                "staff_alerted": alerted,
+                "sent_the_rest": sending,
+                "outbox_id": row.id,
+            },
         )
         session.flush()
+    if not sending:
+        # Nothing to send: a later trigger (an expert accepting) tries again.
         log.warning("documents_none_to_send", reference=req.reference, missing=missing)
         return
     attachments = []

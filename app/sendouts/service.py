@@ -61,6 +61,7 @@ REMINDER_KIND = "sendouts.consultation_reminder"
 WANT_SAMPLE = "sample_report"
 WANT_CV = "expert_cv"
 SENT_ACTION = "documents_sent"
+MISSING_ACTION = "documents_missing"  # staff were alerted (once per request)
 REMINDER_OFFSETS_MINUTES = (24 * 60, 60)
 
 
@@ -71,15 +72,19 @@ def wants_documents(req: IntakeRequest) -> bool:
     return WANT_SAMPLE in req.wants or WANT_CV in req.wants
 
 
-def documents_sent(session: Session, request_id: uuid.UUID) -> bool:
+def has_history(session: Session, request_id: uuid.UUID, action: str) -> bool:
     return (
         session.scalar(
             select(RequestHistory.id)
-            .where(RequestHistory.request_id == request_id, RequestHistory.action == SENT_ACTION)
+            .where(RequestHistory.request_id == request_id, RequestHistory.action == action)
             .limit(1)
         )
         is not None
     )
+
+
+def documents_sent(session: Session, request_id: uuid.UUID) -> bool:
+    return has_history(session, request_id, SENT_ACTION)
 
 
 def request_submitted(session: Session, req: IntakeRequest) -> None:
