@@ -85,7 +85,11 @@ def _pdfs(msg: EmailMessage) -> list[tuple[str, bytes]]:
 
 
 def _docs_mails(mail_dir: Path, address: str) -> list[EmailMessage]:
-    return [m for m in _to(mail_dir, address) if list(m.iter_attachments())]
+    return [
+        m
+        for m in _to(mail_dir, address)
+        if any(p.get_content_type() == "application/pdf" for p in m.iter_attachments())
+    ]
 
 
 def _bodies(msg: EmailMessage) -> tuple[str, str]:
@@ -390,14 +394,13 @@ def _advance_to(clock: Any, instant: dt.datetime, *, plus_minutes: float = 1) ->
 
 
 def _consultation_request(client: TestClient, **extra: Any) -> dict[str, Any]:
-    return submit_api(
-        client,
-        full_name=f"Remi {MARKER} Requester",
-        timezone=LONDON,
-        wants=["consultation"],
-        email=_email(),
-        **extra,
-    )
+    body: dict[str, Any] = {
+        "full_name": f"Remi {MARKER} Requester",
+        "timezone": LONDON,
+        "wants": ["consultation"],
+        "email": _email(),
+    }
+    return submit_api(client, **(body | extra))
 
 
 def test_reminders_24_hours_and_1_hour_before_to_both_sides_with_the_join_link(
@@ -579,3 +582,35 @@ def test_admins_upload_list_and_delete_sample_reports(client: TestClient, db: Se
     assert client.delete(f"{url}/{made['id']}", headers=headers).status_code == 204
     assert client.delete(f"{url}/{made['id']}", headers=headers).status_code == 404
     assert [d["id"] for d in client.get(url, headers=headers).json()] == [general.json()["id"]]
+
+
+def test_booking_with_the_offered_expert_sends_the_documents_at_once(
+    client: TestClient, db: Session, mail_dir: Path
+) -> None:
+    expert = expert_with_hours(db)
+    cv_bytes = tiny_pdf(5)
+    _with_cv(db, expert, cv_bytes)
+    sub = _consultation_request(client, wants=["consultation", "expert_cv"])
+    address = _consultation_email(db, sub)
+    drain(db)
+    assert _docs_mails(mail_dir, address) == []  # offered, not accepted: not yet
+    _book(client, sub, at(day_in(LONDON, 3), "10:00", LONDON))  # the booking accepts it
+    drain(db)
+    (msg,) = _docs_mails(mail_dir, address)
+    assert [data for _, data in _pdfs(msg)] == [cv_bytes]
+
+
+def test_every_translation_is_marked_for_review_and_arabic_html_is_rtl() -> None:
+    root = Path(__file__).resolve().parents[1] / "app/notifications/templates"
+    written = [
+        root / "sendouts" / f"{n}_{lang}"
+        for n in ("documents", "reminder")
+        for lang in ("ru", "es", "ar")
+    ]
+    written += [root / "intake" / f"{n}_{lang}" for n in ("ack", "link") for lang in ("es", "ar")]
+    for base in written:
+        for ext in (".txt", ".html"):
+            source = base.with_suffix(ext).read_text()
+            assert "Translation needs review by a native speaker" in source, base
+        if base.name.endswith("_ar"):
+            assert 'dir="rtl"' in base.with_suffix(".html").read_text()
