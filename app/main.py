@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.accounts.router import admin_router as admin_users_router
 from app.accounts.router import auth_router
+from app.cases.router import router as cases_router
 from app.core import handlers
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.logging import configure_logging
@@ -26,6 +27,7 @@ from app.intake.router import router as intake_router
 from app.meetings.router import host_link_router, webhook_router
 from app.notifications.router import admin_router as admin_mail_router
 from app.outbox.router import router as outbox_router
+from app.queue.router import router as queue_router
 from app.reference.router import admin_router as admin_reference_router
 from app.reference.router import public_router as reference_router
 from app.scheduling.router import availability_router
@@ -101,6 +103,8 @@ def create_app() -> FastAPI:
     app.include_router(consultations_router)
     app.include_router(admin_sample_reports_router)
     app.include_router(contacts_router)
+    app.include_router(queue_router)
+    app.include_router(cases_router)
     app.include_router(host_link_router)
     app.include_router(webhook_router)
     return app

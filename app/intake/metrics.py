@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
+from app.intake.sla import sla_state_sql
 from app.intake.status import FINAL
 from app.models import IntakeRequest
 
@@ -19,20 +20,15 @@ Figure = tuple[str, str, list[str], list[tuple[list[str], float]]]
 def request_figures(session: Session) -> list[Figure]:
     r = IntakeRequest
     current = now()
-    due_soon = current + dt.timedelta(minutes=get_settings().sla_due_soon_minutes)
     by_status = session.execute(select(r.status, func.count()).group_by(r.status)).all()
 
     open_ = r.status.not_in(list(FINAL))
     waiting = r.first_responded_at.is_(None)
-    state = case(
-        (
-            r.first_responded_at.is_not(None) & (r.first_responded_at <= r.first_response_due_at),
-            "met",
-        ),
-        (r.first_responded_at.is_not(None), "breached"),
-        (r.first_response_due_at <= current, "breached"),
-        (r.first_response_due_at <= due_soon, "due_soon"),
-        else_="awaiting",
+    state = sla_state_sql(
+        r.first_response_due_at,
+        r.first_responded_at,
+        current=current,
+        due_soon=dt.timedelta(minutes=get_settings().sla_due_soon_minutes),
     )
     open_by_sla = session.execute(select(state, func.count()).where(open_).group_by(state)).all()
     breached_total = session.scalar(

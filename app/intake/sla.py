@@ -11,6 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
+from sqlalchemy import ColumnElement, case
+from sqlalchemy.orm import QueryableAttribute
+
 
 class SlaState(enum.StrEnum):
     awaiting = "awaiting"
@@ -33,3 +36,20 @@ def sla_state(
     if due_at - current < due_soon:
         return SlaState.due_soon
     return SlaState.awaiting
+
+
+def sla_state_sql(
+    due_at: ColumnElement[dt.datetime] | QueryableAttribute[dt.datetime],
+    responded_at: ColumnElement[dt.datetime | None] | QueryableAttribute[dt.datetime | None],
+    *,
+    current: dt.datetime,
+    due_soon: dt.timedelta,
+) -> ColumnElement[str]:
+    """The same rule as ``sla_state`` as a SQL ``CASE`` (for filters, counts and figures)."""
+    return case(
+        (responded_at.is_not(None) & (responded_at <= due_at), SlaState.met.value),
+        (responded_at.is_not(None), SlaState.breached.value),
+        (due_at <= current, SlaState.breached.value),
+        (due_at < current + due_soon, SlaState.due_soon.value),
+        else_=SlaState.awaiting.value,
+    )
