@@ -7,6 +7,7 @@ import datetime as dt
 import secrets
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,9 @@ from tests.factories import create_user, login
 from tests.intake_helpers import field_problems
 
 URL = "/api/v1/queue"
+BOTH_DATABASES = pytest.mark.parametrize(
+    "database", ["postgresql", pytest.param("sqlite", marks=pytest.mark.sqlite)]
+)
 
 
 def _get(c: Any, headers: dict[str, str], **params: Any) -> dict[str, Any]:
@@ -103,8 +107,10 @@ class World:
         return {r.reference for r in reqs}
 
 
-def test_each_filter_narrows(db: Session, client: object, clock: Clock) -> None:
+@BOTH_DATABASES
+def test_each_filter_narrows(db: Session, client: object, clock: Clock, database: str) -> None:
     c: Any = client
+    assert db.get_bind().dialect.name == database
     w = World(db, clock)
     h = login(c, w.staff)
     open_ = w.refs(w.breached, w.met, w.assigned, w.due_soon, w.awaiting)
@@ -203,8 +209,12 @@ def test_views_mine_and_unassigned(db: Session, client: object, clock: Clock) ->
     assert w.mine(_refs(c, login(c, other), view="mine")) == w.refs(w.breached)
 
 
-def test_keyset_pages_return_every_row_once_in_order(db: Session, client: object) -> None:
+@BOTH_DATABASES
+def test_keyset_pages_return_every_row_once_in_order(
+    db: Session, client: object, database: str
+) -> None:
     c: Any = client
+    assert db.get_bind().dialect.name == database
     staff = create_user(db, role=Role.staff)
     region = f"test_{secrets.token_hex(4)}"
     base = now().replace(microsecond=0) + dt.timedelta(minutes=30)
