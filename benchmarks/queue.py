@@ -102,9 +102,11 @@ INDEXES = [
     # The open queue only (partial): region + status + deadline, id for the keyset tie-break.
     "CREATE INDEX adhoc_requests_open_region_status_due ON requests "
     "(region_code, status, first_response_due_at, id) "
-    "WHERE status NOT IN ('closed','declined','spam','withdrawn')",
+    "WHERE status IN ('new','in_progress','consultation_scheduled','consultation_held',"
+    "'report_ordered')",
     "CREATE INDEX adhoc_requests_open_due ON requests (first_response_due_at, id) "
-    "WHERE status NOT IN ('closed','declined','spam','withdrawn')",
+    "WHERE status IN ('new','in_progress','consultation_scheduled','consultation_held',"
+    "'report_ordered')",
 ]
 
 
