@@ -48,6 +48,10 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The console script exactly as the README's first command installs it.
 CLI = ROOT / ".venv" / "bin" / "asylum-intake"
 
+#: How long ``stop()`` lets the children of a stopped process finish dying before it calls them
+#: leftovers (a child that ignores the signal is still alive after this, and is reported).
+LEFTOVER_GRACE_SECONDS = 3.0
+
 #: Variables that point the service away from the embedded default (SQLite, SQLite broker).
 EXTERNAL_VARS = ("INTAKE_DATABASE_URL", "INTAKE_BROKER_URL")
 
@@ -221,9 +225,17 @@ class ManagedProcess:
                     os.killpg(self.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self.exit_code = self.proc.returncode
+
         # Anything left in the group (a child that ignored the signal) is killed, and reported
-        # by ``leftovers()`` so a test can fail on it.
-        self._leftovers = {p for p in self.seen_children | _group_members(self.pid) if _alive(p)}
+        # by ``leftovers()`` so a test can fail on it. A child already dying (e.g. one that got
+        # SIGKILL a moment ago) gets a short grace first: the kernel needs a moment to take it.
+        def remaining() -> set[int]:
+            return {p for p in self.seen_children | _group_members(self.pid) if _alive(p)}
+
+        deadline = time.monotonic() + LEFTOVER_GRACE_SECONDS
+        while remaining() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._leftovers = remaining()
         if self._leftovers:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
