@@ -19,7 +19,7 @@ from app.intake import service as intake
 from app.intake.schemas import SlaOut
 from app.reference.schemas import CountryProfile
 from app.scheduling.router import consultation_out
-from app.sla.router import _out as contact_out
+from app.sla.router import contact_out
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 

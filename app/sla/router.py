@@ -29,7 +29,7 @@ def _sla(req: IntakeRequest) -> SlaOut:
     )
 
 
-def _out(req: IntakeRequest, c: RequestContact) -> ContactOut:
+def contact_out(req: IntakeRequest, c: RequestContact) -> ContactOut:
     return ContactOut(
         id=c.id,
         channel=c.channel,
@@ -62,7 +62,7 @@ def record_contact(
         note=body.note,
         by_user=user,
     )
-    return ContactRecordedOut(**_out(req, contact).model_dump(), sla=_sla(req))
+    return ContactRecordedOut(**contact_out(req, contact).model_dump(), sla=_sla(req))
 
 
 @router.get(
@@ -76,5 +76,5 @@ def list_contacts(reference: str, session: SessionDep, user: CurrentUser) -> Con
     return ContactsOut(
         reference=req.reference,
         sla=_sla(req),
-        contacts=[_out(req, c) for c in service.contacts(session, req)],
+        contacts=[contact_out(req, c) for c in service.contacts(session, req)],
     )
