@@ -27,6 +27,13 @@ from app.models.experts import (
     UnavailablePeriod,
 )
 from app.models.meetings import ZoomDailyUsage, ZoomWebhookEvent
+from app.models.messages import (
+    DeliveryState,
+    MessageDirection,
+    MessageKind,
+    RequestMessage,
+    RequestNote,
+)
 from app.models.outbox import OutboxMessage, OutboxStatus
 from app.models.reference import GENERAL_POOL, CivicSpaceRating, Country, Region
 from app.models.requests import (
@@ -69,6 +76,7 @@ __all__ = [
     "ContactChannel",
     "ContactVia",
     "Country",
+    "DeliveryState",
     "Document",
     "DocumentKind",
     "DocumentStorage",
@@ -80,11 +88,15 @@ __all__ = [
     "IdempotencyRecord",
     "IntakeRequest",
     "LoginThrottle",
+    "MessageDirection",
+    "MessageKind",
     "OutboxMessage",
     "OutboxStatus",
     "Region",
     "RequestContact",
     "RequestHistory",
+    "RequestMessage",
+    "RequestNote",
     "RequestSource",
     "RequestStatus",
     "RequesterType",

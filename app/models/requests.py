@@ -107,6 +107,11 @@ class IntakeRequest(UUIDPk, Timestamps, Base):
         ForeignKey("requests.id", ondelete="SET NULL")
     )
 
+    # A duplicate merged by staff into another request (unlinking clears it).
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("requests.id", ondelete="SET NULL")
+    )
+
     # Encrypted with the data key; the data key wrapped by the master key.
     data_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     data_key_id: Mapped[str | None] = mapped_column(String(64))
