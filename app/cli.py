@@ -187,7 +187,8 @@ def cmd_api(args: argparse.Namespace) -> int:
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         workers=args.workers,
-        proxy_headers=True,
+        # uvicorn would otherwise trust X-Forwarded-* from 127.0.0.1 whatever the setting says.
+        proxy_headers=settings.trust_proxy_headers,
         log_config=None,
         server_header=False,
     )
