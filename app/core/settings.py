@@ -142,9 +142,9 @@ class Settings(BaseSettings):
     quick_exit_url: str = Field(
         "https://www.bbc.com/weather", description="the neutral site the quick-exit button opens"
     )
-    # Honour X-Forwarded-Proto / X-Forwarded-For from any peer: only when the app is reachable
-    # through your own proxy alone. (uvicorn itself trusts them from FORWARDED_ALLOW_IPS,
-    # default 127.0.0.1.)
+    # Honour X-Forwarded-Proto / X-Forwarded-For: only when the app is reachable through your
+    # own proxy alone. Off, uvicorn ignores them too; on, uvicorn takes them from the peers in
+    # its FORWARDED_ALLOW_IPS (default 127.0.0.1).
     trust_proxy_headers: bool = False
     form_min_fill_seconds: float = Field(3.0, ge=0, le=600)
     # Submissions (page and POST /api/v1/requests) per client address per window.
