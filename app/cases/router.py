@@ -14,12 +14,12 @@ from app.cases import service
 from app.cases.schemas import CaseOut, CaseRequest, HistoryOut, MessageOut
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
-from app.experts.router import routing_out
+from app.experts.queries import routing_out
 from app.intake import service as intake
 from app.intake.schemas import SlaOut
 from app.reference.schemas import CountryProfile
-from app.scheduling.router import consultation_out
-from app.sla.router import contact_out
+from app.scheduling.schemas import consultation_out
+from app.sla.service import contact_out
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 

@@ -12,45 +12,12 @@ from fastapi.responses import Response
 from app.accounts.deps import CurrentUser, RequireAdmin
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
-from app.core.settings import get_settings
 from app.documents import service
-from app.documents.schemas import DocumentOut
-from app.models import Document, DocumentKind
+from app.documents.schemas import DocumentOut, document_out
+from app.models import DocumentKind
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 admin_router = APIRouter(prefix="/api/v1/admin/documents", tags=["admin: documents"])
-
-READ_CHUNK = 64 * 1024
-
-
-def document_out(doc: Document) -> DocumentOut:
-    return DocumentOut(
-        id=doc.id,
-        kind=doc.kind,
-        filename=doc.filename,
-        content_type=doc.content_type,
-        size=doc.size,
-        sha256=doc.sha256,
-        country_code=doc.country_code,
-        region_code=doc.region_code,
-        created_at=doc.created_at,
-    )
-
-
-def read_upload(upload: UploadFile) -> bytes:
-    """Read at most the limit + 1 byte, so an over-large upload is refused without holding it."""
-    limit = get_settings().document_max_bytes
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = upload.file.read(READ_CHUNK)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            service.check_size(size)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @admin_router.post(
@@ -70,7 +37,7 @@ def upload(
 ) -> DocumentOut:
     doc = service.store(
         session,
-        data=read_upload(file),
+        data=service.read_upload(file.file),
         filename=file.filename,
         kind=kind,
         uploaded_by=admin.id,

@@ -5,7 +5,7 @@ import uuid
 
 from pydantic import BaseModel
 
-from app.models import DocumentKind
+from app.models import Document, DocumentKind
 
 
 class DocumentOut(BaseModel):
@@ -18,3 +18,17 @@ class DocumentOut(BaseModel):
     country_code: str | None
     region_code: str | None
     created_at: dt.datetime
+
+
+def document_out(doc: Document) -> DocumentOut:
+    return DocumentOut(
+        id=doc.id,
+        kind=doc.kind,
+        filename=doc.filename,
+        content_type=doc.content_type,
+        size=doc.size,
+        sha256=doc.sha256,
+        country_code=doc.country_code,
+        region_code=doc.region_code,
+        created_at=doc.created_at,
+    )

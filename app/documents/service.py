@@ -19,6 +19,7 @@ import os
 import re
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 from pypdf import PdfReader
@@ -33,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 PDF_CONTENT_TYPE = "application/pdf"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+READ_CHUNK = 64 * 1024
 
 
 def check_size(size: int) -> None:
@@ -42,6 +44,23 @@ def check_size(size: int) -> None:
             f"The document is larger than the limit of {limit} bytes.",
             details={"max_bytes": limit},
         )
+
+
+def read_upload(stream: BinaryIO) -> bytes:
+    """Read an uploaded file's stream, at most the limit + 1 chunk, so an over-large upload is
+    refused (413) without holding all of it."""
+    limit = get_settings().document_max_bytes
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(READ_CHUNK)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            check_size(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def validate_pdf(data: bytes) -> int:

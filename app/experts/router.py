@@ -7,13 +7,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile, status
-from sqlalchemy import select
 
 from app.accounts.deps import CurrentUser, RequireAdmin, RequireExpert, RequireStaff
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
-from app.documents.router import document_out, read_upload
-from app.documents.schemas import DocumentOut
+from app.documents import service as documents
+from app.documents.schemas import DocumentOut, document_out
 from app.experts import assignments, flows, queries, service
 from app.experts.errors import CaseNotFound
 from app.experts.handlers import country_name
@@ -21,10 +20,8 @@ from app.experts.schemas import (
     AbsenceIn,
     AbsenceOut,
     AssignmentOut,
-    CandidateOut,
     CaseContact,
     CaseForExpert,
-    DecisionOut,
     DeclineIn,
     ExpertIn,
     ExpertOut,
@@ -35,13 +32,13 @@ from app.experts.schemas import (
     RegionLeadIn,
     RegionLeadOut,
     RoutingOut,
+    assignment_out,
 )
 from app.intake import keys
 from app.intake.schemas import ReportTopic, Want
 from app.models import (
     Assignment,
     AssignmentStatus,
-    ExpertProfile,
     IntakeRequest,
     Role,
     UnavailablePeriod,
@@ -89,19 +86,6 @@ def full_out(rec: service.ExpertRecord) -> ExpertOut:
 
 def absence_out(p: UnavailablePeriod) -> AbsenceOut:
     return AbsenceOut(id=p.id, starts_at=p.starts_at, ends_at=p.ends_at, kind=p.kind, note=p.note)
-
-
-def assignment_out(a: Assignment, reference: str) -> AssignmentOut:
-    return AssignmentOut(
-        id=a.id,
-        request_reference=reference,
-        expert_id=a.expert_id,
-        status=a.status,
-        offered_at=a.offered_at,
-        respond_by=a.respond_by,
-        responded_at=a.responded_at,
-        reason=a.reason,
-    )
 
 
 # Admin ---------------------------------------------------------------------------------------
@@ -248,7 +232,7 @@ def admin_set_cv(
     file: Annotated[UploadFile, File(description="a PDF")],
 ) -> DocumentOut:
     doc = service.set_cv(
-        session, expert_id, data=read_upload(file), filename=file.filename, by=admin
+        session, expert_id, data=documents.read_upload(file.file), filename=file.filename, by=admin
     )
     return document_out(doc)
 
@@ -456,36 +440,6 @@ def _request(session: SessionDep, reference: str) -> IntakeRequest:
     return req
 
 
-def routing_out(session: SessionDep, req: IntakeRequest) -> RoutingOut:
-    rows, decisions = queries.routing_of(session, req)
-    ids = {c["expert_id"] for d in decisions for c in d.candidates}
-    names = {
-        str(p.user_id): p.public_name
-        for p in session.scalars(
-            select(ExpertProfile).where(ExpertProfile.user_id.in_([uuid.UUID(i) for i in ids]))
-        )
-    }
-    return RoutingOut(
-        reference=req.reference,
-        assigned_expert_id=req.assigned_expert_id,
-        assignments=[assignment_out(a, req.reference) for a in rows],
-        decisions=[
-            DecisionOut(
-                id=d.id,
-                at=d.at,
-                trigger=d.trigger,
-                rule=d.rule,
-                chosen_expert_id=d.chosen_expert_id,
-                actor=d.actor,
-                candidates=[
-                    CandidateOut(**c, public_name=names.get(c["expert_id"])) for c in d.candidates
-                ],
-            )
-            for d in decisions
-        ],
-    )
-
-
 @staff_router.get(
     "/{reference}/routing",
     response_model=RoutingOut,
@@ -493,7 +447,7 @@ def routing_out(session: SessionDep, req: IntakeRequest) -> RoutingOut:
     responses=error_responses(401, 403, 404),
 )
 def routing(reference: str, session: SessionDep, _staff: RequireStaff) -> RoutingOut:
-    return routing_out(session, _request(session, reference))
+    return queries.routing_out(session, _request(session, reference))
 
 
 @staff_router.post(
@@ -507,7 +461,7 @@ def reassign(
 ) -> RoutingOut:
     req = _request(session, reference)
     assignments.reassign(session, req, by=staff, expert_id=body.expert_id, reason=body.reason)
-    return routing_out(session, req)
+    return queries.routing_out(session, req)
 
 
 @staff_router.post(
@@ -519,4 +473,4 @@ def reassign(
 def route_now(reference: str, session: SessionDep, staff: RequireStaff) -> RoutingOut:
     req = _request(session, reference)
     flows.route_now(session, req, actor=assignments.actor_of(staff))
-    return routing_out(session, req)
+    return queries.routing_out(session, req)

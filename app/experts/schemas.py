@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from app.core.validation import normalise_email
 from app.intake.schemas import ReportTopic, Want
-from app.models import AbsenceKind, AssignmentStatus, CaseStage, RoutingRule
+from app.models import AbsenceKind, Assignment, AssignmentStatus, CaseStage, RoutingRule
 from app.reference.service import valid_country_code
 
 _BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
@@ -287,3 +287,16 @@ class ReassignIn(StrictModel):
         None, description="offer to this expert; null: route again, skipping the current one"
     )
     reason: str | None = Field(None, max_length=64, pattern=r"^[a-z_]+$")
+
+
+def assignment_out(a: Assignment, reference: str) -> AssignmentOut:
+    return AssignmentOut(
+        id=a.id,
+        request_reference=reference,
+        expert_id=a.expert_id,
+        status=a.status,
+        offered_at=a.offered_at,
+        respond_by=a.respond_by,
+        responded_at=a.responded_at,
+        reason=a.reason,
+    )

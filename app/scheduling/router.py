@@ -25,7 +25,6 @@ from app.intake.deps import requester_bearer
 from app.intake.errors import RequestNotFound
 from app.models import (
     AvailabilityOverride,
-    Consultation,
     ExpertAvailability,
     ExpertProfile,
     IntakeRequest,
@@ -46,9 +45,9 @@ from app.scheduling.schemas import (
     SlotsOut,
     TimeRangeIn,
     WeeklyRangeIn,
+    consultation_out,
 )
 from app.scheduling.service import Caller
-from app.scheduling.slots import zone as slot_zone
 
 availability_router = APIRouter(prefix="/api/v1/experts", tags=["consultations: availability"])
 requests_router = APIRouter(prefix="/api/v1/requests", tags=["consultations"])
@@ -234,31 +233,6 @@ def get_slots(
 
 
 # The consultation ----------------------------------------------------------------------------
-
-
-def consultation_out(
-    session: SessionDep, req: IntakeRequest, c: Consultation, zone: str | None = None
-) -> ConsultationOut:
-    zone = zone or req.timezone
-    profile = session.get(ExpertProfile, c.expert_id)
-    tz = slot_zone(zone)
-    return ConsultationOut(
-        id=c.id,
-        reference=req.reference,
-        status=c.status,
-        start_utc=c.start_at,
-        end_utc=c.end_at,
-        timezone=zone,
-        start_local=c.start_at.astimezone(tz).isoformat(),
-        end_local=c.end_at.astimezone(tz).isoformat(),
-        expert=ExpertNameOut(public_name=profile.public_name if profile else ""),
-        join_url=c.meeting_join_url,
-        meeting_link=(
-            "ready" if c.meeting_join_url else ("follows" if c.status == "booked" else "none")
-        ),
-        ical_uid=c.ical_uid,
-        ical_sequence=c.ical_sequence,
-    )
 
 
 @requests_router.post(

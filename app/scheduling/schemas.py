@@ -8,8 +8,9 @@ import uuid
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.orm import Session
 
-from app.models import ConsultationStatus
+from app.models import Consultation, ConsultationStatus, ExpertProfile, IntakeRequest
 from app.scheduling.slots import zone
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -155,3 +156,28 @@ class ConsultationOut(BaseModel):
     meeting_link: Literal["ready", "follows", "none"]
     ical_uid: str
     ical_sequence: int
+
+
+def consultation_out(
+    session: Session, req: IntakeRequest, c: Consultation, zone_name: str | None = None
+) -> ConsultationOut:
+    zone_name = zone_name or req.timezone
+    profile = session.get(ExpertProfile, c.expert_id)
+    tz = zone(zone_name)
+    return ConsultationOut(
+        id=c.id,
+        reference=req.reference,
+        status=c.status,
+        start_utc=c.start_at,
+        end_utc=c.end_at,
+        timezone=zone_name,
+        start_local=c.start_at.astimezone(tz).isoformat(),
+        end_local=c.end_at.astimezone(tz).isoformat(),
+        expert=ExpertNameOut(public_name=profile.public_name if profile else ""),
+        join_url=c.meeting_join_url,
+        meeting_link=(
+            "ready" if c.meeting_join_url else ("follows" if c.status == "booked" else "none")
+        ),
+        ical_uid=c.ical_uid,
+        ical_sequence=c.ical_sequence,
+    )

@@ -11,8 +11,8 @@ from fastapi.responses import Response
 from app.accounts.deps import RequireAdmin
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
-from app.documents.router import document_out, read_upload
-from app.documents.schemas import DocumentOut
+from app.documents import service as documents
+from app.documents.schemas import DocumentOut, document_out
 from app.sendouts import service
 
 admin_router = APIRouter(prefix="/api/v1/admin/sample-reports", tags=["admin: sample reports"])
@@ -37,7 +37,7 @@ def upload(
 ) -> DocumentOut:
     doc = service.upload_sample_report(
         session,
-        data=read_upload(file),
+        data=documents.read_upload(file.file),
         filename=file.filename,
         uploaded_by=admin.id,
         country_code=country_code,

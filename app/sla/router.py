@@ -14,9 +14,9 @@ from app.core.deps import SessionDep
 from app.core.errors import error_responses
 from app.intake import service as intake
 from app.intake.schemas import SlaOut
-from app.models import IntakeRequest, RequestContact
+from app.models import IntakeRequest
 from app.sla import service
-from app.sla.schemas import ContactIn, ContactOut, ContactRecordedOut, ContactsOut
+from app.sla.schemas import ContactIn, ContactRecordedOut, ContactsOut
 
 router = APIRouter(prefix="/api/v1/cases", tags=["first response"])
 
@@ -26,20 +26,6 @@ def _sla(req: IntakeRequest) -> SlaOut:
         state=intake.current_sla(req),
         first_response_due_at=req.first_response_due_at,
         first_responded_at=req.first_responded_at,
-    )
-
-
-def contact_out(req: IntakeRequest, c: RequestContact) -> ContactOut:
-    return ContactOut(
-        id=c.id,
-        channel=c.channel,
-        via=c.via,
-        contacted_at=c.contacted_at,
-        recorded_at=c.recorded_at,
-        recorded_by=c.recorded_by,
-        note=service.reveal_note(req, c),
-        counts=c.bounced_at is None,
-        bounced_at=c.bounced_at,
     )
 
 
@@ -62,7 +48,7 @@ def record_contact(
         note=body.note,
         by_user=user,
     )
-    return ContactRecordedOut(**contact_out(req, contact).model_dump(), sla=_sla(req))
+    return ContactRecordedOut(**service.contact_out(req, contact).model_dump(), sla=_sla(req))
 
 
 @router.get(
@@ -76,5 +62,5 @@ def list_contacts(reference: str, session: SessionDep, user: CurrentUser) -> Con
     return ContactsOut(
         reference=req.reference,
         sla=_sla(req),
-        contacts=[contact_out(req, c) for c in service.contacts(session, req)],
+        contacts=[service.contact_out(req, c) for c in service.contacts(session, req)],
     )

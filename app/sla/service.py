@@ -34,6 +34,7 @@ from app.models import (
 )
 from app.sla.errors import CaseNotFound, InvalidContact, RequestErased
 from app.sla.scheduling import key_prefix
+from app.sla.schemas import ContactOut
 
 log = structlog.get_logger(__name__)
 
@@ -181,6 +182,20 @@ def reveal_note(req: IntakeRequest, contact: RequestContact) -> str | None:
     if dk is None:
         return None
     return keys.unseal(dk, NOTE_KIND, req.id, contact.note_enc).decode()
+
+
+def contact_out(req: IntakeRequest, c: RequestContact) -> ContactOut:
+    return ContactOut(
+        id=c.id,
+        channel=c.channel,
+        via=c.via,
+        contacted_at=c.contacted_at,
+        recorded_at=c.recorded_at,
+        recorded_by=c.recorded_by,
+        note=reveal_note(req, c),
+        counts=c.bounced_at is None,
+        bounced_at=c.bounced_at,
+    )
 
 
 # At send time --------------------------------------------------------------------------------
