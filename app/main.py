@@ -34,12 +34,14 @@ from app.scheduling.router import availability_router
 from app.scheduling.router import requests_router as consultations_router
 from app.sendouts.router import admin_router as admin_sample_reports_router
 from app.sla.router import router as contacts_router
+from app.web import auth as page_auth
 from app.web.account import router as account_pages
 from app.web.offers import router as offer_pages
 from app.web.public import LIMITED_ROUTES as PAGE_LIMITED_ROUTES
 from app.web.public import STATIC_DIR
 from app.web.public import router as public_pages
 from app.web.security import SecureTransportMiddleware
+from app.web.sign_in import router as sign_in_pages
 
 DESCRIPTION = """
 The intake service for expert witness reports in asylum cases.
@@ -65,6 +67,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     handlers.install(app)
+    page_auth.install(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -96,6 +99,7 @@ def create_app() -> FastAPI:
     app.include_router(routing_router)
     app.include_router(offer_pages)
     app.include_router(public_pages)
+    app.include_router(sign_in_pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(outbox_router)
     app.include_router(admin_mail_router)

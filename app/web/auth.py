@@ -1,0 +1,206 @@
+"""Signed-in pages (staff, admins, experts): the session cookie, role checks, CSRF, rendering.
+
+The page session IS an account session: signing in on ``/staff/sign-in`` calls the same
+``app.accounts.service.login`` as ``POST /api/v1/auth/login`` (same throttle and lockout, same
+second factor) and keeps its ``ut_`` token in the ``intake_session`` cookie (HttpOnly, Secure,
+SameSite=Lax, path ``/``, no expiry: gone when the browser closes; the server-side session
+expires after ``INTAKE_USER_TOKEN_TTL_MINUTES`` and is revoked by signing out).
+
+For another page (e.g. reports)::
+
+    from app.web.auth import StaffPageUser, page, require_csrf
+
+    @router.get("/staff/reports")
+    def reports(request: Request, user: StaffPageUser) -> HTMLResponse:
+        return page(request, "staff/reports.html", {"title": "Reports"}, user=user)
+
+A missing, expired or revoked session redirects (303) to the sign-in page with ``?next=``; a
+signed-in user whose role may not open the page gets a 403 page. Every POST form carries
+``csrf_token`` (``page()`` provides it as ``csrf_token``/``csrf_field``); check it with
+``await require_csrf(request)`` (refused: a 403 page, nothing done).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from app.accounts import service as accounts
+from app.accounts.deps import SESSION_COOKIE
+from app.core.deps import SessionDep
+from app.core.errors import NotAuthenticated
+from app.models import Role, User, UserSession
+from app.web import i18n
+from app.web.security import (
+    CSRF_FIELD,
+    PAGE_HEADERS,
+    csrf_ok,
+    csrf_token,
+    csrf_value,
+    set_csrf_cookie,
+)
+
+SIGN_IN_PATH = "/staff/sign-in"
+PAGE_LANG = "en"  # staff and expert pages are English for now (texts are marked with _())
+
+
+class SignInRequired(Exception):
+    """No valid page session: answered with a redirect to the sign-in page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+class PageForbidden(Exception):
+    """Signed in, but this role may not open the page: a 403 page."""
+
+
+class CsrfRefused(Exception):
+    """A form without a valid CSRF token: a 403 page, nothing done."""
+
+
+def home_of(user: User) -> str:
+    return "/expert/assignments" if user.role == Role.expert else "/staff/queue"
+
+
+def safe_next(value: str | None) -> str | None:
+    """Only a path of these pages (no scheme, no host, no ``//``): no open redirect."""
+    if not value or len(value) > 500:
+        return None
+    if not value.startswith(("/staff/", "/expert/")) or value.startswith(SIGN_IN_PATH):
+        return None
+    if "//" in value or "\\" in value or any(ord(c) < 32 for c in value):
+        return None
+    return value
+
+
+def set_session_cookie(response: Response, token: str) -> None:
+    # Secure like every cookie of these pages (browsers treat http://localhost as secure too).
+    response.set_cookie(SESSION_COOKIE, token, path="/", secure=True, httponly=True, samesite="lax")
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+
+
+def page_session(request: Request, session: SessionDep) -> UserSession:
+    """The signed-in page session (cookie only: a page never reads Authorization)."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise SignInRequired(target)
+    try:
+        user, user_session = accounts.authenticate(session, token)
+    except NotAuthenticated:
+        raise SignInRequired(target) from None
+    request.state.user = user
+    request.state.user_session = user_session
+    return user_session
+
+
+def page_user(request: Request, _s: Annotated[UserSession, Depends(page_session)]) -> User:
+    user: User = request.state.user
+    return user
+
+
+def require_page_roles(*roles: Role) -> Callable[[User], User]:
+    def check(user: Annotated[User, Depends(page_user)]) -> User:
+        if user.role not in roles:
+            raise PageForbidden()
+        return user
+
+    return check
+
+
+PageSession = Annotated[UserSession, Depends(page_session)]
+PageUser = Annotated[User, Depends(page_user)]
+StaffPageUser = Annotated[User, Depends(require_page_roles(Role.staff, Role.admin))]
+AdminPageUser = Annotated[User, Depends(require_page_roles(Role.admin))]
+ExpertPageUser = Annotated[User, Depends(require_page_roles(Role.expert))]
+
+
+# CSRF ----------------------------------------------------------------------------------------
+
+
+async def require_csrf(request: Request) -> FormData:
+    """The posted form, once its CSRF token matches the browser's cookie."""
+    form = await request.form()
+    submitted = form.get(CSRF_FIELD)
+    if not isinstance(submitted, str) or not csrf_ok(request, submitted):
+        raise CsrfRefused()
+    return form
+
+
+# Rendering -----------------------------------------------------------------------------------
+
+
+def page(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    user: User | None = None,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """Render a staff/expert page (English for now, texts marked with ``_()``)."""
+    value, new = csrf_value(request)
+    base: dict[str, Any] = {
+        "lang": i18n.LANGUAGES[PAGE_LANG],
+        "user": user,
+        "path": request.url.path,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": csrf_token(value),
+        "flash": None,
+        "errors": {},
+    }
+    body = i18n.environment(PAGE_LANG).get_template(template).render({**base, **context})
+    response = HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
+    if new:
+        set_csrf_cookie(response, value)
+    return response
+
+
+def redirect(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303, headers=PAGE_HEADERS)
+
+
+# Exception handlers (installed by app.main) ----------------------------------------------------
+
+
+async def _sign_in_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInRequired)
+    target = safe_next(exc.next_path)
+    if request.method != "GET":
+        target = None
+    location = SIGN_IN_PATH + (f"?next={quote(target, safe='/')}" if target else "")
+    if request.headers.get("x-requested-with") == "fetch":
+        # The queue's background refresh: no redirect to follow, the script reloads instead.
+        return Response(status_code=401, headers=PAGE_HEADERS)
+    response = redirect(location)
+    clear_session_cookie(response)
+    return response
+
+
+async def _forbidden(request: Request, _exc: Exception) -> Response:
+    user = getattr(request.state, "user", None)
+    return page(
+        request, "staff/forbidden.html", {"title": "Not for your role"}, user=user, status=403
+    )
+
+
+async def _csrf_refused(request: Request, _exc: Exception) -> Response:
+    user = getattr(request.state, "user", None)
+    return page(request, "staff/refused.html", {"title": "Please try again"}, user=user, status=403)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(SignInRequired, _sign_in_required)
+    app.add_exception_handler(PageForbidden, _forbidden)
+    app.add_exception_handler(CsrfRefused, _csrf_refused)
