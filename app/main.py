@@ -42,6 +42,7 @@ from app.web.public import STATIC_DIR
 from app.web.public import router as public_pages
 from app.web.security import SecureTransportMiddleware
 from app.web.sign_in import router as sign_in_pages
+from app.web.staff import router as staff_pages
 
 DESCRIPTION = """
 The intake service for expert witness reports in asylum cases.
@@ -100,6 +101,7 @@ def create_app() -> FastAPI:
     app.include_router(offer_pages)
     app.include_router(public_pages)
     app.include_router(sign_in_pages)
+    app.include_router(staff_pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(outbox_router)
     app.include_router(admin_mail_router)

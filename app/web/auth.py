@@ -22,7 +22,9 @@ signed-in user whose role may not open the page gets a 403 page. Every POST form
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -47,6 +49,15 @@ from app.web.security import (
 
 SIGN_IN_PATH = "/staff/sign-in"
 PAGE_LANG = "en"  # staff and expert pages are English for now (texts are marked with _())
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is signed in, as plain values: an error page renders after the session closed."""
+
+    id: uuid.UUID
+    display_name: str
+    role: Role
 
 
 class SignInRequired(Exception):
@@ -99,13 +110,16 @@ def page_session(request: Request, session: SessionDep) -> UserSession:
         user, user_session = accounts.authenticate(session, token)
     except NotAuthenticated:
         raise SignInRequired(target) from None
-    request.state.user = user
+    request.state.page_user = user
     request.state.user_session = user_session
+    # Plain values for whatever reads the request's state after the database session closed
+    # (error pages, the audit middleware): an ORM object would be detached by then.
+    request.state.viewer = request.state.user = Viewer(user.id, user.display_name, user.role)
     return user_session
 
 
 def page_user(request: Request, _s: Annotated[UserSession, Depends(page_session)]) -> User:
-    user: User = request.state.user
+    user: User = request.state.page_user
     return user
 
 
@@ -145,7 +159,7 @@ def page(
     template: str,
     context: Mapping[str, Any],
     *,
-    user: User | None = None,
+    user: User | Viewer | None = None,
     status: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
@@ -196,7 +210,7 @@ async def _forbidden(request: Request, _exc: Exception) -> Response:
 
 
 async def _csrf_refused(request: Request, _exc: Exception) -> Response:
-    user = getattr(request.state, "user", None)
+    user = getattr(request.state, "viewer", None)
     return page(request, "staff/refused.html", {"title": "Please try again"}, user=user, status=403)
 
 

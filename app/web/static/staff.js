@@ -1,0 +1,140 @@
+/* Staff and expert pages: small progressive helpers. Without JavaScript everything works; the
+   minutes left are rendered by the server, filters are plain GET forms (bookmarkable URLs). */
+(function () {
+  "use strict";
+  var offset = 0; // server clock minus this browser's clock, in ms
+
+  function syncClock(root) {
+    var el = root.querySelector("[data-server-now]");
+    if (!el) return;
+    var server = Date.parse(el.getAttribute("data-server-now"));
+    if (!isNaN(server)) offset = server - Date.now();
+  }
+
+  function tick() {
+    var now = Date.now() + offset;
+    var cells = document.querySelectorAll("[data-due]");
+    var dueSoonEl = document.querySelector("[data-due-soon-minutes]");
+    var dueSoon = dueSoonEl ? parseInt(dueSoonEl.getAttribute("data-due-soon-minutes"), 10) : 15;
+    for (var i = 0; i < cells.length; i++) {
+      var cell = cells[i];
+      var due = Date.parse(cell.getAttribute("data-due"));
+      if (isNaN(due)) continue;
+      var ms = due - now;
+      var minutes = Math.floor(ms / 60000);
+      var countdown = cell.querySelector(".countdown");
+      var label = cell.querySelector(".sla-label");
+      var state;
+      if (ms <= 0) {
+        state = "breached";
+        if (countdown) countdown.textContent = Math.max(1, Math.ceil(-ms / 60000)) + " min overdue";
+      } else {
+        state = ms < dueSoon * 60000 ? "due_soon" : "awaiting";
+        var secs = Math.floor((ms % 60000) / 1000);
+        if (countdown) {
+          countdown.textContent = minutes < 60
+            ? minutes + ":" + (secs < 10 ? "0" : "") + secs + " left"
+            : minutes + " min left";
+        }
+      }
+      if (label) label.textContent = { awaiting: "On track", due_soon: "Due soon", breached: "Breached" }[state];
+      cell.classList.remove("sla-awaiting", "sla-due_soon", "sla-breached");
+      cell.classList.add("sla-" + state);
+    }
+  }
+
+  function refreshQueue(box) {
+    var url = box.getAttribute("data-live-url");
+    var status = document.getElementById("queue-refreshed");
+    fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+      .then(function (resp) {
+        if (resp.status === 401) { window.location.reload(); return null; }
+        if (!resp.ok) throw new Error(String(resp.status));
+        return resp.text();
+      })
+      .then(function (html) {
+        if (html === null) return;
+        box.innerHTML = html;
+        syncClock(box);
+        tick();
+        if (status) status.textContent = "Updated " + new Date().toLocaleTimeString();
+      })
+      .catch(function () {
+        if (status) status.textContent = "Could not refresh; retrying.";
+      });
+  }
+
+  // Saved filters: kept in this browser's localStorage (a bookmark of the URL works too).
+  var STORE = "intake.savedQueueViews";
+  function loadViews() {
+    try { return JSON.parse(window.localStorage.getItem(STORE) || "[]"); } catch (e) { return []; }
+  }
+  function storeViews(views) {
+    try { window.localStorage.setItem(STORE, JSON.stringify(views)); } catch (e) { /* private mode */ }
+  }
+  function drawViews() {
+    var list = document.getElementById("saved-list");
+    if (!list) return;
+    list.textContent = "";
+    loadViews().forEach(function (v, index) {
+      var li = document.createElement("li");
+      var a = document.createElement("a");
+      a.href = "/staff/queue" + (v.query ? "?" + v.query : "");
+      a.textContent = v.name;
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove-view";
+      remove.textContent = "×";
+      remove.setAttribute("aria-label", "Remove " + v.name);
+      remove.addEventListener("click", function () {
+        var views = loadViews();
+        views.splice(index, 1);
+        storeViews(views);
+        drawViews();
+      });
+      li.appendChild(a);
+      li.appendChild(remove);
+      list.appendChild(li);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    syncClock(document);
+    tick();
+    if (document.querySelector("[data-due]") || document.getElementById("queue-live")) {
+      window.setInterval(tick, 1000);
+    }
+    var box = document.getElementById("queue-live");
+    if (box) {
+      var every = parseInt(box.getAttribute("data-refresh-seconds"), 10) || 30;
+      window.setInterval(function () {
+        if (!document.hidden) refreshQueue(box);
+      }, every * 1000);
+    }
+    var saved = document.getElementById("saved-views");
+    var form = document.getElementById("save-view-form");
+    if (saved && form) {
+      saved.hidden = false;
+      drawViews();
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var input = document.getElementById("save-view-name");
+        var name = input.value.trim().slice(0, 40);
+        if (!name) return;
+        var views = loadViews().filter(function (v) { return v.name !== name; });
+        views.push({ name: name, query: window.location.search.replace(/^\?/, "").replace(/(^|&)cursor=[^&]*/g, "") });
+        storeViews(views.slice(-20));
+        input.value = "";
+        drawViews();
+      });
+    }
+    var summary = document.getElementById("error-summary");
+    if (summary) summary.focus();
+    var confirmForms = document.querySelectorAll("form[data-confirm]");
+    for (var i = 0; i < confirmForms.length; i++) {
+      confirmForms[i].addEventListener("submit", function (event) {
+        if (!window.confirm(this.getAttribute("data-confirm"))) event.preventDefault();
+      });
+    }
+  });
+})();

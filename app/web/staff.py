@@ -1,0 +1,494 @@
+"""Staff pages: the queue and the case page (staff and admins; an expert gets 403).
+
+- ``GET /staff/queue``: the queue service's page (``app.queue.service.queue_page``) with its
+  filters as GET parameters (so every filter is a bookmarkable URL), the built-in views as tabs,
+  a live countdown (``staff.js``; without JavaScript the minutes are rendered by the server) and
+  colour plus text for due soon and breached. ``GET /staff/queue/live`` answers the same rows as
+  an HTML fragment; ``staff.js`` fetches it every ``REFRESH_SECONDS``.
+- ``GET /staff/cases/{reference}``: the case (decrypted request, SLA, routing, consultations,
+  contacts, messages, notes, history) with one form per action; each POST checks CSRF, calls
+  the domain's service and redirects back with a message (``?done=``); a refused value comes
+  back with the error next to its field (422).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.datastructures import FormData
+
+from app.cases import service as cases
+from app.core.deps import SessionDep
+from app.core.errors import AppError
+from app.core.settings import get_settings
+from app.core.time import now
+from app.experts import assignments
+from app.experts import queries as expert_queries
+from app.experts import service as experts
+from app.intake import service as intake
+from app.intake.sla import SlaState
+from app.intake.status import FINAL, allowed_moves
+from app.models import ContactChannel, ExpertProfile, IntakeRequest, RequestStatus, User
+from app.queue import service as queue
+from app.queue.errors import InvalidQueueParameter
+from app.queue.repository import QueueFilters, QueueSort, QueueView
+from app.queue.schemas import QueuePage
+from app.reference import service as reference
+from app.sla import service as sla
+from app.sla.schemas import ContactIn
+from app.web.auth import StaffPageUser, page, redirect, require_csrf
+
+router = APIRouter(include_in_schema=False)
+REFRESH_SECONDS = 30
+PAGE_SIZE = 50
+
+
+def N_(text: str) -> str:
+    return text
+
+
+VIEWS: dict[QueueView, str] = {
+    QueueView.all_open: N_("All open"),
+    QueueView.mine: N_("Mine"),
+    QueueView.unassigned: N_("Unassigned"),
+    QueueView.due_soon: N_("Due soon"),
+    QueueView.breached: N_("Breached"),
+    QueueView.all: N_("All, ended too"),
+}
+SLA_LABELS: dict[str, str] = {
+    SlaState.awaiting.value: N_("On track"),
+    SlaState.due_soon.value: N_("Due soon"),
+    SlaState.breached.value: N_("Breached"),
+    SlaState.met.value: N_("Answered in time"),
+}
+STATUS_LABELS: dict[str, str] = {
+    RequestStatus.new.value: N_("New"),
+    RequestStatus.in_progress.value: N_("In progress"),
+    RequestStatus.consultation_scheduled.value: N_("Consultation booked"),
+    RequestStatus.consultation_held.value: N_("Consultation held"),
+    RequestStatus.report_ordered.value: N_("Report ordered"),
+    RequestStatus.closed.value: N_("Closed"),
+    RequestStatus.declined.value: N_("Declined"),
+    RequestStatus.spam.value: N_("Spam"),
+    RequestStatus.withdrawn.value: N_("Withdrawn"),
+}
+CHANNELS = {c.value: c.value.capitalize() for c in ContactChannel}
+DONE: dict[str, str] = {
+    "contact": N_("The contact is recorded."),
+    "assigned": N_("The request is offered to the expert."),
+    "rerouted": N_("The request is offered to the next candidate."),
+    "note": N_("The note is added."),
+    "reply": N_("The reply is queued and will be sent in a moment."),
+    "status": N_("The status is changed."),
+}
+
+
+def minutes_text(minutes: int | None) -> str:
+    if minutes is None:
+        return ""
+    if minutes < 0:
+        return f"{-minutes} min overdue"
+    return f"{minutes} min left"
+
+
+# The queue -----------------------------------------------------------------------------------
+
+
+@dataclass
+class QueueQuery:
+    view: QueueView = QueueView.all_open
+    sort: QueueSort = QueueSort.due
+    statuses: list[str] = field(default_factory=list)
+    sla_states: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    countries: list[str] = field(default_factory=list)
+    assigned: str = ""
+    q: str = ""
+    cursor: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _enum_values(
+    raw: list[str], allowed: Sequence[str], name: str, errors: dict[str, str]
+) -> list[str]:
+    out = []
+    for v in raw:
+        if v in allowed:
+            out.append(v)
+        elif v:
+            errors[name] = f"'{v[:40]}' is not a choice here."
+    return out
+
+
+def parse_query(request: Request) -> QueueQuery:
+    p = request.query_params
+    qq = QueueQuery(errors={})
+    try:
+        qq.view = QueueView(p.get("view") or QueueView.all_open.value)
+    except ValueError:
+        qq.errors["view"] = "Not a view of the queue."
+    try:
+        qq.sort = QueueSort(p.get("sort") or QueueSort.due.value)
+    except ValueError:
+        qq.errors["sort"] = "Not a sort order."
+    qq.statuses = _enum_values(
+        p.getlist("status"), [s.value for s in RequestStatus], "status", qq.errors
+    )
+    qq.sla_states = _enum_values(
+        p.getlist("sla_state"), [s.value for s in SlaState], "sla_state", qq.errors
+    )
+    qq.regions = [r.strip()[:64] for r in p.getlist("region") if r.strip()]
+    for c in p.getlist("country"):
+        text = c.strip().upper()
+        if not text:
+            continue
+        if len(text) != 2 or not text.isalpha():
+            qq.errors["country"] = "A country is a two-letter code, e.g. KG."
+        else:
+            qq.countries.append(text)
+    assigned = p.get("assigned", "")
+    qq.assigned = assigned if assigned in ("", "yes", "no") else ""
+    qq.q = (p.get("q") or "").strip()[:320]
+    qq.cursor = (p.get("cursor") or "")[:400]
+    return qq
+
+
+def _filters(session: SessionDep, qq: QueueQuery) -> QueueFilters:
+    f = QueueFilters(
+        statuses=[RequestStatus(s) for s in qq.statuses],
+        sla_states=[SlaState(s) for s in qq.sla_states],
+        regions=qq.regions,
+        countries=qq.countries,
+        unassigned=qq.assigned == "no",
+    )
+    try:
+        queue.apply_search(session, f, qq.q)
+    except InvalidQueueParameter:
+        qq.errors["q"] = "Enter a reference (e.g. K7M-4QX-2P) or an exact e-mail address."
+    return f
+
+
+def load_queue(session: SessionDep, user: User, qq: QueueQuery) -> QueuePage | None:
+    f = _filters(session, qq)
+    if "q" in qq.errors:
+        return None
+    try:
+        result = queue.queue_page(
+            session,
+            user_id=user.id,
+            filters=f,
+            view=qq.view,
+            sort=qq.sort,
+            cursor=qq.cursor or None,
+            limit=PAGE_SIZE,
+        )
+    except InvalidQueueParameter:
+        qq.errors["cursor"] = "This page link is out of date; showing the first page."
+        qq.cursor = ""
+        result = queue.queue_page(
+            session, user_id=user.id, filters=f, view=qq.view, sort=qq.sort, limit=PAGE_SIZE
+        )
+    if qq.assigned == "yes":
+        result.items = [i for i in result.items if i.expert is not None]
+    return result
+
+
+def _live_context(request: Request, result: QueuePage | None) -> dict[str, Any]:
+    return {
+        "result": result,
+        "server_now": now().isoformat(),
+        "due_soon_minutes": get_settings().sla_due_soon_minutes,
+        "sla_labels": SLA_LABELS,
+        "status_labels": STATUS_LABELS,
+        "minutes_text": minutes_text,
+        "query": request.url.query,
+    }
+
+
+def _next_url(request: Request, cursor: str) -> str:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    params.append(("cursor", cursor))
+    from urllib.parse import urlencode
+
+    return "/staff/queue?" + urlencode(params)
+
+
+@router.get("/staff/queue")
+def queue_page(request: Request, session: SessionDep, user: StaffPageUser) -> Response:
+    qq = parse_query(request)
+    result = load_queue(session, user, qq)
+    regions = reference.list_regions(session)
+    ctx = {
+        "title": "Queue",
+        "qq": qq,
+        "errors": qq.errors,
+        "views": VIEWS,
+        "regions": regions,
+        "statuses": STATUS_LABELS,
+        "refresh_seconds": REFRESH_SECONDS,
+        "next_url": _next_url(request, result.next_cursor)
+        if result and result.next_cursor
+        else None,
+        **_live_context(request, result),
+    }
+    return page(
+        request, "staff/queue.html", ctx, user=user, status=422 if "q" in qq.errors else 200
+    )
+
+
+@router.get("/staff/queue/live")
+def queue_live(request: Request, session: SessionDep, user: StaffPageUser) -> Response:
+    """The rows and counts only, for the page's background refresh."""
+    qq = parse_query(request)
+    result = load_queue(session, user, qq)
+    return page(
+        request,
+        "staff/_queue_live.html",
+        {"title": "", **_live_context(request, result)},
+        user=user,
+    )
+
+
+# The case page -------------------------------------------------------------------------------
+
+
+def _case(session: SessionDep, reference: str, user: User) -> IntakeRequest:
+    return cases.case_for(session, reference, user)
+
+
+PII_LABELS = {
+    "full_name": N_("Name"),
+    "law_firm_name": N_("Law firm"),
+    "contact_name": N_("Contact at the firm"),
+    "email": N_("E-mail"),
+    "phone": N_("Phone"),
+    "whatsapp": N_("WhatsApp"),
+    "case_summary": N_("Case summary"),
+}
+
+
+def case_context(session: SessionDep, req: IntakeRequest) -> dict[str, Any]:
+    pii = cases.personal(req) or {}
+    rows, decisions = expert_queries.routing_of(session, req)
+    names = dict(session.execute(select(ExpertProfile.user_id, ExpertProfile.public_name)).all())
+    expert_choices = [
+        (r.profile.user_id, r.profile.public_name, r.available_now)
+        for r in experts.list_profiles(session, active_only=True)
+    ]
+    moves = [m for m in allowed_moves(req.status) if m != RequestStatus.withdrawn]
+    history = cases.history(session, req)
+    extra: dict[str, Any] = {}
+    for name, loader in EXTRA_LOADERS.items():
+        extra[name] = loader(session, req)
+    return {
+        "req": req,
+        "pii": pii,
+        "pii_labels": PII_LABELS,
+        "erased": req.data_key_enc is None,
+        "sla_state": intake.current_sla(req).value,
+        "sla_labels": SLA_LABELS,
+        "status_labels": STATUS_LABELS,
+        "minutes_left": (
+            int((req.first_response_due_at - now()).total_seconds() // 60)
+            if req.first_responded_at is None
+            else None
+        ),
+        "minutes_text": minutes_text,
+        "server_now": now().isoformat(),
+        "due_soon_minutes": get_settings().sla_due_soon_minutes,
+        "country": cases.country_of(session, req),
+        "assignments": rows,
+        "decisions": decisions,
+        "expert_names": {str(k): v for k, v in names.items()},
+        "expert_choices": expert_choices,
+        "consultations": cases.consultations(session, req),
+        "contacts": [(c, sla.reveal_note(req, c)) for c in cases.contacts(session, req)],
+        "messages": cases.messages(session, req),
+        "history": history,
+        "actor_names": actor_names(session, [h.actor for h, _ in history]),
+        "moves": moves,
+        "final": req.status in FINAL,
+        "channels": CHANNELS,
+        "linked": cases.linked_reference(session, req),
+        **extra,
+    }
+
+
+def actor_names(session: SessionDep, actors: Sequence[str]) -> dict[str, str]:
+    """``user:<id>`` -> the user's display name (other actors: shown as they are)."""
+    ids: set[uuid.UUID] = set()
+    for a in actors:
+        if a.startswith("user:"):
+            try:
+                ids.add(uuid.UUID(a[5:]))
+            except ValueError:
+                continue
+    if not ids:
+        return {}
+    rows = session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all()
+    return {f"user:{uid}": name for uid, name in rows}
+
+
+def undo(session: SessionDep) -> None:
+    """A refused action: nothing of it may be committed with the re-rendered page."""
+    session.info.pop("after_commit", None)
+    session.rollback()
+
+
+#: Further sections of the case page (name -> loader), filled when their services exist.
+EXTRA_LOADERS: dict[str, Callable[[SessionDep, IntakeRequest], Any]] = {}
+
+
+def render_case(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    req: IntakeRequest,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    done = request.query_params.get("done", "")
+    ctx = {
+        "title": f"Case {req.reference}",
+        "errors": errors or {},
+        "values": values or {},
+        "flash": DONE.get(done),
+        **case_context(session, req),
+    }
+    return page(request, "staff/case.html", ctx, user=user, status=status)
+
+
+def back_to(req: IntakeRequest, done: str, anchor: str = "") -> Response:
+    return redirect(f"/staff/cases/{req.reference}?done={done}{anchor}")
+
+
+@router.get("/staff/cases/{reference}")
+def case_page(
+    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+) -> Response:
+    return render_case(request, session, user, _case(session, reference, user))
+
+
+def _field_errors(exc: ValidationError, names: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for err in exc.errors():
+        key = str(err["loc"][-1]) if err["loc"] else ""
+        out[names.get(key, key)] = str(err["msg"])
+    return out
+
+
+def _text(form: FormData, name: str, limit: int = 10_000) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+@router.post("/staff/cases/{reference}/contact")
+async def log_contact(
+    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+) -> Response:
+    form = await require_csrf(request)
+    req = _case(session, reference, user)
+    values = {k: _text(form, k, 2000) for k in ("channel", "contacted_at", "note")}
+    errors: dict[str, str] = {}
+    contacted_at: dt.datetime | None = None
+    if not values["contacted_at"]:
+        contacted_at = now()
+    else:
+        try:
+            # datetime-local from the page, in UTC (the page says so).
+            contacted_at = dt.datetime.fromisoformat(values["contacted_at"]).replace(tzinfo=dt.UTC)
+        except ValueError:
+            errors["contact_at"] = "Enter a date and time, e.g. 2026-11-23 14:05."
+    if not errors:
+        try:
+            body = ContactIn.model_validate(
+                {
+                    "channel": values["channel"],
+                    "contacted_at": contacted_at,
+                    "note": values["note"] or None,
+                }
+            )
+        except ValidationError as exc:
+            errors = _field_errors(
+                exc,
+                {
+                    "channel": "contact_channel",
+                    "contacted_at": "contact_at",
+                    "note": "contact_note",
+                },
+            )
+    if errors:
+        return render_case(request, session, user, req, errors=errors, values=values, status=422)
+    try:
+        sla.record_contact(
+            session,
+            req,
+            channel=body.channel,
+            contacted_at=body.contacted_at,
+            note=body.note,
+            by_user=user,
+        )
+    except AppError as exc:
+        undo(session)
+        req = _case(session, reference, user)
+        field_name = "contact_at" if exc.status_code == 422 else "contact_form"
+        return render_case(
+            request,
+            session,
+            user,
+            req,
+            errors={field_name: exc.message},
+            values=values,
+            status=exc.status_code,
+        )
+    return back_to(req, "contact", "#contacts")
+
+
+@router.post("/staff/cases/{reference}/assign")
+async def assign(
+    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+) -> Response:
+    form = await require_csrf(request)
+    req = _case(session, reference, user)
+    values = {k: _text(form, k, 500) for k in ("expert_id", "reason")}
+    expert_id: uuid.UUID | None = None
+    if values["expert_id"] and values["expert_id"] != "next":
+        try:
+            expert_id = uuid.UUID(values["expert_id"])
+        except ValueError:
+            return render_case(
+                request,
+                session,
+                user,
+                req,
+                errors={"expert_id": "Choose an expert from the list."},
+                values=values,
+                status=422,
+            )
+    try:
+        assignments.reassign(
+            session, req, by=user, expert_id=expert_id, reason=values["reason"] or None
+        )
+    except AppError as exc:
+        undo(session)
+        req = _case(session, reference, user)
+        return render_case(
+            request,
+            session,
+            user,
+            req,
+            errors={"expert_id": exc.message},
+            values=values,
+            status=exc.status_code,
+        )
+    return back_to(req, "assigned" if expert_id else "rerouted", "#routing")

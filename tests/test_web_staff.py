@@ -1,0 +1,398 @@
+"""Staff pages: sign-in (with and without the second factor), throttling, CSRF, the queue and the
+case page with its actions. In-process (TestClient over https, so the Secure cookies travel)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.accounts import service as accounts
+from app.core.settings import get_settings
+from app.core.time import now
+from app.main import create_app
+from app.models import IntakeRequest, RequestContact, RequestHistory, Role, User
+from tests.conftest import Clock
+from tests.experts_support import MARKER, create_expert, make_request, submit
+from tests.factories import DEFAULT_PASSWORD, create_user
+from tests.web_helpers import hidden_fields, title_of
+
+
+@pytest.fixture
+def web(db: Session) -> Iterator[TestClient]:
+    with TestClient(
+        create_app(), base_url="https://testserver", raise_server_exceptions=False
+    ) as c:
+        yield c
+
+
+def sign_in(web: TestClient, user: User, password: str = DEFAULT_PASSWORD, **extra: str) -> Any:
+    hidden = hidden_fields(web.get("/staff/sign-in").text)
+    return web.post(
+        "/staff/sign-in",
+        data={**hidden, "email": user.email, "password": password, **extra},
+        follow_redirects=False,
+    )
+
+
+def signed_in(web: TestClient, user: User) -> TestClient:
+    resp = sign_in(web, user)
+    assert resp.status_code == 303, resp.text
+    return web
+
+
+def csrf(web: TestClient, url: str) -> dict[str, str]:
+    resp = web.get(url)
+    assert resp.status_code == 200, resp.text
+    return {"csrf_token": hidden_fields(resp.text)["csrf_token"]}
+
+
+def field_error(html: str, name: str) -> str:
+    found = re.search(rf'<p class="field-error" id="{name}-error">(.*?)</p>', html, re.S)
+    assert found is not None, f"no error next to {name}"
+    return found.group(1)
+
+
+# Sign-in -------------------------------------------------------------------------------------
+
+
+def test_staff_signs_in_with_a_password_and_lands_on_the_queue(
+    web: TestClient, db: Session
+) -> None:
+    staff = create_user(db, role=Role.staff, display_name="Nadia Staff")
+    resp = sign_in(web, staff)
+    assert resp.status_code == 303
+    assert resp.headers["location"] == "/staff/queue"
+    cookie = resp.headers["set-cookie"].lower()
+    assert "intake_session=ut_" in cookie
+    assert "httponly" in cookie and "secure" in cookie and "samesite=lax" in cookie
+    page = web.get("/staff/queue")
+    assert page.status_code == 200
+    assert "Nadia Staff" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_the_page_session_is_an_account_session_and_sign_out_revokes_it(
+    web: TestClient, db: Session
+) -> None:
+    staff = create_user(db, role=Role.staff)
+    resp = sign_in(web, staff)
+    token = web.cookies.get("intake_session")
+    assert token is not None
+    user, _ = accounts.authenticate(db, token)
+    assert user.id == staff.id
+    out = web.post("/staff/sign-out", data=csrf(web, "/staff/queue"), follow_redirects=False)
+    assert out.status_code == 303 and resp.status_code == 303
+    assert out.headers["location"].startswith("/staff/sign-in")
+    web.cookies.set("intake_session", token, domain="testserver.local")
+    again = web.get("/staff/queue", follow_redirects=False)
+    assert again.status_code == 303
+    assert again.headers["location"].startswith("/staff/sign-in")
+
+
+def test_second_factor_is_asked_after_the_password_then_signs_in(
+    web: TestClient, db: Session, clock: Clock
+) -> None:
+    staff = create_user(db, role=Role.staff)
+    secret, _ = accounts.totp_setup(db, staff)
+    totp = pyotp.TOTP(secret)
+    accounts.totp_confirm(db, staff, totp.now())
+    clock.advance(seconds=31)  # the confirming code is used; the next step's code is fresh
+
+    first = sign_in(web, staff)
+    assert first.status_code == 200
+    assert 'name="totp_code"' in first.text
+    assert DEFAULT_PASSWORD not in first.text  # the password waits sealed, not in clear
+    assert web.cookies.get("intake_session") is None
+    hidden = hidden_fields(first.text)
+    assert hidden["pending"]
+
+    wrong = web.post(
+        "/staff/sign-in", data={**hidden, "totp_code": "000000"}, follow_redirects=False
+    )
+    assert wrong.status_code == 401
+    assert "incorrect" in field_error(wrong.text, "totp_code")
+
+    code = totp.at(now())
+    ok = web.post("/staff/sign-in", data={**hidden, "totp_code": code}, follow_redirects=False)
+    assert ok.status_code == 303, ok.text
+    assert ok.headers["location"] == "/staff/queue"
+    assert web.get("/staff/queue").status_code == 200
+
+
+def test_a_sealed_password_from_another_browser_is_refused(web: TestClient, db: Session) -> None:
+    staff = create_user(db, role=Role.staff)
+    secret, _ = accounts.totp_setup(db, staff)
+    staff.totp_enabled = True
+    db.flush()
+    hidden = hidden_fields(sign_in(web, staff).text)
+    web.cookies.clear()
+    other = hidden_fields(web.get("/staff/sign-in").text)
+    resp = web.post(
+        "/staff/sign-in",
+        data={**other, "pending": hidden["pending"], "totp_code": pyotp.TOTP(secret).now()},
+    )
+    assert resp.status_code == 400
+    assert "start again" in field_error(resp.text, "email")
+
+
+def test_wrong_password_shows_the_error_next_to_the_password(web: TestClient, db: Session) -> None:
+    staff = create_user(db, role=Role.staff)
+    resp = sign_in(web, staff, password="not the password at all")
+    assert resp.status_code == 401
+    assert "incorrect" in field_error(resp.text, "password")
+    assert f'value="{staff.email}"' in resp.text  # what was typed stays
+    assert 'aria-describedby="password-error"' in resp.text
+    empty = sign_in(web, staff, password="")
+    assert empty.status_code == 422
+    assert field_error(empty.text, "password") == "Enter your password."
+
+
+def test_repeated_failures_lock_the_sign_in_with_429_and_retry_after(
+    web: TestClient, db: Session
+) -> None:
+    staff = create_user(db, role=Role.staff)
+    limit = get_settings().login_lock_after_failures
+    statuses = [sign_in(web, staff, password=f"wrong password {i}").status_code for i in range(3)]
+    assert statuses == [401, 401, 401]
+    # The fourth try comes within the slowdown: refused with the wait, like the API.
+    slowed = sign_in(web, staff, password="wrong again")
+    assert slowed.status_code == 429
+    assert int(slowed.headers["retry-after"]) >= 1
+    assert "Try again in" in slowed.text
+    # Locked: even the right password is refused until the lock ends.
+    from app.accounts import throttle
+    from app.models import LoginThrottle
+
+    key = throttle.keys_for(staff.email, "testclient")[0]
+    row = db.get(LoginThrottle, key)
+    assert row is not None and row.failures == 3
+    row.failures = limit
+    row.locked_until = now() + dt.timedelta(minutes=get_settings().login_lock_minutes)
+    db.flush()
+    locked = sign_in(web, staff)
+    assert locked.status_code == 429
+    assert int(locked.headers["retry-after"]) > 60
+    assert "locked" in locked.text
+    assert web.cookies.get("intake_session") is None
+
+
+def test_a_form_without_the_csrf_token_is_refused(web: TestClient, db: Session) -> None:
+    staff = create_user(db, role=Role.staff)
+    web.get("/staff/sign-in")
+    resp = web.post(
+        "/staff/sign-in",
+        data={"email": staff.email, "password": DEFAULT_PASSWORD},
+        follow_redirects=False,
+    )
+    assert resp.status_code == 403
+    assert "Please try again" in resp.text
+    assert web.cookies.get("intake_session") is None
+    req = make_request(db)
+    signed_in(web, staff)
+    action = web.post(
+        f"/staff/cases/{req.reference}/contact",
+        data={"channel": "phone", "csrf_token": "forged"},
+        follow_redirects=False,
+    )
+    assert action.status_code == 403
+    assert db.scalar(select(RequestContact).where(RequestContact.request_id == req.id)) is None
+
+
+def test_a_staff_page_without_a_session_redirects_to_sign_in_and_back(
+    web: TestClient, db: Session
+) -> None:
+    req = make_request(db)
+    resp = web.get(f"/staff/cases/{req.reference}", follow_redirects=False)
+    assert resp.status_code == 303
+    assert resp.headers["location"] == f"/staff/sign-in?next=/staff/cases/{req.reference}"
+    staff = create_user(db, role=Role.staff)
+    hidden = hidden_fields(web.get(resp.headers["location"]).text)
+    assert hidden["next"] == f"/staff/cases/{req.reference}"
+    back = web.post(
+        "/staff/sign-in",
+        data={**hidden, "email": staff.email, "password": DEFAULT_PASSWORD},
+        follow_redirects=False,
+    )
+    assert back.headers["location"] == f"/staff/cases/{req.reference}"
+
+
+def test_next_never_leads_off_the_site(web: TestClient, db: Session) -> None:
+    staff = create_user(db, role=Role.staff)
+    for bad in ("https://evil.example/", "//evil.example/staff/", "/staff/..//evil"):
+        hidden = hidden_fields(web.get("/staff/sign-in", params={"next": bad}).text)
+        assert hidden["next"] == ""
+        resp = web.post(
+            "/staff/sign-in",
+            data={**hidden, "email": staff.email, "password": DEFAULT_PASSWORD, "next": bad},
+            follow_redirects=False,
+        )
+        assert resp.headers["location"] == "/staff/queue"
+        web.cookies.clear()
+
+
+def test_an_expert_cannot_open_staff_pages(web: TestClient, db: Session) -> None:
+    expert = create_expert(db, countries=["KG"])
+    req = make_request(db)
+    resp = sign_in(web, expert)
+    assert resp.headers["location"] == "/expert/assignments"
+    assert web.get("/staff/queue").status_code == 403
+    case = web.get(f"/staff/cases/{req.reference}")
+    assert case.status_code == 403
+    assert req.reference not in case.text
+
+
+# The queue -----------------------------------------------------------------------------------
+
+
+def test_queue_shows_due_soon_and_breached_in_words_and_the_minutes_left(
+    web: TestClient, db: Session
+) -> None:
+    current = now()
+    on_track = make_request(db)
+    soon = make_request(db)
+    soon.first_response_due_at = current + dt.timedelta(minutes=7, seconds=30)
+    late = make_request(db)
+    late.first_response_due_at = current - dt.timedelta(minutes=12, seconds=30)
+    db.flush()
+    signed_in(web, create_user(db, role=Role.staff))
+    html = web.get("/staff/queue").text
+
+    def row(ref: str) -> str:
+        found = re.search(
+            rf'<tr class="row-\w+">\s*<th scope="row"><a href="/staff/cases/{ref}">.*?</tr>',
+            html,
+            re.S,
+        )
+        assert found is not None, ref
+        return found.group(0)
+
+    assert "Due soon" in row(soon.reference) and "7 min left" in row(soon.reference)
+    assert 'class="sla sla-due_soon"' in row(soon.reference)
+    assert "Breached" in row(late.reference) and "13 min overdue" in row(late.reference)
+    assert 'class="sla sla-breached"' in row(late.reference)
+    assert "On track" in row(on_track.reference)
+    assert f'data-due="{soon.first_response_due_at.isoformat()}"' in row(soon.reference)
+    # The built-in view narrows to the breached ones.
+    breached = web.get("/staff/queue", params={"view": "breached"}).text
+    assert late.reference in breached and soon.reference not in breached
+    # The background refresh answers the same rows as a fragment.
+    live = web.get("/staff/queue/live", params={"view": "due_soon"})
+    assert live.status_code == 200
+    assert soon.reference in live.text and late.reference not in live.text
+    assert "<html" not in live.text
+
+
+def test_queue_filters_and_a_bad_search_shows_the_error_next_to_it(
+    web: TestClient, db: Session
+) -> None:
+    kg = make_request(db, country="KG")
+    sy = make_request(db, country="SY", region="middle_east")
+    signed_in(web, create_user(db, role=Role.staff))
+    by_country = web.get("/staff/queue", params={"country": "sy"}).text
+    assert sy.reference in by_country and kg.reference not in by_country
+    by_region = web.get("/staff/queue", params={"region": "eastern_europe_post_soviet"}).text
+    assert kg.reference in by_region and sy.reference not in by_region
+    by_ref = web.get("/staff/queue", params={"q": kg.reference}).text
+    assert kg.reference in by_ref and sy.reference not in by_ref
+    unassigned = web.get("/staff/queue", params={"assigned": "no"}).text
+    assert kg.reference in unassigned
+    bad = web.get("/staff/queue", params={"q": "???"})
+    assert bad.status_code == 422
+    assert "reference" in field_error(bad.text, "q")
+    bad_country = web.get("/staff/queue", params={"country": "Kyrgyzstan"})
+    assert "two-letter" in field_error(bad_country.text, "country")
+
+
+def test_queue_live_without_a_session_answers_401_to_the_script(web: TestClient) -> None:
+    resp = web.get(
+        "/staff/queue/live", headers={"X-Requested-With": "fetch"}, follow_redirects=False
+    )
+    assert resp.status_code == 401
+
+
+# The case page -------------------------------------------------------------------------------
+
+
+def test_case_page_shows_the_decrypted_request_and_its_history(
+    web: TestClient, db: Session
+) -> None:
+    create_expert(db, countries=["KG"], name="Dr Kyrgyz Expert")
+    req = submit(db)
+    signed_in(web, create_user(db, role=Role.staff))
+    resp = web.get(f"/staff/cases/{req.reference}")
+    assert resp.status_code == 200
+    assert f"Aigul {MARKER} Applicant" in resp.text
+    assert f"Summary with {MARKER} inside it." in resp.text
+    assert "Dr Kyrgyz Expert" in resp.text  # routing offered it
+    assert "submitted" in resp.text or "received" in resp.text
+    assert title_of(resp.text).startswith(f"Case {req.reference}")
+    assert web.get("/staff/cases/NOPE-NOPE").status_code == 404
+
+
+def test_logging_a_contact_stops_the_clock_and_shows_in_the_history(
+    web: TestClient, db: Session
+) -> None:
+    req = submit(db)
+    staff = create_user(db, role=Role.staff, display_name="Nadia Staff")
+    signed_in(web, staff)
+    url = f"/staff/cases/{req.reference}"
+    resp = web.post(
+        f"{url}/contact",
+        data={**csrf(web, url), "channel": "phone", "contacted_at": "", "note": "Called back"},
+        follow_redirects=False,
+    )
+    assert resp.status_code == 303
+    assert resp.headers["location"] == f"{url}?done=contact#contacts"
+    page = web.get(resp.headers["location"]).text
+    assert "The contact is recorded." in page
+    assert "Called back" in page
+    assert "Answered in time" in page
+    db.refresh(req)
+    assert req.first_responded_at is not None
+    history = db.scalars(select(RequestHistory).where(RequestHistory.request_id == req.id)).all()
+    assert any(h.actor == f"user:{staff.id}" for h in history)
+
+
+def test_a_bad_contact_time_comes_back_next_to_the_field(web: TestClient, db: Session) -> None:
+    req = make_request(db)
+    signed_in(web, create_user(db, role=Role.staff))
+    url = f"/staff/cases/{req.reference}"
+    future = (now() + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    resp = web.post(
+        f"{url}/contact", data={**csrf(web, url), "channel": "phone", "contacted_at": future}
+    )
+    assert resp.status_code == 422
+    assert field_error(resp.text, "contact_at")
+    assert f'value="{future}"' in resp.text
+    bad_channel = web.post(f"{url}/contact", data={**csrf(web, url), "channel": "pigeon"})
+    assert bad_channel.status_code == 422
+    assert field_error(bad_channel.text, "contact_channel")
+    db.expire_all()
+    assert db.get(IntakeRequest, req.id).first_responded_at is None  # type: ignore[union-attr]
+
+
+def test_assigning_an_expert_from_the_case_page(web: TestClient, db: Session) -> None:
+    expert = create_expert(db, countries=["KG"], name="Dr Chosen")
+    req = make_request(db)
+    signed_in(web, create_user(db, role=Role.staff))
+    url = f"/staff/cases/{req.reference}"
+    resp = web.post(
+        f"{url}/assign",
+        data={**csrf(web, url), "expert_id": str(expert.id), "reason": "knows the region"},
+        follow_redirects=False,
+    )
+    assert resp.status_code == 303, resp.text
+    page = web.get(resp.headers["location"]).text
+    assert "The request is offered to the expert." in page
+    assert "Dr Chosen" in page
+    bad = web.post(f"{url}/assign", data={**csrf(web, url), "expert_id": "not-a-uuid"})
+    assert bad.status_code == 422
+    assert field_error(bad.text, "expert_id")
