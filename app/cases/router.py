@@ -1,22 +1,50 @@
-"""``GET /api/v1/cases/{reference}``: the read-only case view.
+"""``/api/v1/cases/{reference}``: the case view and the actions on a case.
 
-Staff and admins see every case; an expert only the ones whose assignment they accepted (an
-offer not yet accepted, or someone else's case, answers 404 like a request that does not exist).
-Actions on a case come later (issue 10, second part).
+Reading, notes, replies and presence: staff, admins, and the expert whose assignment is accepted
+(an offer not yet accepted, or someone else's case, answers 404 like a request that does not
+exist). Status, assignment, corrections, merging and resending: staff and admins (the accepted
+expert gets 403). Access is checked in a dependency, before the body is validated, so a caller
+who may not see the case learns nothing from a 422. Contacts: ``app/sla/router.py``.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
 
 from app.accounts.deps import CurrentUser
 from app.cases import service
-from app.cases.schemas import CaseOut, CaseRequest, HistoryOut, MessageOut
+from app.cases.schemas import (
+    AssignIn,
+    CaseMessageOut,
+    CaseOut,
+    CaseRequest,
+    CorrectionIn,
+    HistoryOut,
+    MergeIn,
+    MergeOut,
+    MessageOut,
+    NoteIn,
+    NoteOut,
+    PresenceIn,
+    PresenceOut,
+    PresentOut,
+    ReplyIn,
+    ReplyOut,
+    ResendOut,
+    StatusIn,
+    StatusOut,
+)
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
 from app.experts.queries import routing_out
+from app.experts.schemas import RoutingOut
 from app.intake import service as intake
 from app.intake.schemas import SlaOut
+from app.intake.status import allowed_moves
+from app.models import IntakeRequest, User
 from app.reference.schemas import CountryProfile
 from app.scheduling.schemas import consultation_out
 from app.sla.service import contact_out
@@ -24,17 +52,59 @@ from app.sla.service import contact_out
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
 
-@router.get(
-    "/{reference}",
-    response_model=CaseOut,
-    responses=error_responses(401, 404),
-    summary="One case: the decrypted request, SLA, routing, consultation, contacts, history",
-)
-def case(reference: str, session: SessionDep, user: CurrentUser) -> CaseOut:
-    req = service.case_for(session, reference, user)
-    pii = service.personal(req)
-    country = service.country_of(session, req)
+@dataclass(frozen=True)
+class Case:
+    req: IntakeRequest
+    user: User
+
+
+def _worker_case(reference: str, session: SessionDep, user: CurrentUser) -> Case:
+    return Case(service.case_for(session, reference, user), user)
+
+
+def _staff_case(reference: str, session: SessionDep, user: CurrentUser) -> Case:
+    return Case(service.staff_case_for(session, reference, user), user)
+
+
+#: Staff, admins, or the expert who accepted the request (others 404).
+WorkerCase = Annotated[Case, Depends(_worker_case)]
+#: Staff and admins (the accepted expert 403, others 404).
+StaffCase = Annotated[Case, Depends(_staff_case)]
+
+
+def _sla(req: IntakeRequest) -> SlaOut:
+    return SlaOut(
+        state=intake.current_sla(req),
+        first_response_due_at=req.first_response_due_at,
+        first_responded_at=req.first_responded_at,
+    )
+
+
+def _message_out(m: service.MessageView) -> CaseMessageOut:
+    return CaseMessageOut(
+        id=m.id,
+        direction=m.direction,
+        kind=m.kind,
+        at=m.at,
+        message_id=m.message_id,
+        in_reply_to=m.in_reply_to,
+        author_id=m.author_id,
+        delivery=m.delivery,
+        outbox_id=m.outbox_id,
+        contact_id=m.contact_id,
+        data=m.data,
+    )
+
+
+def _present_out(p: service.Present) -> PresentOut:
+    return PresentOut(
+        user_id=p.user_id, name=p.name, role=p.role, activity=p.activity, seen_at=p.seen_at
+    )
+
+
+def case_out(session: SessionDep, req: IntakeRequest, user: User) -> CaseOut:
     routing = routing_out(session, req)
+    country = service.country_of(session, req)
     return CaseOut(
         request=CaseRequest(
             reference=req.reference,
@@ -57,14 +127,12 @@ def case(reference: str, session: SessionDep, user: CurrentUser) -> CaseOut:
             withdrawn_at=req.withdrawn_at,
             assigned_expert_id=req.assigned_expert_id,
             linked_request_reference=service.linked_reference(session, req),
-            personal=pii,
+            merged_into_reference=service.merged_into_reference(session, req),
+            merged_from_references=service.merged_from_references(session, req),
+            personal=service.personal(req),
             erased=req.data_key_enc is None,
         ),
-        sla=SlaOut(
-            state=intake.current_sla(req),
-            first_response_due_at=req.first_response_due_at,
-            first_responded_at=req.first_responded_at,
-        ),
+        sla=_sla(req),
         country_profile=CountryProfile.model_validate(country) if country else None,
         routing=routing,
         latest_decision=routing.decisions[-1] if routing.decisions else None,
@@ -81,8 +149,11 @@ def case(reference: str, session: SessionDep, user: CurrentUser) -> CaseOut:
                 sent_at=m.sent_at,
                 attempts=m.attempts,
             )
-            for m in service.messages(session, req)
+            for m in service.outbox_rows(session, req)
         ],
+        messages=[_message_out(m) for m in service.messages(session, req)],
+        notes=[NoteOut(**vars(n)) for n in service.notes(session, req)],
+        others_present=[_present_out(p) for p in service.others(session, req, user)],
         history=[
             HistoryOut(
                 id=h.id,
@@ -97,3 +168,149 @@ def case(reference: str, session: SessionDep, user: CurrentUser) -> CaseOut:
             for h, data in service.history(session, req)
         ],
     )
+
+
+@router.get(
+    "/{reference}",
+    response_model=CaseOut,
+    responses=error_responses(401, 404),
+    summary="One case: request, SLA, routing, consultation, contacts, messages, notes, history",
+)
+def case(case: WorkerCase, session: SessionDep) -> CaseOut:
+    return case_out(session, case.req, case.user)
+
+
+@router.patch(
+    "/{reference}",
+    response_model=CaseOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+    summary="Correct the request's fields (countries, language, zone, contact) and re-route",
+    description="Only the fields given change. Routing runs again when the country of origin or "
+    "the language changed (or `reroute: true`). The history names the fields; old and new "
+    "values are kept encrypted.",
+)
+def correct(body: CorrectionIn, case: StaffCase, session: SessionDep) -> CaseOut:
+    changes = body.model_dump(exclude_unset=True, exclude={"reroute"}, mode="json")
+    service.correct(session, case.req, case.user, changes, reroute=body.reroute)
+    return case_out(session, case.req, case.user)
+
+
+@router.post(
+    "/{reference}/status",
+    response_model=StatusOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+    summary="Change the status (an illegal move is 409 naming the allowed ones)",
+)
+def change_status(body: StatusIn, case: StaffCase, session: SessionDep) -> StatusOut:
+    req = service.change_status(session, case.req, case.user, body.status)
+    return StatusOut(
+        reference=req.reference, status=req.status, allowed_next=allowed_moves(req.status)
+    )
+
+
+@router.post(
+    "/{reference}/notes",
+    response_model=NoteOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 404, 409, 422),
+    summary="Add an internal note (never shown to the requester; kept encrypted)",
+)
+def add_note(body: NoteIn, case: WorkerCase, session: SessionDep) -> NoteOut:
+    note = service.add_note(session, case.req, case.user, body.body)
+    return NoteOut(
+        id=note.id,
+        created_at=note.created_at,
+        author_id=note.author_id,
+        author_name=case.user.display_name,
+        body=body.body.strip(),
+    )
+
+
+@router.post(
+    "/{reference}/assign",
+    response_model=RoutingOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+    summary="Assign or reassign: to a named expert, or (expert_id null) to the next candidate",
+)
+def assign(body: AssignIn, case: StaffCase, session: SessionDep) -> RoutingOut:
+    service.assign(session, case.req, case.user, body.expert_id, body.reason)
+    return routing_out(session, case.req)
+
+
+@router.post(
+    "/{reference}/replies",
+    response_model=ReplyOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 404, 409, 422),
+    summary="Reply to the requester by e-mail (threaded, in their language; a first response)",
+    description="Queued at once and sent by the worker, rendered in the requester's language "
+    "(neutral subject when they asked for discretion), threaded on their latest message. "
+    "It counts as the first response when it is queued; a bounce makes it stop counting.",
+)
+def reply(body: ReplyIn, case: WorkerCase, session: SessionDep) -> ReplyOut:
+    msg = service.reply(session, case.req, case.user, body.body, body.subject)
+    view = next(m for m in service.messages(session, case.req) if m.id == msg.id)
+    return ReplyOut(**_message_out(view).model_dump(), sla=_sla(case.req))
+
+
+@router.post(
+    "/{reference}/sample-report/resend",
+    response_model=ResendOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(401, 403, 404, 409),
+    summary="Send the best-matching sample report to the requester again",
+)
+def resend_sample_report(case: StaffCase, session: SessionDep) -> ResendOut:
+    row = service.resend_sample_report(session, case.req, case.user)
+    return ResendOut(reference=case.req.reference, outbox_id=row.id, status=row.status)
+
+
+@router.post(
+    "/{reference}/merge",
+    response_model=MergeOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+    summary="Merge this request (a duplicate) into another one; it leaves the open queue",
+)
+def merge(body: MergeIn, case: StaffCase, session: SessionDep) -> MergeOut:
+    target = service.merge(session, case.req, case.user, body.into)
+    return MergeOut(reference=case.req.reference, merged_into_reference=target.reference)
+
+
+@router.delete(
+    "/{reference}/merge",
+    response_model=MergeOut,
+    responses=error_responses(401, 403, 404, 409),
+    summary="Unlink a merged request: it stands on its own again",
+)
+def unlink(case: StaffCase, session: SessionDep) -> MergeOut:
+    req = service.unlink(session, case.req, case.user)
+    return MergeOut(reference=req.reference, merged_into_reference=None)
+
+
+def _presence(req: IntakeRequest, others: list[service.Present]) -> PresenceOut:
+    return PresenceOut(
+        reference=req.reference,
+        window_seconds=int(service.PRESENCE_WINDOW.total_seconds()),
+        others=[_present_out(p) for p in others],
+    )
+
+
+@router.post(
+    "/{reference}/presence",
+    response_model=PresenceOut,
+    responses=error_responses(401, 404, 422),
+    summary="I have this case open (viewing or replying): a heartbeat; answers who else has",
+)
+def heartbeat(case: WorkerCase, session: SessionDep, body: PresenceIn | None = None) -> PresenceOut:
+    activity = body.activity if body is not None else PresenceIn().activity
+    return _presence(case.req, service.heartbeat(session, case.req, case.user, activity))
+
+
+@router.get(
+    "/{reference}/presence",
+    response_model=PresenceOut,
+    responses=error_responses(401, 404),
+    summary="Who else has this case open now (names and activity only)",
+)
+def presence(case: WorkerCase, session: SessionDep) -> PresenceOut:
+    return _presence(case.req, service.others(session, case.req, case.user))

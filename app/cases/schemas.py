@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.experts.schemas import DecisionOut, RoutingOut
 from app.intake.schemas import SlaOut
@@ -18,6 +18,7 @@ from app.models import (
     RequestSource,
     RequestStatus,
 )
+from app.models.messages import DeliveryState, MessageDirection, MessageKind, PresenceActivity
 from app.reference.schemas import CountryProfile
 from app.scheduling.schemas import ConsultationOut
 from app.sla.schemas import ContactOut
@@ -31,8 +32,8 @@ class CaseRequest(BaseModel):
     source: RequestSource
     requester_type: RequesterType
     preferred_channel: ContactChannel
-    country_of_origin: str
-    country_of_residence: str
+    country_of_origin: str | None
+    country_of_residence: str | None
     region_code: str | None
     case_stage: CaseStage
     deadline: dt.date | None
@@ -46,6 +47,12 @@ class CaseRequest(BaseModel):
     withdrawn_at: dt.datetime | None
     assigned_expert_id: uuid.UUID | None
     linked_request_reference: str | None
+    merged_into_reference: str | None = Field(
+        None, description="this request is a duplicate merged into that one (not in the queue)"
+    )
+    merged_from_references: list[str] = Field(
+        default_factory=list, description="duplicates merged into this request"
+    )
     personal: dict[str, Any] | None = Field(
         description="name, contact details, case summary (decrypted); null once erased"
     )
@@ -74,6 +81,46 @@ class MessageOut(BaseModel):
     attempts: int
 
 
+class NoteOut(BaseModel):
+    id: int
+    created_at: dt.datetime
+    author_id: uuid.UUID | None
+    author_name: str | None
+    body: str | None = Field(description="decrypted; null once the request was erased")
+
+
+class CaseMessageOut(BaseModel):
+    """A message in either direction (request_messages), its personal part decrypted."""
+
+    id: int
+    direction: MessageDirection
+    kind: MessageKind
+    at: dt.datetime
+    message_id: str | None = Field(description="RFC 5322 Message-ID without angle brackets")
+    in_reply_to: str | None
+    author_id: uuid.UUID | None
+    delivery: DeliveryState | None
+    outbox_id: int | None
+    contact_id: int | None = Field(description="the first-response contact it counts as")
+    data: dict[str, Any] | None = Field(
+        description="to/from, subject, body, attachment names (decrypted); null once erased"
+    )
+
+
+class PresentOut(BaseModel):
+    user_id: uuid.UUID
+    name: str
+    role: str
+    activity: PresenceActivity
+    seen_at: dt.datetime
+
+
+class PresenceOut(BaseModel):
+    reference: str
+    window_seconds: int = Field(description="someone not seen for this long has left")
+    others: list[PresentOut] = Field(description="everyone else on this case now (not you)")
+
+
 class CaseOut(BaseModel):
     request: CaseRequest
     sla: SlaOut
@@ -85,4 +132,98 @@ class CaseOut(BaseModel):
     messages_sent: list[MessageOut] = Field(
         description="outbound messages about this request (kind and delivery status)"
     )
+    messages: list[CaseMessageOut] = Field(
+        description="e-mails in both directions (replies, automatic mails, the requester's)"
+    )
+    notes: list[NoteOut]
+    others_present: list[PresentOut] = Field(
+        description="other staff or experts who have this case open now"
+    )
     history: list[HistoryOut]
+
+
+# Actions ------------------------------------------------------------------------------------
+
+
+class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: RequestStatus = Field(description="the new status (the state machine decides)")
+
+
+class StatusOut(BaseModel):
+    reference: str
+    status: RequestStatus
+    allowed_next: list[RequestStatus]
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: str = Field(min_length=1, max_length=10_000, description="kept encrypted")
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expert_id: uuid.UUID | None = Field(
+        None, description="offer it to this expert; null: to the next candidate"
+    )
+    reason: str | None = Field(None, max_length=200, description="non-personal, e.g. 'workload'")
+
+
+class ReplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: str = Field(min_length=1, max_length=20_000, description="plain text")
+    subject: str | None = Field(
+        None,
+        max_length=200,
+        description="optional; default: a neutral subject in the requester's language",
+    )
+
+
+class ReplyOut(CaseMessageOut):
+    sla: SlaOut
+
+
+class ResendOut(BaseModel):
+    reference: str
+    outbox_id: int
+    status: OutboxStatus
+
+
+class CorrectionIn(BaseModel):
+    """Only the fields given change; contact details are kept encrypted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    country_of_origin: str | None = Field(None, max_length=2)
+    country_of_residence: str | None = Field(None, max_length=2)
+    language: str | None = Field(None, max_length=35)
+    timezone: str | None = Field(None, max_length=64)
+    preferred_channel: ContactChannel | None = None
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=40)
+    whatsapp: str | None = Field(None, max_length=40)
+    reroute: bool | None = Field(
+        None,
+        description="route again; default: when the country of origin or the language changed",
+    )
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    into: str = Field(min_length=1, max_length=32, description="the reference to merge into")
+
+
+class MergeOut(BaseModel):
+    reference: str
+    merged_into_reference: str | None
+
+
+class PresenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    activity: PresenceActivity = PresenceActivity.viewing

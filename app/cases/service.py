@@ -1,8 +1,14 @@
-"""Reading one case for staff (and the expert who accepted it): decrypted request, SLA, country
-profile, routing, consultations, contacts, outbound messages and the full history.
+"""Case handling for staff (and the expert who accepted the request): the one entry point the
+API and the web pages call.
 
-Who may: ``app.sla.service.case_for`` (staff and admins; an expert only once they accepted the
-assignment; anyone else 404, the same as a request that does not exist).
+Reading: the decrypted request, SLA, country profile, routing, consultations, contacts, messages
+in both directions, notes, presence and the full history. Acting (one module per use case):
+``actions`` (status, assign, log a contact, resend the sample report), ``notes``, ``replies``
+(e-mail replies, counted as the first response), ``corrections`` (fields and re-routing),
+``merging`` (duplicates), ``presence`` (who else has the case open).
+
+Who may: ``access`` (``case_for``: staff, admins and the accepted expert, else 404;
+``staff_case_for``: staff and admins, the accepted expert 403, else 404).
 """
 
 from __future__ import annotations
@@ -13,6 +19,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.cases.access import HISTORY_KIND, STAFF_ROLES, case_for, staff_case_for
+from app.cases.actions import (
+    RESEND_SAMPLE_KIND,
+    assign,
+    change_status,
+    log_contact,
+    resend_sample_report,
+)
+from app.cases.corrections import correct, reroute_request
+from app.cases.merging import merge, merged_from_references, merged_into_reference, unlink
+from app.cases.notes import NoteView, add_note, notes
+from app.cases.presence import PRESENCE_WINDOW, Present, heartbeat, leave, others
+from app.cases.replies import REPLY_KIND, MessageView, messages, reply
 from app.intake import keys
 from app.intake.service import reveal_pii
 from app.models import (
@@ -22,16 +41,45 @@ from app.models import (
     OutboxMessage,
     RequestContact,
     RequestHistory,
-    User,
 )
 from app.sla import service as sla
 
-#: The seal kind of ``request_history.data_enc`` (JSON under the request's data key).
-HISTORY_KIND = "history"
-
-
-def case_for(session: Session, reference: str, user: User) -> IntakeRequest:
-    return sla.case_for(session, reference, user)
+__all__ = [
+    "HISTORY_KIND",
+    "PRESENCE_WINDOW",
+    "REPLY_KIND",
+    "RESEND_SAMPLE_KIND",
+    "STAFF_ROLES",
+    "MessageView",
+    "NoteView",
+    "Present",
+    "add_note",
+    "assign",
+    "case_for",
+    "change_status",
+    "consultations",
+    "contacts",
+    "correct",
+    "country_of",
+    "heartbeat",
+    "history",
+    "leave",
+    "linked_reference",
+    "log_contact",
+    "merge",
+    "merged_from_references",
+    "merged_into_reference",
+    "messages",
+    "notes",
+    "others",
+    "outbox_rows",
+    "personal",
+    "reply",
+    "reroute_request",
+    "resend_sample_report",
+    "staff_case_for",
+    "unlink",
+]
 
 
 def contacts(session: Session, req: IntakeRequest) -> Sequence[RequestContact]:
@@ -60,7 +108,7 @@ def consultations(session: Session, req: IntakeRequest) -> Sequence[Consultation
     ).all()
 
 
-def messages(session: Session, req: IntakeRequest) -> Sequence[OutboxMessage]:
+def outbox_rows(session: Session, req: IntakeRequest) -> Sequence[OutboxMessage]:
     """Outbox rows whose params name this request (``{"request_id": ...}``)."""
     return session.scalars(
         select(OutboxMessage)

@@ -20,6 +20,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigIntId, str_enum
 
+#: The seal kinds (AES-GCM associated data, with the request id) of the encrypted columns here:
+#: ``request_messages.data_enc`` is JSON sealed as ``MESSAGE_SEAL_KIND`` and
+#: ``request_notes.body_enc`` UTF-8 text sealed as ``NOTE_SEAL_KIND`` (app/intake/keys.py).
+MESSAGE_SEAL_KIND = "request_message"
+NOTE_SEAL_KIND = "request_note"
+
 
 class MessageDirection(enum.StrEnum):
     inbound = "inbound"  # from the requester (or anyone) to the organisation
@@ -86,3 +92,26 @@ class RequestNote(Base):
     body_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (Index("ix_request_notes_request_id", "request_id"),)
+
+
+class PresenceActivity(enum.StrEnum):
+    viewing = "viewing"
+    replying = "replying"
+
+
+class CasePresence(Base):
+    """Who has a case open right now (a heartbeat every few seconds): one row per person and
+    request, overwritten by each heartbeat; rows older than the window are simply ignored."""
+
+    __tablename__ = "case_presence"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    activity: Mapped[PresenceActivity] = mapped_column(
+        str_enum(PresenceActivity, "presence_activity", length=16)
+    )
+    seen_at: Mapped[dt.datetime]

@@ -17,6 +17,7 @@ Handler = Callable[[Session, OutboxMessage], None]
 
 HANDLER_MODULES = [
     "app.accounts.handlers",
+    "app.cases.handlers",
     "app.intake.handlers",
     "app.experts.handlers",
     "app.meetings.handlers",

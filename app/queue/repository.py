@@ -77,7 +77,8 @@ OPEN_STATUSES: list[RequestStatus] = [s for s in RequestStatus if s not in FINAL
 
 
 def open_clause() -> ColumnElement[bool]:
-    return R.status.in_(OPEN_STATUSES)
+    """Not ended, and not a duplicate merged into another request (that one is worked)."""
+    return and_(R.status.in_(OPEN_STATUSES), R.merged_into_id.is_(None))
 
 
 def _wants_clause(want: str) -> ColumnElement[bool]:

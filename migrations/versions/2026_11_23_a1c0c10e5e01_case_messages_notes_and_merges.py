@@ -54,6 +54,15 @@ def upgrade() -> None:
     )
     op.create_index('ix_request_messages_outbox_id', 'request_messages', ['outbox_id'], unique=False)
     op.create_index('ix_request_messages_request_id', 'request_messages', ['request_id'], unique=False)
+    op.create_table('case_presence',
+    sa.Column('request_id', sa.Uuid(), nullable=False),
+    sa.Column('user_id', sa.Uuid(), nullable=False),
+    sa.Column('activity', sa.Enum('viewing', 'replying', name='presence_activity', native_enum=False, create_constraint=True, length=16), nullable=False),
+    sa.Column('seen_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['request_id'], ['requests.id'], name=op.f('fk_case_presence_request_id_requests'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_case_presence_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('request_id', 'user_id', name=op.f('pk_case_presence'))
+    )
     with op.batch_alter_table('requests', schema=None) as batch_op:
         batch_op.add_column(sa.Column('merged_into_id', sa.Uuid(), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_requests_merged_into_id_requests'), 'requests', ['merged_into_id'], ['id'], ondelete='SET NULL')
@@ -65,6 +74,7 @@ def downgrade() -> None:
     with op.batch_alter_table('requests', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_requests_merged_into_id_requests'), type_='foreignkey')
         batch_op.drop_column('merged_into_id')
+    op.drop_table('case_presence')
     op.drop_index('ix_request_messages_request_id', table_name='request_messages')
     op.drop_index('ix_request_messages_outbox_id', table_name='request_messages')
     op.drop_table('request_messages')

@@ -1,0 +1,218 @@
+# ruff: noqa: RUF001 - Russian and Arabic subjects are written in their own scripts on purpose
+"""Outbox handlers of case handling: a reply written on the case, and the sample report sent
+again on staff's request. Rendered at send time in the requester's language (en, ru, es, ar;
+others English), from the discreet sender with a neutral subject when the requester asked for
+discretion. The ru, es and ar texts need review by a native speaker.
+
+Every e-mail sent here has a ``RequestMessage`` whose ``message_id`` is the Message-ID header
+sent (the contract with inbound e-mail, which threads replies and bounces onto it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.cases.actions import RESEND_SAMPLE_KIND
+from app.cases.replies import REPLY_KIND, references_of, reveal_message, seal_message
+from app.core.settings import get_settings
+from app.core.time import now
+from app.documents import service as documents
+from app.intake import service as intake
+from app.intake.handlers import template_language
+from app.models import ExpertProfile, IntakeRequest, OutboxMessage, RequestStatus, User
+from app.models.messages import DeliveryState, MessageDirection, MessageKind, RequestMessage
+from app.notifications import mail
+from app.notifications.render import render_pair
+from app.outbox.registry import PermanentFailure, handler
+from app.sendouts import service as sendouts
+from app.sendouts.handlers import SUBJECTS as SENDOUT_SUBJECTS
+
+log = structlog.get_logger(__name__)
+
+LANGUAGES = ("en", "ru", "es", "ar")
+
+#: (discreet) -> the reply's default subject; discreet ones say nothing of asylum or reports.
+REPLY_SUBJECTS: dict[str, dict[bool, str]] = {
+    "en": {
+        False: "Your asylum expert report request [{ref}]",
+        True: "Your message to us [{ref}]",
+    },
+    "ru": {
+        False: "Ваш запрос об экспертном заключении по делу об убежище [{ref}]",
+        True: "Ваше сообщение [{ref}]",
+    },
+    "es": {
+        False: "Su solicitud de informe pericial de asilo [{ref}]",
+        True: "Su mensaje [{ref}]",
+    },
+    "ar": {
+        False: "طلبكم لتقرير خبير بشأن اللجوء [{ref}]",
+        True: "رسالتكم [{ref}]",
+    },
+}
+
+
+def _sender(req: IntakeRequest) -> str:
+    settings = get_settings()
+    return settings.mail_from_discreet if req.discreet else settings.mail_from
+
+
+def _link(req: IntakeRequest) -> str | None:
+    token = intake.reveal_token(req)
+    if token is None:
+        return None
+    return f"{get_settings().public_url}/r/{req.reference}#token={token}"
+
+
+def _author_name(session: Session, author_id: uuid.UUID | None) -> str:
+    """How the writer signs: an expert's public name, a staff member's display name."""
+    if author_id is None:
+        return ""
+    profile = session.get(ExpertProfile, author_id)
+    if profile is not None:
+        return profile.public_name
+    user = session.get(User, author_id)
+    return user.display_name if user is not None else ""
+
+
+def reply_subject(req: IntakeRequest, given: str | None, lang: str) -> str:
+    if not given:
+        return REPLY_SUBJECTS[lang][req.discreet].format(ref=req.reference)
+    return given if req.reference in given else f"{given} [{req.reference}]"
+
+
+@handler(REPLY_KIND)
+def send_reply(session: Session, row: OutboxMessage) -> None:
+    msg = session.get(RequestMessage, int(row.params["request_message_id"]), populate_existing=True)
+    if msg is None:
+        raise PermanentFailure("message is gone")
+    if msg.delivery == DeliveryState.sent:
+        return  # delivered already (a resend after a lost acknowledgement)
+    req = session.get(IntakeRequest, msg.request_id)
+    if req is None:
+        raise PermanentFailure("request is gone")
+    pii = intake.reveal_pii(req)
+    data = reveal_message(req, msg)
+    if pii is None or data is None or not msg.message_id:
+        raise PermanentFailure("request data erased")
+    lang = template_language(req.language, LANGUAGES)
+    subject = reply_subject(req, data.get("subject"), lang)
+    context: dict[str, Any] = {
+        "name": pii.get("contact_name") or pii.get("full_name") or "",
+        "body": data["body"],
+        "author": _author_name(session, msg.author_id),
+        "reference": req.reference,
+        "link": _link(req),
+        "discreet": req.discreet,
+    }
+    text, html = render_pair(f"cases/reply_{lang}", context)
+    headers: dict[str, str] = {}
+    if msg.in_reply_to:
+        headers["In-Reply-To"] = f"<{msg.in_reply_to}>"
+        headers["References"] = " ".join(f"<{m}>" for m in references_of(session, msg))
+    message = mail.build_message(
+        to=pii["email"],
+        subject=subject,
+        text=text,
+        html=html,
+        sender=_sender(req),
+        message_id=f"<{msg.message_id}>",
+        headers=headers,
+    )
+    # A person wrote this one (RFC 3834): the requester's auto-responders may answer it.
+    message.replace_header("Auto-Submitted", "no")
+    mail.send(message)
+    msg.delivery = DeliveryState.sent
+    msg.at = now()
+    msg.data_enc = seal_message(req, {**data, "to": pii["email"], "subject": subject})
+    intake.add_history(
+        session,
+        req,
+        actor="system",
+        action="reply_sent",
+        details={"request_message_id": msg.id, "outbox_id": row.id},
+    )
+    session.flush()
+    log.info("case_reply_sent", reference=req.reference, request_message_id=msg.id)
+
+
+@handler(RESEND_SAMPLE_KIND)
+def resend_sample_report(session: Session, row: OutboxMessage) -> None:
+    req = session.get(IntakeRequest, uuid.UUID(row.params["request_id"]), populate_existing=True)
+    if req is None:
+        raise PermanentFailure("request is gone")
+    if req.status == RequestStatus.spam:
+        raise PermanentFailure("request was marked as spam; nothing is sent")
+    pii = intake.reveal_pii(req)
+    link = _link(req)
+    if pii is None or link is None:
+        raise PermanentFailure("request data erased")
+    doc = sendouts.best_sample_report(session, req)
+    if doc is None:
+        raise PermanentFailure("no sample report to send (it was deleted meanwhile)")
+    lang = template_language(req.language, LANGUAGES)
+    context = {
+        "name": pii.get("contact_name") or pii["full_name"],
+        "reference": req.reference,
+        "discreet": req.discreet,
+        "sample_report": True,
+        "cv": False,
+        "cv_source": "none",
+        "missing": [],
+        "link": link,
+    }
+    text, html = render_pair(f"sendouts/documents_{lang}", context)
+    name = "document-1.pdf" if req.discreet else f"sample-report-{req.reference}.pdf"
+    message_id = mail.stable_message_id(f"outbox-{row.id}")
+    subject = SENDOUT_SUBJECTS[lang][("documents", req.discreet)].format(ref=req.reference)
+    message = mail.build_message(
+        to=pii["email"],
+        subject=subject,
+        text=text,
+        html=html,
+        sender=_sender(req),
+        message_id=message_id,
+        attachments=[
+            mail.Attachment(
+                filename=name,
+                content=documents.read_bytes(doc),
+                maintype="application",
+                subtype="pdf",
+            )
+        ],
+    )
+    bare = message_id.strip("<>")
+    current = now()
+    record = session.scalar(select(RequestMessage).where(RequestMessage.message_id == bare))
+    if record is None:
+        record = RequestMessage(
+            request_id=req.id,
+            direction=MessageDirection.outbound,
+            kind=MessageKind.automatic,
+            message_id=bare,
+            at=current,
+            recorded_at=current,
+            outbox_id=row.id,
+            delivery=DeliveryState.queued,
+            data_enc=seal_message(
+                req, {"to": pii["email"], "subject": subject, "attachments": [name]}
+            ),
+        )
+        session.add(record)
+        session.flush()
+    mail.send(message)
+    record.delivery = DeliveryState.sent
+    record.at = current
+    intake.add_history(
+        session,
+        req,
+        actor="system",
+        action="sample_report_resent",
+        details={"outbox_id": row.id, "document_id": str(doc.id)},
+    )
+    session.flush()
