@@ -1,4 +1,4 @@
-"""``asylum-intake``: run, migrate, worker, beat, create-admin, check.
+"""``asylum-intake``: run, migrate, worker, beat, create-admin, check, audit verify.
 
 ``run`` starts the whole service (API + Celery worker + beat) as child processes and stops them
 together on Ctrl-C; with no configuration it uses the embedded defaults under ``./var``.
@@ -274,6 +274,25 @@ def cmd_rotate_key(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(_args: argparse.Namespace) -> int:
+    """Walk the audit chain; exit 1 naming the first bad row (altered, removed or inserted)."""
+    _settings_or_exit()
+    from app.audit.service import verify
+    from app.core.database import session_scope
+
+    with session_scope() as session:
+        report = verify(session)
+    if not report.ok:
+        print(
+            f"audit trail BROKEN at row {report.bad_seq}: {report.problem} "
+            f"({report.rows} rows verified before it)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"audit trail intact: {report.rows} rows, head {report.head_seq} {report.head_hash}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asylum-intake", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -305,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate-key",
         help="re-wrap every data key under INTAKE_MASTER_KEY (old ones in INTAKE_OLD_MASTER_KEYS)",
     ).set_defaults(fn=cmd_rotate_key)
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser(
+        "verify", help="check the hash chain; exit 1 naming the first altered, removed or added row"
+    ).set_defaults(fn=cmd_audit_verify)
     return parser
 
 

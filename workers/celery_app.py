@@ -15,7 +15,7 @@ from app.core import database
 from app.core.logging import configure_logging, request_id_var
 from app.core.settings import get_settings
 
-TASK_MODULES = ["workers.outbox", "workers.experts", "workers.meetings"]
+TASK_MODULES = ["workers.outbox", "workers.experts", "workers.meetings", "workers.privacy"]
 
 settings = get_settings()
 app = Celery("asylum-intake", include=TASK_MODULES)
@@ -43,6 +43,11 @@ app.conf.update(
             "task": "experts.expire_offers",
             "schedule": timedelta(seconds=settings.offer_sweep_seconds),
             "options": {"expires": settings.offer_sweep_seconds * 2},
+        },
+        "privacy-retention": {
+            "task": "privacy.run_retention",
+            "schedule": timedelta(days=1),
+            "options": {"expires": 6 * 3600},
         },
         "meetings-mark-no-shows": {
             "task": "meetings.mark_no_shows",

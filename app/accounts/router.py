@@ -171,9 +171,13 @@ def invite(body: InviteIn, session: SessionDep, _admin: RequireAdmin) -> UserOut
     summary="Change a user's name or role (a role change signs them out)",
     responses=error_responses(401, 403, 404, 422),
 )
-def update(user_id: uuid.UUID, body: UserUpdate, session: SessionDep, _a: RequireAdmin) -> UserOut:
+def update(
+    user_id: uuid.UUID, body: UserUpdate, session: SessionDep, admin: RequireAdmin
+) -> UserOut:
     return user_out(
-        service.update_user(session, user_id, display_name=body.display_name, role=body.role)
+        service.update_user(
+            session, user_id, display_name=body.display_name, role=body.role, by=admin
+        )
     )
 
 

@@ -21,6 +21,7 @@ from app.accounts.errors import (
     TokenExpired,
     UserNotFound,
 )
+from app.audit import service as audit
 from app.core import crypto
 from app.core.errors import BadRequest, NotAuthenticated
 from app.core.security import (
@@ -102,12 +103,25 @@ def invite_user(session: Session, *, email: str, display_name: str, role: Role) 
 
 
 def update_user(
-    session: Session, user_id: uuid.UUID, *, display_name: str | None, role: Role | None
+    session: Session,
+    user_id: uuid.UUID,
+    *,
+    display_name: str | None,
+    role: Role | None,
+    by: User | None = None,
 ) -> User:
     user = get_user(session, user_id)
     if display_name is not None:
         user.display_name = display_name
     if role is not None and role != user.role:
+        audit.record(
+            session,
+            action="users.role_changed",
+            actor="admin" if by is None else str(by.id),
+            actor_role=None if by is None else by.role.value,
+            target=str(user.id),
+            details={"from": user.role.value, "to": role.value},
+        )
         user.role = role
         # A changed role must not keep privileges granted to live sessions.
         revoke_all_sessions(session, user.id)
@@ -121,6 +135,13 @@ def deactivate_user(session: Session, user_id: uuid.UUID, *, by: User) -> User:
         raise BadRequest("You cannot deactivate your own account.")
     user.is_active = False
     revoke_all_sessions(session, user.id)
+    audit.record(
+        session,
+        action="users.deactivated",
+        actor=str(by.id),
+        actor_role=by.role.value,
+        target=str(user.id),
+    )
     session.flush()
     return user
 
@@ -128,6 +149,7 @@ def deactivate_user(session: Session, user_id: uuid.UUID, *, by: User) -> User:
 def reactivate_user(session: Session, user_id: uuid.UUID) -> User:
     user = get_user(session, user_id)
     user.is_active = True
+    audit.record(session, action="users.reactivated", actor="admin", target=str(user.id))
     session.flush()
     return user
 
@@ -139,6 +161,7 @@ def reset_second_factor(session: Session, user_id: uuid.UUID) -> User:
     user.totp_key_id = None
     user.totp_last_step = None
     revoke_all_sessions(session, user.id)
+    audit.record(session, action="users.second_factor_reset", actor="admin", target=str(user.id))
     session.flush()
     return user
 
@@ -161,6 +184,18 @@ def login(
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
         throttle.record_failure(session, keys)
+        # Committed with the failure count (InvalidCredentials persists its changes).
+        audit.record(
+            session,
+            action="auth.login",
+            actor=str(user.id) if user is not None else "anonymous",
+            actor_role=user.role.value if user is not None else None,
+            outcome="denied",
+            status_code=401,
+            details={"reason": "password_or_account"},
+            address=ip,
+            user_agent=user_agent,
+        )
         raise InvalidCredentials("E-mail or password is incorrect.")
     if user.totp_enabled:
         if not totp_code:
@@ -170,6 +205,17 @@ def login(
             )
         if not _verify_totp(user, totp_code):
             throttle.record_failure(session, keys)
+            audit.record(
+                session,
+                action="auth.login",
+                actor=str(user.id),
+                actor_role=user.role.value,
+                outcome="denied",
+                status_code=401,
+                details={"reason": "second_factor"},
+                address=ip,
+                user_agent=user_agent,
+            )
             raise InvalidCredentials("The 6-digit code is incorrect or was used already.")
     throttle.clear(session, keys[0])
     if user.password_hash and password_needs_rehash(user.password_hash):
@@ -188,6 +234,15 @@ def login(
     )
     session.add(user_session)
     session.flush()
+    audit.record(
+        session,
+        action="auth.login",
+        actor=str(user.id),
+        actor_role=user.role.value,
+        details={"second_factor": user.totp_enabled},
+        address=ip,
+        user_agent=user_agent,
+    )
     return LoginResult(token=token, session=user_session, user=user)
 
 
@@ -367,6 +422,13 @@ def totp_confirm(session: Session, user: User, code: str) -> User:
     if not _verify_totp(user, code):
         raise BadRequest("The code is incorrect. Check the time on your device and try again.")
     user.totp_enabled = True
+    audit.record(
+        session,
+        action="auth.second_factor_enabled",
+        actor=str(user.id),
+        actor_role=user.role.value,
+        target=str(user.id),
+    )
     session.flush()
     return user
 

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     privacy_notice_version: str = Field("2026-11", min_length=1, max_length=32)
     max_request_body_bytes: int = Field(65536, ge=1024, le=10 * 1024 * 1024)
     request_link_window_hours: int = Field(24, ge=1, le=24 * 30)
+    # Retention (issue 11): requests that ended as spam, declined or withdrawn are erased this
+    # many days after they ended; closed ones after the longer period. Open ones never.
+    retention_ended_days: int = Field(90, ge=1, le=3650)
+    retention_closed_days: int = Field(730, ge=1, le=36500)
 
     # Online meetings for consultations (app/meetings). None: "zoom" when the three
     # INTAKE_ZOOM_* credentials are set, else "link" (personal link or meeting_link_template).

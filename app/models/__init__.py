@@ -16,6 +16,7 @@ from app.models.assignments import (
     RoutingDecision,
     RoutingRule,
 )
+from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.contacts import ContactVia, RequestContact
 from app.models.documents import Document, DocumentKind, DocumentStorage
@@ -66,6 +67,7 @@ __all__ = [
     "AccountToken",
     "AccountTokenPurpose",
     "Assignment",
+    "AuditEvent",
     "AssignmentStatus",
     "AvailabilityOverride",
     "Base",

@@ -99,6 +99,8 @@ class IntakeRequest(UUIDPk, Timestamps, Base):
     first_response_due_at: Mapped[dt.datetime]
     first_responded_at: Mapped[dt.datetime | None]
     withdrawn_at: Mapped[dt.datetime | None]
+    # Set when the request's personal data was erased (its data key destroyed; issue 11).
+    erased_at: Mapped[dt.datetime | None]
     assigned_expert_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
