@@ -36,7 +36,7 @@ from app.intake.errors import IdempotencyKeyReused, RequestNotFound
 from app.intake.schemas import NewsletterTopic, ReportTopic, SubmitIn, Want
 from app.intake.throttle import check_submission_rate
 from app.models import CaseStage, ContactChannel, IntakeRequest, RequesterType, RequestStatus
-from app.web import i18n
+from app.web import consultations, i18n
 from app.web.security import (
     CSRF_FIELD,
     HONEYPOT_FIELD,
@@ -149,7 +149,7 @@ def time_zones() -> list[str]:
 # Rendering ---------------------------------------------------------------------------------
 
 
-def _html(
+def render(
     request: Request,
     lang: str,
     template: str,
@@ -176,13 +176,13 @@ def _html(
     return response
 
 
-def _lang(request: Request, fallback: str | None = None) -> str:
+def page_lang(request: Request, fallback: str | None = None) -> str:
     return i18n.negotiate(
         request.query_params.get("lang"), request.headers.get("accept-language"), fallback
     )
 
 
-def _t(lang: str) -> Any:
+def translator(lang: str) -> Any:
     return i18n.gettext_for(lang).gettext
 
 
@@ -191,15 +191,15 @@ def tr(lang: str, message: str) -> str:
 
 
 def not_found_page(request: Request, lang: str | None = None) -> HTMLResponse:
-    lang = lang or _lang(request)
-    return _html(
+    lang = lang or page_lang(request)
+    return render(
         request, lang, "public/not_found.html", {"title": tr(lang, "Not found")}, status=404
     )
 
 
 def refused_page(request: Request, lang: str, retry: str = "/apply") -> HTMLResponse:
     csrf = csrf_value(request)
-    return _html(
+    return render(
         request,
         lang,
         "public/refused.html",
@@ -241,7 +241,7 @@ FormDep = Annotated[FormData, Depends(form_data)]
 
 
 def _apply_context(lang: str, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
-    t = _t(lang)
+    t = translator(lang)
     return {
         "title": (t("Error") + ": " if errors else "") + t("Ask for an expert report"),
         "values": values,
@@ -276,12 +276,12 @@ def _apply_page(
     values.setdefault(IDEM_FIELD, secrets.token_urlsafe(18))
     ctx = _apply_context(lang, values, errors or {})
     ctx["notice"] = notice
-    return _html(request, lang, "public/apply.html", ctx, status=status, csrf=csrf)
+    return render(request, lang, "public/apply.html", ctx, status=status, csrf=csrf)
 
 
 @router.get("/apply", response_class=HTMLResponse)
 def apply_form(request: Request) -> HTMLResponse:
-    lang = _lang(request)
+    lang = page_lang(request)
     return _apply_page(request, lang, {"language": lang, "requester_type": "applicant"})
 
 
@@ -353,7 +353,7 @@ FIELD_VALUE_ERRORS["whatsapp"] = FIELD_VALUE_ERRORS["phone"]
 
 def field_message(field: str, error_type: str, message: str, ctx: dict[str, Any], lang: str) -> str:
     """The API's (English) validation error of one field, as the page says it in ``lang``."""
-    t = _t(lang)
+    t = translator(lang)
     if error_type == "missing":
         if field == "wants":
             return str(t("Choose at least one."))
@@ -385,15 +385,17 @@ def field_errors(exc: ValidationError, lang: str) -> dict[str, str]:
 
 @router.post("/apply", response_class=HTMLResponse, response_model=None)
 def apply_submit(request: Request, session: SessionDep, form: FormDep) -> Response:
-    lang = _lang(request)
-    t = _t(lang)
+    lang = page_lang(request)
+    t = translator(lang)
     token = form.get(CSRF_FIELD)
     if not csrf_ok(request, token if isinstance(token, str) else None):
         return refused_page(request, lang, f"/apply?lang={lang}")
     try:
         check_submission_rate(request)
     except TooManyRequests as exc:
-        page = _html(request, lang, "public/too_many.html", {"title": t("Please wait")}, status=429)
+        page = render(
+            request, lang, "public/too_many.html", {"title": t("Please wait")}, status=429
+        )
         page.headers.update(exc.headers or {})
         return page
     values = _values(form)
@@ -422,15 +424,15 @@ def apply_submit(request: Request, session: SessionDep, form: FormDep) -> Respon
         "reference": reply["reference"],
         "link": f"{get_settings().public_url}{link_path}",
         "link_path": link_path,
-        "due": _local(dt.datetime.fromisoformat(reply["first_response_due_at"]), data.timezone),
+        "due": local_time(dt.datetime.fromisoformat(reply["first_response_due_at"]), data.timezone),
         "discreet": neutral,
         "switcher": False,
         "noindex": True,
     }
-    return _html(request, lang, "public/confirmation.html", ctx)
+    return render(request, lang, "public/confirmation.html", ctx)
 
 
-def _local(when: dt.datetime, zone: str) -> str:
+def local_time(when: dt.datetime, zone: str) -> str:
     try:
         local = when.astimezone(zoneinfo.ZoneInfo(zone))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -441,11 +443,13 @@ def _local(when: dt.datetime, zone: str) -> str:
 # The requester's page ------------------------------------------------------------------------
 
 
-def _canonical(reference: str) -> str | None:
+def canonical(reference: str) -> str | None:
     return service.normalise_reference(reference)
 
 
-def _from_cookie(request: Request, session: SessionDep, reference: str) -> IntakeRequest | None:
+def requester_from_cookie(
+    request: Request, session: SessionDep, reference: str
+) -> IntakeRequest | None:
     token = request.cookies.get(LINK_COOKIE)
     if not token:
         return None
@@ -467,24 +471,30 @@ def _set_link_cookie(response: Response, reference: str, token: str) -> None:
 
 
 def _title(lang: str, req: IntakeRequest) -> str:
-    t = _t(lang)
+    t = translator(lang)
     return str(t("Your request") if req.discreet else t("Your asylum expert report request"))
 
 
 def _request_page(
     request: Request, session: SessionDep, req: IntakeRequest, *, status: int = 200, **extra: Any
 ) -> HTMLResponse:
-    lang = _lang(request, req.language)
-    t = _t(lang)
+    lang = page_lang(request, req.language)
+    t = translator(lang)
     view = service.requester_view(session, req)
+    booked = consultations.booked(session, req)
     ctx = {
         "title": _title(lang, req),
+        "booking": consultations.booking_view(session, booked, req.timezone, lang)
+        if booked is not None
+        else None,
+        "may_book": consultations.may_book(req),
+        "export_available": False,
         "req": view,
         "discreet": req.discreet,
         "status_label": t(STATUSES[view.status]),
         "final": view.status in FINAL,
-        "received": _local(view.received_at, req.timezone),
-        "due": _local(view.sla.first_response_due_at, req.timezone),
+        "received": local_time(view.received_at, req.timezone),
+        "due": local_time(view.sla.first_response_due_at, req.timezone),
         "responded": view.sla.first_responded_at is not None,
         "wants": [t(WANTS[w]) for w in view.wants],
         "noindex": True,
@@ -492,12 +502,14 @@ def _request_page(
         "withdraw_error": extra.pop("withdraw_error", None),
         **extra,
     }
-    return _html(request, lang, "public/request.html", ctx, status=status, csrf=csrf_value(request))
+    return render(
+        request, lang, "public/request.html", ctx, status=status, csrf=csrf_value(request)
+    )
 
 
 @router.get("/r/{reference}", response_class=HTMLResponse, response_model=None)
 def request_page(request: Request, reference: str, session: SessionDep) -> Response:
-    ref = _canonical(reference)
+    ref = canonical(reference)
     if ref is None:
         return not_found_page(request)
     lang_q = f"?lang={request.query_params['lang']}" if "lang" in request.query_params else ""
@@ -507,19 +519,19 @@ def request_page(request: Request, reference: str, session: SessionDep) -> Respo
             service.authenticate_requester(session, ref, token)
         except RequestNotFound:
             return not_found_page(request)
-        lang = _lang(request)
+        lang = page_lang(request)
         ctx = {"title": tr(lang, "Your request"), "next_url": f"/r/{ref}{lang_q}", "noindex": True}
-        page = _html(request, lang, "public/continue.html", ctx)
+        page = render(request, lang, "public/continue.html", ctx)
         _set_link_cookie(page, ref, token)
         return page
     if ref != reference:
         return RedirectResponse(f"/r/{ref}{lang_q}", status_code=308)
-    req = _from_cookie(request, session, ref)
+    req = requester_from_cookie(request, session, ref)
     if req is None:
         # The e-mail's link keeps the token in the fragment: public.js posts it to /open. The
         # same page for any reference, so it tells nothing about which ones exist.
-        lang = _lang(request)
-        return _html(
+        lang = page_lang(request)
+        return render(
             request,
             lang,
             "public/open.html",
@@ -536,8 +548,8 @@ def request_page(request: Request, reference: str, session: SessionDep) -> Respo
 
 @router.post("/r/{reference}/open", response_class=HTMLResponse, response_model=None)
 def open_link(request: Request, reference: str, session: SessionDep, form: FormDep) -> Response:
-    ref = _canonical(reference)
-    lang = _lang(request)
+    ref = canonical(reference)
+    lang = page_lang(request)
     if ref is None:
         return not_found_page(request, lang)
     submitted = form.get(CSRF_FIELD)
@@ -552,18 +564,19 @@ def open_link(request: Request, reference: str, session: SessionDep, form: FormD
     except RequestNotFound:
         return not_found_page(request, lang)
     lang_q = f"?lang={request.query_params['lang']}" if "lang" in request.query_params else ""
-    response = RedirectResponse(f"/r/{ref}{lang_q}", status_code=303)
+    page = "/book" if form.get("next") == "book" else ""  # the e-mail's booking link
+    response = RedirectResponse(f"/r/{ref}{page}{lang_q}", status_code=303)
     _set_link_cookie(response, ref, found.group(0))
     return response
 
 
 @router.post("/r/{reference}/withdraw", response_class=HTMLResponse, response_model=None)
 def withdraw(request: Request, reference: str, session: SessionDep, form: FormDep) -> Response:
-    ref = _canonical(reference)
-    req = _from_cookie(request, session, ref) if ref else None
+    ref = canonical(reference)
+    req = requester_from_cookie(request, session, ref) if ref else None
     if ref is None or req is None:
         return not_found_page(request)
-    lang = _lang(request, req.language)
+    lang = page_lang(request, req.language)
     submitted = form.get(CSRF_FIELD)
     if not csrf_ok(request, submitted if isinstance(submitted, str) else None):
         return refused_page(request, lang, f"/r/{ref}")
@@ -581,8 +594,8 @@ def withdraw(request: Request, reference: str, session: SessionDep, form: FormDe
 @router.post("/r/{reference}/forget", response_class=HTMLResponse, response_model=None)
 def forget(request: Request, reference: str, form: FormDep) -> Response:
     """Remove the link's cookie from this device (a shared or watched device)."""
-    ref = _canonical(reference)
-    lang = _lang(request)
+    ref = canonical(reference)
+    lang = page_lang(request)
     if ref is None:
         return not_found_page(request, lang)
     submitted = form.get(CSRF_FIELD)
@@ -600,7 +613,7 @@ def forget(request: Request, reference: str, form: FormDep) -> Response:
 
 @router.get("/privacy", response_class=HTMLResponse)
 def privacy(request: Request) -> HTMLResponse:
-    lang = _lang(request)
+    lang = page_lang(request)
     settings = get_settings()
     ctx = {
         "title": tr(lang, "Privacy and cookies"),
@@ -608,4 +621,4 @@ def privacy(request: Request) -> HTMLResponse:
         "rate_window": settings.submit_rate_window_minutes,
         "forgotten": request.query_params.get("forgotten") == "1",
     }
-    return _html(request, lang, "public/privacy.html", ctx)
+    return render(request, lang, "public/privacy.html", ctx)
