@@ -15,7 +15,13 @@ from app.core import database
 from app.core.logging import configure_logging, request_id_var
 from app.core.settings import get_settings
 
-TASK_MODULES = ["workers.outbox", "workers.experts", "workers.meetings", "workers.privacy"]
+TASK_MODULES = [
+    "workers.outbox",
+    "workers.experts",
+    "workers.meetings",
+    "workers.privacy",
+    "workers.roster",
+]
 
 settings = get_settings()
 app = Celery("asylum-intake", include=TASK_MODULES)
@@ -53,6 +59,12 @@ app.conf.update(
             "task": "meetings.mark_no_shows",
             "schedule": timedelta(minutes=5),
             "options": {"expires": 600},
+        },
+        # Gaps in the duty roster: checked hourly, e-mailed at most once a day (issue 13).
+        "roster-check-gaps": {
+            "task": "roster.check_gaps",
+            "schedule": timedelta(hours=1),
+            "options": {"expires": 1800},
         },
     },
     beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),

@@ -48,6 +48,7 @@ from app.models import (
 )
 from app.models.base import UTCDateTime
 from app.outbox import service as outbox
+from app.roster import service as roster
 from app.sendouts import service as sendouts
 
 log = structlog.get_logger(__name__)
@@ -405,10 +406,9 @@ def _try_offer(session: Session, req: IntakeRequest, draft: DecisionDraft) -> As
 
 
 def on_duty_staff(session: Session) -> Sequence[User]:
-    """Until a duty roster exists, every active staff user is on duty."""
-    return session.scalars(
-        select(User).where(User.role == Role.staff, User.is_active.is_(True)).order_by(User.id)
-    ).all()
+    """Staff on duty now, from the duty roster (an empty roster: every active staff user;
+    see ``app/roster/service.py``)."""
+    return roster.on_duty_staff(session, now())
 
 
 def _to_triage(

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.experts import assignments
 from app.intake.status import FINAL
 from app.models import IntakeRequest, RequestSource
+from app.roster import alerts as roster_alerts
 from app.sendouts import service as sendouts
 
 # Filled by the booking issue (app/scheduling/service/): called when a request ends (closed,
@@ -22,6 +23,7 @@ def request_submitted(session: Session, req: IntakeRequest) -> None:
     """A new request from the form is routed in the submitting transaction. Requests that
     arrive by e-mail are routed when staff complete them (``route_now``)."""
     sendouts.request_submitted(session, req)  # documents after the wait (issue 8)
+    roster_alerts.alert_if_uncovered(session, req)  # nobody on duty for the region (issue 13)
     if req.source == RequestSource.email:
         return
     assignments.route_safely(session, req, trigger="submitted")

@@ -48,6 +48,7 @@ from app.models.requests import (
     RequestStatus,
     SecretKey,
 )
+from app.models.roster import DutyLevel, Escalation, OverrideKind, RosterOverride, RosterShift
 from app.models.scheduling import (
     BOOKED_OVERLAP_CONSTRAINT,
     BUSY_STATUSES,
@@ -82,6 +83,8 @@ __all__ = [
     "Document",
     "DocumentKind",
     "DocumentStorage",
+    "DutyLevel",
+    "Escalation",
     "ExpertAvailability",
     "ExpertCountry",
     "ExpertNotification",
@@ -94,6 +97,7 @@ __all__ = [
     "MessageKind",
     "OutboxMessage",
     "OutboxStatus",
+    "OverrideKind",
     "Region",
     "RequestContact",
     "RequestHistory",
@@ -103,6 +107,8 @@ __all__ = [
     "RequestStatus",
     "RequesterType",
     "Role",
+    "RosterOverride",
+    "RosterShift",
     "RoutingDecision",
     "RoutingRule",
     "SecretKey",

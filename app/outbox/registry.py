@@ -24,6 +24,7 @@ HANDLER_MODULES = [
     "app.notifications.handlers",
     "app.outbox.handlers",
     "app.scheduling.handlers",
+    "app.roster.handlers",
     "app.sendouts.handlers",
     "app.sla.handlers",
 ]

@@ -7,8 +7,11 @@ is sent. Otherwise it decides the recipients *now* and writes one ``sla.mail`` r
 step once even if a row is delivered twice. ``sla.mail`` checks the clock once more and sends.
 
 - reminder: the assigned expert (unassigned: the active experts of the request's region) and
-  every active staff user (on duty until a roster exists);
-- escalation: every active admin (the supervisors until a roster exists).
+  the on-duty staff at that minute, from the duty roster (``app/roster/service.py``; an empty
+  roster: every active staff user);
+- escalation: opens the escalation chain (``app/roster/escalation.py``): on-duty staff, then
+  the duty lead, then the supervisors, one level per unacknowledged
+  ``INTAKE_ESCALATION_ACK_MINUTES``.
 
 The e-mails carry the reference, the country, what was asked and the deadline: never a name, a
 contact detail or the summary.
@@ -34,6 +37,8 @@ from app.notifications import mail
 from app.notifications.render import render_pair
 from app.outbox import service as outbox
 from app.outbox.registry import PermanentFailure, handler
+from app.roster import escalation
+from app.roster import service as roster
 from app.sla.scheduling import ESCALATION_KIND, MAIL_KIND, REMINDER_KIND, minute_of, step_key
 from app.sla.service import clock_stopped
 
@@ -78,10 +83,8 @@ def expert_recipients(session: Session, req: IntakeRequest) -> list[uuid.UUID]:
 
 
 def supervisors(session: Session) -> Sequence[uuid.UUID]:
-    """Until a roster exists, every active admin."""
-    return session.scalars(
-        select(User.id).where(User.role == Role.admin, User.is_active.is_(True)).order_by(User.id)
-    ).all()
+    """The supervisors on duty now (roster; an empty roster: every active admin)."""
+    return [u.id for u in roster.supervisors(session, now())]
 
 
 def recipients(session: Session, req: IntakeRequest, step: str) -> list[uuid.UUID]:
@@ -123,7 +126,11 @@ def send_reminder(session: Session, row: OutboxMessage) -> None:
 
 @handler(ESCALATION_KIND)
 def send_escalation(session: Session, row: OutboxMessage) -> None:
-    _fan_out(session, row)
+    req = _request(session, row)
+    if clock_stopped(req):
+        log.info("sla_step_skipped", reference=req.reference, step="escalation", reason="stopped")
+        return
+    escalation.open_chain(session, req)
 
 
 def _address(session: Session, user: User) -> str:

@@ -1,0 +1,155 @@
+"""Outbox handlers of the roster: the escalation chain's levels and e-mails, the alert about a
+region nobody covers, and the daily gap e-mail. Staff e-mails carry the reference, country, what
+was asked and the deadline only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.core.settings import get_settings
+from app.core.time import now
+from app.experts.handlers import case_facts
+from app.models import Escalation, ExpertProfile, IntakeRequest, OutboxMessage, Role, User
+from app.notifications import mail
+from app.notifications.render import render_pair
+from app.outbox.registry import PermanentFailure, handler
+from app.roster import escalation, links
+from app.roster import service as roster
+from app.roster.alerts import GAPS_KIND, UNCOVERED_KIND
+from app.sla.service import clock_stopped
+
+
+def _when(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _address(session: Session, user: User) -> str:
+    if user.role == Role.expert:
+        profile = session.get(ExpertProfile, user.id)
+        if profile is not None:
+            return profile.email
+    return user.email
+
+
+def _send(
+    session: Session,
+    user: User,
+    subject: str,
+    template: str,
+    ctx: dict[str, Any],
+    row: OutboxMessage,
+) -> None:
+    text, html = render_pair(template, ctx)
+    mail.send(
+        mail.build_message(
+            to=_address(session, user),
+            subject=subject,
+            text=text,
+            html=html,
+            message_id=mail.stable_message_id(f"outbox-{row.id}"),
+        )
+    )
+
+
+def _chain(session: Session, row: OutboxMessage) -> tuple[Escalation, IntakeRequest]:
+    esc = session.get(Escalation, int(row.params["escalation_id"]))
+    req = session.get(IntakeRequest, esc.request_id) if esc is not None else None
+    if esc is None or req is None:
+        raise PermanentFailure("escalation is gone")
+    return esc, req
+
+
+def _user(session: Session, row: OutboxMessage) -> User | None:
+    user = session.get(User, uuid.UUID(str(row.params["user_id"])))
+    return user if user is not None and user.is_active else None
+
+
+@handler(escalation.NEXT_KIND)
+def next_level(session: Session, row: OutboxMessage) -> None:
+    esc, req = _chain(session, row)
+    escalation.climb(session, esc, req, int(row.params["level"]))
+
+
+@handler(escalation.MAIL_KIND)
+def escalation_mail(session: Session, row: OutboxMessage) -> None:
+    esc, req = _chain(session, row)
+    if esc.acknowledged_at is not None or clock_stopped(req):
+        return
+    user = _user(session, row)
+    if user is None:
+        return
+    level = int(row.params["level"])
+    base = get_settings().public_url
+    ctx = case_facts(session, req) | {
+        "level": level,
+        "level_name": escalation.LEVELS[level].replace("_", " "),
+        "last_level": level >= escalation.LAST_LEVEL,
+        "ack_minutes": get_settings().escalation_ack_minutes,
+        "minutes": req.sla_minutes,
+        "received_at": _when(req.received_at),
+        "due_at": _when(req.first_response_due_at),
+        "ack_link": links.ack_url(links.sign(esc.id, user.id)),
+        "case_ack": f"{base}/api/v1/cases/{req.reference}/escalation/ack",
+        "contacts": f"{base}/api/v1/cases/{req.reference}/contacts",
+    }
+    subject = (
+        f"Breached: request {req.reference} had no first response in {req.sla_minutes} "
+        f"minutes (escalation level {level})"
+    )
+    _send(session, user, subject, "roster/escalation", ctx, row)
+
+
+@handler(UNCOVERED_KIND)
+def uncovered_alert(session: Session, row: OutboxMessage) -> None:
+    req = session.get(IntakeRequest, uuid.UUID(str(row.params["request_id"])))
+    if req is None:
+        raise PermanentFailure("request is gone")
+    if clock_stopped(req):
+        return
+    user = _user(session, row)
+    if user is None:
+        return
+    ctx = case_facts(session, req) | {
+        "region": req.region_code,
+        "due_at": _when(req.first_response_due_at),
+        "link": f"{get_settings().public_url}/api/v1/cases/{req.reference}",
+    }
+    subject = f"Nobody on duty for request {req.reference}: please take it"
+    _send(session, user, subject, "roster/uncovered", ctx, row)
+
+
+@handler(GAPS_KIND)
+def gaps_mail(session: Session, row: OutboxMessage) -> None:
+    user = _user(session, row)
+    if user is None or user.role != Role.admin:
+        return
+    found = roster.upcoming_gaps(session, 7)
+    if not found:
+        return  # fixed since the row was written
+    lines = [
+        {
+            "what": "no staff on duty" if g.kind == "staff" else f"region {g.region_code}: nobody",
+            "start": _when(g.start),
+            "end": _when(g.end),
+        }
+        for g in found[:100]
+    ]
+    ctx = {
+        "count": len(found),
+        "gaps": lines,
+        "more": max(0, len(found) - len(lines)),
+        "link": f"{get_settings().public_url}/api/v1/admin/roster/gaps?days=7",
+        "checked_at": _when(now()),
+    }
+    _send(
+        session,
+        user,
+        f"Duty roster: {len(found)} gap(s) in the next 7 days",
+        "roster/gaps",
+        ctx,
+        row,
+    )

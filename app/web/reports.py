@@ -1,0 +1,90 @@
+"""``GET /staff/reports``: the SLA report as a page with charts drawn on the server
+(``app/reports/svg.py``: inline SVG, no scripts). Staff and admins, through the staff pages'
+session cookie (``app/web/auth.py``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from app.core.deps import SessionDep
+from app.core.errors import AppError
+from app.core.time import now
+from app.reports import service as reports
+from app.reports import svg
+from app.reports.service import Group
+from app.web.auth import StaffPageUser, page
+
+router = APIRouter(include_in_schema=False)
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _date(value: str | None) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@router.get("/staff/reports", response_class=HTMLResponse)
+def reports_page(
+    request: Request,
+    session: SessionDep,
+    user: StaffPageUser,
+) -> HTMLResponse:
+    frm = _date(request.query_params.get("from"))
+    to = _date(request.query_params.get("to"))
+    try:
+        lo, hi = reports.date_range(frm, to)
+    except AppError as exc:
+        lo, hi = reports.date_range(None, None)
+        error: str | None = exc.message
+    else:
+        error = None
+    by_day = reports.sla_report(session, lo, hi, Group.day)
+    by_region = reports.sla_report(session, lo, hi, Group.region)
+    by_channel = reports.sla_report(session, lo, hi, Group.channel)
+    days = [g.key for g in by_day.groups]
+    times_chart = svg.line_chart(
+        "Minutes to first response by day of arrival (UTC)",
+        days,
+        [
+            svg.Series("median", [g.median_minutes for g in by_day.groups]),
+            svg.Series("90th percentile", [g.p90_minutes for g in by_day.groups]),
+        ],
+    )
+    breach_chart = svg.bar_chart(
+        "Breached requests by region",
+        [g.label for g in by_region.groups],
+        [float(g.breached) for g in by_region.groups],
+    )
+    arrivals = reports.arrivals_by_hour_of_week(session, lo, hi)
+    week = reports.monday_of(now())
+    coverage = reports.coverage_by_hour_of_week(session, week)
+    hours = [f"{DAYS[h // 24]} {h % 24:02d}:00" for h in range(168)]
+    coverage_chart = svg.bars_with_line(
+        "Arrivals by hour of the week (UTC) against staff on duty this week",
+        hours,
+        svg.Series("requests arrived (range)", [float(a) for a in arrivals]),
+        svg.Series("staff on duty (roster)", [float(c) for c in coverage]),
+    )
+    context = {
+        "title": "SLA reports",
+        "start": lo.date().isoformat(),
+        "end": (hi - dt.timedelta(days=1)).date().isoformat(),
+        "error": error,
+        "total": by_day.total,
+        "by_day": by_day.groups,
+        "by_region": by_region.groups,
+        "by_channel": by_channel.groups,
+        "times_chart": times_chart,
+        "breach_chart": breach_chart,
+        "coverage_chart": coverage_chart,
+        "uncovered_hours": sum(1 for c in coverage if c == 0),
+        "week": week.date().isoformat(),
+    }
+    return page(request, "reports/sla.html", context, user=user)
