@@ -318,6 +318,26 @@ def test_the_calendar_file_has_the_start_in_utc_and_the_invites_uid(
     assert str(event["summary"]) == f"Free consultation [{req.reference}]"
 
 
+# Export --------------------------------------------------------------------------------------
+
+
+def test_the_request_page_offers_the_export_of_everything_held(
+    web: TestClient, db: Session, expert: User
+) -> None:
+    req, token = _request(db, full_name="Zqxexport Person")
+    _open(web, req, token)
+    page = web.get(f"/r/{req.reference}").text
+    assert f'id="export-link" href="/r/{req.reference}/export"' in page
+    resp = web.get(f"/r/{req.reference}/export")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("application/json")
+    disposition = resp.headers["content-disposition"]
+    assert disposition == f'attachment; filename="request-{req.reference}.json"'
+    assert resp.headers["cache-control"] == "no-store"
+    assert req.reference in resp.text and "Zqxexport Person" in resp.text  # decrypted
+    resp.json()
+
+
 # Who may -------------------------------------------------------------------------------------
 
 
@@ -338,6 +358,7 @@ def test_another_requests_cookie_or_none_is_404_and_shows_nothing(
         for method, path in (
             ("GET", "booked"),
             ("GET", "consultation.ics"),
+            ("GET", "export"),
             ("GET", "cancel"),
             ("POST", "cancel"),
             ("POST", "book"),

@@ -39,6 +39,7 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.intake import service as intake
 from app.models import IntakeRequest
+from app.privacy import service as privacy
 from app.scheduling import ics
 from app.scheduling import service as scheduling
 from app.scheduling.errors import (
@@ -463,6 +464,16 @@ def cancel(request: Request, reference: str, session: SessionDep, form: FormDep)
 
 
 # Export --------------------------------------------------------------------------------------
+
+
+@router.get("/r/{reference}/export", response_model=None)
+def export(request: Request, reference: str, session: SessionDep) -> Response:
+    """The same file as ``GET /api/v1/requests/{reference}/export``: everything held about the
+    request, decrypted (``app.privacy.service.export_request``, recorded in the audit trail)."""
+    req = _mine(request, session, reference)
+    if req is None:
+        return _not_found(request)
+    return export_response(req.reference, privacy.export_request(session, req))
 
 
 def export_response(reference: str, data: dict[str, Any]) -> Response:

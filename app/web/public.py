@@ -488,7 +488,6 @@ def _request_page(
         if booked is not None
         else None,
         "may_book": consultations.may_book(req),
-        "export_available": False,
         "req": view,
         "discreet": req.discreet,
         "status_label": t(STATUSES[view.status]),
