@@ -16,6 +16,9 @@ from app.experts.schemas import CandidateOut, DecisionOut, RoutingOut, assignmen
 from app.models import (
     LIVE_ASSIGNMENT,
     Assignment,
+    Consultation,
+    ConsultationStatus,
+    ExpertAvailability,
     ExpertNotification,
     ExpertProfile,
     IntakeRequest,
@@ -124,3 +127,30 @@ def routing_out(session: Session, req: IntakeRequest) -> RoutingOut:
             for d in decisions
         ],
     )
+
+
+def expert_consultations(
+    session: Session, expert_id: uuid.UUID, *, upcoming_only: bool
+) -> Sequence[tuple[Consultation, IntakeRequest]]:
+    """An expert's consultations with their requests, by start: booked ones not yet over, or
+    (``upcoming_only`` False) every one they hold, past and cancelled too. Only the expert's
+    own: a consultation moves with the request when it is reassigned."""
+    stmt = (
+        select(Consultation, IntakeRequest)
+        .join(IntakeRequest, IntakeRequest.id == Consultation.request_id)
+        .where(Consultation.expert_id == expert_id)
+    )
+    if upcoming_only:
+        stmt = stmt.where(
+            Consultation.status == ConsultationStatus.booked, Consultation.end_at >= now()
+        )
+    return session.execute(stmt.order_by(Consultation.start_at, Consultation.id)).tuples().all()
+
+
+def expert_zone(session: Session, expert_id: uuid.UUID) -> str:
+    """The zone an expert's times are shown in: their availability's, else their profile's."""
+    availability = session.get(ExpertAvailability, expert_id)
+    if availability is not None:
+        return availability.timezone
+    profile = session.get(ExpertProfile, expert_id)
+    return profile.timezone if profile is not None else "UTC"

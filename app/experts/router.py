@@ -43,6 +43,7 @@ from app.models import (
     Role,
     UnavailablePeriod,
 )
+from app.scheduling.schemas import ConsultationOut, consultation_out
 
 admin_router = APIRouter(prefix="/api/v1/admin/experts", tags=["admin: experts"])
 directory_router = APIRouter(prefix="/api/v1/experts", tags=["experts"])
@@ -365,6 +366,24 @@ def my_case(reference: str, session: SessionDep, expert: RequireExpert) -> CaseF
         preferred_channel=req.preferred_channel.value,
     )
     return out
+
+
+@desk_router.get(
+    "/consultations",
+    response_model=list[ConsultationOut],
+    summary="My consultations (booked and not yet over; all=true for past and cancelled too)",
+    description="Times in my zone. Cancel or reschedule one with "
+    "`DELETE`/`PATCH /api/v1/requests/{reference}/consultation`.",
+    responses=error_responses(401, 403),
+)
+def my_consultations(
+    session: SessionDep, expert: RequireExpert, all: bool = False
+) -> list[ConsultationOut]:
+    zone = queries.expert_zone(session, expert.id)
+    return [
+        consultation_out(session, req, c, zone)
+        for c, req in queries.expert_consultations(session, expert.id, upcoming_only=not all)
+    ]
 
 
 @desk_router.get(
