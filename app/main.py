@@ -26,6 +26,8 @@ from app.experts.router import directory_router as experts_router
 from app.experts.router import staff_router as routing_router
 from app.health.metrics import HttpMetrics
 from app.health.router import router as health_router
+from app.inbound.router import triage_router as inbound_triage_router
+from app.inbound.router import webhook_router as inbound_webhook_router
 from app.intake.router import LIMITED_ROUTES as INTAKE_LIMITED_ROUTES
 from app.intake.router import router as intake_router
 from app.meetings.router import host_link_router, webhook_router
@@ -137,6 +139,8 @@ def create_app() -> FastAPI:
     app.include_router(report_pages)
     app.include_router(host_link_router)
     app.include_router(webhook_router)
+    app.include_router(inbound_webhook_router)
+    app.include_router(inbound_triage_router)
     app.include_router(audit_router)
     app.include_router(admin_privacy_router)
     app.include_router(privacy_router)

@@ -19,6 +19,7 @@ TASK_MODULES = [
     "workers.outbox",
     "workers.experts",
     "workers.meetings",
+    "workers.inbound",
     "workers.privacy",
     "workers.roster",
 ]
@@ -69,6 +70,13 @@ app.conf.update(
     },
     beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
 )
+if settings.imap_host:
+    # Inbound e-mail (issue 9): poll the mailbox only when one is configured.
+    app.conf.beat_schedule["inbound-poll-imap"] = {
+        "task": "inbound.poll_imap",
+        "schedule": timedelta(seconds=settings.imap_poll_seconds),
+        "options": {"expires": settings.imap_poll_seconds * 2},
+    }
 if settings.resolved_broker_url.startswith(("redis://", "rediss://")):
     # Longer than any task may run, or Redis re-delivers a running task.
     app.conf.broker_transport_options = {"visibility_timeout": 3600}

@@ -146,6 +146,24 @@ class Settings(BaseSettings):
     # sample report and CV go out if no expert accepted the request sooner.
     documents_wait_minutes: int = Field(20, ge=0, le=7 * 24 * 60)
 
+    # Inbound e-mail (issue 9): the webhook's shared secret (header X-Inbound-Secret), the daily
+    # cap of acknowledgements per sender, the largest message whose attachments are kept, and
+    # the IMAP mailbox polled every imap_poll_seconds when imap_host is set.
+    inbound_webhook_secret: SecretStr | None = None
+    inbound_ack_daily_cap: int = Field(3, ge=0, le=1000)
+    inbound_max_message_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024
+    )
+    imap_host: str = ""
+    imap_port: int = Field(993, ge=1, le=65535)
+    imap_tls: Literal["none", "starttls", "ssl"] = "ssl"
+    imap_user: str = ""
+    imap_password: SecretStr | None = None
+    imap_folder: str = "INBOX"
+    imap_processed_folder: str = ""
+    imap_poll_seconds: float = Field(60.0, ge=1, le=3600)
+    imap_timeout_seconds: float = Field(30.0, gt=0, le=600)
+
     # Public pages (issue 12).
     quick_exit_url: str = Field(
         "https://www.bbc.com/weather", description="the neutral site the quick-exit button opens"

@@ -139,6 +139,31 @@ def store(
     return doc
 
 
+def store_sealed(
+    session: Session, *, sealed: bytes, content_type: str, kind: DocumentKind
+) -> Document:
+    """A request's attachment that the caller already encrypted with the request's data key
+    (inbound e-mail): kept like every document and checked by hash when read; its real name
+    stays in the caller's encrypted record, the row says only ``attachment``."""
+    sha = hashlib.sha256(sealed).hexdigest()
+    storage = DocumentStorage(get_settings().document_storage)
+    doc = Document(
+        kind=kind,
+        filename="attachment",
+        content_type=content_type[:100],
+        size=len(sealed),
+        sha256=sha,
+        storage=storage,
+        path=_write_file(sha, sealed) if storage == DocumentStorage.path else None,
+        data=sealed if storage == DocumentStorage.db else None,
+        created_at=now(),
+    )
+    session.add(doc)
+    session.flush()
+    log.info("document_stored", document_id=str(doc.id), kind=kind.value, size=doc.size)
+    return doc
+
+
 def may_read(user: User, doc: Document) -> bool:
     if user.role in (Role.admin, Role.staff):
         return True

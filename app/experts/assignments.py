@@ -244,7 +244,7 @@ def route(
     def tier(name: str) -> list[Candidate]:
         return repository.candidates(
             session,
-            country=req.country_of_origin,
+            country=req.country_of_origin or "",
             region=req.region_code,
             current=current,
             tier=name,

@@ -35,7 +35,9 @@ WANTS = {
 }
 
 
-def country_name(session: Session, code: str) -> str:
+def country_name(session: Session, code: str | None) -> str:
+    if code is None:
+        return "not known yet"  # an e-mailed request before staff complete it (issue 9)
     row = session.get(Country, code)
     return row.name if row is not None else iso_countries().get(code, code)
 

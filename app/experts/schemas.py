@@ -195,7 +195,7 @@ class CaseLimited(BaseModel):
     """What an offered expert sees before accepting."""
 
     reference: str
-    country_of_origin: str
+    country_of_origin: str | None
     country_name: str
     case_stage: CaseStage
     wants: list[Want]

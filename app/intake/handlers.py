@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
+from app.inbound.outbound import record_sent
 from app.intake import service
 from app.models import IntakeRequest, OutboxMessage, RequestStatus
 from app.notifications import mail
@@ -103,6 +104,7 @@ def _send(session: Session, row: OutboxMessage, kind: str) -> None:
         message_id=mail.stable_message_id(f"outbox-{row.id}"),
     )
     mail.send(message)
+    record_sent(session, req, message, outbox_id=row.id, what=kind)  # replies thread (issue 9)
 
 
 @handler("intake.ack")

@@ -27,6 +27,7 @@ from app.models.experts import (
     ExpertRegion,
     UnavailablePeriod,
 )
+from app.models.inbound import FlaggedAddress, InboundAckCount
 from app.models.meetings import ZoomDailyUsage, ZoomWebhookEvent
 from app.models.messages import (
     DeliveryState,
@@ -88,9 +89,11 @@ __all__ = [
     "ExpertAvailability",
     "ExpertCountry",
     "ExpertNotification",
+    "FlaggedAddress",
     "ExpertProfile",
     "ExpertRegion",
     "IdempotencyRecord",
+    "InboundAckCount",
     "IntakeRequest",
     "LoginThrottle",
     "MessageDirection",

@@ -78,9 +78,10 @@ class IntakeRequest(UUIDPk, Timestamps, Base):
     preferred_channel: Mapped[ContactChannel] = mapped_column(
         str_enum(ContactChannel, "contact_channel")
     )
-    # No foreign key: any valid country is accepted, not only those in the table.
-    country_of_origin: Mapped[str] = mapped_column(String(2))
-    country_of_residence: Mapped[str] = mapped_column(String(2))
+    # No foreign key: any valid country is accepted, not only those in the table. Null: not
+    # known yet (a request that arrived by e-mail, until staff complete it in triage).
+    country_of_origin: Mapped[str | None] = mapped_column(String(2))
+    country_of_residence: Mapped[str | None] = mapped_column(String(2))
     # The region at submission (null: the general pool). A plain copy, for queues and figures.
     region_code: Mapped[str | None] = mapped_column(String(64))
     case_stage: Mapped[CaseStage] = mapped_column(str_enum(CaseStage, "case_stage"))

@@ -25,7 +25,9 @@ class QueueItem(BaseModel):
         description="minutes to the first-response deadline (negative: overdue); null once "
         "responded"
     )
-    country: str = Field(description="country of origin (ISO 3166-1 alpha-2)")
+    country: str | None = Field(
+        description="country of origin (ISO 3166-1 alpha-2); null: not known yet (e-mail)"
+    )
     region: str | None
     wants: list[str]
     source: RequestSource

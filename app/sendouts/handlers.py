@@ -22,6 +22,7 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.documents import service as documents
 from app.experts.handlers import country_name
+from app.inbound.outbound import record_sent
 from app.intake import service as intake
 from app.intake.handlers import template_language
 from app.intake.status import FINAL
@@ -221,6 +222,7 @@ def send_documents(session: Session, row: OutboxMessage) -> None:
         attachments=attachments,
     )
     mail.send(message)
+    record_sent(session, req, message, outbox_id=row.id, what="documents")  # issue 9 threading
     intake.add_history(
         session,
         req,
@@ -326,16 +328,16 @@ def _remind_requester(
         "link": f"{get_settings().public_url}/r/{req.reference}#token={token}",
     }
     text, html = render_pair(f"sendouts/reminder_{lang}", context)
-    mail.send(
-        mail.build_message(
-            to=pii["email"],
-            subject=SUBJECTS[lang][("reminder", req.discreet)].format(ref=req.reference, when=when),
-            text=text,
-            html=html,
-            sender=_sender(req),
-            message_id=mail.stable_message_id(f"outbox-{row.id}"),
-        )
+    message = mail.build_message(
+        to=pii["email"],
+        subject=SUBJECTS[lang][("reminder", req.discreet)].format(ref=req.reference, when=when),
+        text=text,
+        html=html,
+        sender=_sender(req),
+        message_id=mail.stable_message_id(f"outbox-{row.id}"),
     )
+    mail.send(message)
+    record_sent(session, req, message, outbox_id=row.id, what="reminder")  # issue 9 threading
 
 
 def _remind_expert(

@@ -142,7 +142,7 @@ def best_sample_report(session: Session, req: IntakeRequest) -> Document | None:
     """Country of origin, else region, else general (untagged); the newest in that tier."""
     base = select(Document).where(Document.kind == DocumentKind.sample_report)
     newest = (Document.created_at.desc(), Document.id)
-    tiers = [base.where(Document.country_code == req.country_of_origin.upper())]
+    tiers = [base.where(Document.country_code == (req.country_of_origin or "").upper())]
     region = region_of(session, req)
     if region:
         tiers.append(base.where(Document.region_code == region, Document.country_code.is_(None)))

@@ -90,6 +90,56 @@ def cancel_pending(session: Session, req: IntakeRequest) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def rearm_pending(session: Session, req: IntakeRequest) -> int:
+    """Undo ``cancel_pending``: the request's cancelled reminders, escalation and their e-mails
+    are pending again (a step already past its minute comes due at once; the handlers decide at
+    send time whether it still has something to say)."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.cancelled,
+            OutboxMessage.dedup_key.startswith(key_prefix(req.id), autoescape=True),
+        )
+        .values(status=OutboxStatus.pending, updated_at=now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def reply_bounced(
+    session: Session, req: IntakeRequest, contact: RequestContact, *, at: dt.datetime
+) -> bool:
+    """A reply that counted as a contact bounced: it stops counting. ``first_responded_at``
+    becomes the earliest contact that still counts; when none is left the clock goes on and the
+    reminders and escalation are re-armed. Returns True when the first response was lost."""
+    if contact.bounced_at is not None:
+        return False
+    contact.bounced_at = at
+    session.flush()
+    before = req.first_responded_at
+    req.first_responded_at = counting_contacts_first_at(session, req)
+    lost = before is not None and req.first_responded_at is None
+    rearmed = rearm_pending(session, req) if lost and not clock_stopped(req) else 0
+    intake.add_history(
+        session,
+        req,
+        actor="system",
+        action="contact_bounced",
+        details={
+            "contact_id": contact.id,
+            "first_response_lost": lost,
+            "first_responded_at": (
+                req.first_responded_at.isoformat() if req.first_responded_at else None
+            ),
+            "reminders_rearmed": rearmed,
+        },
+        at=at,
+    )
+    session.flush()
+    log.info("sla_reply_bounced", reference=req.reference, first_response_lost=lost)
+    return lost
+
+
 def record_contact(
     session: Session,
     req: IntakeRequest,

@@ -1,0 +1,103 @@
+"""HTTP edges of inbound e-mail.
+
+- ``POST /webhooks/inbound-email``: a raw RFC 822 message as the body (any content type, e.g.
+  ``message/rfc822``), authenticated by the shared secret ``INTAKE_INBOUND_WEBHOOK_SECRET`` in
+  the ``X-Inbound-Secret`` header (compared in constant time; missing, wrong or not configured:
+  401). Garbage answers 422 naming ``body``. The same message posted twice is taken once.
+- ``PATCH /api/v1/cases/{reference}/triage`` (staff, admin): complete an e-mailed request's
+  countries and language; it is routed then.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+
+from app.accounts.deps import RequireStaff
+from app.core.deps import SessionDep
+from app.core.errors import AppError, error_responses
+from app.core.security import constant_time_equals
+from app.core.settings import get_settings
+from app.inbound import service
+from app.inbound.errors import WebhookUnauthorized
+from app.inbound.schemas import TakenOut, TriageIn, TriageOut
+from app.intake import service as intake
+from app.sla.errors import CaseNotFound
+
+#: Far above any message a mail provider forwards; the size limit proper is applied inside.
+MAX_WEBHOOK_BODY = 128 * 1024 * 1024
+
+webhook_router = APIRouter(tags=["webhooks"])
+triage_router = APIRouter(prefix="/api/v1/cases", tags=["inbound e-mail"])
+
+
+class MessageTooLarge(AppError):
+    status_code = 413
+    code = "too_large"
+
+
+def _authorised(
+    x_inbound_secret: Annotated[str | None, Header(include_in_schema=True)] = None,
+) -> None:
+    secret = get_settings().inbound_webhook_secret
+    expected = secret.get_secret_value() if secret is not None else ""
+    given = x_inbound_secret or ""
+    # Compare even when unset or missing, so timing says nothing; an empty secret never passes.
+    same = constant_time_equals(given.encode(), (expected or "\x00unset").encode())
+    if not expected or not given or not same:
+        raise WebhookUnauthorized()
+
+
+async def _raw_body(request: Request) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BODY:
+            raise MessageTooLarge(f"The message is larger than {MAX_WEBHOOK_BODY} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@webhook_router.post(
+    "/webhooks/inbound-email",
+    response_model=TakenOut,
+    responses=error_responses(401, 413, 422),
+    summary="Take one e-mail (raw RFC 822 body), authenticated by the shared secret",
+    dependencies=[Depends(_authorised)],
+)
+def inbound_email(session: SessionDep, raw: Annotated[bytes, Depends(_raw_body)]) -> TakenOut:
+    outcome = service.take_message(session, raw, via="webhook")
+    return TakenOut(action=outcome.action, reason=outcome.reason)
+
+
+@triage_router.patch(
+    "/{reference}/triage",
+    response_model=TriageOut,
+    responses=error_responses(401, 403, 404, 422),
+    summary="Complete an e-mailed request's countries and language; it is routed then",
+)
+def complete_triage(
+    reference: str, body: TriageIn, session: SessionDep, user: RequireStaff
+) -> TriageOut:
+    req = intake.get_by_reference(session, reference)
+    if req is None:
+        raise CaseNotFound()
+    service.complete_email_request(
+        session,
+        req,
+        country_of_origin=body.country_of_origin,
+        country_of_residence=body.country_of_residence,
+        language=body.language,
+        by_user=user,
+    )
+    return TriageOut(
+        reference=req.reference,
+        country_of_origin=req.country_of_origin,
+        country_of_residence=req.country_of_residence,
+        language=req.language,
+        region_code=req.region_code,
+        assigned_expert_id=str(req.assigned_expert_id) if req.assigned_expert_id else None,
+        sla_state=intake.current_sla(req),
+    )
