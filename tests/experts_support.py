@@ -34,6 +34,7 @@ from app.models import (
     User,
 )
 from tests.factories import create_user
+from tests.outbox_helpers import process_submissions
 
 
 def create_expert(
@@ -163,8 +164,10 @@ def submission(**overrides: Any) -> SubmitIn:
 
 
 def submit(session: Session, **overrides: Any) -> IntakeRequest:
-    """Through the intake service: the request is routed in the same transaction."""
+    """Through the intake service, then what the worker does within seconds of it (routing,
+    reminders, documents' timer: the ``intake.submitted`` outbox row)."""
     reply = intake.submit(session, submission(**overrides))
+    process_submissions(session)
     req = intake.get_by_reference(session, reply["reference"])
     assert req is not None
     return req

@@ -11,6 +11,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from app.core.database import session_scope
+from tests.outbox_helpers import process_submissions
+
 
 def form(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
@@ -30,10 +33,15 @@ def form(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not ...}
 
 
-def submit(client: TestClient, **overrides: Any) -> dict[str, Any]:
+def submit(client: TestClient, *, process: bool = True, **overrides: Any) -> dict[str, Any]:
+    """POST the form; then (``process``) do what the worker does within seconds of it: the
+    ``intake.submitted`` row (routing, reminders, documents' timer), nothing else."""
     resp = client.post("/api/v1/requests", json=form(**overrides))
     assert resp.status_code == 201, resp.text
     data: dict[str, Any] = resp.json()
+    if process:
+        with session_scope() as session:
+            process_submissions(session)
     return data
 
 

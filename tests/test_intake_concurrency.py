@@ -8,12 +8,14 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.settings import get_settings
 from app.intake import service
 from app.intake.schemas import SubmitIn
-from app.models import Base, IntakeRequest, OutboxMessage, SecretKey
+from app.models import Base, IntakeRequest, OutboxMessage, RequestHistory, SecretKey
 from tests.intake_helpers import form
 
 
@@ -75,3 +77,59 @@ def test_concurrent_twins_with_one_key_make_one_request(pg_engine: Engine) -> No
         first_session.close()
         second_session.close()
         _cleanup(factory, outbox_before, had_lookup_key)
+
+
+def test_simultaneous_submissions_from_one_address_keep_the_acknowledgement_cap(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two forms from one address at the same moment: the second waits for the first (a
+    per-address transaction lock), so it sees the first's acknowledgement against the daily cap
+    and links to the first request, instead of both reading "none today"."""
+    monkeypatch.setenv("INTAKE_ACK_CAP_PER_ADDRESS_PER_DAY", "1")
+    get_settings.cache_clear()
+    factory = sessionmaker(bind=pg_engine, expire_on_commit=False)
+    email = f"cap-race-{uuid.uuid4().hex[:8]}@example.org"
+    with factory() as before:
+        outbox_before = before.scalar(select(func.max(OutboxMessage.id))) or 0
+        had_lookup_key = before.get(SecretKey, "email_lookup") is not None
+    first_session, second_session = factory(), factory()
+    second: dict[str, Any] = {}
+    try:
+        first = service.submit(first_session, SubmitIn.model_validate(form(email=email)))
+
+        def other() -> None:
+            body = form(email=email, case_summary="A different form from the same address.")
+            second["reply"] = service.submit(second_session, SubmitIn.model_validate(body))
+            second_session.commit()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive(), "the second submission did not wait for the first"
+        first_session.commit()
+        thread.join(timeout=20)
+        assert not thread.is_alive()
+        with factory() as check:
+            actions = check.scalars(
+                select(RequestHistory.action)
+                .join(IntakeRequest, IntakeRequest.id == RequestHistory.request_id)
+                .where(
+                    IntakeRequest.reference.in_([first["reference"], second["reply"]["reference"]])
+                )
+            ).all()
+            assert sorted(a for a in actions if a.startswith("ack_")) == [
+                "ack_capped",
+                "ack_queued",
+            ]
+            later = check.scalars(
+                select(IntakeRequest).where(IntakeRequest.reference == second["reply"]["reference"])
+            ).one()
+            assert later.linked_request_id is not None
+    finally:
+        first_session.rollback()
+        second_session.rollback()
+        first_session.close()
+        second_session.close()
+        _cleanup(factory, outbox_before, had_lookup_key)
+        monkeypatch.delenv("INTAKE_ACK_CAP_PER_ADDRESS_PER_DAY")
+        get_settings.cache_clear()

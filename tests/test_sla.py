@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.settings import get_settings
 from app.core.time import now
 from app.experts import assignments
 from app.intake import service as intake
@@ -33,7 +34,7 @@ from tests.conftest import Clock
 from tests.experts_support import MARKER, add_absence, create_expert, mails, submission
 from tests.factories import create_user, login
 from tests.intake_helpers import bearer, field_problems
-from tests.outbox_helpers import drain
+from tests.outbox_helpers import drain, process_submissions
 
 EE = "eastern_europe_post_soviet"
 REQUESTER_PHONE_DIGITS = "555123456"
@@ -52,6 +53,7 @@ def _drain_all(db: Session) -> int:
 
 def _submit(db: Session, **overrides: Any) -> tuple[IntakeRequest, str]:
     reply = intake.submit(db, submission(**overrides))
+    process_submissions(db)
     req = intake.get_by_reference(db, reply["reference"])
     assert req is not None
     return req, str(reply["access_token"])
@@ -174,7 +176,7 @@ def test_reminders_at_30_and_45_a_contact_at_50_and_nothing_at_60(
     assert [x["note"] for x in listed.json()["contacts"]] == ["Called back"]
 
 
-def test_without_a_contact_supervisors_get_the_escalation_at_60_and_it_shows_breached(
+def test_without_a_contact_the_escalation_chain_starts_at_60_and_it_shows_breached(
     db: Session, client: object, clock: Clock, mail_dir: Path
 ) -> None:
     c: Any = client
@@ -196,12 +198,20 @@ def test_without_a_contact_supervisors_get_the_escalation_at_60_and_it_shows_bre
 
     clock.advance(minutes=1, seconds=1)  # 11:00
     _drain_all(db)
+    # The escalation chain (issue 13) with an empty roster: on-duty staff (every active staff
+    # user) first; nobody acknowledges, so after INTAKE_ESCALATION_ACK_MINUTES the supervisors
+    # (every active admin), the duty-lead level being empty.
     escalated = _take(mail_dir)
-    assert {to for to, _, _ in escalated} == {team.admin.email, second_admin.email}
+    assert {to for to, _, _ in escalated} == team.on_duty
     assert all(s.startswith("Breached:") and req.reference in s for _, s, _ in escalated)
     assert all("breached" in b for _, _, b in escalated)
     _assert_no_personal_data(escalated)
     assert _drain_all(db) == 0 and _take(mail_dir) == []
+    clock.advance(minutes=get_settings().escalation_ack_minutes)
+    _drain_all(db)
+    supervisors = _take(mail_dir)
+    assert {to for to, _, _ in supervisors} == {team.admin.email, second_admin.email}
+    _assert_no_personal_data(supervisors)
     view = c.get(f"/api/v1/requests/{req.reference}", headers=bearer(token)).json()
     assert view["sla"]["state"] == "breached"
     staff_view = c.get(f"/api/v1/cases/{req.reference}/contacts", headers=login(c, team.staff))

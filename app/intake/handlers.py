@@ -115,3 +115,8 @@ def send_acknowledgement(session: Session, row: OutboxMessage) -> None:
 @handler("intake.link")
 def send_link(session: Session, row: OutboxMessage) -> None:
     _send(session, row, "link")
+
+
+@handler(service.SUBMITTED_KIND)
+def process_submitted(session: Session, row: OutboxMessage) -> None:
+    service.process_submitted(session, uuid.UUID(row.params["request_id"]))

@@ -41,7 +41,7 @@ from app.intake.schemas import (
     Want,
 )
 from app.intake.sla import SlaState, sla_state
-from app.intake.status import check_move
+from app.intake.status import FINAL, check_move
 from app.models import (
     Country,
     ExpertProfile,
@@ -59,6 +59,8 @@ log = structlog.get_logger(__name__)
 
 ACK_KIND = "intake.ack"
 LINK_KIND = "intake.link"
+#: The work that follows a submission, done by the worker: routing, reminders, documents.
+SUBMITTED_KIND = "intake.submitted"
 # History actions that put an e-mail to the requester's address in the outbox (counted by the
 # per-address daily cap).
 MAILED_ACTIONS = ("ack_queued", "link_queued")
@@ -160,6 +162,15 @@ def mails_to_address_today(session: Session, lookup: str, current: dt.datetime) 
     return int(session.scalar(_mailed_today(lookup, current)) or 0)
 
 
+def lock_address(session: Session, lookup: str) -> None:
+    """Serialise submissions from one address until this transaction ends, so two at the same
+    moment cannot both pass the daily acknowledgement cap or both miss the earlier request to
+    link to. PostgreSQL: a transaction-scoped advisory lock on 63 bits of the keyed hash (no
+    address in it); SQLite already runs one writing transaction at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(int(lookup[:15], 16))))
+
+
 @dataclass
 class _Facts:
     linked_to: uuid.UUID | None
@@ -199,16 +210,16 @@ def _facts(
     )
 
 
-def _queue_mail(
+def _mail_row(
     session: Session,
     req: IntakeRequest,
     kind: str,
     action: str,
     current: dt.datetime,
     mailed_today: int | None = None,
-) -> bool:
-    """Queue an e-mail to the requester's stored address unless the address had its daily
-    share already; either way a history row says what happened."""
+) -> outbox.Queued | None:
+    """The outbox row of an e-mail to the requester's stored address, unless the address had
+    its daily share already; either way a history row says what happened."""
     assert req.email_lookup is not None
     cap = get_settings().ack_cap_per_address_per_day
     if mailed_today is None:
@@ -223,10 +234,17 @@ def _queue_mail(
             at=current,
         )
         log.info("intake_mail_capped", reference=req.reference, kind=kind)
-        return False
+        return None
     add_history(session, req, actor="system", action=f"{action}_queued", at=current)
     # No de-duplication key: the request id is new, and a recovered link may be sent again.
-    outbox.enqueue(session, kind, {"request_id": str(req.id)})
+    return outbox.Queued(kind, {"request_id": str(req.id)})
+
+
+def _queue_mail(session: Session, req: IntakeRequest, kind: str, action: str) -> bool:
+    row = _mail_row(session, req, kind, action, now())
+    if row is None:
+        return False
+    outbox.enqueue(session, row.kind, row.params)
     return True
 
 
@@ -246,6 +264,7 @@ def submit(
         if replay is not None:
             return replay
     lookup = keys.email_lookup(session, data.email)
+    lock_address(session, lookup)
     for _attempt in range(5):
         current = now()
         reference = new_reference()
@@ -342,9 +361,13 @@ def _create(
             details={"linked_request_id": str(linked_to)},
             at=current,
         )
-    _queue_mail(session, req, ACK_KIND, "ack", current, facts.mailed_today)
-    expert_flows.request_submitted(session, req)  # routing, in this transaction (issue 5)
-    sla_scheduling.schedule(session, req)  # reminders and escalation (issue 8)
+    # Routing, the reminders and the documents' timer run in the worker within seconds
+    # (``process_submitted``): the submission itself stays a few cheap statements.
+    rows = [outbox.Queued(SUBMITTED_KIND, {"request_id": str(req.id)})]
+    ack = _mail_row(session, req, ACK_KIND, "ack", current, facts.mailed_today)
+    if ack is not None:
+        rows.append(ack)
+    outbox.enqueue_many(session, rows)
     body = SubmitOut(
         reference=req.reference,
         status=req.status,
@@ -367,6 +390,18 @@ def _create(
     session.flush()
     log.info("intake_submitted", reference=req.reference, linked=linked_to is not None)
     return body
+
+
+def process_submitted(session: Session, request_id: uuid.UUID) -> None:
+    """What follows a submission, in the worker (the ``intake.submitted`` row): route the
+    request to an expert (issue 5), queue its reminders and escalation (issue 8) and the
+    documents' timer. The one-hour clock already runs from ``received_at``; a request that
+    ended meanwhile (withdrawn in the first seconds) is left alone."""
+    req = session.get(IntakeRequest, request_id)
+    if req is None or req.status in FINAL:
+        return
+    expert_flows.request_submitted(session, req)
+    sla_scheduling.schedule(session, req)
 
 
 # The requester's own request -------------------------------------------------------------
@@ -433,7 +468,7 @@ def recover_link(session: Session, reference: str, email: str) -> None:
         return
     if not constant_time_equals(req.email_lookup, lookup):
         return
-    _queue_mail(session, req, LINK_KIND, "link", now())
+    _queue_mail(session, req, LINK_KIND, "link")
     session.flush()
 
 

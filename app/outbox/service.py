@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -38,6 +39,16 @@ log = structlog.get_logger(__name__)
 PUMP_TASK = "outbox.pump"
 #: The e-mail telling staff that a row was dead-lettered (handler: app/outbox/handlers.py).
 DEAD_LETTER_ALERT = "outbox.dead_letter_alert"
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One row for ``enqueue_many``."""
+
+    kind: str
+    params: dict[str, Any]
+    due_at: dt.datetime | None = None
+    dedup_key: str | None = None
 
 
 def enqueue(
@@ -76,6 +87,38 @@ def enqueue(
     if row.due_at <= current + dt.timedelta(seconds=1):
         after_commit(session, lambda: nudge(PUMP_TASK))
     return row
+
+
+def enqueue_many(session: Session, rows: Sequence[Queued]) -> int:
+    """Add several rows in ONE multi-row ``INSERT ... ON CONFLICT DO NOTHING`` (the hot path of
+    a submission writes several); rows whose ``dedup_key`` was already used are skipped.
+    Returns how many were written."""
+    if not rows:
+        return 0
+    current = now()
+    correlation = request_id_var.get()
+    values = [
+        {
+            "kind": r.kind,
+            "params": r.params,
+            "dedup_key": r.dedup_key,
+            "status": OutboxStatus.pending,
+            "due_at": r.due_at or current,
+            "attempts": 0,
+            "correlation_id": correlation,
+            "created_at": current,
+            "updated_at": current,
+        }
+        for r in rows
+    ]
+    dialect = session.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_fn(OutboxMessage).values(values)
+    stmt = stmt.on_conflict_do_nothing(index_elements=[OutboxMessage.dedup_key])
+    written = session.execute(stmt.returning(OutboxMessage.due_at)).scalars().all()
+    if any(due <= current + dt.timedelta(seconds=1) for due in written):
+        after_commit(session, lambda: nudge(PUMP_TASK))
+    return len(written)
 
 
 def claim(session: Session, *, worker: str, limit: int) -> list[int]:

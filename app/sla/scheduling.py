@@ -46,26 +46,31 @@ def minute_of(dedup_key: str | None) -> int:
     return int(dedup_key.rsplit(":", 1)[1])
 
 
-def schedule(session: Session, req: IntakeRequest) -> int:
-    """Queue the request's reminders and escalation; returns how many rows were written."""
+def steps(req: IntakeRequest) -> list[outbox.Queued]:
+    """The request's reminder rows and its escalation row, not yet written."""
     target = req.sla_minutes
     minutes = sorted({m for m in get_settings().sla_reminder_minutes if 0 < m < target})
-    written = 0
-    for minute in minutes:
-        row = outbox.enqueue(
-            session,
+    rows = [
+        outbox.Queued(
             REMINDER_KIND,
             {"request_id": str(req.id)},
             due_at=req.received_at + dt.timedelta(minutes=minute),
             dedup_key=step_key(req.id, "reminder", minute),
         )
-        written += row is not None
-    row = outbox.enqueue(
-        session,
-        ESCALATION_KIND,
-        {"request_id": str(req.id)},
-        due_at=req.received_at + dt.timedelta(minutes=target),
-        dedup_key=step_key(req.id, "escalation", target),
+        for minute in minutes
+    ]
+    rows.append(
+        outbox.Queued(
+            ESCALATION_KIND,
+            {"request_id": str(req.id)},
+            due_at=req.received_at + dt.timedelta(minutes=target),
+            dedup_key=step_key(req.id, "escalation", target),
+        )
     )
-    written += row is not None
-    return written
+    return rows
+
+
+def schedule(session: Session, req: IntakeRequest) -> int:
+    """Queue the request's reminders and escalation (one statement); returns how many rows
+    were written (0 when they were already there)."""
+    return outbox.enqueue_many(session, steps(req))
