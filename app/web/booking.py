@@ -284,7 +284,7 @@ def book_page(request: Request, reference: str, session: SessionDep) -> Response
             "title": tr(lang, "Your request"),
             "reference": ref,
             "noindex": True,
-            "lang_q": f"?lang={lang}",
+            "lang_q": f"?lang={lang}" if "lang" in request.query_params else "",
             "next": "book",
         }
         return render(request, lang, "public/open.html", ctx, csrf=csrf_value(request))
