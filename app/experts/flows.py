@@ -20,8 +20,9 @@ ENDED_HOOKS: list[EndedHook] = []
 
 
 def request_submitted(session: Session, req: IntakeRequest) -> None:
-    """A new request from the form is routed in the submitting transaction. Requests that
-    arrive by e-mail are routed when staff complete them (``route_now``)."""
+    """A new request from the form is routed by the worker within seconds of its submission
+    (the ``intake.submitted`` outbox row, ``app/intake/service.py::process_submitted``).
+    Requests that arrive by e-mail are routed when staff complete them (``route_now``)."""
     sendouts.request_submitted(session, req)  # documents after the wait (issue 8)
     roster_alerts.alert_if_uncovered(session, req)  # nobody on duty for the region (issue 13)
     if req.source == RequestSource.email:

@@ -1,5 +1,6 @@
-"""Putting a new request's reminders and escalation in the outbox (called from intake's submit,
-in the submitting transaction).
+"""Putting a new request's reminders and escalation in the outbox (called by the worker when it
+runs a submission's ``intake.submitted`` row, seconds after the submission; every row is due
+relative to ``received_at``, so that delay moves nothing).
 
 One row per step, due at ``received_at + minutes``: ``sla.reminder`` for every
 ``INTAKE_SLA_REMINDER_MINUTES`` entry below the request's target, and ``sla.escalation`` at the
