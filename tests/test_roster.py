@@ -22,6 +22,7 @@ from app.models import (
 )
 from app.roster import alerts
 from app.roster import service as roster
+from app.sla import scheduling
 from tests.conftest import Clock
 from tests.experts_support import create_expert, make_request
 from tests.factories import create_user, login
@@ -302,7 +303,7 @@ def test_admins_manage_shifts_and_overrides_and_bad_input_is_422_naming_the_fiel
     assert client.delete(f"{base}/overrides/{cancel.json()['id']}", headers=h).status_code == 204
     assert client.delete(f"{base}/overrides/{cancel.json()['id']}", headers=h).status_code == 404
 
-    problems = [
+    problems: list[tuple[dict[str, Any], str]] = [
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"weekday": 7}, "weekday"),
         ({"user_id": "00000000-0000-0000-0000-000000000000"}, "user_id"),
@@ -358,3 +359,43 @@ def test_on_sqlite_the_roster_answers_the_same(db: Session) -> None:
         (_utc("2026-12-06T02:00"), _utc("2026-12-06T03:00"))
     ]
     assert roster.on_duty(db, _utc("2026-12-06T01:00")) == [staff]
+
+
+# Reminders at 3 a.m. on a public holiday ---------------------------------------------------
+
+
+def test_a_request_at_23_30_on_a_holiday_reminds_whoever_is_on_duty_at_00_00_and_00_15(
+    db: Session, clock: Clock, mail_dir: Path
+) -> None:
+    # Friday 25 December 2026, a public holiday.
+    regular = create_user(db, role=Role.staff)  # Friday 17:00-01:00 in Berlin, off for the day
+    cover = create_user(db, role=Role.staff)  # the holiday cover, until midnight UTC
+    night = create_user(db, role=Role.staff)  # Friday 19:00-03:00 in New York = 00:00-08:00 UTC
+    tokyo = create_user(db, role=Role.staff)  # Saturday 08:00-10:00 in Tokyo, cancelled
+    idle = create_user(db, role=Role.staff)  # on no shift at all
+    shift(db, regular, 4, "17:00", "01:00", tz="Europe/Berlin")
+    shift(db, night, 4, "19:00", "03:00", tz="America/New_York")
+    shift(db, tokyo, 5, "08:00", "10:00", tz="Asia/Tokyo")
+    override(db, regular, OverrideKind.cancel, _utc("2026-12-25T00:00"), _utc("2026-12-26T06:00"))
+    override(db, cover, OverrideKind.extra, _utc("2026-12-25T16:00"), _utc("2026-12-26T00:00"))
+    override(db, tokyo, OverrideKind.cancel, _utc("2026-12-25T23:00"), _utc("2026-12-26T01:00"))
+    take(mail_dir)
+
+    set_time(clock, _utc("2026-12-25T23:30"))
+    req = make_request(db, country="CN", region="east_asia")  # no expert in that region
+    scheduling.schedule(db, req)
+    assert {u.id for u in roster.on_duty_staff(db, req.received_at)} == {cover.id}
+
+    set_time(clock, _utc("2026-12-26T00:00:05"))
+    drain_all(db)
+    first = take(mail_dir, "Reminder:")
+    assert recipients(first) == {night.email}
+    assert all("30 minutes" in s for _, s, _ in first)
+
+    set_time(clock, _utc("2026-12-26T00:15:05"))
+    drain_all(db)
+    second = take(mail_dir, "Reminder:")
+    assert recipients(second) == {night.email}
+    assert all("45 minutes" in s for _, s, _ in second)
+    for person in (regular, cover, tokyo, idle):
+        assert person.email not in recipients(first + second)

@@ -50,6 +50,7 @@ from app.models.requests import (
     SecretKey,
 )
 from app.models.roster import DutyLevel, Escalation, OverrideKind, RosterOverride, RosterShift
+from app.models.roster import DutyLevel, Escalation, OverrideKind, RosterOverride, RosterShift
 from app.models.scheduling import (
     BOOKED_OVERLAP_CONSTRAINT,
     BUSY_STATUSES,
@@ -86,6 +87,8 @@ __all__ = [
     "DocumentStorage",
     "DutyLevel",
     "Escalation",
+    "DutyLevel",
+    "Escalation",
     "ExpertAvailability",
     "ExpertCountry",
     "ExpertNotification",
@@ -101,6 +104,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "OverrideKind",
+    "OverrideKind",
     "Region",
     "RequestContact",
     "RequestHistory",
@@ -110,6 +114,8 @@ __all__ = [
     "RequestStatus",
     "RequesterType",
     "Role",
+    "RosterOverride",
+    "RosterShift",
     "RosterOverride",
     "RosterShift",
     "RoutingDecision",

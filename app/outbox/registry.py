@@ -26,6 +26,7 @@ HANDLER_MODULES = [
     "app.outbox.handlers",
     "app.scheduling.handlers",
     "app.roster.handlers",
+    "app.roster.handlers",
     "app.sendouts.handlers",
     "app.sla.handlers",
 ]
