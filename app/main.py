@@ -43,9 +43,6 @@ from app.reference.router import public_router as reference_router
 from app.reports.router import router as reports_router
 from app.roster.router import admin_router as admin_roster_router
 from app.roster.router import case_router as escalation_router
-from app.reports.router import router as reports_router
-from app.roster.router import admin_router as admin_roster_router
-from app.roster.router import case_router as escalation_router
 from app.scheduling.router import availability_router
 from app.scheduling.router import requests_router as consultations_router
 from app.sendouts.router import admin_router as admin_sample_reports_router
@@ -54,12 +51,10 @@ from app.web import auth as page_auth
 from app.web.account import router as account_pages
 from app.web.booking import router as booking_pages
 from app.web.escalations import router as escalation_pages
-from app.web.escalations import router as escalation_pages
 from app.web.offers import router as offer_pages
 from app.web.public import LIMITED_ROUTES as PAGE_LIMITED_ROUTES
 from app.web.public import STATIC_DIR
 from app.web.public import router as public_pages
-from app.web.reports import router as report_pages
 from app.web.reports import router as report_pages
 from app.web.security import SecureTransportMiddleware
 from app.web.sign_in import router as sign_in_pages
@@ -137,11 +132,6 @@ def create_app() -> FastAPI:
     app.include_router(contacts_router)
     app.include_router(queue_router)
     app.include_router(cases_router)
-    app.include_router(admin_roster_router)  # issue 13: roster, escalation chain, reports
-    app.include_router(escalation_router)
-    app.include_router(escalation_pages)
-    app.include_router(reports_router)
-    app.include_router(report_pages)
     app.include_router(admin_roster_router)  # issue 13: roster, escalation chain, reports
     app.include_router(escalation_router)
     app.include_router(escalation_pages)

@@ -67,12 +67,6 @@ app.conf.update(
             "schedule": timedelta(hours=1),
             "options": {"expires": 1800},
         },
-        # Gaps in the duty roster: checked hourly, e-mailed at most once a day (issue 13).
-        "roster-check-gaps": {
-            "task": "roster.check_gaps",
-            "schedule": timedelta(hours=1),
-            "options": {"expires": 1800},
-        },
     },
     beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
 )

@@ -111,10 +111,6 @@ class Settings(BaseSettings):
     escalation_ack_minutes: int = Field(15, ge=1, le=24 * 60)
     # How long a one-click acknowledgement link in an escalation e-mail stays valid.
     escalation_link_hours: int = Field(72, ge=1, le=24 * 30)
-    # Escalation chain (issue 13): an unacknowledged level goes to the next after this long.
-    escalation_ack_minutes: int = Field(15, ge=1, le=24 * 60)
-    # How long a one-click acknowledgement link in an escalation e-mail stays valid.
-    escalation_link_hours: int = Field(72, ge=1, le=24 * 30)
     ack_cap_per_address_per_day: int = Field(3, ge=1, le=1000)
     privacy_notice_version: str = Field("2026-11", min_length=1, max_length=32)
     max_request_body_bytes: int = Field(65536, ge=1024, le=10 * 1024 * 1024)

@@ -50,7 +50,6 @@ from app.models.requests import (
     SecretKey,
 )
 from app.models.roster import DutyLevel, Escalation, OverrideKind, RosterOverride, RosterShift
-from app.models.roster import DutyLevel, Escalation, OverrideKind, RosterOverride, RosterShift
 from app.models.scheduling import (
     BOOKED_OVERLAP_CONSTRAINT,
     BUSY_STATUSES,
@@ -87,8 +86,6 @@ __all__ = [
     "DocumentStorage",
     "DutyLevel",
     "Escalation",
-    "DutyLevel",
-    "Escalation",
     "ExpertAvailability",
     "ExpertCountry",
     "ExpertNotification",
@@ -104,7 +101,6 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "OverrideKind",
-    "OverrideKind",
     "Region",
     "RequestContact",
     "RequestHistory",
@@ -114,8 +110,6 @@ __all__ = [
     "RequestStatus",
     "RequesterType",
     "Role",
-    "RosterOverride",
-    "RosterShift",
     "RosterOverride",
     "RosterShift",
     "RoutingDecision",

@@ -26,7 +26,6 @@ HANDLER_MODULES = [
     "app.outbox.handlers",
     "app.scheduling.handlers",
     "app.roster.handlers",
-    "app.roster.handlers",
     "app.sendouts.handlers",
     "app.sla.handlers",
 ]
