@@ -44,6 +44,26 @@ class ImapServer:
         finally:
             c.logout()
 
+    def clear(self) -> None:
+        """Delete every message of every folder (a fresh mailbox for the next test)."""
+        c = self.client()
+        try:
+            typ, listing = c.list()
+            assert typ == "OK"
+            for line in listing:
+                name = line.decode().rsplit(' "/" ', 1)[-1] if isinstance(line, bytes) else ""
+                if not name:
+                    continue
+                typ, count = c.select(name)
+                if typ != "OK":
+                    continue
+                if count and count[0] not in (b"0", None):
+                    c.store("1:*", "+FLAGS.SILENT", r"(\Deleted)")
+                    c.expunge()
+                c.close()
+        finally:
+            c.logout()
+
     def search(self, folder: str, *criteria: str) -> list[bytes]:
         c = self.client()
         try:

@@ -1,0 +1,197 @@
+"""Hygiene and delivery reports (issue 9): auto-replies, list mail, bounces and our own mail
+never open a request and never get an answer; a delivery-status report lands on the request of
+the message it reports on, a permanent failure flags the address, and a bounced reply stops
+counting as the first response (the responder is told and the clock goes on)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.cases import replies
+from app.core.time import now
+from app.inbound import service
+from app.inbound.service import take_message
+from app.intake import keys
+from app.models import (
+    DeliveryState,
+    FlaggedAddress,
+    IntakeRequest,
+    MessageDirection,
+    MessageKind,
+    OutboxMessage,
+    OutboxStatus,
+    RequestContact,
+    RequestHistory,
+    RequestMessage,
+    Role,
+)
+from app.sla.scheduling import key_prefix
+from tests.factories import create_user
+from tests.intake_helpers import messages, text_of
+from tests.outbox_helpers import drain
+from tests.test_inbound_requests import SENDER, fixture, plain, request_of
+
+
+def counts(db: Session) -> tuple[int, int, int]:
+    return (
+        int(db.scalar(select(func.count()).select_from(IntakeRequest)) or 0),
+        int(db.scalar(select(func.count()).select_from(RequestMessage)) or 0),
+        int(db.scalar(select(func.count()).select_from(OutboxMessage)) or 0),
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (lambda: fixture("out_of_office_exchange.eml"), "auto_reply"),
+        (lambda: fixture("list_message.eml"), "mailing_list"),
+        (lambda: plain(Auto_Submitted="auto-replied"), "auto_reply"),
+        (lambda: plain(X_Autoreply="yes"), "auto_reply"),
+        (lambda: plain(X_Autorespond="yes"), "auto_reply"),
+        (lambda: plain(Precedence="bulk"), "mailing_list"),
+        (lambda: plain(Precedence="junk"), "mailing_list"),
+        (lambda: plain(Precedence="auto_reply"), "auto_reply"),
+        (lambda: plain(sender="MAILER-DAEMON@mx.example.org"), "bounce"),
+        (lambda: plain(sender="postmaster@example.net"), "bounce"),
+        (lambda: plain(sender="no-reply@localhost"), "own_mail"),
+    ],
+    ids=[
+        "outlook-out-of-office",
+        "list-message",
+        "auto-submitted",
+        "x-autoreply",
+        "x-autorespond",
+        "precedence-bulk",
+        "precedence-junk",
+        "precedence-auto-reply",
+        "mailer-daemon",
+        "postmaster",
+        "our-own-from-address",
+    ],
+)
+def test_machine_mail_never_opens_a_request_nor_gets_an_answer(
+    db: Session, raw: object, reason: str
+) -> None:
+    create_user(db, role=Role.staff)
+    before = counts(db)
+    outcome = take_message(db, raw())  # type: ignore[operator]
+    assert (outcome.action, outcome.reason) == ("ignored", reason)
+    assert counts(db) == before  # no request, no message, nothing queued (no answer)
+
+
+def test_auto_submitted_no_is_a_person_writing(db: Session) -> None:
+    assert take_message(db, plain(Auto_Submitted="no")).action == "created"
+
+
+def test_our_own_message_coming_back_is_ignored(db: Session, mail_dir: Path) -> None:
+    req = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    drain(db)
+    ack = next(m for m in messages(mail_dir) if m["To"] == SENDER)
+    before = counts(db)
+    outcome = take_message(db, ack.as_bytes())
+    assert (outcome.action, outcome.reason) == ("ignored", "own_mail")
+    assert counts(db) == before
+    assert req.status.value == "new"
+
+
+def _request_with_sent_message(db: Session, message_id: str, kind: MessageKind) -> IntakeRequest:
+    req = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    db.add(
+        RequestMessage(
+            request_id=req.id,
+            direction=MessageDirection.outbound,
+            kind=kind,
+            message_id=message_id,
+            at=now(),
+            recorded_at=now(),
+            delivery=DeliveryState.sent,
+        )
+    )
+    db.flush()
+    return req
+
+
+def test_a_delivery_report_lands_on_its_request_and_flags_the_address(db: Session) -> None:
+    req = _request_with_sent_message(db, "outbox-987654@localhost", MessageKind.automatic)
+    outcome = take_message(db, fixture("dsn_postfix.eml"))
+    assert (outcome.action, outcome.reference, outcome.reason) == (
+        "delivery_report",
+        req.reference,
+        "5.1.1",
+    )
+    report = db.scalars(
+        select(RequestMessage).where(RequestMessage.kind == MessageKind.delivery_report)
+    ).one()
+    assert report.request_id == req.id and report.in_reply_to == "outbox-987654@localhost"
+    event = db.scalars(
+        select(RequestHistory).where(
+            RequestHistory.request_id == req.id, RequestHistory.action == "delivery_report"
+        )
+    ).one()
+    assert event.details["permanent"] is True and event.details["status"] == "5.1.1"
+    original = db.scalars(
+        select(RequestMessage).where(RequestMessage.message_id == "outbox-987654@localhost")
+    ).one()
+    assert original.delivery == DeliveryState.bounced
+    flagged = db.get(FlaggedAddress, keys.email_lookup(db, SENDER))
+    assert flagged is not None and flagged.status == "5.1.1"
+    # The flagged address gets no more acknowledgements.
+    later = request_of(db, take_message(db, plain(subject="again")).reference)
+    actions = db.scalars(
+        select(RequestHistory.action).where(RequestHistory.request_id == later.id)
+    ).all()
+    assert "ack_skipped" in actions and "ack_queued" not in actions
+
+
+def test_a_delivery_report_for_a_message_we_never_sent_is_ignored(db: Session) -> None:
+    before = counts(db)
+    outcome = take_message(db, fixture("dsn_postfix.eml"))
+    assert (outcome.action, outcome.reason) == ("ignored", "delivery_report_unmatched")
+    assert counts(db) == before
+
+
+def test_a_bounced_first_response_stops_counting_and_the_responder_is_told(
+    db: Session, mail_dir: Path
+) -> None:
+    staff = create_user(db, role=Role.staff)
+    req = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    # The mailbox received it a minute ago, so the clock is still running.
+    req.received_at = now() - dt.timedelta(minutes=1)
+    req.first_response_due_at = req.received_at + dt.timedelta(minutes=60)
+    db.flush()
+    sent = replies.reply(db, req, staff, "We are on it; an expert will call you today.")
+    assert req.first_responded_at is not None  # the reply counted
+    pending = select(func.count()).where(
+        OutboxMessage.dedup_key.startswith(key_prefix(req.id)),
+        OutboxMessage.status == OutboxStatus.pending,
+    )
+    assert db.scalar(pending) == 0  # reminders cancelled by the first response
+    assert sent.message_id is not None
+    raw = fixture("dsn_postfix.eml", **{"outbox-987654@localhost": sent.message_id})
+    outcome = take_message(db, raw)
+    assert outcome.action == "delivery_report"
+    db.refresh(req)
+    assert req.first_responded_at is None  # the clock goes on
+    contact = db.get(RequestContact, sent.contact_id)
+    assert contact is not None and contact.bounced_at is not None
+    assert (db.scalar(pending) or 0) > 0  # reminders and escalation are armed again
+    notices = db.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind == service.BOUNCE_NOTICE_KIND)
+    ).all()
+    assert [n.params["user_id"] for n in notices] == [str(staff.id)]
+    for row in db.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind != service.BOUNCE_NOTICE_KIND)
+    ).all():
+        if row.status == OutboxStatus.pending:
+            row.due_at = now() + dt.timedelta(days=1)  # only the notice is delivered now
+    db.flush()
+    drain(db)
+    [notice] = [m for m in messages(mail_dir) if m["To"] == staff.email]
+    assert req.reference in str(notice["Subject"]) and "bounced" in str(notice["Subject"])
+    assert "no longer counts" in text_of(notice)
+    assert SENDER not in notice.as_string()
