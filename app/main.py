@@ -58,6 +58,7 @@ from app.web.public import router as public_pages
 from app.web.reports import router as report_pages
 from app.web.security import SecureTransportMiddleware
 from app.web.sign_in import router as sign_in_pages
+from app.web.expert import router as expert_pages
 from app.web.staff import router as staff_pages
 
 DESCRIPTION = """
@@ -123,6 +124,7 @@ def create_app() -> FastAPI:
     app.include_router(booking_pages)
     app.include_router(sign_in_pages)
     app.include_router(staff_pages)
+    app.include_router(expert_pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(outbox_router)
     app.include_router(admin_mail_router)

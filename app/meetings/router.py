@@ -19,14 +19,13 @@ from pydantic import BaseModel
 
 from app.accounts.deps import RequireExpert
 from app.core.deps import SessionDep
-from app.core.errors import AppError, Conflict, NotFound, ServiceUnavailable, error_responses
+from app.core.errors import AppError, error_responses
 from app.core.settings import get_settings
 from app.core.time import now
 from app.meetings import webhooks
-from app.meetings.errors import MalformedZoomEvent, MeetingError, ZoomMeetingNotFound
+from app.meetings.errors import MalformedZoomEvent
 from app.meetings.events import record_webhook
-from app.meetings.factory import get_meeting_provider
-from app.models import Consultation
+from app.meetings.host import fresh_host_link
 
 MAX_WEBHOOK_BODY = 64 * 1024
 
@@ -90,18 +89,6 @@ class HostLinkOut(BaseModel):
     url: str
 
 
-class MeetingPending(Conflict):
-    code = "meeting_pending"
-
-
-class MeetingGone(Conflict):
-    code = "meeting_gone"
-
-
-class MeetingUnavailable(ServiceUnavailable):
-    code = "meeting_provider_unavailable"
-
-
 @host_link_router.get(
     "/consultations/{consultation_id}/host-link",
     response_model=HostLinkOut,
@@ -115,27 +102,6 @@ class MeetingUnavailable(ServiceUnavailable):
 def host_link(
     consultation_id: uuid.UUID, session: SessionDep, expert: RequireExpert, response: Response
 ) -> HostLinkOut:
-    c = session.get(Consultation, consultation_id)
-    if c is None or c.expert_id != expert.id:
-        raise NotFound("No such consultation.")
     response.headers["Cache-Control"] = "no-store"
-    if c.meeting_external_id is None or c.meeting_provider is None:
-        raise MeetingPending("The meeting has not been created yet: the link follows.")
-    if c.meeting_provider == "link":
-        return HostLinkOut(provider="link", url=c.meeting_join_url or c.meeting_external_id)
-    provider = get_meeting_provider()
-    if provider.name != c.meeting_provider:
-        raise MeetingUnavailable(
-            f"This meeting was made with {c.meeting_provider}, which is no longer configured."
-        )
-    external_id = c.zoom_meeting_id if c.zoom_meeting_id is not None else c.meeting_external_id
-    try:
-        url = provider.host_link(external_id)
-    except ZoomMeetingNotFound:
-        raise MeetingGone("The meeting no longer exists in Zoom.") from None
-    except MeetingError:
-        raise MeetingUnavailable(
-            "The meeting service did not answer; try again in a minute.",
-            headers={"Retry-After": "60"},
-        ) from None
-    return HostLinkOut(provider=c.meeting_provider, url=url)
+    provider, url = fresh_host_link(session, consultation_id, expert)
+    return HostLinkOut(provider=provider, url=url)

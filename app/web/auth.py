@@ -181,6 +181,11 @@ def page(
     return response
 
 
+def not_found(request: Request, user: User | Viewer | None = None) -> HTMLResponse:
+    """The same 404 page for what does not exist and what is not this user's to see."""
+    return page(request, "staff/not_found.html", {"title": "Not found"}, user=user, status=404)
+
+
 def redirect(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303, headers=PAGE_HEADERS)
 

@@ -27,7 +27,7 @@ from starlette.datastructures import FormData
 
 from app.cases import service as cases
 from app.core.deps import SessionDep
-from app.core.errors import AppError
+from app.core.errors import AppError, NotFound
 from app.core.settings import get_settings
 from app.core.time import now
 from app.experts import assignments
@@ -44,7 +44,7 @@ from app.queue.schemas import QueuePage
 from app.reference import service as reference
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
-from app.web.auth import StaffPageUser, page, redirect, require_csrf
+from app.web.auth import StaffPageUser, not_found, page, redirect, require_csrf
 
 router = APIRouter(include_in_schema=False)
 REFRESH_SECONDS = 30
@@ -376,7 +376,11 @@ def back_to(req: IntakeRequest, done: str, anchor: str = "") -> Response:
 def case_page(
     reference: str, request: Request, session: SessionDep, user: StaffPageUser
 ) -> Response:
-    return render_case(request, session, user, _case(session, reference, user))
+    try:
+        req = _case(session, reference, user)
+    except NotFound:
+        return not_found(request, user)
+    return render_case(request, session, user, req)
 
 
 def _field_errors(exc: ValidationError, names: dict[str, str]) -> dict[str, str]:

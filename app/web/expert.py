@@ -1,0 +1,489 @@
+"""The expert's pages (experts only; staff and admins get 403). An expert sees only their own:
+another expert's request, consultation or absence answers 404, like one that does not exist.
+
+- ``/expert/assignments``: offers (accept, decline with a reason) and accepted requests.
+- ``/expert/cases/{reference}``: a request offered to or accepted by me (the person's details
+  only once accepted), with the contact log.
+- ``/expert/consultations``: my upcoming consultations; ``/expert/consultations/{id}/host``
+  reads a fresh host link from the meeting provider (never stored).
+- ``/expert/availability``: weekly hours (edit), date overrides (kept), absences (add, remove).
+- ``/expert/notifications``: newest first; mark read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from app.core.deps import SessionDep
+from app.core.errors import AppError, NotFound
+from app.core.time import now
+from app.experts import assignments
+from app.experts import queries as expert_queries
+from app.experts import service as experts
+from app.experts.schemas import AbsenceIn
+from app.intake import service as intake
+from app.meetings.host import fresh_host_link
+from app.models import AbsenceKind, AssignmentStatus, ContactChannel, IntakeRequest, User
+from app.scheduling import service as scheduling
+from app.scheduling.schemas import AvailabilityIn
+from app.scheduling.service.mine import expert_consultations
+from app.sla import service as sla
+from app.sla.schemas import ContactIn
+from app.web.auth import ExpertPageUser, not_found, page, redirect, require_csrf
+from app.web.staff import SLA_LABELS, STATUS_LABELS, minutes_text
+
+router = APIRouter(include_in_schema=False)
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+DONE = {
+    "accepted": "You accepted the request. The person's details are on its page.",
+    "declined": "You declined the request. It is offered to another expert.",
+    "contact": "The contact is recorded.",
+    "hours": "Your weekly hours are saved.",
+    "absence": "The absence is added: no offers and no consultation slots then.",
+    "absence_removed": "The absence is removed.",
+    "read": "Marked as read.",
+}
+PII_KEYS = ("full_name", "law_firm_name", "contact_name", "email", "phone", "whatsapp")
+
+
+def _text(form: FormData, name: str, limit: int = 2000) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _flash(request: Request) -> str | None:
+    return DONE.get(request.query_params.get("done", ""))
+
+
+def _undo(session: SessionDep) -> None:
+    session.info.pop("after_commit", None)
+    session.rollback()
+
+
+# Assignments ---------------------------------------------------------------------------------
+
+
+def _assignments_page(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    *,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    rows = expert_queries.expert_assignments(session, user.id, live_only=False)
+    current = now()
+    offered = [(a, ref) for a, ref in rows if a.status == AssignmentStatus.offered]
+    accepted = [(a, ref) for a, ref in rows if a.status == AssignmentStatus.accepted]
+    live = (AssignmentStatus.offered, AssignmentStatus.accepted)
+    past = [(a, ref) for a, ref in rows if a.status not in live][:50]
+    ctx = {
+        "title": "My assignments",
+        "offered": offered,
+        "accepted": accepted,
+        "past": past,
+        "now": current,
+        "errors": errors or {},
+        "flash": _flash(request),
+    }
+    return page(request, "expert/assignments.html", ctx, user=user, status=status)
+
+
+@router.get("/expert/assignments")
+def my_assignments(request: Request, session: SessionDep, user: ExpertPageUser) -> Response:
+    return _assignments_page(request, session, user)
+
+
+@router.post("/expert/assignments/{assignment_id}/{answer}")
+async def answer_offer(
+    assignment_id: int,
+    answer: str,
+    request: Request,
+    session: SessionDep,
+    user: ExpertPageUser,
+) -> Response:
+    form = await require_csrf(request)
+    if answer not in ("accept", "decline"):
+        return not_found(request, user)
+    reason = _text(form, "reason", 64) or None
+    try:
+        a = assignments.respond(
+            session, assignment_id, user, accept=answer == "accept", reason=reason, via="page"
+        )
+    except AppError as exc:
+        _undo(session)
+        if exc.status_code == 404:
+            return not_found(request, user)
+        return _assignments_page(
+            request, session, user, errors={f"a{assignment_id}": exc.message}, status=409
+        )
+    if a.status == AssignmentStatus.accepted:
+        req = session.get(IntakeRequest, a.request_id)
+        return redirect(f"/expert/cases/{req.reference if req else ''}?done=accepted")
+    return redirect("/expert/assignments?done=declined")
+
+
+# My case -------------------------------------------------------------------------------------
+
+
+def _case_page(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    reference: str,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    req, a = expert_queries.case_assignment(session, reference, user)
+    accepted = a.status == AssignmentStatus.accepted
+    pii = intake.reveal_pii(req) if accepted else None
+    contacts = (
+        [(c, sla.reveal_note(req, c)) for c in sla.contacts(session, req)] if accepted else []
+    )
+    ctx: dict[str, Any] = {
+        "title": f"Request {req.reference}",
+        "req": req,
+        "assignment": a,
+        "accepted": accepted,
+        "pii": pii or {},
+        "pii_keys": PII_KEYS,
+        "summary": (pii or {}).get("case_summary"),
+        "contacts": contacts,
+        "sla_state": intake.current_sla(req).value,
+        "sla_labels": SLA_LABELS,
+        "status_labels": STATUS_LABELS,
+        "minutes_left": (
+            int((req.first_response_due_at - now()).total_seconds() // 60)
+            if req.first_responded_at is None
+            else None
+        ),
+        "minutes_text": minutes_text,
+        "server_now": now().isoformat(),
+        "channels": {c.value: c.value.capitalize() for c in ContactChannel},
+        "errors": errors or {},
+        "values": values or {},
+        "flash": _flash(request),
+    }
+    return page(request, "expert/case.html", ctx, user=user, status=status)
+
+
+@router.get("/expert/cases/{reference}")
+def my_case(
+    reference: str, request: Request, session: SessionDep, user: ExpertPageUser
+) -> Response:
+    try:
+        return _case_page(request, session, user, reference)
+    except NotFound:
+        return not_found(request, user)
+
+
+@router.post("/expert/cases/{reference}/contact")
+async def my_case_contact(
+    reference: str, request: Request, session: SessionDep, user: ExpertPageUser
+) -> Response:
+    form = await require_csrf(request)
+    try:
+        req = sla.case_for(session, reference, user)  # accepted by me, or 404
+    except NotFound:
+        return not_found(request, user)
+    values = {k: _text(form, k) for k in ("channel", "note")}
+    try:
+        body = ContactIn.model_validate(
+            {"channel": values["channel"], "contacted_at": now(), "note": values["note"] or None}
+        )
+    except ValidationError:
+        return _case_page(
+            request,
+            session,
+            user,
+            reference,
+            errors={"contact_channel": "Choose e-mail, phone or WhatsApp."},
+            values=values,
+            status=422,
+        )
+    try:
+        sla.record_contact(
+            session,
+            req,
+            channel=body.channel,
+            contacted_at=body.contacted_at,
+            note=body.note,
+            by_user=user,
+        )
+    except AppError as exc:
+        _undo(session)
+        return _case_page(
+            request,
+            session,
+            user,
+            reference,
+            errors={"contact_channel": exc.message},
+            values=values,
+            status=exc.status_code,
+        )
+    return redirect(f"/expert/cases/{req.reference}?done=contact")
+
+
+# Consultations -------------------------------------------------------------------------------
+
+
+@router.get("/expert/consultations")
+def my_consultations(request: Request, session: SessionDep, user: ExpertPageUser) -> Response:
+    rows = expert_consultations(session, user.id, ending_after=now() - dt.timedelta(hours=12))
+    profile = experts.get_profile(session, user.id)
+    ctx = {
+        "title": "My consultations",
+        "rows": rows,
+        "zone": profile.timezone,
+        "to_local": _to_local(profile.timezone),
+    }
+    return page(request, "expert/consultations.html", ctx, user=user)
+
+
+def _to_local(zone: str) -> Any:
+    tz = zoneinfo.ZoneInfo(zone)
+
+    def convert(value: dt.datetime) -> str:
+        return value.astimezone(tz).strftime("%a %Y-%m-%d %H:%M")
+
+    return convert
+
+
+@router.get("/expert/consultations/{consultation_id}/host")
+def my_host_link(
+    consultation_id: uuid.UUID, request: Request, session: SessionDep, user: ExpertPageUser
+) -> Response:
+    try:
+        provider, url = fresh_host_link(session, consultation_id, user)
+    except AppError as exc:
+        if exc.status_code == 404:
+            return not_found(request, user)
+        return page(
+            request,
+            "expert/host_link.html",
+            {"title": "Start the meeting", "url": None, "error": exc.message},
+            user=user,
+            status=exc.status_code,
+            headers=exc.headers,
+        )
+    ctx = {"title": "Start the meeting", "url": url, "provider": provider, "error": None}
+    return page(request, "expert/host_link.html", ctx, user=user)
+
+
+# Availability --------------------------------------------------------------------------------
+
+
+def _ranges_text(weekly: list[dict[str, Any]], weekday: int) -> str:
+    return ", ".join(f"{r['start']}-{r['end']}" for r in weekly if int(r["weekday"]) == weekday)
+
+
+def _availability_page(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    profile, row, overrides = scheduling.get_availability(session, user.id)
+    weekly = list(row.weekly) if row is not None else []
+    defaults = AvailabilityIn()
+    form_values = {
+        "timezone": row.timezone if row else profile.timezone,
+        "slot_minutes": str(row.slot_minutes if row else defaults.slot_minutes),
+        "buffer_before_minutes": str(
+            row.buffer_before_minutes if row else defaults.buffer_before_minutes
+        ),
+        "buffer_after_minutes": str(
+            row.buffer_after_minutes if row else defaults.buffer_after_minutes
+        ),
+        "min_notice_minutes": str(row.min_notice_minutes if row else defaults.min_notice_minutes),
+        "horizon_days": str(row.horizon_days if row else defaults.horizon_days),
+        "max_per_day": str(row.max_per_day) if row and row.max_per_day is not None else "",
+        **{f"day{i}": _ranges_text(weekly, i) for i in range(7)},
+        **(values or {}),
+    }
+    tz = zoneinfo.ZoneInfo(profile.timezone)
+    absences = experts.list_absences(session, user.id)
+    ctx = {
+        "title": "My availability",
+        "configured": row is not None,
+        "weekdays": WEEKDAYS,
+        "v": form_values,
+        "overrides": overrides,
+        "absences": [(p, p.starts_at.astimezone(tz), p.ends_at.astimezone(tz)) for p in absences],
+        "zone": profile.timezone,
+        "kinds": [k.value for k in AbsenceKind],
+        "errors": errors or {},
+        "flash": _flash(request),
+    }
+    return page(request, "expert/availability.html", ctx, user=user, status=status)
+
+
+@router.get("/expert/availability")
+def my_availability(request: Request, session: SessionDep, user: ExpertPageUser) -> Response:
+    return _availability_page(request, session, user)
+
+
+def _parse_ranges(text: str, weekday: int) -> list[dict[str, Any]]:
+    out = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        start, sep, end = part.partition("-")
+        if not sep:
+            raise ValueError(f"'{part}' is not a range like 09:00-12:00")
+        out.append({"weekday": weekday, "start": start.strip(), "end": end.strip()})
+    return out
+
+
+@router.post("/expert/availability")
+async def save_availability(
+    request: Request, session: SessionDep, user: ExpertPageUser
+) -> Response:
+    form = await require_csrf(request)
+    names = (
+        "timezone",
+        "slot_minutes",
+        "buffer_before_minutes",
+        "buffer_after_minutes",
+        "min_notice_minutes",
+        "horizon_days",
+        "max_per_day",
+    )
+    values = {n: _text(form, n, 64) for n in names}
+    values.update({f"day{i}": _text(form, f"day{i}", 300) for i in range(7)})
+    errors: dict[str, str] = {}
+    weekly: list[dict[str, Any]] = []
+    for i in range(7):
+        try:
+            weekly += _parse_ranges(values[f"day{i}"], i)
+        except ValueError as exc:
+            errors[f"day{i}"] = str(exc)
+    _, _, overrides = scheduling.get_availability(session, user.id)
+    body: AvailabilityIn | None = None
+    if not errors:
+        raw: dict[str, Any] = {
+            "timezone": values["timezone"] or None,
+            "weekly": weekly,
+            # Date overrides are kept as they are (this page edits the weekly hours).
+            "overrides": [{"date": o.date, "ranges": o.ranges} for o in overrides],
+            "max_per_day": values["max_per_day"] or None,
+        }
+        for n in names[1:6]:
+            if values[n]:
+                raw[n] = values[n]
+        try:
+            body = AvailabilityIn.model_validate(raw)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = err["loc"]
+                key = str(loc[0]) if loc else "form"
+                if key == "weekly" and len(loc) > 1 and isinstance(loc[1], int):
+                    key = f"day{weekly[loc[1]]['weekday']}"
+                errors.setdefault(key, str(err["msg"]).removeprefix("Value error, "))
+    if errors or body is None:
+        return _availability_page(
+            request,
+            session,
+            user,
+            errors=errors or {"form": "Check the hours."},
+            values=values,
+            status=422,
+        )
+    scheduling.put_availability(session, user.id, body, actor=f"user:{user.id}")
+    return redirect("/expert/availability?done=hours")
+
+
+@router.post("/expert/availability/absences")
+async def add_absence(request: Request, session: SessionDep, user: ExpertPageUser) -> Response:
+    form = await require_csrf(request)
+    values = {k: _text(form, k, 500) for k in ("starts_at", "ends_at", "kind", "note")}
+    profile = experts.get_profile(session, user.id)
+    tz = zoneinfo.ZoneInfo(profile.timezone)
+    errors: dict[str, str] = {}
+    parsed: dict[str, dt.datetime] = {}
+    for name in ("starts_at", "ends_at"):
+        try:
+            parsed[name] = dt.datetime.fromisoformat(values[name]).replace(tzinfo=tz)
+        except ValueError:
+            errors[name] = "Enter a date and time."
+    if not errors:
+        try:
+            body = AbsenceIn.model_validate(
+                {**parsed, "kind": values["kind"], "note": values["note"] or None}
+            )
+        except ValidationError as exc:
+            for err in exc.errors():
+                key = str(err["loc"][0]) if err["loc"] else "ends_at"
+                errors.setdefault(key, str(err["msg"]).removeprefix("Value error, "))
+        else:
+            experts.add_absence(session, user.id, body)
+            return redirect("/expert/availability?done=absence#absences")
+    return _availability_page(
+        request,
+        session,
+        user,
+        errors={f"absence_{k}": v for k, v in errors.items()},
+        status=422,
+    )
+
+
+@router.post("/expert/availability/absences/{period_id}/delete")
+async def remove_absence(
+    period_id: int, request: Request, session: SessionDep, user: ExpertPageUser
+) -> Response:
+    await require_csrf(request)
+    try:
+        experts.delete_absence(session, user.id, period_id)
+    except AppError:
+        _undo(session)
+        return not_found(request, user)
+    return redirect("/expert/availability?done=absence_removed#absences")
+
+
+# Notifications -------------------------------------------------------------------------------
+
+KIND_TEXT = {
+    "assignment_offered": "A request was offered to you",
+    "offer_expired": "An offer to you ran out of time",
+    "assignment_withdrawn": "A request was reassigned away from you",
+    "assignment_booked": "A consultation was booked with you",
+}
+
+
+@router.get("/expert/notifications")
+def my_notifications(request: Request, session: SessionDep, user: ExpertPageUser) -> Response:
+    rows = expert_queries.notifications(session, user.id)
+    ctx = {
+        "title": "My notifications",
+        "rows": rows,
+        "kind_text": KIND_TEXT,
+        "flash": _flash(request),
+    }
+    return page(request, "expert/notifications.html", ctx, user=user)
+
+
+@router.post("/expert/notifications/{notification_id}/read")
+async def read_notification(
+    notification_id: int, request: Request, session: SessionDep, user: ExpertPageUser
+) -> Response:
+    await require_csrf(request)
+    try:
+        expert_queries.mark_read(session, user.id, notification_id)
+    except AppError:
+        _undo(session)
+        return not_found(request, user)
+    return redirect("/expert/notifications?done=read")
