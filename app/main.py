@@ -10,8 +10,6 @@ from app.accounts.router import admin_router as admin_users_router
 from app.accounts.router import auth_router
 from app.audit.middleware import AuditMiddleware
 from app.audit.router import router as audit_router
-from app.audit.middleware import AuditMiddleware
-from app.audit.router import router as audit_router
 from app.cases.router import router as cases_router
 from app.core import handlers
 from app.core.body_limit import BodySizeLimitMiddleware
@@ -33,8 +31,6 @@ from app.intake.router import router as intake_router
 from app.meetings.router import host_link_router, webhook_router
 from app.notifications.router import admin_router as admin_mail_router
 from app.outbox.router import router as outbox_router
-from app.privacy.router import admin_router as admin_privacy_router
-from app.privacy.router import requester_router as privacy_router
 from app.privacy.router import admin_router as admin_privacy_router
 from app.privacy.router import requester_router as privacy_router
 from app.queue.router import router as queue_router
@@ -103,8 +99,6 @@ def create_app() -> FastAPI:
     app.add_middleware(SecureTransportMiddleware)
     # Inside the request-id middleware: records case access and admin changes (issue 11).
     app.add_middleware(AuditMiddleware)
-    # Inside the request-id middleware: records case access and admin changes (issue 11).
-    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestContextMiddleware, observer=app.state.http_metrics.observe)
     app.include_router(health_router)
     app.include_router(auth_router)
@@ -143,9 +137,6 @@ def create_app() -> FastAPI:
     app.include_router(webhook_router)
     app.include_router(inbound_webhook_router)
     app.include_router(inbound_triage_router)
-    app.include_router(audit_router)
-    app.include_router(admin_privacy_router)
-    app.include_router(privacy_router)
     app.include_router(audit_router)
     app.include_router(admin_privacy_router)
     app.include_router(privacy_router)
