@@ -396,3 +396,54 @@ def test_assigning_an_expert_from_the_case_page(web: TestClient, db: Session) ->
     bad = web.post(f"{url}/assign", data={**csrf(web, url), "expert_id": "not-a-uuid"})
     assert bad.status_code == 422
     assert field_error(bad.text, "expert_id")
+
+
+def test_reply_note_and_status_from_the_case_page_show_in_messages_notes_and_history(
+    web: TestClient, db: Session
+) -> None:
+    req = submit(db)
+    staff = create_user(db, role=Role.staff, display_name="Nadia Staff")
+    signed_in(web, staff)
+    url = f"/staff/cases/{req.reference}"
+
+    empty = web.post(f"{url}/reply", data={**csrf(web, url), "body": "  "})
+    assert empty.status_code == 422
+    assert "empty" in field_error(empty.text, "reply_body")
+    reply = web.post(
+        f"{url}/reply",
+        data={**csrf(web, url), "subject": "About your request", "body": "We can help you."},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 303, reply.text
+    page = web.get(reply.headers["location"]).text
+    assert "The reply is queued" in page
+    assert "We can help you." in page and "Reply sent from the case" in page
+    assert "Answered in time" in page  # the reply is the first response
+
+    note = web.post(
+        f"{url}/notes",
+        data={**csrf(web, url), "body": "Prefers afternoon calls."},
+        follow_redirects=False,
+    )
+    assert note.status_code == 303
+    page = web.get(note.headers["location"]).text
+    assert "Prefers afternoon calls." in page and "Nadia Staff" in page
+
+    status_select = re.search(r'<select id="new_status" name="status".*?</select>', page, re.S)
+    assert status_select is not None
+    offered = re.findall(r'<option value="(\w+)">', status_select.group(0))
+    assert "in_progress" in offered and "closed" not in offered and "withdrawn" not in offered
+    illegal = web.post(f"{url}/status", data={**csrf(web, url), "status": "closed"})
+    assert illegal.status_code == 409
+    assert "Allowed from here" in field_error(illegal.text, "new_status")
+    moved = web.post(
+        f"{url}/status", data={**csrf(web, url), "status": "in_progress"}, follow_redirects=False
+    )
+    assert moved.status_code == 303
+    db.refresh(req)
+    assert req.status.value == "in_progress"
+    history = web.get(f"{url}#history").text
+    section = history[history.index('id="h-history"') :]
+    for action in ("reply_queued", "note_added", "status_changed"):
+        assert action in section, action
+    assert "Nadia Staff" in section

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +30,13 @@ from app.core.deps import SessionDep
 from app.core.errors import AppError, NotFound
 from app.core.settings import get_settings
 from app.core.time import now
-from app.experts import assignments
 from app.experts import queries as expert_queries
 from app.experts import service as experts
 from app.intake import service as intake
 from app.intake.sla import SlaState
 from app.intake.status import FINAL, allowed_moves
 from app.models import ContactChannel, ExpertProfile, IntakeRequest, RequestStatus, User
+from app.models.messages import MessageDirection, MessageKind
 from app.queue import service as queue
 from app.queue.errors import InvalidQueueParameter
 from app.queue.repository import QueueFilters, QueueSort, QueueView
@@ -86,7 +86,9 @@ DONE: dict[str, str] = {
     "assigned": N_("The request is offered to the expert."),
     "rerouted": N_("The request is offered to the next candidate."),
     "note": N_("The note is added."),
-    "reply": N_("The reply is queued and will be sent in a moment."),
+    "reply": N_(
+        "The reply is queued and will be sent in a moment. It counts as the first response."
+    ),
     "status": N_("The status is changed."),
 }
 
@@ -285,9 +287,6 @@ def case_context(session: SessionDep, req: IntakeRequest) -> dict[str, Any]:
     ]
     moves = [m for m in allowed_moves(req.status) if m != RequestStatus.withdrawn]
     history = cases.history(session, req)
-    extra: dict[str, Any] = {}
-    for name, loader in EXTRA_LOADERS.items():
-        extra[name] = loader(session, req)
     return {
         "req": req,
         "pii": pii,
@@ -311,14 +310,21 @@ def case_context(session: SessionDep, req: IntakeRequest) -> dict[str, Any]:
         "expert_choices": expert_choices,
         "consultations": cases.consultations(session, req),
         "contacts": [(c, sla.reveal_note(req, c)) for c in cases.contacts(session, req)],
-        "messages": cases.messages(session, req),
+        "messages": cases.outbox_rows(session, req),
         "history": history,
         "actor_names": actor_names(session, [h.actor for h, _ in history]),
         "moves": moves,
         "final": req.status in FINAL,
         "channels": CHANNELS,
         "linked": cases.linked_reference(session, req),
-        **extra,
+        "case_messages": case_messages(req, cases.messages(session, req), names),
+        "notes": [
+            {"at": n.created_at, "author": n.author_name or "—", "body": n.body}
+            for n in cases.notes(session, req)
+        ],
+        "reply_enabled": req.data_key_enc is not None and bool(pii.get("email")),
+        "note_enabled": req.data_key_enc is not None,
+        "status_enabled": True,
     }
 
 
@@ -343,8 +349,31 @@ def undo(session: SessionDep) -> None:
     session.rollback()
 
 
-#: Further sections of the case page (name -> loader), filled when their services exist.
-EXTRA_LOADERS: dict[str, Callable[[SessionDep, IntakeRequest], Any]] = {}
+DIRECTION_LABELS = {
+    (MessageDirection.outbound, MessageKind.reply): N_("Reply sent from the case"),
+    (MessageDirection.outbound, MessageKind.automatic): N_("Automatic e-mail"),
+    (MessageDirection.inbound, MessageKind.requester): N_("From the requester"),
+    (MessageDirection.inbound, MessageKind.delivery_report): N_("Delivery report"),
+}
+
+
+def case_messages(
+    req: IntakeRequest, rows: Sequence[cases.MessageView], names: dict[Any, str]
+) -> list[dict[str, Any]]:
+    out = []
+    for m in rows:
+        data = m.data or {}
+        out.append(
+            {
+                "at": m.at,
+                "direction": m.direction.value,
+                "direction_label": DIRECTION_LABELS.get((m.direction, m.kind), m.kind.value),
+                "status": m.delivery.value if m.delivery else None,
+                "subject": data.get("subject"),
+                "body": data.get("body") if m.data is not None else "(erased)",
+            }
+        )
+    return out
 
 
 def render_case(
@@ -434,13 +463,8 @@ async def log_contact(
     if errors:
         return render_case(request, session, user, req, errors=errors, values=values, status=422)
     try:
-        sla.record_contact(
-            session,
-            req,
-            channel=body.channel,
-            contacted_at=body.contacted_at,
-            note=body.note,
-            by_user=user,
+        cases.log_contact(
+            session, req, user, body.channel, contacted_at=body.contacted_at, note=body.note
         )
     except AppError as exc:
         undo(session)
@@ -480,9 +504,7 @@ async def assign(
                 status=422,
             )
     try:
-        assignments.reassign(
-            session, req, by=user, expert_id=expert_id, reason=values["reason"] or None
-        )
+        cases.assign(session, req, user, expert_id, reason=values["reason"] or None)
     except AppError as exc:
         undo(session)
         req = _case(session, reference, user)
@@ -496,3 +518,94 @@ async def assign(
             status=exc.status_code,
         )
     return back_to(req, "assigned" if expert_id else "rerouted", "#routing")
+
+
+def _case_or_404(session: SessionDep, reference: str, user: User) -> IntakeRequest | None:
+    try:
+        return _case(session, reference, user)
+    except NotFound:
+        return None
+
+
+def _input_field(exc: AppError, prefix: str) -> str:
+    name = exc.fields[0].field if exc.fields else "form"
+    return f"{prefix}_{name}"
+
+
+@router.post("/staff/cases/{reference}/reply")
+async def send_reply(
+    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+) -> Response:
+    form = await require_csrf(request)
+    req = _case_or_404(session, reference, user)
+    if req is None:
+        return not_found(request, user)
+    values = {"subject": _text(form, "subject", 400), "body": _text(form, "body", 40_000)}
+    try:
+        cases.reply(session, req, user, values["body"], values["subject"] or None)
+    except AppError as exc:
+        undo(session)
+        req = _case(session, reference, user)
+        key = _input_field(exc, "reply") if exc.fields else "reply_body"
+        return render_case(
+            request,
+            session,
+            user,
+            req,
+            errors={key: exc.fields[0].message if exc.fields else exc.message},
+            values=values,
+            status=exc.status_code,
+        )
+    return back_to(req, "reply", "#messages")
+
+
+@router.post("/staff/cases/{reference}/notes")
+async def add_note(
+    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+) -> Response:
+    form = await require_csrf(request)
+    req = _case_or_404(session, reference, user)
+    if req is None:
+        return not_found(request, user)
+    body = _text(form, "body", 20_000)
+    try:
+        cases.add_note(session, req, user, body)
+    except AppError as exc:
+        undo(session)
+        req = _case(session, reference, user)
+        return render_case(
+            request,
+            session,
+            user,
+            req,
+            errors={"note_body": exc.fields[0].message if exc.fields else exc.message},
+            values={"note_body": body},
+            status=exc.status_code,
+        )
+    return back_to(req, "note", "#notes")
+
+
+@router.post("/staff/cases/{reference}/status")
+async def change_status(
+    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+) -> Response:
+    form = await require_csrf(request)
+    req = _case_or_404(session, reference, user)
+    if req is None:
+        return not_found(request, user)
+    raw = _text(form, "status", 64)
+    try:
+        target = RequestStatus(raw)
+    except ValueError:
+        return render_case(
+            request, session, user, req, errors={"new_status": "Choose a status."}, status=422
+        )
+    try:
+        cases.change_status(session, req, user, target)
+    except AppError as exc:
+        undo(session)
+        req = _case(session, reference, user)
+        return render_case(
+            request, session, user, req, errors={"new_status": exc.message}, status=exc.status_code
+        )
+    return back_to(req, "status")
