@@ -82,6 +82,13 @@ def test_expert_accepts_an_offer_and_then_sees_the_persons_details(
     )
     assert contact.status_code == 303
     assert db.scalar(select(RequestContact).where(RequestContact.request_id == req.id))
+    noted = web.post(
+        f"/expert/cases/{req.reference}/notes",
+        data={**csrf(web, f"/expert/cases/{req.reference}"), "body": "Spoke Russian, calm."},
+        follow_redirects=False,
+    )
+    assert noted.status_code == 303
+    assert "Spoke Russian, calm." in web.get(noted.headers["location"]).text
     again = web.post(f"/expert/assignments/{a.id}/decline", data=csrf(web, "/expert/assignments"))
     assert again.status_code == 409
     assert "can no longer be answered" in field_error(again.text, f"a{a.id}")

@@ -22,6 +22,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from app.cases import service as cases
 from app.core.deps import SessionDep
 from app.core.errors import AppError, NotFound
 from app.core.time import now
@@ -50,6 +51,7 @@ DONE = {
     "absence": "The absence is added: no offers and no consultation slots then.",
     "absence_removed": "The absence is removed.",
     "read": "Marked as read.",
+    "note": "The note is added.",
 }
 PII_KEYS = ("full_name", "law_firm_name", "contact_name", "email", "phone", "whatsapp")
 
@@ -150,6 +152,7 @@ def _case_page(
     contacts = (
         [(c, sla.reveal_note(req, c)) for c in sla.contacts(session, req)] if accepted else []
     )
+    notes = cases.notes(session, req) if accepted else []
     ctx: dict[str, Any] = {
         "title": f"Request {req.reference}",
         "req": req,
@@ -159,6 +162,7 @@ def _case_page(
         "pii_keys": PII_KEYS,
         "summary": (pii or {}).get("case_summary"),
         "contacts": contacts,
+        "notes": notes,
         "sla_state": intake.current_sla(req).value,
         "sla_labels": SLA_LABELS,
         "status_labels": STATUS_LABELS,
@@ -232,6 +236,33 @@ async def my_case_contact(
             status=exc.status_code,
         )
     return redirect(f"/expert/cases/{req.reference}?done=contact")
+
+
+@router.post("/expert/cases/{reference}/notes")
+async def my_case_note(
+    reference: str, request: Request, session: SessionDep, user: ExpertPageUser
+) -> Response:
+    form = await require_csrf(request)
+    try:
+        req = cases.case_for(session, reference, user)  # accepted by me, or 404
+    except NotFound:
+        return not_found(request, user)
+    body = _text(form, "body", 20_000)
+    try:
+        cases.add_note(session, req, user, body)
+    except AppError as exc:
+        _undo(session)
+        message = exc.fields[0].message if exc.fields else exc.message
+        return _case_page(
+            request,
+            session,
+            user,
+            reference,
+            errors={"note_body": message},
+            values={"note_body": body},
+            status=exc.status_code,
+        )
+    return redirect(f"/expert/cases/{req.reference}?done=note#notes")
 
 
 # Consultations -------------------------------------------------------------------------------
