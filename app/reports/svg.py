@@ -30,13 +30,16 @@ def _markup(parts: list[str]) -> Markup:
 
 
 def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    step = 10 ** (len(str(int(value))) - 1)
-    top = step
-    while top < value:
-        top += step
-    return float(top)
+    """The top of the scale: four equal steps of 1, 2 or 5 times a power of ten (at least 1),
+    so every tick is a round number."""
+    raw = max(value, 0.0) / 4
+    step = 1.0
+    while step < raw:
+        for m in (2.0, 2.5, 2.0):
+            step *= m
+            if step >= raw:
+                break
+    return step * 4
 
 
 def _fmt(value: float) -> str:
@@ -144,11 +147,18 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> M
         points = [
             (frame.x(i), frame.y(v), labels[i], v) for i, v in enumerate(s.values) if v is not None
         ]
-        if len(points) > 1:
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
-            parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>'
-            )
+        # One line per run of consecutive values: a day without a value breaks the line.
+        run: list[str] = []
+        for i, v in enumerate([*s.values, None]):
+            if v is not None:
+                run.append(f"{frame.x(i):.1f},{frame.y(v):.1f}")
+                continue
+            if len(run) > 1:
+                parts.append(
+                    f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" '
+                    f'stroke-width="2"/>'
+                )
+            run = []
         for x, y, label, v in points:
             parts.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}">'
