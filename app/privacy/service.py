@@ -22,6 +22,8 @@ import datetime as dt
 import enum
 import functools
 import json
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from app.intake import service as intake
 from app.models import (
     Consultation,
     Document,
+    DocumentKind,
     DocumentStorage,
     IdempotencyRecord,
     IntakeRequest,
@@ -51,6 +54,7 @@ from app.models import (
     RequestNote,
     RequestStatus,
 )
+from app.models.messages import MESSAGE_SEAL_KIND, NOTE_SEAL_KIND
 from app.privacy import mailcopies
 from app.privacy.errors import CaseNotFound
 
@@ -68,8 +72,11 @@ OPEN = (
 # Seal kinds (AES-GCM associated data) used by the domains that write these columns.
 HISTORY_KINDS = ("history",)
 CONTACT_NOTE_KINDS = ("contact_note",)
-MESSAGE_KINDS = ("message", "request_message")
-NOTE_KINDS = ("note", "request_note")
+MESSAGE_KINDS = (MESSAGE_SEAL_KIND,)
+NOTE_KINDS = (NOTE_SEAL_KIND,)
+# Attachments of inbound e-mail: documents whose bytes are sealed with the request's key
+# (app/inbound/service.py ATTACHMENT_SEAL_KIND), named in the message's "attachments" list.
+ATTACHMENT_SEAL_KIND = "attachment"
 RETENTION_BATCH = 200
 
 
@@ -114,21 +121,56 @@ def _open(dk: bytes | None, kinds: tuple[str, ...], req: IntakeRequest, blob: by
     return {"unreadable": True}
 
 
-def _request_documents(session: Session, req: IntakeRequest) -> list[Document]:
+def _attachment_ids(messages: Sequence[Any]) -> list[uuid.UUID]:
+    """Document ids named in decrypted messages' ``attachments`` lists."""
+    ids: list[uuid.UUID] = []
+    for data in messages:
+        if not isinstance(data, dict):
+            continue
+        for att in data.get("attachments") or []:
+            if isinstance(att, dict) and att.get("document_id"):
+                try:
+                    ids.append(uuid.UUID(str(att["document_id"])))
+                except ValueError:
+                    continue
+    return ids
+
+
+def _request_documents(
+    session: Session, req: IntakeRequest, messages: Sequence[Any] = ()
+) -> list[Document]:
+    """Documents that belong to the request: attachments named in its messages (and any
+    document with a ``request_id`` column pointing at it, should one be added)."""
+    ids = _attachment_ids(messages)
+    docs = list(session.scalars(select(Document).where(Document.id.in_(ids))).all()) if ids else []
     column = getattr(Document, "request_id", None)
-    if column is None:  # documents are not attached to requests (yet)
-        return []
-    return list(session.scalars(select(Document).where(column == req.id)).all())
+    if column is not None:
+        docs += [
+            d
+            for d in session.scalars(select(Document).where(column == req.id)).all()
+            if d.id not in ids
+        ]
+    return docs
 
 
-def _document_bytes(doc: Document) -> bytes | None:
+def _document_bytes(doc: Document, dk: bytes | None, req: IntakeRequest) -> bytes | None:
+    raw: bytes | None
     if doc.storage == DocumentStorage.db:
-        return doc.data
-    if doc.path is None:
+        raw = doc.data
+    elif doc.path is None:
+        raw = None
+    else:
+        try:
+            raw = (get_settings().resolved_document_dir / doc.path).read_bytes()
+        except OSError:
+            raw = None
+    if raw is None or doc.kind != DocumentKind.attachment:
+        return raw
+    if dk is None:
         return None
     try:
-        return (get_settings().resolved_document_dir / doc.path).read_bytes()
-    except OSError:
+        return keys.unseal(dk, ATTACHMENT_SEAL_KIND, req.id, raw)
+    except InvalidTag:
         return None
 
 
@@ -176,7 +218,8 @@ def export_request(
     consultations = session.scalars(
         select(Consultation).where(Consultation.request_id == rid).order_by(Consultation.id)
     ).all()
-    documents = _request_documents(session, req)
+    opened = [_open(dk, MESSAGE_KINDS, req, m.data_enc) for m in messages]
+    documents = _request_documents(session, req, opened)
     out: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "exported_at": _iso(now()),
@@ -239,9 +282,9 @@ def export_request(
                 "message_id": m.message_id,
                 "at": _iso(m.at),
                 "delivery": m.delivery.value if m.delivery else None,
-                "data": _open(dk, MESSAGE_KINDS, req, m.data_enc),
+                "data": data,
             }
-            for m in messages
+            for m, data in zip(messages, opened, strict=True)
         ],
         "notes": [
             {
@@ -269,7 +312,9 @@ def export_request(
                 "size": d.size,
                 "sha256": d.sha256,
                 "content_base64": (
-                    base64.b64encode(content).decode() if (content := _document_bytes(d)) else None
+                    base64.b64encode(content).decode()
+                    if (content := _document_bytes(d, dk, req)) is not None
+                    else None
                 ),
             }
             for d in documents
@@ -351,6 +396,26 @@ def erase_request(
         session.execute(text("PRAGMA secure_delete=ON"))
     already = is_erased(req)
     token = None if already else intake.reveal_token(req)
+    # Attachments are found through the messages, so read them before the key goes.
+    dk = keys.data_key(req)
+    messages = session.scalars(
+        select(RequestMessage.data_enc).where(
+            RequestMessage.request_id == req.id, RequestMessage.data_enc.is_not(None)
+        )
+    ).all()
+    documents = _request_documents(
+        session, req, [_open(dk, MESSAGE_KINDS, req, m) for m in messages]
+    )
+    # Message-IDs of e-mail sent about the request: the names of its copies under var/mail.
+    message_ids = [
+        mid.strip("<>")
+        for mid in session.scalars(
+            select(RequestMessage.message_id).where(
+                RequestMessage.request_id == req.id, RequestMessage.message_id.is_not(None)
+            )
+        ).all()
+        if mid
+    ]
     current = now()
     rid = req.id
 
@@ -421,7 +486,6 @@ def erase_request(
         if row.status in (OutboxStatus.pending, OutboxStatus.claimed):
             row.status = OutboxStatus.cancelled
     counts["outbox_rows"] = len(outbox_rows)
-    documents = _request_documents(session, req)
     counts["documents"] = len(documents)
     counts["document_files"] = _delete_document_files(session, documents)
     if not already:
@@ -439,7 +503,7 @@ def erase_request(
     )
     settings = get_settings()
     if settings.mail_backend == "file":
-        needles = [req.reference] + ([token] if token else [])
+        needles = [req.reference, *message_ids] + ([token] if token else [])
         folder = settings.mail_dir
         database.after_commit(session, lambda: _purge_mail(folder, needles))
     if _sqlite(session):
