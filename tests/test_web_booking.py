@@ -231,6 +231,36 @@ def test_a_slot_taken_meanwhile_answers_the_reason_and_the_fresh_list(
     assert second.status == RequestStatus.new
 
 
+@pytest.mark.sqlite
+def test_book_a_taken_slot_reschedule_and_cancel_on_sqlite(
+    web: TestClient, db: Session, expert: User
+) -> None:
+    """The embedded default: the savepoint around a refused attempt works on SQLite too."""
+    first, _ = _request(db)
+    req, token = _request(db)
+    _open(web, req, token)
+    date = day_in(LONDON, 2)
+    page = web.get(f"/r/{req.reference}/book").text
+    taken = _start(date, "09:00")
+    scheduling.book(
+        db,
+        first,
+        start=dt.datetime.fromisoformat(taken),
+        zone=None,
+        caller=scheduling.Caller("requester"),
+    )
+    refused = _book(web, req, taken, page)
+    assert refused.status_code == 409 and "just been taken" in refused.text
+    assert _book(web, req, _start(date, "10:00")).status_code == 303
+    assert _book(web, req, _start(date, "11:00")).status_code == 303
+    [c] = _consultations(db, req)
+    assert c.start_at.isoformat() == _start(date, "11:00") and c.ical_sequence == 1
+    confirm = web.get(f"/r/{req.reference}/cancel").text
+    web.post(f"/r/{req.reference}/cancel", data=hidden_fields(confirm))
+    [c] = _consultations(db, req)
+    assert c.status == ConsultationStatus.cancelled
+
+
 def test_a_start_that_is_not_a_time_is_422_with_the_list(
     web: TestClient, db: Session, expert: User
 ) -> None:
