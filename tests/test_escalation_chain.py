@@ -9,6 +9,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,11 +19,13 @@ from app.models import (
     DutyLevel,
     Escalation,
     IntakeRequest,
+    OutboxMessage,
+    OutboxStatus,
     RequestHistory,
     Role,
     User,
 )
-from app.roster import links
+from app.roster import escalation, links
 from app.sla import scheduling
 from app.sla import service as sla
 from tests.conftest import Clock
@@ -242,3 +245,29 @@ def test_with_an_empty_roster_staff_get_it_first_and_admins_after_the_ack_time(
         ("escalation_level_skipped", 2),
         ("escalation_level_sent", 3),
     ]
+
+
+@pytest.mark.sqlite
+def test_on_sqlite_the_chain_climbs_and_an_acknowledgement_cancels_the_rest(
+    db: Session, clock: Clock, mail_dir: Path
+) -> None:
+    team = Roster(db)
+    req = _breached_request(db, clock, mail_dir)
+    clock.advance(minutes=15)
+    drain_all(db)
+    assert recipients(take(mail_dir, "Breached:")) == {team.staff.email}
+    clock.advance(minutes=16)
+    drain_all(db)
+    assert recipients(take(mail_dir, "Breached:")) == {team.lead.email}
+    esc = escalation.for_request(db, req)
+    escalation.acknowledge(db, esc, req, team.lead, via="case")
+    pending = db.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.dedup_key.startswith(escalation.chain_prefix(req.id), autoescape=True),
+            OutboxMessage.status == OutboxStatus.pending,
+        )
+    ).all()
+    assert pending == []
+    clock.advance(minutes=30)
+    drain_all(db)
+    assert take(mail_dir, "Breached:") == []
