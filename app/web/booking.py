@@ -38,7 +38,7 @@ from app.core.deps import SessionDep
 from app.core.settings import get_settings
 from app.core.time import now
 from app.intake import service as intake
-from app.models import IntakeRequest
+from app.models import Consultation, IntakeRequest
 from app.privacy import service as privacy
 from app.scheduling import ics
 from app.scheduling import service as scheduling
@@ -363,7 +363,7 @@ def booked_page(request: Request, reference: str, session: SessionDep) -> Respon
 # The calendar file ---------------------------------------------------------------------------
 
 
-def calendar_file(req: IntakeRequest, c: Any, lang: str) -> bytes | None:
+def calendar_file(req: IntakeRequest, c: Consultation, lang: str) -> bytes | None:
     """The booked consultation as an iCalendar file for the requester (None: data erased)."""
     pii = intake.reveal_pii(req)
     if pii is None:
@@ -417,7 +417,7 @@ def _cancel_page(
     session: Session,
     req: IntakeRequest,
     lang: str,
-    c: Any,
+    c: Consultation,
 ) -> HTMLResponse:
     t = translator(lang)
     heading = t("Cancel your appointment?") if req.discreet else t("Cancel your consultation?")
