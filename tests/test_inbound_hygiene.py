@@ -195,3 +195,15 @@ def test_a_bounced_first_response_stops_counting_and_the_responder_is_told(
     assert req.reference in str(notice["Subject"]) and "bounced" in str(notice["Subject"])
     assert "no longer counts" in text_of(notice)
     assert SENDER not in notice.as_string()
+
+
+def test_a_gmail_style_report_with_the_whole_message_attached_lands_too(db: Session) -> None:
+    """Gmail's bounces carry the original as message/rfc822, not text/rfc822-headers."""
+    req = _request_with_sent_message(db, "outbox-987654@localhost", MessageKind.automatic)
+    outcome = take_message(db, fixture("dsn_gmail.eml"))
+    assert (outcome.action, outcome.reference, outcome.reason) == (
+        "delivery_report",
+        req.reference,
+        "5.1.1",
+    )
+    assert db.get(FlaggedAddress, keys.email_lookup(db, SENDER)) is not None

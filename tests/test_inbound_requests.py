@@ -31,6 +31,7 @@ from app.models import (
     RequestSource,
     RequestStatus,
     Role,
+    RoutingDecision,
 )
 from tests.factories import create_user, login
 from tests.intake_helpers import messages, text_of
@@ -256,6 +257,7 @@ def test_a_25_mb_message_opens_a_request_with_its_attachments_left_out_and_liste
 def test_staff_complete_the_fields_and_the_request_is_routed(client: object, db: Session) -> None:
     staff = create_user(db, role=Role.staff)
     req = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    assert db.scalar(select(func.count()).where(RoutingDecision.request_id == req.id)) == 0
     headers = login(client, staff)
     url = f"/api/v1/cases/{req.reference}/triage"
     bad = client.patch(  # type: ignore[attr-defined]
@@ -275,13 +277,11 @@ def test_staff_complete_the_fields_and_the_request_is_routed(client: object, db:
     db.refresh(req)
     assert (req.country_of_origin, req.country_of_residence, req.language) == ("KG", "GB", "ru")
     assert history(db, req, "triage_completed")[0].actor == f"user:{staff.id}"
-    # The routing flow ran (no expert exists here, so it records its decision to triage).
-    routed = db.scalars(
-        select(RequestHistory.action).where(
-            RequestHistory.request_id == req.id, RequestHistory.id > 0
-        )
+    # Routing ran only now, with the completed country (staff trigger).
+    decisions = db.scalars(
+        select(RoutingDecision).where(RoutingDecision.request_id == req.id)
     ).all()
-    assert any(a not in ("submitted", "ack_queued", "triage_completed") for a in routed), routed
+    assert [d.trigger for d in decisions] == ["staff_route"]
     expert = create_user(db, role=Role.expert)
     refused = client.patch(  # type: ignore[attr-defined]
         url,
@@ -289,3 +289,26 @@ def test_staff_complete_the_fields_and_the_request_is_routed(client: object, db:
         headers=login(client, expert),
     )
     assert refused.status_code == 403
+
+
+def test_staff_download_an_e_mailed_attachment_decrypted_and_others_get_404(
+    client: object, db: Session
+) -> None:
+    staff = create_user(db, role=Role.staff)
+    expert = create_user(db, role=Role.expert)
+    req = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    row = db.scalars(select(RequestMessage).where(RequestMessage.request_id == req.id)).one()
+    data = service.reveal_message(req, row)
+    assert data is not None
+    doc_id = next(a["document_id"] for a in data["attachments"] if a["document_id"])
+    url = f"/api/v1/cases/{req.reference}/attachments/{doc_id}"
+    resp = client.get(url, headers=login(client, staff))  # type: ignore[attr-defined]
+    assert resp.status_code == 200
+    assert resp.content.startswith(b"%PDF-1.4")
+    assert resp.headers["content-type"] == "application/pdf"
+    assert 'filename="refusal-letter.pdf"' in resp.headers["content-disposition"]
+    other = f"/api/v1/cases/{req.reference}/attachments/{__import__('uuid').uuid4()}"
+    missing = client.get(other, headers=login(client, staff))  # type: ignore[attr-defined]
+    assert missing.status_code == 404
+    not_theirs = client.get(url, headers=login(client, expert))  # type: ignore[attr-defined]
+    assert not_theirs.status_code == 404

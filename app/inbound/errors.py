@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.core.errors import FieldProblem, NotAuthenticated, Unprocessable
+from app.core.errors import FieldProblem, NotAuthenticated, NotFound, Unprocessable
 
 
 class InvalidMessage(Unprocessable):
@@ -26,3 +26,7 @@ class InvalidTriage(Unprocessable):
             f"Please correct: {field}: {message}",
             fields=[FieldProblem(field=field, message=message)],
         )
+
+
+class AttachmentNotFound(NotFound):
+    code = "attachment_not_found"

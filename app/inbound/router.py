@@ -6,15 +6,18 @@
   401). Garbage answers 422 naming ``body``. The same message posted twice is taken once.
 - ``PATCH /api/v1/cases/{reference}/triage`` (staff, admin): complete an e-mailed request's
   countries and language; it is routed then.
+- ``GET /api/v1/cases/{reference}/attachments/{document_id}``: an attachment that arrived by
+  e-mail, decrypted (staff, admins, the expert who accepted the request; others 404).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
 
-from app.accounts.deps import RequireStaff
+from app.accounts.deps import CurrentUser, RequireStaff
 from app.core.deps import SessionDep
 from app.core.errors import AppError, error_responses
 from app.core.security import constant_time_equals
@@ -23,10 +26,16 @@ from app.inbound import service
 from app.inbound.errors import WebhookUnauthorized
 from app.inbound.schemas import TakenOut, TriageIn, TriageOut
 from app.intake import service as intake
+from app.sla import service as sla
 from app.sla.errors import CaseNotFound
 
 #: Far above any message a mail provider forwards; the size limit proper is applied inside.
 MAX_WEBHOOK_BODY = 128 * 1024 * 1024
+
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "the file"},
+    **error_responses(401, 404),
+}
 
 webhook_router = APIRouter(tags=["webhooks"])
 triage_router = APIRouter(prefix="/api/v1/cases", tags=["inbound e-mail"])
@@ -100,4 +109,27 @@ def complete_triage(
         region_code=req.region_code,
         assigned_expert_id=str(req.assigned_expert_id) if req.assigned_expert_id else None,
         sla_state=intake.current_sla(req),
+    )
+
+
+@triage_router.get(
+    "/{reference}/attachments/{document_id}",
+    response_class=Response,
+    responses=DOWNLOAD_RESPONSES,
+    summary="Download an attachment that arrived by e-mail (decrypted)",
+)
+def download_attachment(
+    reference: str, document_id: uuid.UUID, session: SessionDep, user: CurrentUser
+) -> Response:
+    req = sla.case_for(session, reference, user)
+    found = service.attachment(session, req, document_id)
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in found.filename)[-120:]
+    return Response(
+        content=found.data,
+        media_type=found.content_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{safe or "attachment"}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
     )

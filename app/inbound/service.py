@@ -35,7 +35,7 @@ from app.documents import service as documents
 from app.experts import flows as expert_flows
 from app.experts.assignments import on_duty_staff
 from app.inbound import dsn, hygiene, parsing, threading
-from app.inbound.errors import InvalidTriage
+from app.inbound.errors import AttachmentNotFound, InvalidTriage
 from app.inbound.outbound import SEAL_KIND
 from app.intake import keys
 from app.intake import service as intake
@@ -44,6 +44,7 @@ from app.models import (
     ContactChannel,
     Country,
     DeliveryState,
+    Document,
     DocumentKind,
     FlaggedAddress,
     InboundAckCount,
@@ -551,6 +552,38 @@ def reveal_message(req: IntakeRequest, row: RequestMessage) -> dict[str, Any] | 
         return None
     value: dict[str, Any] = keys.unseal_json(dk, SEAL_KIND, req.id, row.data_enc)
     return value
+
+
+@dataclass(frozen=True)
+class AttachmentFile:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def attachment(session: Session, req: IntakeRequest, document_id: uuid.UUID) -> AttachmentFile:
+    """An attachment that arrived by e-mail on this request, decrypted; 404 when the document
+    is not one of this request's attachments (or the request was erased)."""
+    rows = session.scalars(
+        select(RequestMessage).where(
+            RequestMessage.request_id == req.id,
+            RequestMessage.direction == MessageDirection.inbound,
+            RequestMessage.kind == MessageKind.requester,
+        )
+    ).all()
+    for row in rows:
+        data = reveal_message(req, row) or {}
+        for entry in data.get("attachments", []):
+            if entry.get("document_id") != str(document_id):
+                continue
+            doc = session.get(Document, document_id)
+            if doc is None or doc.kind != DocumentKind.attachment:
+                break
+            plain = reveal_attachment(req, documents.read_bytes(doc))
+            if plain is None:
+                break
+            return AttachmentFile(str(entry["filename"]), str(entry["content_type"]), plain)
+    raise AttachmentNotFound("No such attachment on this request.")
 
 
 def reveal_attachment(req: IntakeRequest, sealed: bytes) -> bytes | None:
