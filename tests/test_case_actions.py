@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -436,3 +437,39 @@ def test_two_staff_on_one_case_see_each_other_until_one_leaves(
     assert bad.status_code == 422 and _fields(bad) == ["activity"]
     clock.advance(seconds=seen["window_seconds"] + 5)
     assert c.get(_url(req, "/presence"), headers=h1).json()["others"] == []
+
+
+# Erased requests and the embedded database ----------------------------------------------------
+
+
+def test_nothing_personal_is_kept_on_an_erased_request(db: Session, client: object) -> None:
+    c: Any = client
+    staff = create_user(db, role=Role.staff)
+    req = submit(db, country_of_origin="AM")
+    req.data_key_enc = None  # what erasure leaves: the data key is gone
+    db.flush()
+    h = login(c, staff)
+    for tail, body in (("/notes", {"body": "x"}), ("/replies", {"body": "x"})):
+        resp = c.post(_url(req, tail), json=body, headers=h)
+        assert resp.status_code == 409 and resp.json()["error"]["code"] == "request_erased"
+    assert c.patch(_url(req), json={"language": "en"}, headers=h).status_code == 409
+    assert c.get(_url(req), headers=h).json()["request"]["erased"] is True
+
+
+@pytest.mark.sqlite
+def test_reply_presence_and_merge_on_sqlite(db: Session, client: object) -> None:
+    c: Any = client
+    staff = create_user(db, role=Role.staff)
+    other = create_user(db, role=Role.staff, display_name="Other Staff")
+    req = submit(db, country_of_origin="AM")
+    dup = submit(db, country_of_origin="AM")
+    h = login(c, staff)
+    resp = c.post(_url(req, "/replies"), json={"body": "Hello"}, headers=h)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["sla"]["state"] == "met"
+    c.post(_url(req, "/presence"), json={"activity": "replying"}, headers=login(c, other))
+    seen = c.post(_url(req, "/presence"), json={"activity": "viewing"}, headers=h).json()
+    assert [(p["name"], p["activity"]) for p in seen["others"]] == [("Other Staff", "replying")]
+    merged = c.post(_url(dup, "/merge"), json={"into": req.reference}, headers=h)
+    assert merged.status_code == 200, merged.text
+    assert dup.reference not in _queue_refs(c, h)
