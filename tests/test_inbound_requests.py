@@ -312,3 +312,13 @@ def test_staff_download_an_e_mailed_attachment_decrypted_and_others_get_404(
     assert missing.status_code == 404
     not_theirs = client.get(url, headers=login(client, expert))  # type: ignore[attr-defined]
     assert not_theirs.status_code == 404
+
+
+@pytest.mark.sqlite
+def test_on_the_embedded_default_an_e_mail_opens_a_request_and_the_cap_counts(
+    db: Session, cap: None
+) -> None:
+    refs = [take_message(db, plain(subject=f"SQLite {n}")).reference for n in range(3)]
+    reqs = [request_of(db, r) for r in refs]
+    assert all(r.source == RequestSource.email and r.country_of_origin is None for r in reqs)
+    assert [bool(history(db, r, "ack_queued")) for r in reqs] == [True, True, False]

@@ -25,6 +25,8 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -113,7 +115,13 @@ def take_message(
             else:
                 outcome = _take(session, parsed, at, via)
     except IntegrityError:
-        # The same message taken at the same moment by another process: it won.
+        # The same message taken at the same moment by another process: it won. Anything
+        # else is a real failure (the caller must not mark the message as taken).
+        winner = session.scalar(
+            select(RequestMessage.id).where(RequestMessage.message_id == parsed.message_id)
+        )
+        if winner is None:
+            raise
         log.info("inbound_duplicate", via=via, reason="concurrent")
         return Outcome("duplicate", reason="taken_concurrently")
     log.info(
@@ -367,10 +375,18 @@ def _acknowledge(
         )
         return False
     day = current.astimezone(dt.UTC).date()
-    counter = session.get(InboundAckCount, (lookup, day), with_for_update=True)
-    if counter is None:
-        counter = InboundAckCount(sender_lookup=lookup, day=day, count=0)
-        session.add(counter)
+    # Insert-if-missing in one statement, then lock the row: two messages from one sender at
+    # once count one after the other instead of failing on the primary key.
+    insert_fn = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert_fn(InboundAckCount)
+        .values(sender_lookup=lookup, day=day, count=0)
+        .on_conflict_do_nothing(index_elements=["sender_lookup", "day"])
+    )
+    counter = session.get(
+        InboundAckCount, (lookup, day), with_for_update=True, populate_existing=True
+    )
+    assert counter is not None
     if counter.count >= cap:
         intake.add_history(
             session, req, actor="system", action="ack_capped", details={"cap": cap}, at=current
