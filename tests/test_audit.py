@@ -271,3 +271,64 @@ def test_verify_finds_a_forged_row_on_sqlite(tmp_path: Path) -> None:
             conn.commit()
         altered = _verify(tmp_path, url)
         assert altered.returncode == 1 and "row 2" in altered.stderr, altered.stderr
+
+
+def test_pages_are_recorded_too_with_the_signed_in_user_or_the_requester(
+    db: Session, client: object
+) -> None:
+    from app.web.auth import SESSION_COOKIE
+
+    c: Any = client
+    staff = create_user(db, role=Role.staff)
+    reply = submit(c)
+    ref = reply["reference"]
+    token = login(c, staff)["Authorization"].removeprefix("Bearer ")
+    c.cookies.set(SESSION_COOKIE, token)
+    assert c.get(f"/staff/cases/{ref}").status_code == 200
+    c.cookies.clear()
+    c.get(f"/r/{ref}")  # no link: whatever the page answers, it is recorded
+    got = [(r.action, r.actor) for r in _rows(db, target=ref)]
+    assert ("GET /staff/cases/{reference}", str(staff.id)) in got
+    assert ("GET /r/{reference}", "anonymous") in got
+
+
+def test_an_access_that_cannot_be_recorded_is_refused(
+    db: Session, client: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.audit import middleware
+
+    c: Any = client
+    staff = create_user(db, role=Role.staff)
+    req = submit_in_process(db)
+    commit(db)
+    headers = login(c, staff)
+
+    def broken(*_: Any, **__: Any) -> AuditEvent:
+        raise RuntimeError("audit table unavailable")
+
+    monkeypatch.setattr(middleware.service, "record", broken)
+    resp = c.get(f"/api/v1/cases/{req.reference}", headers=headers)
+    assert resp.status_code == 503
+    assert resp.json()["error"]["code"] == "audit_unavailable"
+    assert MARKER not in resp.text
+    # Routes that are not audited are unaffected.
+    assert c.get("/healthz").status_code == 200
+
+
+@pytest.mark.slow
+def test_concurrent_appends_keep_one_linear_chain_on_postgresql(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.core.database import session_scope
+
+    def append(i: int) -> None:
+        for j in range(10):
+            with session_scope() as s:
+                audit.record(s, action=f"test.thread{i}.{j}", actor="system")
+
+    with real_database("postgresql", tmp_path) as db:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(append, range(6)))
+        with db.session() as s:
+            report = audit.verify(s)
+        assert report.ok and report.rows == 60, report

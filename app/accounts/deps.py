@@ -44,8 +44,6 @@ def current_session(
 ) -> UserSession:
     user, user_session = service.authenticate(session, _token(request, credentials))
     request.state.user = user
-    # Read by the audit middleware after the endpoint ran (the user may be detached by then).
-    request.state.audit_actor = (str(user.id), user.role.value)
     return user_session
 
 

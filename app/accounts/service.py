@@ -272,6 +272,7 @@ def authenticate(session: Session, token: str) -> tuple[User, UserSession]:
         LAST_SEEN_RESOLUTION
     ):
         user_session.last_seen_at = current
+    audit.note_actor(str(user.id), user.role.value)
     return user, user_session
 
 

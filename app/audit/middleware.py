@@ -12,9 +12,9 @@ the response starts. What it records:
 - any read of the audit trail itself (``/api/v1/admin/audit...``).
 
 It never reads the body, the query string, cookies or the Authorization header. The actor is
-the signed-in user that ``app.accounts.deps`` put on ``request.state.audit_actor``; a successful
-call on a ``{reference}`` route without one is the requester (the link is the only other way
-in).
+whoever authentication recognised (``audit.note_actor``, called by ``accounts.authenticate``
+for a user's session, API or pages, and by ``intake.authenticate_requester`` for a link);
+otherwise "anonymous".
 If the row cannot be written, the response is replaced by a 503: no audit, no data.
 """
 
@@ -64,7 +64,9 @@ def _params_target(params: dict[str, Any]) -> str | None:
     return ",".join(parts)[:160]
 
 
-def entry_for(scope: Scope, status_code: int) -> _Entry | None:
+def entry_for(
+    scope: Scope, status_code: int, ctx: service.ClientContext | None = None
+) -> _Entry | None:
     """What to record for this request, or None."""
     route = scope.get("route")
     template = getattr(route, "path", None)
@@ -80,12 +82,8 @@ def entry_for(scope: Scope, status_code: int) -> _Entry | None:
         target = _params_target(params)
     else:
         return None
-    state = scope.get("state") or {}
-    signed_in = state.get("audit_actor")
-    if signed_in is not None:
-        actor, role = signed_in
-    elif status_code < 400 and "{reference}" in template:
-        actor, role = "requester", "requester"
+    if ctx is not None and ctx.actor is not None:
+        actor, role = ctx.actor, ctx.actor_role
     else:
         actor, role = "anonymous", None
     headers = dict(scope.get("headers") or [])
@@ -144,12 +142,11 @@ class AuditMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         client = scope.get("client")
-        token = service.client_context.set(
-            service.ClientContext(
-                address=client[0] if client else None,
-                user_agent=headers.get(b"user-agent", b"").decode("latin-1") or None,
-            )
+        ctx = service.ClientContext(
+            address=client[0] if client else None,
+            user_agent=headers.get(b"user-agent", b"").decode("latin-1") or None,
         )
+        token = service.client_context.set(ctx)
         started = False
         refused = False
 
@@ -159,7 +156,7 @@ class AuditMiddleware:
                 return  # the original body of a refused response is dropped
             if message["type"] == "http.response.start":
                 started = True
-                entry = entry_for(scope, int(message["status"]))
+                entry = entry_for(scope, int(message["status"]), ctx)
                 if entry is not None and not await anyio.to_thread.run_sync(_write, entry):
                     refused = True
                     await send(
@@ -177,7 +174,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send_recorded)
         except Exception:
             if not started:
-                entry = entry_for(scope, 500)
+                entry = entry_for(scope, 500, ctx)
                 if entry is not None:
                     await anyio.to_thread.run_sync(_write, entry)
             raise

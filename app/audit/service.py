@@ -37,15 +37,30 @@ ADVISORY_LOCK_ID = 0x4155444954  # "AUDIT"
 OUTCOMES = ("ok", "denied", "not_found", "error")
 
 
-@dataclass(frozen=True)
+@dataclass
 class ClientContext:
+    """Who is calling, for the request being served: the address and user agent (set by the
+    middleware) and the actor once authentication succeeded (``note_actor``). Mutable on
+    purpose: endpoints run in a thread pool with a copy of the context, and the middleware
+    reads what they noted on this same object."""
+
     address: str | None = None
     user_agent: str | None = None
+    actor: str | None = None
+    actor_role: str | None = None
 
 
 client_context: contextvars.ContextVar[ClientContext | None] = contextvars.ContextVar(
     "audit_client", default=None
 )
+
+
+def note_actor(actor: str, actor_role: str) -> None:
+    """Called where authentication succeeds (a user's session, a requester's link), so the
+    middleware knows who made the request without reading any token itself."""
+    ctx = client_context.get()
+    if ctx is not None:
+        ctx.actor, ctx.actor_role = actor, actor_role
 
 
 def outcome_for(status_code: int) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit
 from app.core.security import (
     REQUESTER_TOKEN_PREFIX,
     constant_time_equals,
@@ -421,6 +422,7 @@ def authenticate_requester(session: Session, reference: str, token: str | None) 
     stored = req.token_hash if req is not None and req.token_hash else "-"
     if req is None or not given or not constant_time_equals(given, stored):
         raise RequestNotFound()
+    audit.note_actor("requester", "requester")
     return req
 
 
