@@ -47,6 +47,7 @@ from app.web import auth as page_auth
 from app.web.account import router as account_pages
 from app.web.booking import router as booking_pages
 from app.web.escalations import router as escalation_pages
+from app.web.expert import router as expert_pages
 from app.web.offers import router as offer_pages
 from app.web.public import LIMITED_ROUTES as PAGE_LIMITED_ROUTES
 from app.web.public import STATIC_DIR
@@ -54,7 +55,6 @@ from app.web.public import router as public_pages
 from app.web.reports import router as report_pages
 from app.web.security import SecureTransportMiddleware
 from app.web.sign_in import router as sign_in_pages
-from app.web.expert import router as expert_pages
 from app.web.staff import router as staff_pages
 
 DESCRIPTION = """
