@@ -128,6 +128,9 @@ def test_the_accepted_expert_may_not_change_the_status_and_others_do_not_see_the
     # Access is decided before the body: a stranger learns nothing from a bad body either.
     junk = {"status": "nonsense"}
     assert c.post(_url(req, "/status"), json=junk, headers=login(c, stranger)).status_code == 404
+    for tail in ("/contacts", "/notes", "/replies", "/merge", "/presence"):
+        resp = c.post(_url(req, tail), json={"nonsense": 1}, headers=login(c, stranger))
+        assert resp.status_code == 404, (tail, resp.text)
     assert c.post(_url(req, "/status"), json=body).status_code == 401
     assert intake.get_by_reference(db, req.reference).status.value == "new"  # type: ignore[union-attr]
 

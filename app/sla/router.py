@@ -2,12 +2,15 @@
 one stops the one-hour clock) and list them.
 
 Staff and admins, and the expert who accepted the request; anyone else gets the same 404 as a
-request that does not exist.
+request that does not exist. Access is decided in a dependency, before the body is validated,
+so a caller who may not see the case learns nothing from a 422.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
 
 from app.accounts.deps import CurrentUser
 from app.core.deps import SessionDep
@@ -19,6 +22,14 @@ from app.sla import service
 from app.sla.schemas import ContactIn, ContactRecordedOut, ContactsOut
 
 router = APIRouter(prefix="/api/v1/cases", tags=["first response"])
+
+
+def _case(reference: str, session: SessionDep, user: CurrentUser) -> IntakeRequest:
+    return service.case_for(session, reference, user)
+
+
+#: The request, for staff, admins and the expert who accepted it (anyone else: 404).
+CaseDep = Annotated[IntakeRequest, Depends(_case)]
 
 
 def _sla(req: IntakeRequest) -> SlaOut:
@@ -37,9 +48,8 @@ def _sla(req: IntakeRequest) -> SlaOut:
     summary="Record a contact with the requester (the first one stops the clock)",
 )
 def record_contact(
-    reference: str, body: ContactIn, session: SessionDep, user: CurrentUser
+    req: CaseDep, body: ContactIn, session: SessionDep, user: CurrentUser
 ) -> ContactRecordedOut:
-    req = service.case_for(session, reference, user)
     contact = service.record_contact(
         session,
         req,
@@ -57,8 +67,7 @@ def record_contact(
     responses=error_responses(401, 404),
     summary="Contacts with the requester, and the first-response state",
 )
-def list_contacts(reference: str, session: SessionDep, user: CurrentUser) -> ContactsOut:
-    req = service.case_for(session, reference, user)
+def list_contacts(req: CaseDep, session: SessionDep) -> ContactsOut:
     return ContactsOut(
         reference=req.reference,
         sla=_sla(req),
