@@ -189,7 +189,7 @@ def test_booking_a_slot_shows_the_time_in_the_zone_and_the_join_link(
     assert "(Asia/Bishkek, UTC+06:00)" in page.text
     assert f'id="join-link" href="{LINK}"' in page.text
     assert f'href="/r/{req.reference}/consultation.ics"' in page.text
-    assert "Your consultation is booked." in page.text
+    assert "<h1>Your consultation is booked</h1>" in page.text
     [c] = _consultations(db, req)
     assert c.status == ConsultationStatus.booked and c.start_at.isoformat() == start
     db.refresh(req)

@@ -85,10 +85,7 @@ OTHER_REASON = N_("This time is no longer free. Please choose another.")
 NOT_BOOKABLE = N_(
     "A consultation can no longer be booked online for this request. Write to us if you need one."
 )
-DONE = {
-    "booked": N_("Your consultation is booked."),
-    "rescheduled": N_("Your consultation is moved to the new time."),
-}
+DONE = {"rescheduled": N_("Your consultation is moved to the new time.")}  # booked: the heading
 
 
 # Loading -------------------------------------------------------------------------------------
