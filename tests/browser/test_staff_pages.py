@@ -1,0 +1,140 @@
+"""Staff and expert pages in a real browser (Chromium): sign in as staff, find the request in the
+queue, assign it, reply; sign in as an expert and see only their own requests."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.factories import DEFAULT_PASSWORD
+from tests.processes import ROOT, Service
+
+pytestmark = pytest.mark.slow
+
+# Runs in the service's own directory and settings (its embedded database and master key), so
+# the people and requests exist as if an admin and two requesters had made them.
+SEED = """
+import json, sys
+sys.path.insert(0, {root!r})
+from app.core.database import session_scope
+from app.models import Role
+from tests.experts_support import create_expert, submit
+from tests.factories import create_user
+
+with session_scope() as s:
+    staff = create_user(s, role=Role.staff, display_name="Nadia Staff")
+    kg = create_expert(s, countries=["KG"], name="Dr Kyrgyzstan")
+    sy = create_expert(s, countries=["SY"], name="Dr Syria")
+    kg_req = submit(s, country_of_origin="KG")
+    sy_req = submit(s, country_of_origin="SY")
+    out = {{
+        "staff": staff.email, "kg": kg.email, "sy": sy.email,
+        "kg_ref": kg_req.reference, "sy_ref": sy_req.reference,
+    }}
+print(json.dumps(out))
+"""
+
+
+def seed(service: Service) -> dict[str, str]:
+    result = subprocess.run(
+        [sys.executable, "-c", SEED.format(root=str(ROOT))],
+        cwd=service.cwd,
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    data: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def sign_in(page: Any, email: str) -> None:
+    page.goto("/staff/sign-in")
+    page.fill("#email", email)
+    page.fill("#password", DEFAULT_PASSWORD)
+    page.click("button:has-text('Sign in')")
+
+
+def test_staff_signs_in_finds_the_request_assigns_it_and_replies(
+    new_page: Any, service: Service
+) -> None:
+    people = seed(service)
+    ref = people["kg_ref"]
+    page = new_page()
+    # A staff page without a session leads to the sign-in and back.
+    page.goto("/staff/queue")
+    assert "/staff/sign-in" in page.url
+    page.fill("#email", people["staff"])
+    page.fill("#password", "not the password")
+    page.click("button:has-text('Sign in')")
+    assert "incorrect" in page.inner_text("#password-error")
+    page.fill("#password", DEFAULT_PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(re.compile(r"/staff/queue"))
+
+    # The countdown ticks in the browser (m:ss under an hour) and the state is in words.
+    row = page.locator(f"tr:has(a[href='/staff/cases/{ref}'])")
+    row.wait_for()
+    page.wait_for_function(
+        "ref => /\\d+:\\d\\d left/.test(document.querySelector("
+        "`a[href='/staff/cases/${ref}']`).closest('tr').innerText)",
+        arg=ref,
+    )
+    assert "On track" in row.inner_text()
+
+    page.fill("#q", ref)
+    page.click("button:has-text('Filter')")
+    page.wait_for_url(re.compile(rf"q={ref}"))
+    assert page.locator("table.queue tbody tr").count() == 1
+    page.click(f"a[href='/staff/cases/{ref}']")
+    page.wait_for_url(re.compile(rf"/staff/cases/{ref}$"))
+    assert "Aigul" in page.inner_text("main")  # the decrypted request
+
+    page.select_option("#expert_id", label="Dr Syria")
+    page.fill("#assign_reason", "speaks the language")
+    page.click("button:has-text('Assign')")
+    page.wait_for_url(re.compile(r"done=assigned"))
+    assert "The request is offered to the expert." in page.inner_text(".flash")
+    assert "Dr Syria" in page.inner_text("#routing")
+
+    page.click("#reply-form button[type=submit]")  # empty: refused next to the field
+    assert "empty" in page.inner_text("#reply_body-error")
+    assert page.get_attribute("#reply_body", "aria-invalid") == "true"
+    page.fill("#reply_body", "Thank you for writing. An expert will call you today.")
+    page.click("#reply-form button[type=submit]")
+    page.wait_for_url(re.compile(r"done=reply"))
+    assert "An expert will call you today." in page.inner_text("#messages")
+    assert "Answered in time" in page.inner_text("#case-sla")
+    history = page.inner_text("#history")
+    assert "reply_queued" in history and "Nadia Staff" in history
+
+
+def test_an_expert_sees_only_their_own(new_page: Any, service: Service) -> None:
+    people = seed(service)
+    page = new_page(viewport={"width": 390, "height": 800})
+    sign_in(page, people["kg"])
+    page.wait_for_url(re.compile(r"/expert/assignments"))
+    listing = page.inner_text("main")
+    assert people["kg_ref"] in listing
+    assert people["sy_ref"] not in listing
+    # Accept: the person's details appear.
+    page.locator(f"li.card:has(a[href='/expert/cases/{people['kg_ref']}'])").locator(
+        "button:has-text('Accept')"
+    ).click()
+    page.wait_for_url(re.compile(rf"/expert/cases/{people['kg_ref']}\?done=accepted"))
+    assert "Aigul" in page.inner_text("main")
+    # Another expert's request is not there at all, and staff pages are not for experts.
+    resp = page.goto(f"/expert/cases/{people['sy_ref']}")
+    assert resp is not None and resp.status == 404
+    assert "Aigul" not in page.inner_text("main")
+    resp = page.goto("/staff/queue")
+    assert resp is not None and resp.status == 403
+    page.goto("/expert/notifications")
+    assert people["kg_ref"] in page.inner_text("main")
+    assert people["sy_ref"] not in page.inner_text("main")
