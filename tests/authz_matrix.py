@@ -309,6 +309,10 @@ MATRIX: dict[tuple[str, str], Row] = {
         "Contacts with the requester, and the first-response state",
         "401 401 401 200 404 200 200",
     ),
+    ("GET", "/api/v1/cases/{reference}/attachments/{document_id}"): row(
+        "An attachment that arrived by e-mail (the case's; no such document here)",
+        "401 401 401 404 404 404 404",
+    ),
     ("POST", "/api/v1/cases/{reference}/contacts"): row(
         "Record a contact with the requester (the first one stops the clock)",
         "401 401 401 201 404 201 201",
