@@ -19,7 +19,8 @@ from typing import Literal
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
-PRODID = "-//asylum-intake//consultations//EN"
+# Neutral: an invite of a discreet request must not say "asylum" anywhere, PRODID included.
+PRODID = "-//intake//consultations//EN"
 
 Method = Literal["REQUEST", "CANCEL"]
 
