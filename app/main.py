@@ -54,6 +54,7 @@ from app.web.public import STATIC_DIR
 from app.web.public import router as public_pages
 from app.web.reports import router as report_pages
 from app.web.security import SecureTransportMiddleware
+from app.web.sign_in import LIMITED_ROUTES as SIGN_IN_LIMITED_ROUTES
 from app.web.sign_in import router as sign_in_pages
 from app.web.staff import router as staff_pages
 
@@ -93,7 +94,7 @@ def create_app() -> FastAPI:
     app.add_middleware(
         BodySizeLimitMiddleware,
         limit=settings.max_request_body_bytes,
-        routes=INTAKE_LIMITED_ROUTES | PAGE_LIMITED_ROUTES,
+        routes=INTAKE_LIMITED_ROUTES | PAGE_LIMITED_ROUTES | SIGN_IN_LIMITED_ROUTES,
     )
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(SecureTransportMiddleware)

@@ -447,3 +447,10 @@ def test_reply_note_and_status_from_the_case_page_show_in_messages_notes_and_his
     for action in ("reply_queued", "note_added", "status_changed"):
         assert action in section, action
     assert "Nadia Staff" in section
+
+
+def test_an_oversized_sign_in_body_is_refused_before_it_is_read(web: TestClient) -> None:
+    hidden = hidden_fields(web.get("/staff/sign-in").text)
+    big = "x" * (get_settings().max_request_body_bytes + 10)
+    resp = web.post("/staff/sign-in", data={**hidden, "email": "a@example.org", "password": big})
+    assert resp.status_code == 413

@@ -35,6 +35,8 @@ from app.web.auth import (
 from app.web.security import CSRF_COOKIE
 
 router = APIRouter(include_in_schema=False)
+# The sign-in form is open to anyone: its body is limited like the API's (app/main.py).
+LIMITED_ROUTES = {("POST", "/staff/sign-in")}
 PENDING_SECONDS = 300
 TITLE = "Sign in"
 
