@@ -38,6 +38,7 @@ from app.models.messages import (
     RequestMessage,
 )
 from app.sendouts import service as sendouts
+from app.sla.scheduling import key_prefix
 from tests.experts_support import MARKER, create_expert, submit, tiny_pdf
 from tests.factories import create_user, login
 from tests.outbox_helpers import drain
@@ -371,6 +372,16 @@ def test_correcting_contact_and_country_reroutes_and_keeps_values_out_of_the_his
 # Merging ------------------------------------------------------------------------------------
 
 
+def _reminders(db: Session, req: IntakeRequest) -> set[str]:
+    rows = db.scalars(
+        select(OutboxMessage.status)
+        .where(OutboxMessage.dedup_key.startswith(key_prefix(req.id)))
+        .execution_options(populate_existing=True)
+    ).all()
+    assert rows, "the request has reminders queued"
+    return {r.value for r in rows}
+
+
 def _queue_refs(c: Any, h: dict[str, str]) -> set[str]:
     resp = c.get("/api/v1/queue", params={"limit": 100}, headers=h)
     assert resp.status_code == 200, resp.text
@@ -398,6 +409,7 @@ def test_a_merged_duplicate_leaves_the_queue_and_unlinking_brings_it_back(
         {"from": dup.reference}
     ]
     assert any(x.action == "merged_into" for x in _history(db, dup))
+    assert _reminders(db, dup) == {"cancelled"}  # the request it joined carries the promise
     # Chains and nonsense are refused.
     chain = c.post(_url(keep, "/merge"), json={"into": dup.reference}, headers=h)
     assert chain.status_code == 409
@@ -408,6 +420,7 @@ def test_a_merged_duplicate_leaves_the_queue_and_unlinking_brings_it_back(
     undo = c.delete(_url(dup, "/merge"), headers=h)
     assert undo.status_code == 200 and undo.json()["merged_into_reference"] is None
     assert dup.reference in _queue_refs(c, h)
+    assert _reminders(db, dup) == {"pending"}  # nobody answered it: its reminders are back
     assert c.delete(_url(dup, "/merge"), headers=h).status_code == 409
     assert sum(x.action == "merge_undone" for x in _history(db, keep)) == 1
 

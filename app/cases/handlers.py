@@ -14,7 +14,6 @@ import uuid
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.cases.actions import RESEND_SAMPLE_KIND
@@ -22,10 +21,11 @@ from app.cases.replies import REPLY_KIND, references_of, reveal_message, seal_me
 from app.core.settings import get_settings
 from app.core.time import now
 from app.documents import service as documents
+from app.inbound import outbound
 from app.intake import service as intake
 from app.intake.handlers import template_language
 from app.models import ExpertProfile, IntakeRequest, OutboxMessage, RequestStatus, User
-from app.models.messages import DeliveryState, MessageDirection, MessageKind, RequestMessage
+from app.models.messages import DeliveryState, RequestMessage
 from app.notifications import mail
 from app.notifications.render import render_pair
 from app.outbox.registry import PermanentFailure, handler
@@ -186,28 +186,8 @@ def resend_sample_report(session: Session, row: OutboxMessage) -> None:
             )
         ],
     )
-    bare = message_id.strip("<>")
-    current = now()
-    record = session.scalar(select(RequestMessage).where(RequestMessage.message_id == bare))
-    if record is None:
-        record = RequestMessage(
-            request_id=req.id,
-            direction=MessageDirection.outbound,
-            kind=MessageKind.automatic,
-            message_id=bare,
-            at=current,
-            recorded_at=current,
-            outbox_id=row.id,
-            delivery=DeliveryState.queued,
-            data_enc=seal_message(
-                req, {"to": pii["email"], "subject": subject, "attachments": [name]}
-            ),
-        )
-        session.add(record)
-        session.flush()
     mail.send(message)
-    record.delivery = DeliveryState.sent
-    record.at = current
+    outbound.record_sent(session, req, message, outbox_id=row.id, what="sample_report_resend")
     intake.add_history(
         session,
         req,

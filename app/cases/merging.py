@@ -2,7 +2,8 @@
 
 A merged request keeps its data and history but leaves the open queue (app/queue's open clause
 excludes ``merged_into_id IS NOT NULL``); its pending reminders are cancelled (the request it was
-merged into carries the promise). Both requests get a history row. Chains are refused: the
+merged into carries the promise; unlinking re-arms them while nobody has answered). Both
+requests get a history row. Chains are refused: the
 target may not itself be merged, and a request that others were merged into cannot be merged.
 """
 
@@ -15,6 +16,7 @@ from app.cases.errors import InvalidCaseInput, MergeRefused
 from app.core.time import now
 from app.intake import service as intake
 from app.intake.service import add_history
+from app.intake.status import FINAL
 from app.models import IntakeRequest, User
 from app.sla import service as sla
 
@@ -84,13 +86,17 @@ def unlink(session: Session, req: IntakeRequest, user: User) -> IntakeRequest:
         raise MergeRefused("This request is not merged into another one.")
     current = now()
     req.merged_into_id = None
+    # Its own promise again: reminders cancelled by the merge come back while nobody answered.
+    rearmed = 0
+    if req.first_responded_at is None and req.status not in FINAL:
+        rearmed = sla.rearm_pending(session, req)
     by = f"user:{user.id}"
     add_history(
         session,
         req,
         actor=by,
         action="merge_undone",
-        details={"from": target.reference},
+        details={"from": target.reference, "reminders_rearmed": rearmed},
         at=current,
     )
     add_history(
