@@ -355,7 +355,7 @@ def _end(db: Session, req: IntakeRequest, status: str, at: dt.datetime) -> None:
 
 
 def test_retention_erases_ended_then_closed_requests_and_never_an_open_one(
-    db: Session, client: object, clock: Any
+    db: Session, client: object, clock: Any, mail_dir: Path
 ) -> None:
     from app.core.settings import get_settings
     from app.privacy.service import run_retention
@@ -366,12 +366,18 @@ def test_retention_erases_ended_then_closed_requests_and_never_an_open_one(
         name: submit(c)["reference"] for name in ("open", "old_open", "withdrawn", "spam", "closed")
     }
     reqs = {name: _request(db, ref) for name, ref in refs.items()}
+    drain(db)  # the acknowledgements, copied to var/mail
     start = now()
     _end(db, reqs["withdrawn"], "withdrawn", start)
     _end(db, reqs["spam"], "spam", start)
     _end(db, reqs["closed"], "closed", start)
     _end(db, reqs["old_open"], "in_progress", start)
     commit(db)
+
+    def mailed(name: str) -> bool:
+        return _mail_mentions(mail_dir, refs[name])
+
+    assert all(mailed(name) for name in refs)
 
     clock.advance(hours=24 * (settings.retention_ended_days - 1))
     assert run_retention(db) == {"erased": 0, "ended": 0, "closed": 0}
@@ -382,6 +388,7 @@ def test_retention_erases_ended_then_closed_requests_and_never_an_open_one(
     db.expire_all()
     erased = {n for n, r in reqs.items() if db.get(IntakeRequest, r.id).erased_at is not None}  # type: ignore[union-attr]
     assert erased == {"withdrawn", "spam"}
+    assert not mailed("withdrawn") and not mailed("spam") and mailed("open")
 
     clock.set(24 * 3600 * (settings.retention_closed_days + 1) + 1)
     assert run_retention(db) == {"erased": 1, "ended": 0, "closed": 1}

@@ -386,10 +386,13 @@ def erase_request(
     by: str,
     reason: str,
     actor_role: str | None = None,
+    mail_needles: list[str] | None = None,
 ) -> dict[str, int]:
     """Destroy the request's personal data (see the module docstring); idempotent. ``by`` is the
     audit actor (a user's id, "requester" or "system"); ``reason`` an ``ErasureReason``.
-    Returns counts of what was cleared (non-personal, recorded in the audit trail)."""
+    Returns counts of what was cleared (non-personal, recorded in the audit trail).
+    ``mail_needles``: collect what identifies the request's mail copies there instead of
+    removing them after commit (a batch removes them once, see ``run_retention``)."""
     reason = ErasureReason(reason).value
     counts: dict[str, int] = {}
     if _sqlite(session):
@@ -501,15 +504,23 @@ def erase_request(
         target=req.reference,
         details={"reason": reason, "already_erased": already, **counts},
     )
+    needles = [req.reference, *message_ids] + ([token] if token else [])
+    if mail_needles is not None:
+        mail_needles.extend(needles)
+    else:
+        _after_commit_cleanup(session, needles)
+    log.info("request_erased", reference=req.reference, reason=reason)
+    return counts
+
+
+def _after_commit_cleanup(session: Session, needles: list[str]) -> None:
+    """Once the erasure is durable: remove the mail copies, checkpoint SQLite's WAL."""
     settings = get_settings()
-    if settings.mail_backend == "file":
-        needles = [req.reference, *message_ids] + ([token] if token else [])
+    if settings.mail_backend == "file" and needles:
         folder = settings.mail_dir
         database.after_commit(session, lambda: _purge_mail(folder, needles))
     if _sqlite(session):
         _checkpoint(session)
-    log.info("request_erased", reference=req.reference, reason=reason)
-    return counts
 
 
 def _purge_mail(folder: Path, needles: list[str]) -> None:
@@ -557,6 +568,7 @@ def run_retention(session: Session, current: dt.datetime | None = None) -> dict[
     the counts. Returns ``{"erased", "ended", "closed"}``."""
     current = current or now()
     counts = {"erased": 0, "ended": 0, "closed": 0}
+    needles: list[str] = []
     while True:
         batch = due_for_retention(session, current, limit=RETENTION_BATCH)
         if not batch:
@@ -564,9 +576,13 @@ def run_retention(session: Session, current: dt.datetime | None = None) -> dict[
         for req in batch:
             if req.status in OPEN:  # never: the query excludes them; belt and braces
                 continue
-            erase_request(session, req, by="system", reason=ErasureReason.retention)
+            erase_request(
+                session, req, by="system", reason=ErasureReason.retention, mail_needles=needles
+            )
             counts["erased"] += 1
             counts["closed" if req.status == RequestStatus.closed else "ended"] += 1
+    if counts["erased"]:
+        _after_commit_cleanup(session, needles)
     settings = get_settings()
     audit.record(
         session,
