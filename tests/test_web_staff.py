@@ -334,7 +334,11 @@ def test_case_page_shows_the_decrypted_request_and_its_history(
     assert "Dr Kyrgyz Expert" in resp.text  # routing offered it
     assert "submitted" in resp.text or "received" in resp.text
     assert title_of(resp.text).startswith(f"Case {req.reference}")
-    assert web.get("/staff/cases/NOPE-NOPE").status_code == 404
+    missing = web.get("/staff/cases/NOPE-NOPE")
+    assert missing.status_code == 404 and "Not found" in missing.text
+    token = csrf(web, f"/staff/cases/{req.reference}")
+    for action in ("contact", "assign", "reply", "notes", "status"):
+        assert web.post(f"/staff/cases/NOPENOPE/{action}", data=token).status_code == 404
 
 
 def test_logging_a_contact_stops_the_clock_and_shows_in_the_history(
