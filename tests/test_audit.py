@@ -162,6 +162,10 @@ def test_admins_search_by_actor_case_action_and_time_in_keyset_pages_and_as_csv(
     none = c.get("/api/v1/admin/audit", params={"action": "no-such-action"}, headers=as_admin)
     assert none.json() == {"items": [], "next_cursor": None}
     assert c.get("/api/v1/admin/audit", params={"limit": 0}, headers=as_admin).status_code == 422
+    naive = c.get("/api/v1/admin/audit", params={"since": "2026-11-23T10:00:00"}, headers=as_admin)
+    assert naive.status_code == 422 and naive.json()["error"]["fields"][0]["field"].endswith(
+        "since"
+    )
 
     exported = c.get(
         "/api/v1/admin/audit.csv", params={"reference": req.reference}, headers=as_admin

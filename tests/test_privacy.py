@@ -276,6 +276,15 @@ def test_export_includes_attachments_decrypted(db: Session, client: object) -> N
     assert body["messages"][0]["data"]["subject"] == "Papers"
     [exported] = body["documents"]
     assert base64.b64decode(exported["content_base64"]) == content
+    # A download of the attachment is recorded in the audit trail.
+    staff = create_user(db, role=Role.staff)
+    c.get(f"/api/v1/documents/{doc_id}", headers=login(c, staff))
+    downloads = db.scalars(
+        select(AuditEvent).where(AuditEvent.target == f"document_id={doc_id}")
+    ).all()
+    assert [(d.action, d.actor) for d in downloads] == [
+        ("GET /api/v1/documents/{document_id}", str(staff.id))
+    ]
 
     # Erasure removes the attachment's document.
     erased = c.post(

@@ -9,7 +9,8 @@ the response starts. What it records:
   write, whatever the outcome;
 - any change (POST/PUT/PATCH/DELETE) under ``/api/v1/admin/`` (users, reference data, regions'
   leads, documents: the settings of the service);
-- any read of the audit trail itself (``/api/v1/admin/audit...``).
+- any read of the audit trail itself (``/api/v1/admin/audit...``) and any download of a
+  document (``/api/v1/documents/{id}``: attachments are personal data).
 
 It never reads the body, the query string, cookies or the Authorization header. The actor is
 whoever authentication recognised (``audit.note_actor``, called by ``accounts.authenticate``
@@ -36,6 +37,8 @@ log = structlog.get_logger(__name__)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN_PREFIX = "/api/v1/admin/"
 AUDIT_PREFIX = "/api/v1/admin/audit"
+# Documents can be a request's attachments (personal data): every download is recorded.
+DOCUMENTS_PREFIX = "/api/v1/documents/"
 _REFERENCE_CHARS = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
@@ -76,7 +79,7 @@ def entry_for(
     params: dict[str, Any] = dict(scope.get("path_params") or {})
     if "{reference}" in template:
         target: str | None = _reference(params.get("reference", ""))
-    elif template.startswith(AUDIT_PREFIX) or (
+    elif template.startswith((AUDIT_PREFIX, DOCUMENTS_PREFIX)) or (
         template.startswith(ADMIN_PREFIX) and method not in READ_METHODS
     ):
         target = _params_target(params)

@@ -6,12 +6,12 @@ Both are themselves recorded by ``AuditMiddleware``.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from pydantic import AwareDatetime
 
 from app.accounts.deps import RequireAdmin
 from app.audit import service
@@ -32,8 +32,8 @@ Action = Annotated[
     str | None,
     Query(max_length=160, description="part of the action, e.g. `/cases/` or `auth.login`"),
 ]
-Since = Annotated[dt.datetime | None, Query(description="from this instant (inclusive)")]
-Until = Annotated[dt.datetime | None, Query(description="to this instant (exclusive)")]
+Since = Annotated[AwareDatetime | None, Query(description="from this instant (inclusive)")]
+Until = Annotated[AwareDatetime | None, Query(description="to this instant (exclusive)")]
 
 
 @router.get(
