@@ -77,16 +77,16 @@ def _history(db: Session, req: IntakeRequest, prefix: str = "escalation_") -> li
     )
 
 
-def test_an_escalation_nobody_acknowledges_climbs_to_the_duty_lead_then_the_supervisors(
+def test_an_escalation_nobody_acknowledges_climbs_from_the_duty_lead_to_the_supervisors(
     db: Session, clock: Clock, mail_dir: Path
 ) -> None:
     team = Roster(db)
     req = _breached_request(db, clock, mail_dir)
 
-    clock.advance(minutes=15)  # 11:01: breached, level 1
+    clock.advance(minutes=15)  # 11:01: breached, level 1: the duty lead, not the staff again
     drain_all(db)
     first = take(mail_dir, "Breached:")
-    assert recipients(first) == {team.staff.email}
+    assert recipients(first) == {team.lead.email}
     assert all("level 1" in s and req.reference in s for _, s, _ in first)
     body = first[0][2]
     assert "/escalations/ack/" in body and MARKER not in body
@@ -94,28 +94,20 @@ def test_an_escalation_nobody_acknowledges_climbs_to_the_duty_lead_then_the_supe
     clock.advance(minutes=14)  # 11:15: not yet
     drain_all(db)
     assert take(mail_dir, "Breached:") == []
-    clock.advance(minutes=1)  # 11:16: level 2, the duty lead
+    clock.advance(minutes=1)  # 11:16: level 2, the supervisors on duty
     drain_all(db)
     second = take(mail_dir, "Breached:")
-    assert recipients(second) == {team.lead.email}
+    assert recipients(second) == {team.supervisor.email}
     assert "level 2" in second[0][1]
 
-    clock.advance(minutes=15)  # 11:31: level 3, the supervisors on duty
-    drain_all(db)
-    third = take(mail_dir, "Breached:")
-    assert recipients(third) == {team.supervisor.email}
     clock.advance(minutes=60)  # the last level: nothing more
     drain_all(db)
     assert take(mail_dir, "Breached:") == []
 
     sent = [(h.action, h.details["level"], h.details["recipients"]) for h in _history(db, req)]
-    assert sent == [
-        ("escalation_level_sent", 1, 1),
-        ("escalation_level_sent", 2, 1),
-        ("escalation_level_sent", 3, 1),
-    ]
+    assert sent == [("escalation_level_sent", 1, 1), ("escalation_level_sent", 2, 1)]
     esc = db.scalar(select(Escalation).where(Escalation.request_id == req.id))
-    assert esc is not None and esc.level == 3 and esc.acknowledged_at is None
+    assert esc is not None and esc.level == 2 and esc.acknowledged_at is None
 
 
 def test_an_acknowledged_escalation_stops_and_the_link_works_once(
@@ -140,10 +132,10 @@ def test_an_acknowledged_escalation_stops_and_the_link_works_once(
     db.expire_all()
     esc = db.scalar(select(Escalation).where(Escalation.request_id == req.id))
     assert esc is not None
-    assert esc.acknowledged_by == team.staff.id and esc.acknowledged_via == "link"
+    assert esc.acknowledged_by == team.lead.id and esc.acknowledged_via == "link"
     acked = _history(db, req, "escalation_acknowledged")
-    assert len(acked) == 1 and acked[0].actor == f"user:{team.staff.id}"
-    assert acked[0].details == {"level": 1, "name": "on_duty_staff", "via": "link"}
+    assert len(acked) == 1 and acked[0].actor == f"user:{team.lead.id}"
+    assert acked[0].details == {"level": 1, "name": "duty_lead", "via": "link"}
 
     # Works once.
     again = client.post(f"/escalations/ack/{token}")
@@ -154,15 +146,15 @@ def test_an_acknowledged_escalation_stops_and_the_link_works_once(
     wrong_sig = f"{payload}.{('A' if sig[0] != 'A' else 'B')}{sig[1:]}"
     assert client.get(f"/escalations/ack/{wrong_sig}").status_code == 404
     assert client.post(f"/escalations/ack/{wrong_sig}").status_code == 404
-    other = links.sign(esc.id + 1000, team.staff.id)
+    other = links.sign(esc.id + 1000, team.lead.id)
     forged = f"{other.split('.')[0]}.{sig}"
     assert client.post(f"/escalations/ack/{forged}").status_code == 404
     assert client.get("/escalations/ack/not-a-link").status_code == 404
     # An expired link: 404.
-    expired = links.sign(esc.id, team.staff.id, now() - dt.timedelta(minutes=1))
+    expired = links.sign(esc.id, team.lead.id, now() - dt.timedelta(minutes=1))
     assert client.get(f"/escalations/ack/{expired}").status_code == 404
 
-    # The chain stopped: no duty lead, no supervisors.
+    # The chain stopped: no supervisors.
     clock.advance(minutes=60)
     drain_all(db)
     assert take(mail_dir, "Breached:") == []
@@ -178,17 +170,14 @@ def test_acknowledging_from_the_case_stops_the_chain(
     staff_h = login(client, team.off_duty)
     # No escalation yet: 404.
     assert client.post(url, headers=staff_h).status_code == 404
-    clock.advance(minutes=15)
-    drain_all(db)
-    take(mail_dir)
-    clock.advance(minutes=16)  # level 2 sent
+    clock.advance(minutes=15)  # level 1 sent
     drain_all(db)
     assert recipients(take(mail_dir, "Breached:")) == {team.lead.email}
 
     resp = client.post(url, headers=staff_h)
     assert resp.status_code == 200, resp.text
     out = resp.json()
-    assert out["level"] == 2 and out["acknowledged_via"] == "case"
+    assert out["level"] == 1 and out["acknowledged_via"] == "case"
     assert out["acknowledged_by"] == str(team.off_duty.id)
     assert client.post(url, headers=staff_h).status_code == 409
     clock.advance(minutes=30)
@@ -209,7 +198,7 @@ def test_a_first_response_after_the_breach_stops_the_chain(
     req = _breached_request(db, clock, mail_dir)
     clock.advance(minutes=15)
     drain_all(db)
-    assert recipients(take(mail_dir, "Breached:")) == {team.staff.email}
+    assert recipients(take(mail_dir, "Breached:")) == {team.lead.email}
     sla.record_contact(
         db, req, channel=ContactChannel.phone, contacted_at=now(), note=None, by_user=team.staff
     )
@@ -218,7 +207,7 @@ def test_a_first_response_after_the_breach_stops_the_chain(
     assert take(mail_dir, "Breached:") == []
 
 
-def test_with_an_empty_roster_staff_get_it_first_and_admins_after_the_ack_time(
+def test_with_an_empty_roster_the_admins_get_it_at_the_target(
     db: Session, clock: Clock, mail_dir: Path
 ) -> None:
     staff = create_user(db, role=Role.staff)
@@ -233,18 +222,12 @@ def test_with_an_empty_roster_staff_get_it_first_and_admins_after_the_ack_time(
     }
     assert staff.email in everyone_staff and admin.email in everyone_admin
     req = _breached_request(db, clock, mail_dir)
-    clock.advance(minutes=15)
+    clock.advance(minutes=15)  # no duty lead in an empty roster: passed over to the admins
     drain_all(db)
-    assert recipients(take(mail_dir, "Breached:")) == everyone_staff
-    clock.advance(minutes=16)  # no duty lead in an empty roster: passed over to the admins
-    drain_all(db)
-    assert recipients(take(mail_dir, "Breached:")) == everyone_admin
+    got = recipients(take(mail_dir, "Breached:"))
+    assert got == everyone_admin and not got & everyone_staff
     actions = [(h.action, h.details["level"]) for h in _history(db, req)]
-    assert actions == [
-        ("escalation_level_sent", 1),
-        ("escalation_level_skipped", 2),
-        ("escalation_level_sent", 3),
-    ]
+    assert actions == [("escalation_level_skipped", 1), ("escalation_level_sent", 2)]
 
 
 @pytest.mark.sqlite
@@ -254,9 +237,6 @@ def test_on_sqlite_the_chain_climbs_and_an_acknowledgement_cancels_the_rest(
     team = Roster(db)
     req = _breached_request(db, clock, mail_dir)
     clock.advance(minutes=15)
-    drain_all(db)
-    assert recipients(take(mail_dir, "Breached:")) == {team.staff.email}
-    clock.advance(minutes=16)
     drain_all(db)
     assert recipients(take(mail_dir, "Breached:")) == {team.lead.email}
     esc = escalation.for_request(db, req)

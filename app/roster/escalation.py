@@ -4,11 +4,13 @@ When the request's ``sla.escalation`` row comes due (at ``received_at + sla_minu
 clock has not stopped, ``open_chain`` opens one ``Escalation`` and sends level 1. A level nobody
 acknowledges within ``INTAKE_ESCALATION_ACK_MINUTES`` goes to the next:
 
-1. on-duty staff at member level (roster; an empty roster: every active staff user),
-2. the duty lead (roster; none while the roster is empty),
-3. the supervisors (roster; an empty roster or nobody on that level: every active admin).
+1. the duty lead (roster; none while the roster is empty),
+2. the supervisors (roster; an empty roster or nobody on that level: every active admin).
 
-A level with nobody in it is passed over at once. Level 3 is the last. Each level sent, passed
+On-duty staff are not a level: they already had the reminders before the hour ran out, and an
+escalation goes up, not back to them. With an empty roster the chain is the rule that held
+before the roster existed: the admins at the target. A level with nobody in it is passed over
+at once. Level 2 is the last. Each level sent, passed
 over, and the acknowledgement are rows in the request's history. An acknowledgement (one click
 from the e-mail's signed link, or ``POST /api/v1/cases/{reference}/escalation/ack``) or a
 recorded first response stops the chain: every pending row of it shares the request's
@@ -28,7 +30,6 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.intake import service as intake
 from app.models import (
-    DutyLevel,
     Escalation,
     IntakeRequest,
     OutboxMessage,
@@ -46,8 +47,8 @@ log = structlog.get_logger(__name__)
 
 MAIL_KIND = "roster.escalation_mail"
 NEXT_KIND = "roster.escalation_next"
-LEVELS = {1: "on_duty_staff", 2: "duty_lead", 3: "supervisors"}
-LAST_LEVEL = 3
+LEVELS = {1: "duty_lead", 2: "supervisors"}
+LAST_LEVEL = 2
 
 
 def chain_prefix(request_id: uuid.UUID) -> str:
@@ -56,10 +57,6 @@ def chain_prefix(request_id: uuid.UUID) -> str:
 
 def level_recipients(session: Session, level: int, at: dt.datetime) -> list[User]:
     if level == 1:
-        if roster.roster_is_empty(session):
-            return roster.all_staff(session)
-        return roster.on_duty(session, at, role=roster.STAFF_ROLES, level=DutyLevel.member)
-    if level == 2:
         lead = roster.duty_lead(session, at)
         return [lead] if lead is not None else []
     return roster.supervisors(session, at)
