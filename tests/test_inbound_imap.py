@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +21,7 @@ from app.core.time import now
 from app.inbound import imap
 from app.inbound.service import take_message
 from app.models import IntakeRequest, RequestMessage, RequestSource
+from tests.conftest import child_env
 from tests.imap_server import ImapServer, dovecot
 from workers.inbound import poll_imap
 
@@ -141,3 +145,23 @@ def test_with_a_processed_folder_taken_messages_are_moved_there(
     assert len(moving_mailbox.search("Processed", "ALL")) == 2
     assert poll_imap()["seen"] == 0
     assert len(email_requests(db)) == 1
+
+
+@pytest.mark.parametrize(("host", "scheduled"), [("imap.example.org", True), ("", False)])
+def test_beat_polls_the_mailbox_only_when_one_is_configured(host: str, scheduled: bool) -> None:
+    code = (
+        "from workers.celery_app import app; "
+        "entry = app.conf.beat_schedule.get('inbound-poll-imap'); "
+        "print(entry['task'], entry['schedule'].total_seconds() if entry else None)"
+        " if entry else print('none')"
+    )
+    env = child_env(
+        INTAKE_IMAP_HOST=host,
+        INTAKE_IMAP_POLL_SECONDS="45",
+        INTAKE_DATA_DIR=os.environ["INTAKE_DATA_DIR"],
+        INTAKE_BROKER_URL="memory://",
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ("inbound.poll_imap 45.0" if scheduled else "none")
