@@ -458,3 +458,28 @@ def test_an_oversized_sign_in_body_is_refused_before_it_is_read(web: TestClient)
     big = "x" * (get_settings().max_request_body_bytes + 10)
     resp = web.post("/staff/sign-in", data={**hidden, "email": "a@example.org", "password": big})
     assert resp.status_code == 413
+
+
+def test_the_case_page_shows_who_else_has_it_open_and_who_is_replying(
+    web: TestClient, db: Session
+) -> None:
+    req = make_request(db)
+    url = f"/staff/cases/{req.reference}"
+    signed_in(web, create_user(db, role=Role.staff, display_name="Nadia Staff"))
+    assert "Also on this case" not in web.get(url).text
+    with TestClient(
+        create_app(), base_url="https://testserver", raise_server_exceptions=False
+    ) as other:
+        signed_in(other, create_user(db, role=Role.staff, display_name="Omar Staff"))
+        page = other.get(url).text
+        assert "Also on this case now" in page and "Nadia Staff (staff, viewing)" in page
+        beat = other.post(
+            f"{url}/presence",
+            data={**csrf(other, url), "activity": "replying"},
+            headers={"X-Requested-With": "fetch"},
+        )
+        assert beat.status_code == 200 and "<html" not in beat.text
+        forged = other.post(f"{url}/presence", data={"csrf_token": "x", "activity": "replying"})
+        assert forged.status_code == 403
+    mine = web.post(f"{url}/presence", data={**csrf(web, url), "activity": "viewing"})
+    assert "Omar Staff" in mine.text and "writing a reply" in mine.text

@@ -36,7 +36,7 @@ from app.intake import service as intake
 from app.intake.sla import SlaState
 from app.intake.status import FINAL, allowed_moves
 from app.models import ContactChannel, ExpertProfile, IntakeRequest, RequestStatus, User
-from app.models.messages import MessageDirection, MessageKind
+from app.models.messages import MessageDirection, MessageKind, PresenceActivity
 from app.queue import service as queue
 from app.queue.errors import InvalidQueueParameter
 from app.queue.repository import QueueFilters, QueueSort, QueueView
@@ -48,6 +48,7 @@ from app.web.auth import StaffPageUser, not_found, page, redirect, require_csrf
 
 router = APIRouter(include_in_schema=False)
 REFRESH_SECONDS = 30
+PRESENCE_SECONDS = 15
 PAGE_SIZE = 50
 
 
@@ -392,6 +393,8 @@ def render_case(
         "errors": errors or {},
         "values": values or {},
         "flash": DONE.get(done),
+        "present": cases.others(session, req, user),
+        "presence_seconds": PRESENCE_SECONDS,
         **case_context(session, req),
     }
     return page(request, "staff/case.html", ctx, user=user, status=status)
@@ -409,7 +412,26 @@ def case_page(
         req = _case(session, reference, user)
     except NotFound:
         return not_found(request, user)
+    cases.heartbeat(session, req, user, PresenceActivity.viewing)
     return render_case(request, session, user, req)
+
+
+@router.post("/staff/cases/{reference}/presence")
+async def presence(
+    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+) -> Response:
+    """The case page's heartbeat (``staff.js``): who else has this case open, as a fragment."""
+    form = await require_csrf(request)
+    req = _case_or_404(session, reference, user)
+    if req is None:
+        return not_found(request, user)
+    activity = (
+        PresenceActivity.replying
+        if _text(form, "activity", 16) == "replying"
+        else PresenceActivity.viewing
+    )
+    others = cases.heartbeat(session, req, user, activity)
+    return page(request, "staff/_presence.html", {"title": "", "present": others}, user=user)
 
 
 def _field_errors(exc: ValidationError, names: dict[str, str]) -> dict[str, str]:

@@ -40,6 +40,30 @@ print(json.dumps(out))
 """
 
 
+NEW_REQUEST = """
+import sys
+sys.path.insert(0, {root!r})
+from app.core.database import session_scope
+from tests.experts_support import submit
+
+with session_scope() as s:
+    print(submit(s, country_of_origin="AM").reference)
+"""
+
+
+def run_in_service(service: Service, script: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", script.format(root=str(ROOT))],
+        cwd=service.cwd,
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
 def seed(service: Service) -> dict[str, str]:
     result = subprocess.run(
         [sys.executable, "-c", SEED.format(root=str(ROOT))],
@@ -87,6 +111,13 @@ def test_staff_signs_in_finds_the_request_assigns_it_and_replies(
         arg=ref,
     )
     assert "On track" in row.inner_text()
+
+    # A request that arrives meanwhile appears without reloading the page.
+    page.evaluate("window.__notReloaded = true")
+    fresh = run_in_service(service, NEW_REQUEST)
+    page.click("#queue-refresh-now")
+    page.locator(f"a[href='/staff/cases/{fresh}']").wait_for()
+    assert page.evaluate("window.__notReloaded") is True
 
     page.fill("#q", ref)
     page.click("button:has-text('Filter')")

@@ -110,6 +110,10 @@
       window.setInterval(function () {
         if (!document.hidden) refreshQueue(box);
       }, every * 1000);
+      var note = document.getElementById("queue-live-note");
+      if (note) note.hidden = false;
+      var now = document.getElementById("queue-refresh-now");
+      if (now) now.addEventListener("click", function () { refreshQueue(box); });
     }
     var saved = document.getElementById("saved-views");
     var form = document.getElementById("save-view-form");
@@ -127,6 +131,31 @@
         input.value = "";
         drawViews();
       });
+    }
+    var presence = document.getElementById("presence");
+    if (presence) {
+      var beat = function () {
+        if (document.hidden) return;
+        var reply = document.getElementById("reply_body");
+        var replying = reply && (document.activeElement === reply || reply.value.trim() !== "");
+        var body = new URLSearchParams();
+        body.set("csrf_token", presence.getAttribute("data-csrf"));
+        body.set("activity", replying ? "replying" : "viewing");
+        fetch(presence.getAttribute("data-presence-url"), {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "X-Requested-With": "fetch" },
+          body: body
+        }).then(function (resp) {
+          return resp.ok ? resp.text() : null;
+        }).then(function (html) {
+          if (html !== null) presence.innerHTML = html;
+        }).catch(function () { /* next beat */ });
+      };
+      var seconds = parseInt(presence.getAttribute("data-presence-seconds"), 10) || 15;
+      window.setInterval(beat, seconds * 1000);
+      var replyBox = document.getElementById("reply_body");
+      if (replyBox) replyBox.addEventListener("focus", beat);
     }
     var summary = document.getElementById("error-summary");
     if (summary) summary.focus();
