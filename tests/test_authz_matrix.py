@@ -18,12 +18,17 @@ from sqlalchemy.orm import Session
 
 from app.core.time import now
 from app.experts import assignments
+from app.experts import service as experts
 from app.intake import service as intake
 from app.models import Assignment, AssignmentStatus, IntakeRequest, Role, User
+from app.scheduling import service as scheduling
 from tests import authz_matrix as matrix
 from tests.authz_table import DOC, render
-from tests.experts_support import create_expert, submit
+from tests.experts_support import create_expert, submit, tiny_pdf
 from tests.factories import create_user, login
+from tests.scheduling_support import at, day_in, expert_with_hours
+
+LONDON = "Europe/London"
 
 DOCS = Path(__file__).resolve().parents[1] / DOC
 
@@ -63,12 +68,20 @@ def world(db: Session, client: object) -> dict[str, Any]:
     c: Any = client
     staff = create_user(db, role=Role.staff)
     admin = create_user(db, role=Role.admin)
-    expert = create_expert(db, countries=["KG"], languages=["ru"])
+    expert = expert_with_hours(db, countries=("KG",))
     other = create_expert(db, countries=["AM"], languages=["ru"])
+    cv = experts.set_cv(db, expert.id, data=tiny_pdf(), filename="cv.pdf", by=admin)
     req_a = submit(db, country_of_origin="KG")
     req_b = submit(db, country_of_origin="AM")
     assignment = _accept(db, req_a, expert)
     _accept(db, req_b, other)
+    booked = scheduling.book(
+        db,
+        req_a,
+        start=at(day_in(LONDON, 2), "09:00", LONDON),
+        zone=LONDON,
+        caller=scheduling.Caller("requester"),
+    )
     token_a, token_b = intake.reveal_token(req_a), intake.reveal_token(req_b)
     assert token_a and token_b
     db.flush()
@@ -88,6 +101,8 @@ def world(db: Session, client: object) -> dict[str, Any]:
         "@staff_id": str(staff.id),
         "@region_code": req_a.region_code or "",
         "@reference_b": req_b.reference,
+        "@consultation_id": str(booked.id),
+        "@document_id": str(cv.id),
     }
     return {"headers": headers, "values": values}
 
