@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import ARTIFACTS, AXE, _require
 from tests.factories import DEFAULT_PASSWORD
 from tests.processes import ROOT, Service
 
@@ -169,3 +170,37 @@ def test_an_expert_sees_only_their_own(new_page: Any, service: Service) -> None:
     page.goto("/expert/notifications")
     assert people["kg_ref"] in page.inner_text("main")
     assert people["sy_ref"] not in page.inner_text("main")
+
+
+def _axe_serious(page: Any, name: str) -> list[Any]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"axe_{name}.json").write_text(json.dumps(result["violations"], indent=1))
+    assert len(result["passes"]) > 10  # axe did check the page
+    return [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_axe_finds_no_serious_violations_on_the_desk_pages(new_page: Any, service: Service) -> None:
+    _require(AXE, "axe-core (npm)")
+    people = seed(service)
+    # bypass_csp: the page's CSP rightly refuses injected scripts; axe is the test's own.
+    page = new_page(bypass_csp=True)
+    sign_in(page, people["staff"])
+    page.wait_for_url(re.compile(r"/staff/queue"))
+    found = {"queue": _axe_serious(page, "staff_queue")}
+    page.goto(f"/staff/cases/{people['kg_ref']}")
+    page.click("#reply-form button[type=submit]")  # with an error shown next to its field
+    page.wait_for_selector("#reply_body-error")
+    found["case"] = _axe_serious(page, "staff_case")
+    expert = new_page(bypass_csp=True)
+    sign_in(expert, people["kg"])
+    expert.wait_for_url(re.compile(r"/expert/assignments"))
+    found["assignments"] = _axe_serious(expert, "expert_assignments")
+    expert.goto("/expert/availability")
+    found["availability"] = _axe_serious(expert, "expert_availability")
+    assert all(v == [] for v in found.values()), found
