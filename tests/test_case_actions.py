@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.settings import get_settings
 from app.core.time import now
 from app.experts import assignments
 from app.intake import keys
@@ -42,6 +43,7 @@ from app.sla.scheduling import key_prefix
 from tests.experts_support import MARKER, create_expert, submit, tiny_pdf
 from tests.factories import create_user, login
 from tests.outbox_helpers import drain
+from tests.smtp_server import smtp_server
 
 
 def _url(req: IntakeRequest, tail: str = "") -> str:
@@ -489,3 +491,34 @@ def test_reply_presence_and_merge_on_sqlite(db: Session, client: object) -> None
     merged = c.post(_url(dup, "/merge"), json={"into": req.reference}, headers=h)
     assert merged.status_code == 200, merged.text
     assert dup.reference not in _queue_refs(c, h)
+
+
+def test_a_reply_the_mail_server_refuses_stops_counting_and_the_clock_runs_again(
+    db: Session, client: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c: Any = client
+    staff = create_user(db, role=Role.staff)
+    req = submit(db, country_of_origin="AM")
+    with smtp_server() as (inbox, port):
+        monkeypatch.setenv("INTAKE_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("INTAKE_SMTP_PORT", str(port))
+        monkeypatch.setenv("INTAKE_SMTP_SECURITY", "none")
+        get_settings.cache_clear()
+        try:
+            resp = c.post(_url(req, "/replies"), json={"body": "Hi"}, headers=login(c, staff))
+            assert resp.status_code == 201 and resp.json()["sla"]["state"] == "met"
+            inbox.refuse_with = "550 no such user"
+            drain(db)
+        finally:
+            monkeypatch.undo()
+            get_settings.cache_clear()
+    msg = db.get(RequestMessage, resp.json()["id"], populate_existing=True)
+    assert msg is not None and msg.delivery == DeliveryState.bounced
+    db.refresh(req)
+    assert req.first_responded_at is None
+    contact = db.get(RequestContact, msg.contact_id)
+    assert contact is not None and contact.bounced_at is not None
+    assert _reminders(db, req) >= {"pending"}  # the reminders are back
+    assert any(h.action == "reply_refused" for h in _history(db, req))
+    case = c.get(_url(req), headers=login(c, staff)).json()
+    assert case["sla"]["state"] != "met"

@@ -24,13 +24,21 @@ from app.documents import service as documents
 from app.inbound import outbound
 from app.intake import service as intake
 from app.intake.handlers import template_language
-from app.models import ExpertProfile, IntakeRequest, OutboxMessage, RequestStatus, User
+from app.models import (
+    ExpertProfile,
+    IntakeRequest,
+    OutboxMessage,
+    RequestContact,
+    RequestStatus,
+    User,
+)
 from app.models.messages import DeliveryState, RequestMessage
 from app.notifications import mail
 from app.notifications.render import render_pair
 from app.outbox.registry import PermanentFailure, handler
 from app.sendouts import service as sendouts
 from app.sendouts.handlers import SUBJECTS as SENDOUT_SUBJECTS
+from app.sla import service as sla
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +101,7 @@ def send_reply(session: Session, row: OutboxMessage) -> None:
         raise PermanentFailure("message is gone")
     if msg.delivery == DeliveryState.sent:
         return  # delivered already (a resend after a lost acknowledgement)
-    req = session.get(IntakeRequest, msg.request_id)
+    req = session.get(IntakeRequest, msg.request_id, populate_existing=True)
     if req is None:
         raise PermanentFailure("request is gone")
     pii = intake.reveal_pii(req)
@@ -126,7 +134,13 @@ def send_reply(session: Session, row: OutboxMessage) -> None:
     )
     # A person wrote this one (RFC 3834): the requester's auto-responders may answer it.
     message.replace_header("Auto-Submitted", "no")
-    mail.send(message)
+    try:
+        mail.send(message)
+    except mail.MailRefused as exc:
+        # Refused for good (5xx): like a bounce, the reply stops counting as the first response
+        # and the case shows it; retrying the same address cannot help (correct it, reply again).
+        _refused(session, req, msg, row, exc)
+        return
     msg.delivery = DeliveryState.sent
     msg.at = now()
     msg.data_enc = seal_message(req, {**data, "to": pii["email"], "subject": subject})
@@ -139,6 +153,34 @@ def send_reply(session: Session, row: OutboxMessage) -> None:
     )
     session.flush()
     log.info("case_reply_sent", reference=req.reference, request_message_id=msg.id)
+
+
+def _refused(
+    session: Session,
+    req: IntakeRequest,
+    msg: RequestMessage,
+    row: OutboxMessage,
+    exc: Exception,
+) -> None:
+    current = now()
+    msg.delivery = DeliveryState.bounced
+    contact = session.get(RequestContact, msg.contact_id) if msg.contact_id else None
+    lost = sla.reply_bounced(session, req, contact, at=current) if contact is not None else False
+    intake.add_history(
+        session,
+        req,
+        actor="system",
+        action="reply_refused",
+        details={
+            "request_message_id": msg.id,
+            "outbox_id": row.id,
+            "error": type(exc).__name__,
+            "first_response_lost": lost,
+        },
+        at=current,
+    )
+    session.flush()
+    log.warning("case_reply_refused", reference=req.reference, request_message_id=msg.id)
 
 
 @handler(RESEND_SAMPLE_KIND)
