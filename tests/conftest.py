@@ -121,6 +121,9 @@ def db(request: pytest.FixtureRequest) -> Iterator[Session]:
         outer.rollback()
         connection.close()
         database.set_engine(None)
+        from app.intake import keys
+
+        keys.forget_cached_keys()  # a key cached in this rolled-back test is gone
 
 
 @pytest.fixture

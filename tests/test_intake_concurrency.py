@@ -133,3 +133,34 @@ def test_simultaneous_submissions_from_one_address_keep_the_acknowledgement_cap(
         _cleanup(factory, outbox_before, had_lookup_key)
         monkeypatch.delenv("INTAKE_ACK_CAP_PER_ADDRESS_PER_DAY")
         get_settings.cache_clear()
+
+
+def test_a_lookup_key_created_in_a_rolled_back_transaction_is_not_kept(pg_engine: Engine) -> None:
+    """The look-up key is cached per database only after a commit: a transaction that created
+    it and rolled back leaves no trace, and the next one stores and uses the key it reads."""
+    from app.core.database import commit
+    from app.intake import keys
+
+    factory = sessionmaker(bind=pg_engine, expire_on_commit=False)
+    with factory() as s:
+        had_key = s.get(SecretKey, "email_lookup") is not None
+    if had_key:
+        pytest.skip("the shared database already has a committed key")
+    keys.forget_cached_keys()
+    try:
+        with factory() as s:
+            rolled_back = keys.email_lookup(s, "cache@example.org")
+            s.rollback()
+        with factory() as s:
+            kept = keys.email_lookup(s, "cache@example.org")
+            commit(s)  # the app's commit: runs the after-commit work
+        assert kept != rolled_back  # a new random key: the rolled-back one was not cached
+        with factory() as s:
+            s.execute(delete(SecretKey))  # served from the cache from now on...
+            assert keys.email_lookup(s, "cache@example.org") == kept
+            s.rollback()
+    finally:
+        keys.forget_cached_keys()
+        with factory() as s:
+            s.execute(delete(SecretKey))
+            s.commit()

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core import crypto
+from app.core.database import after_commit
 from app.core.time import now
 from app.models import AccountToken, IntakeRequest, SecretKey, User
 
@@ -72,7 +73,32 @@ def unseal_json(key: bytes, kind: str, request_id: uuid.UUID, blob: bytes) -> An
 # The look-up key ---------------------------------------------------------------------------
 
 
+# The look-up key never changes once stored (rotation only re-wraps it), so it is kept per
+# database once the transaction that read or created it has committed: a submission then saves
+# a round trip and an unwrap. A rolled-back transaction caches nothing.
+_lookup_key_cache: dict[str, bytes] = {}
+
+
+def forget_cached_keys() -> None:
+    """Tests whose transactions roll back, or that delete the key, start afresh with this."""
+    _lookup_key_cache.clear()
+
+
 def _lookup_key(session: Session) -> bytes:
+    database = session.get_bind().engine.url.render_as_string(hide_password=True)
+    cached = _lookup_key_cache.get(database)
+    if cached is not None:
+        return cached
+    key = _read_or_create_lookup_key(session)
+
+    def keep() -> None:
+        _lookup_key_cache.setdefault(database, key)
+
+    after_commit(session, keep)
+    return key
+
+
+def _read_or_create_lookup_key(session: Session) -> bytes:
     row = session.get(SecretKey, LOOKUP_KEY_NAME)
     if row is None:
         key = os.urandom(32)
