@@ -336,3 +336,22 @@ def test_concurrent_appends_keep_one_linear_chain_on_postgresql(tmp_path: Path) 
         with db.session() as s:
             report = audit.verify(s)
         assert report.ok and report.rows == 60, report
+
+
+def test_a_sign_in_refused_for_too_many_failures_is_recorded(db: Session, client: object) -> None:
+    from app.core.settings import get_settings
+
+    c: Any = client
+    user = create_user(db, role=Role.staff)
+    body = {"email": user.email, "password": "wrong password here"}
+    for _ in range(get_settings().login_slow_after_failures):
+        assert c.post("/api/v1/auth/login", json=body).status_code == 401
+    assert c.post("/api/v1/auth/login", json=body).status_code == 429
+    [refused] = _rows(db, status_code=429)
+    assert (refused.action, refused.actor, refused.outcome) == (
+        "POST /api/v1/auth/login",
+        "anonymous",
+        "denied",
+    )
+    denied = _rows(db, action="auth.login", actor=str(user.id), outcome="denied")
+    assert len(denied) == get_settings().login_slow_after_failures

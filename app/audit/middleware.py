@@ -10,7 +10,8 @@ the response starts. What it records:
 - any change (POST/PUT/PATCH/DELETE) under ``/api/v1/admin/`` (users, reference data, regions'
   leads, documents: the settings of the service);
 - any read of the audit trail itself (``/api/v1/admin/audit...``) and any download of a
-  document (``/api/v1/documents/{id}``: attachments are personal data).
+  document (``/api/v1/documents/{id}``: attachments are personal data);
+- any request refused for its rate (429): a locked sign-in, a flood of submissions.
 
 It never reads the body, the query string, cookies or the Authorization header. The actor is
 whoever authentication recognised (``audit.note_actor``, called by ``accounts.authenticate``
@@ -79,8 +80,10 @@ def entry_for(
     params: dict[str, Any] = dict(scope.get("path_params") or {})
     if "{reference}" in template:
         target: str | None = _reference(params.get("reference", ""))
-    elif template.startswith((AUDIT_PREFIX, DOCUMENTS_PREFIX)) or (
-        template.startswith(ADMIN_PREFIX) and method not in READ_METHODS
+    elif (
+        template.startswith((AUDIT_PREFIX, DOCUMENTS_PREFIX))
+        or (template.startswith(ADMIN_PREFIX) and method not in READ_METHODS)
+        or status_code == 429
     ):
         target = _params_target(params)
     else:

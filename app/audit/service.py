@@ -4,7 +4,7 @@
 (PostgreSQL: ``pg_advisory_xact_lock``, held to the end of the caller's transaction; SQLite:
 every transaction is ``BEGIN IMMEDIATE`` already, see ``app.core.database``). It flushes in the
 caller's session: a write and its audit row commit or roll back together. A refusal, whose
-transaction rolls back, is recorded with ``record_separately`` in its own short transaction.
+transaction rolls back, is recorded by ``AuditMiddleware`` in its own short transaction.
 
 Rows hold ids, references, route templates and status codes: never names, contact details or
 tokens. Where the caller's address and user agent come from: ``client_context`` (set for every
@@ -25,7 +25,6 @@ import structlog
 from sqlalchemy import Select, select, text
 from sqlalchemy.orm import Session
 
-from app.core.database import session_scope
 from app.core.time import UTC, now
 from app.models import AuditEvent, User
 
@@ -66,7 +65,7 @@ def note_actor(actor: str, actor_role: str) -> None:
 def outcome_for(status_code: int) -> str:
     if status_code < 400:
         return "ok"
-    if status_code in (401, 403):
+    if status_code in (401, 403, 429):
         return "denied"
     if status_code == 404:
         return "not_found"
@@ -158,16 +157,6 @@ def record(
     session.add(row)
     session.flush()
     return row
-
-
-def record_separately(**kwargs: Any) -> None:
-    """Record in a short transaction of its own: for a refusal whose own transaction rolls
-    back. A failure to record is logged, not raised (the caller is answering an error)."""
-    try:
-        with session_scope() as session:
-            record(session, **kwargs)
-    except Exception:
-        log.error("audit_record_failed", action=kwargs.get("action"), exc_info=True)
 
 
 # Verification -----------------------------------------------------------------------------
