@@ -481,3 +481,22 @@ def test_the_case_page_shows_who_else_has_it_open_and_who_is_replying(
         assert forged.status_code == 403
     mine = web.post(f"{url}/presence", data={**csrf(web, url), "activity": "viewing"})
     assert "Omar Staff" in mine.text and "writing a reply" in mine.text
+
+
+@pytest.mark.sqlite
+def test_sign_in_queue_and_a_logged_contact_on_the_embedded_database(
+    web: TestClient, db: Session
+) -> None:
+    late = make_request(db)
+    late.first_response_due_at = now() - dt.timedelta(minutes=5, seconds=30)
+    db.flush()
+    signed_in(web, create_user(db, role=Role.staff))
+    queue = web.get("/staff/queue", params={"view": "breached"}).text
+    assert late.reference in queue and "6 min overdue" in queue
+    url = f"/staff/cases/{late.reference}"
+    resp = web.post(
+        f"{url}/contact", data={**csrf(web, url), "channel": "phone"}, follow_redirects=False
+    )
+    assert resp.status_code == 303
+    page = web.get(resp.headers["location"]).text
+    assert "Breached" in page and "contact_recorded" in page

@@ -25,6 +25,7 @@ from starlette.datastructures import FormData
 from app.cases import service as cases
 from app.core.deps import SessionDep
 from app.core.errors import AppError, NotFound
+from app.core.settings import get_settings
 from app.core.time import now
 from app.experts import assignments
 from app.experts import queries as expert_queries
@@ -173,6 +174,7 @@ def _case_page(
         ),
         "minutes_text": minutes_text,
         "server_now": now().isoformat(),
+        "due_soon_minutes": get_settings().sla_due_soon_minutes,
         "channels": {c.value: c.value.capitalize() for c in ContactChannel},
         "errors": errors or {},
         "values": values or {},
