@@ -151,6 +151,14 @@ def test_admins_search_by_actor_case_action_and_time_in_keyset_pages_and_as_csv(
         if cursor is None:
             break
     assert len(seen) == 5 and seen == sorted(seen, reverse=True)
+    by_email = c.get(
+        "/api/v1/admin/audit",
+        params={"actor": staff.email.upper(), "reference": req.reference.lower()},
+        headers=as_admin,
+    )
+    assert [item["seq"] for item in by_email.json()["items"]] == seen
+    nobody = c.get("/api/v1/admin/audit", params={"actor": "x@example.org"}, headers=as_admin)
+    assert nobody.json()["items"] == []
 
     first = _rows(db, target=req.reference)[0]
     window = c.get(

@@ -25,7 +25,10 @@ CSV_MAX_ROWS = 100_000
 
 Actor = Annotated[
     str | None,
-    Query(max_length=64, description="a user's id, or `requester`, `anonymous`, `system`"),
+    Query(
+        max_length=254,
+        description="a user's id or e-mail address, or `requester`, `anonymous`, `system`",
+    ),
 ]
 Reference = Annotated[str | None, Query(max_length=16, description="a case reference")]
 Action = Annotated[

@@ -243,7 +243,17 @@ def search_query(
     return stmt.order_by(AuditEvent.seq.desc())
 
 
+def resolve_actor(session: Session, actor: str | None) -> str | None:
+    """An e-mail address names a user: search by their id (an unknown address finds
+    nothing)."""
+    if actor is None or "@" not in actor:
+        return actor
+    user_id = session.scalar(select(User.id).where(User.email == actor.strip().lower()))
+    return str(user_id) if user_id is not None else "(no such user)"
+
+
 def search(session: Session, *, limit: int, **filters: Any) -> Sequence[AuditEvent]:
+    filters["actor"] = resolve_actor(session, filters.get("actor"))
     return session.scalars(search_query(**filters).limit(limit)).all()
 
 
