@@ -312,6 +312,9 @@ def test_staff_download_an_e_mailed_attachment_decrypted_and_others_get_404(
     assert missing.status_code == 404
     not_theirs = client.get(url, headers=login(client, expert))  # type: ignore[attr-defined]
     assert not_theirs.status_code == 404
+    # The generic documents endpoint never serves it (it would be the sealed bytes).
+    generic = client.get(f"/api/v1/documents/{doc_id}", headers=login(client, staff))  # type: ignore[attr-defined]
+    assert generic.status_code == 404
 
 
 @pytest.mark.sqlite

@@ -165,6 +165,10 @@ def store_sealed(
 
 
 def may_read(user: User, doc: Document) -> bool:
+    # A requester's e-mailed attachment is sealed with the request's own key: it is read
+    # (decrypted, with the case's access rules) at /api/v1/cases/{reference}/attachments/{id}.
+    if doc.kind == DocumentKind.attachment:
+        return False
     if user.role in (Role.admin, Role.staff):
         return True
     return doc.owner_id is not None and doc.owner_id == user.id
