@@ -151,9 +151,7 @@ class Settings(BaseSettings):
     # the IMAP mailbox polled every imap_poll_seconds when imap_host is set.
     inbound_webhook_secret: SecretStr | None = None
     inbound_ack_daily_cap: int = Field(3, ge=0, le=1000)
-    inbound_max_message_bytes: int = Field(
-        20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024
-    )
+    inbound_max_message_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
     imap_host: str = ""
     imap_port: int = Field(993, ge=1, le=65535)
     imap_tls: Literal["none", "starttls", "ssl"] = "ssl"
