@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app.core.settings import get_settings
 from app.outbox import service as outbox
 from tests.conftest import Clock
 from tests.intake_helpers import submit
@@ -57,3 +59,22 @@ def test_metrics_report_outbox_backlog_and_sla_breaches(
     assert _value(text, "intake_sla_breaches") == 2
     assert _value(text, "intake_outbox_oldest_due_age_seconds") >= 60 * 60
     assert outbox.stats(db)["due"] >= 2
+
+
+def test_with_a_metrics_token_only_the_scraper_that_sends_it_reads_the_metrics(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INTAKE_METRICS_TOKEN", "scraper-secret-123")
+    get_settings.cache_clear()
+    try:
+        assert client.get("/metrics").status_code == 401
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["code"] == "not_authenticated"
+        basic = client.get("/metrics", headers={"Authorization": "Basic scraper-secret-123"})
+        assert basic.status_code == 401
+        ok = client.get("/metrics", headers={"Authorization": "Bearer scraper-secret-123"})
+        assert ok.status_code == 200 and "intake_outbox_messages" in ok.text
+    finally:
+        monkeypatch.delenv("INTAKE_METRICS_TOKEN")
+        get_settings.cache_clear()

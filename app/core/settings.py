@@ -150,6 +150,8 @@ class Settings(BaseSettings):
     # cap of acknowledgements per sender, the largest message whose attachments are kept, and
     # the IMAP mailbox polled every imap_poll_seconds when imap_host is set.
     inbound_webhook_secret: SecretStr | None = None
+    # Bearer token a Prometheus scraper must send to /metrics; unset: /metrics is open.
+    metrics_token: SecretStr | None = None
     inbound_ack_daily_cap: int = Field(3, ge=0, le=1000)
     inbound_max_message_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
     imap_host: str = ""

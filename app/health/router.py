@@ -45,10 +45,12 @@ def readyz(session: SessionDep) -> Any:
     summary="Prometheus metrics",
     description="Text exposition format: HTTP requests of this process by route and status, "
     "outbox backlog (due, in flight, dead-lettered, oldest due age), requests by status and "
-    "first-response SLA breaches. Protect it at the proxy in production.",
+    "first-response SLA breaches. With `INTAKE_METRICS_TOKEN` set, only a scraper sending "
+    "`Authorization: Bearer <token>` gets them (401 otherwise).",
     response_class=Response,
 )
 def prometheus(request: Request, session: SessionDep) -> Response:
+    service.check_metrics_token(request.headers.get("authorization"))
     http: metrics.HttpMetrics = request.app.state.http_metrics
     return Response(
         metrics.render(http, session), media_type="text/plain; version=0.0.4; charset=utf-8"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from kombu import Connection  # type: ignore[attr-defined]
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.core.errors import NotAuthenticated
 from app.core.settings import get_settings, mask_url
 from app.outbox import service as outbox
 
@@ -39,3 +41,15 @@ def readiness(session: Session) -> tuple[bool, dict[str, Any]]:
     if db_error is None:
         checks["outbox"] = outbox.stats(session)
     return db_error is None and broker_error is None, checks
+
+
+def check_metrics_token(authorization: str | None) -> None:
+    """``INTAKE_METRICS_TOKEN`` set: the scraper must send it as a Bearer token (compared in
+    constant time). Unset: open, for a service reachable only inside the operator's network."""
+    expected = get_settings().metrics_token
+    if expected is None:
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    ok = hmac.compare_digest(given.strip().encode(), expected.get_secret_value().encode())
+    if scheme.lower() != "bearer" or not ok:
+        raise NotAuthenticated("The metrics need the metrics token as a Bearer token.")
