@@ -3,8 +3,8 @@
 A fixed window per client address, counted in the ``login_throttles`` table (generic enough:
 a hashed key, a counter, a window start), so every API process sees the same count. Keys are
 ``submit:ip:<sha256 of the address>`` and never collide with sign-in's ``account:``/``ip:``
-keys. The count is written in its own short transaction, so attempts that end in a validation
-error count too. Over the limit: ``429`` with ``Retry-After`` (the end of the window).
+keys. The count is written in its own one-statement transaction, so attempts that end in a
+validation error count too. Over the limit: ``429`` with ``Retry-After`` (the end of the window).
 """
 
 from __future__ import annotations
@@ -14,13 +14,16 @@ import hashlib
 import math
 
 from fastapi import Request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import case, literal
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.core import database
 from app.core.errors import TooManyRequests
 from app.core.settings import get_settings
 from app.core.time import now
 from app.models import LoginThrottle
+from app.models.base import UTCDateTime
 
 KEY_PREFIX = "submit:ip:"
 
@@ -42,33 +45,38 @@ def key_for(address: str) -> str:
 
 
 def hit(address: str) -> float:
-    """Count one submission attempt; the seconds to wait when over the limit, else 0."""
+    """Count one submission attempt; the seconds to wait when over the limit, else 0.
+
+    One ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` in its own transaction (PostgreSQL
+    and SQLite alike): the row lock lasts one statement, so many submissions from one address
+    (an office behind one NAT) do not queue behind a read-then-write transaction, and two
+    first attempts at once cannot both create the row."""
     settings = get_settings()
     window = dt.timedelta(minutes=settings.submit_rate_window_minutes)
-    key = key_for(address)
-    for _attempt in range(3):
-        current = now()
-        try:
-            with database.session_scope() as session:
-                row = session.get(LoginThrottle, key, with_for_update=True)
-                if row is None:
-                    session.add(
-                        LoginThrottle(
-                            key=key, failures=1, window_started_at=current, last_failure_at=current
-                        )
-                    )
-                    return 0.0
-                if row.window_started_at + window <= current:
-                    row.failures = 0
-                    row.window_started_at = current
-                if row.failures >= settings.submit_rate_limit:
-                    return max(1.0, (row.window_started_at + window - current).total_seconds())
-                row.failures += 1
-                row.last_failure_at = current
-                return 0.0
-        except IntegrityError:  # two first attempts at once: the other one created the row
-            continue
-    return 0.0  # pragma: no cover
+    current = now()
+    table = LoginThrottle.__table__
+    expired = table.c.window_started_at <= literal(current - window, UTCDateTime())
+    with database.session_scope() as session:
+        insert_fn = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        stmt = insert_fn(LoginThrottle).values(
+            key=key_for(address), failures=1, window_started_at=current, last_failure_at=current
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[LoginThrottle.key],
+            set_={
+                "failures": case((expired, 1), else_=table.c.failures + 1),
+                "window_started_at": case(
+                    (expired, literal(current, UTCDateTime())), else_=table.c.window_started_at
+                ),
+                "last_failure_at": literal(current, UTCDateTime()),
+            },
+        )
+        count, started = session.execute(
+            stmt.returning(LoginThrottle.failures, LoginThrottle.window_started_at)
+        ).one()
+    if count > settings.submit_rate_limit:
+        return max(1.0, (started + window - current).total_seconds())
+    return 0.0
 
 
 def check_submission_rate(request: Request) -> None:
