@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.core.logging import request_id_var
 from app.core.settings import get_settings
 from app.core.time import now
 from app.experts import repository
@@ -206,6 +207,12 @@ WITH t AS (
 ), r AS (
     UPDATE requests SET assigned_expert_id = :expert_id, updated_at = :at
     WHERE id = :request_id AND EXISTS (SELECT 1 FROM a)
+), o AS (
+    INSERT INTO outbox (kind, params, status, due_at, attempts, correlation_id, created_at,
+                        updated_at)
+    SELECT :offer_kind, json_build_object('assignment_id', a.id), 'pending', :at, 0,
+           :correlation_id, :at, :at
+    FROM a
 )
 SELECT a.id, a.decision_id FROM a
 """
@@ -331,7 +338,8 @@ def _try_offer(session: Session, req: IntakeRequest, draft: DecisionDraft) -> As
     respond_by = current + dt.timedelta(minutes=get_settings().offer_response_minutes)
     # The partial unique index refuses a second live assignment of the request here.
     if session.get_bind().dialect.name == "postgresql":
-        # One statement: capacity, decision, assignment, notification, history, request.
+        # One statement: capacity, decision, assignment, notification, history, request and
+        # the offer e-mail's outbox row.
         row = session.execute(
             _OFFER_POSTGRESQL,
             {
@@ -344,11 +352,15 @@ def _try_offer(session: Session, req: IntakeRequest, draft: DecisionDraft) -> As
                 "rule": draft.rule.value,
                 "candidates": json.dumps(draft.report),
                 "actor": draft.actor,
+                "offer_kind": OFFER_KIND,
+                "correlation_id": request_id_var.get(),
             },
         ).first()
         if row is None:
             return None
         assignment_id, decision_id = row
+        # The statement also wrote the offer e-mail's outbox row (due now): nudge the worker.
+        outbox.nudge_after_commit(session)
         # Written by the statement: tell the session, so it does not write them again.
         set_committed_value(req, "assigned_expert_id", expert_id)
         set_committed_value(req, "updated_at", current)
@@ -400,8 +412,9 @@ def _try_offer(session: Session, req: IntakeRequest, draft: DecisionDraft) -> As
     )
     make_transient_to_detached(assignment)
     session.add(assignment)
-    # A new assignment id: no earlier message can exist, so no de-duplication look-up.
-    outbox.enqueue(session, OFFER_KIND, {"assignment_id": assignment_id})
+    if session.get_bind().dialect.name != "postgresql":
+        # A new assignment id: no earlier message can exist, so no de-duplication look-up.
+        outbox.enqueue(session, OFFER_KIND, {"assignment_id": assignment_id})
     return assignment
 
 

@@ -89,6 +89,12 @@ def enqueue(
     return row
 
 
+def nudge_after_commit(session: Session) -> None:
+    """For a row written by a caller's own statement (due now): nudge the worker after commit,
+    as ``enqueue`` does."""
+    after_commit(session, lambda: nudge(PUMP_TASK))
+
+
 def enqueue_many(session: Session, rows: Sequence[Queued]) -> int:
     """Add several rows in ONE multi-row ``INSERT ... ON CONFLICT DO NOTHING`` (the hot path of
     a submission writes several); rows whose ``dedup_key`` was already used are skipped.
