@@ -251,3 +251,24 @@ def test_on_sqlite_the_chain_climbs_and_an_acknowledgement_cancels_the_rest(
     clock.advance(minutes=30)
     drain_all(db)
     assert take(mail_dir, "Breached:") == []
+
+
+def test_the_region_lead_expert_gets_the_first_level_with_the_duty_lead(
+    db: Session, clock: Clock, mail_dir: Path
+) -> None:
+    """A region's lead expert is its fallback for escalations: level 1 goes to them too."""
+    from app.models import Region
+    from tests.experts_support import create_expert
+
+    team = Roster(db)
+    lead_expert = create_expert(db, regions=["east_asia"], languages=["en"])
+    region = db.get(Region, "east_asia")
+    assert region is not None
+    region.lead_expert_id = lead_expert.id
+    db.flush()
+    req = _breached_request(db, clock, mail_dir)
+    clock.advance(minutes=15)
+    drain_all(db)
+    first = take(mail_dir, "Breached:")
+    assert recipients(first) == {team.lead.email, lead_expert.email}
+    assert all(req.reference in s and MARKER not in b for _, s, b in first)

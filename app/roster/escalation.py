@@ -4,7 +4,8 @@ When the request's ``sla.escalation`` row comes due (at ``received_at + sla_minu
 clock has not stopped, ``open_chain`` opens one ``Escalation`` and sends level 1. A level nobody
 acknowledges within ``INTAKE_ESCALATION_ACK_MINUTES`` goes to the next:
 
-1. the duty lead (roster; none while the roster is empty),
+1. the duty lead (roster; none while the roster is empty) and the lead expert of the request's
+   region, if it has one (the region's fallback for escalations),
 2. the supervisors (roster; an empty roster or nobody on that level: every active admin).
 
 On-duty staff are not a level: they already had the reminders before the hour ran out, and an
@@ -34,6 +35,7 @@ from app.models import (
     IntakeRequest,
     OutboxMessage,
     OutboxStatus,
+    Region,
     User,
 )
 from app.outbox import service as outbox
@@ -55,17 +57,31 @@ def chain_prefix(request_id: uuid.UUID) -> str:
     return f"{key_prefix(request_id)}escalation_"
 
 
-def level_recipients(session: Session, level: int, at: dt.datetime) -> list[User]:
+def region_lead(session: Session, req: IntakeRequest) -> User | None:
+    """The lead expert of the request's region (active), the region's fallback for escalations."""
+    if req.region_code is None:
+        return None
+    lead = session.scalar(
+        select(User)
+        .join(Region, Region.lead_expert_id == User.id)
+        .where(Region.code == req.region_code, User.is_active.is_(True))
+    )
+    return lead
+
+
+def level_recipients(
+    session: Session, level: int, at: dt.datetime, req: IntakeRequest
+) -> list[User]:
     if level == 1:
-        lead = roster.duty_lead(session, at)
-        return [lead] if lead is not None else []
+        people = [p for p in (roster.duty_lead(session, at), region_lead(session, req)) if p]
+        return list({p.id: p for p in people}.values())
     return roster.supervisors(session, at)
 
 
 def _send_level(session: Session, esc: Escalation, req: IntakeRequest, level: int) -> None:
     current = now()
     while True:
-        people = level_recipients(session, level, current)
+        people = level_recipients(session, level, current, req)
         if people or level == LAST_LEVEL:
             break
         intake.add_history(
