@@ -346,6 +346,34 @@ def test_admin_erasure_takes_only_a_fixed_reason(db: Session, client: object) ->
     assert resp.json()["error"]["fields"][0]["field"].endswith("reason")
 
 
+def test_an_admin_erasing_an_open_request_declines_it_first(db: Session, client: object) -> None:
+    """Erased but left open, it would sit in the queue with no way to reach the requester."""
+    from app.models import RequestStatus
+
+    c: Any = client
+    admin = create_user(db, role=Role.admin)
+    reply = submit(c)
+    ref = reply["reference"]
+    resp = c.post(
+        f"/api/v1/admin/requests/{ref}/erase",
+        json={"reason": "admin_decision"},
+        headers=login(c, admin),
+    )
+    assert resp.status_code == 200, resp.text
+    req = db.scalars(
+        select(IntakeRequest)
+        .where(IntakeRequest.reference == ref)
+        .execution_options(populate_existing=True)
+    ).one()
+    assert req.status == RequestStatus.declined and req.erased_at is not None
+    moves = db.scalars(
+        select(RequestHistory.to_status).where(
+            RequestHistory.request_id == req.id, RequestHistory.action == "status_changed"
+        )
+    ).all()
+    assert moves == ["declined"]
+
+
 def _end(db: Session, req: IntakeRequest, status: str, at: dt.datetime) -> None:
     from app.models import RequestStatus
 

@@ -77,6 +77,7 @@ def test_staff_signs_in_with_a_password_and_lands_on_the_queue(
     assert page.status_code == 200
     assert "Nadia Staff" in page.text
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    assert 'href="/staff/reports"' in page.text  # the reports page is one click away
 
 
 def test_the_page_session_is_an_account_session_and_sign_out_revokes_it(

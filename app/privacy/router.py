@@ -73,11 +73,8 @@ def admin_erase(
     body: Annotated[EraseIn | None, Body()] = None,
 ) -> ErasedOut:
     req = service.get_request(session, reference)
-    actor, role = audit.user_actor(admin)
     reason = (body or EraseIn()).reason
-    return _erased(
-        req, service.erase_request(session, req, by=actor, reason=reason, actor_role=role)
-    )
+    return _erased(req, service.decline_and_erase(session, req, admin=admin, reason=reason))
 
 
 @requester_router.get(

@@ -38,6 +38,7 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.intake import keys
 from app.intake import service as intake
+from app.intake.status import FINAL
 from app.models import (
     Consultation,
     Document,
@@ -53,6 +54,7 @@ from app.models import (
     RequestMessage,
     RequestNote,
     RequestStatus,
+    User,
 )
 from app.models.messages import MESSAGE_SEAL_KIND, NOTE_SEAL_KIND
 from app.privacy import mailcopies
@@ -597,3 +599,14 @@ def run_retention(session: Session, current: dt.datetime | None = None) -> dict[
     )
     log.info("retention_run", **counts)
     return counts
+
+
+def decline_and_erase(
+    session: Session, req: IntakeRequest, *, admin: User, reason: str
+) -> dict[str, int]:
+    """An admin's erasure. An open request is declined first, so it leaves the queue, its
+    expert's capacity is freed and a booked consultation is cancelled (the ended-request
+    hooks), instead of staying open with no way to reach the requester."""
+    if req.status not in FINAL:
+        intake.change_status(session, req, RequestStatus.declined, actor=f"user:{admin.id}")
+    return erase_request(session, req, by=str(admin.id), reason=reason, actor_role=admin.role.value)
