@@ -25,7 +25,6 @@ from starlette.datastructures import FormData
 from app.cases import service as cases
 from app.core.deps import SessionDep
 from app.core.errors import AppError, NotFound
-from app.core.settings import get_settings
 from app.core.time import now
 from app.experts import assignments
 from app.experts import queries as expert_queries
@@ -40,7 +39,7 @@ from app.scheduling.service.mine import expert_consultations
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
 from app.web.auth import ExpertPageUser, not_found, page, redirect, require_csrf
-from app.web.staff import SLA_LABELS, STATUS_LABELS, minutes_text
+from app.web.staff import sla_context, undo
 
 router = APIRouter(include_in_schema=False)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -64,11 +63,6 @@ def _text(form: FormData, name: str, limit: int = 2000) -> str:
 
 def _flash(request: Request) -> str | None:
     return DONE.get(request.query_params.get("done", ""))
-
-
-def _undo(session: SessionDep) -> None:
-    session.info.pop("after_commit", None)
-    session.rollback()
 
 
 # Assignments ---------------------------------------------------------------------------------
@@ -122,7 +116,7 @@ async def answer_offer(
             session, assignment_id, user, accept=answer == "accept", reason=reason, via="page"
         )
     except AppError as exc:
-        _undo(session)
+        undo(session)
         if exc.status_code == 404:
             return not_found(request, user)
         return _assignments_page(
@@ -164,17 +158,7 @@ def _case_page(
         "summary": (pii or {}).get("case_summary"),
         "contacts": contacts,
         "notes": notes,
-        "sla_state": intake.current_sla(req).value,
-        "sla_labels": SLA_LABELS,
-        "status_labels": STATUS_LABELS,
-        "minutes_left": (
-            int((req.first_response_due_at - now()).total_seconds() // 60)
-            if req.first_responded_at is None
-            else None
-        ),
-        "minutes_text": minutes_text,
-        "server_now": now().isoformat(),
-        "due_soon_minutes": get_settings().sla_due_soon_minutes,
+        **sla_context(req),
         "channels": {c.value: c.value.capitalize() for c in ContactChannel},
         "errors": errors or {},
         "values": values or {},
@@ -227,7 +211,7 @@ async def my_case_contact(
             by_user=user,
         )
     except AppError as exc:
-        _undo(session)
+        undo(session)
         return _case_page(
             request,
             session,
@@ -253,7 +237,7 @@ async def my_case_note(
     try:
         cases.add_note(session, req, user, body)
     except AppError as exc:
-        _undo(session)
+        undo(session)
         message = exc.fields[0].message if exc.fields else exc.message
         return _case_page(
             request,
@@ -482,7 +466,7 @@ async def remove_absence(
     try:
         experts.delete_absence(session, user.id, period_id)
     except AppError:
-        _undo(session)
+        undo(session)
         return not_found(request, user)
     return redirect("/expert/availability?done=absence_removed#absences")
 
@@ -517,6 +501,6 @@ async def read_notification(
     try:
         expert_queries.mark_read(session, user.id, notification_id)
     except AppError:
-        _undo(session)
+        undo(session)
         return not_found(request, user)
     return redirect("/expert/notifications?done=read")

@@ -204,6 +204,24 @@ def load_queue(session: SessionDep, user: User, qq: QueueQuery) -> QueuePage | N
     return result
 
 
+def sla_context(req: IntakeRequest) -> dict[str, Any]:
+    """The first-response clock of one request for a page: state, minutes left, the countdown's
+    server time and the labels (the staff case page and the expert's case page)."""
+    return {
+        "sla_state": intake.current_sla(req).value,
+        "sla_labels": SLA_LABELS,
+        "status_labels": STATUS_LABELS,
+        "minutes_left": (
+            int((req.first_response_due_at - now()).total_seconds() // 60)
+            if req.first_responded_at is None
+            else None
+        ),
+        "minutes_text": minutes_text,
+        "server_now": now().isoformat(),
+        "due_soon_minutes": get_settings().sla_due_soon_minutes,
+    }
+
+
 def _live_context(request: Request, result: QueuePage | None) -> dict[str, Any]:
     return {
         "result": result,
@@ -293,17 +311,7 @@ def case_context(session: SessionDep, req: IntakeRequest) -> dict[str, Any]:
         "pii": pii,
         "pii_labels": PII_LABELS,
         "erased": req.data_key_enc is None,
-        "sla_state": intake.current_sla(req).value,
-        "sla_labels": SLA_LABELS,
-        "status_labels": STATUS_LABELS,
-        "minutes_left": (
-            int((req.first_response_due_at - now()).total_seconds() // 60)
-            if req.first_responded_at is None
-            else None
-        ),
-        "minutes_text": minutes_text,
-        "server_now": now().isoformat(),
-        "due_soon_minutes": get_settings().sla_due_soon_minutes,
+        **sla_context(req),
         "country": cases.country_of(session, req),
         "assignments": rows,
         "decisions": decisions,
@@ -348,6 +356,30 @@ def undo(session: SessionDep) -> None:
     """A refused action: nothing of it may be committed with the re-rendered page."""
     session.info.pop("after_commit", None)
     session.rollback()
+
+
+def refused(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    reference: str,
+    exc: AppError,
+    *,
+    field: str,
+    message: str | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
+    """Undo the refused action and show the case again with the error next to ``field``."""
+    undo(session)
+    req = _case(session, reference, user)
+    errors = {field: message or exc.message}
+    return render_case(
+        request, session, user, req, errors=errors, values=values, status=exc.status_code
+    )
+
+
+def _first_message(exc: AppError) -> str:
+    return exc.fields[0].message if exc.fields else exc.message
 
 
 DIRECTION_LABELS = {
@@ -492,18 +524,8 @@ async def log_contact(
             session, req, user, body.channel, contacted_at=body.contacted_at, note=body.note
         )
     except AppError as exc:
-        undo(session)
-        req = _case(session, reference, user)
-        field_name = "contact_at" if exc.status_code == 422 else "contact_form"
-        return render_case(
-            request,
-            session,
-            user,
-            req,
-            errors={field_name: exc.message},
-            values=values,
-            status=exc.status_code,
-        )
+        field = "contact_at" if exc.status_code == 422 else "contact_form"
+        return refused(request, session, user, reference, exc, field=field, values=values)
     return back_to(req, "contact", "#contacts")
 
 
@@ -534,17 +556,7 @@ async def assign(
     try:
         cases.assign(session, req, user, expert_id, reason=values["reason"] or None)
     except AppError as exc:
-        undo(session)
-        req = _case(session, reference, user)
-        return render_case(
-            request,
-            session,
-            user,
-            req,
-            errors={"expert_id": exc.message},
-            values=values,
-            status=exc.status_code,
-        )
+        return refused(request, session, user, reference, exc, field="expert_id", values=values)
     return back_to(req, "assigned" if expert_id else "rerouted", "#routing")
 
 
@@ -572,17 +584,10 @@ async def send_reply(
     try:
         cases.reply(session, req, user, values["body"], values["subject"] or None)
     except AppError as exc:
-        undo(session)
-        req = _case(session, reference, user)
-        key = _input_field(exc, "reply") if exc.fields else "reply_body"
-        return render_case(
-            request,
-            session,
-            user,
-            req,
-            errors={key: exc.fields[0].message if exc.fields else exc.message},
-            values=values,
-            status=exc.status_code,
+        field = _input_field(exc, "reply") if exc.fields else "reply_body"
+        message = _first_message(exc)
+        return refused(
+            request, session, user, reference, exc, field=field, message=message, values=values
         )
     return back_to(req, "reply", "#messages")
 
@@ -599,16 +604,15 @@ async def add_note(
     try:
         cases.add_note(session, req, user, body)
     except AppError as exc:
-        undo(session)
-        req = _case(session, reference, user)
-        return render_case(
+        return refused(
             request,
             session,
             user,
-            req,
-            errors={"note_body": exc.fields[0].message if exc.fields else exc.message},
+            reference,
+            exc,
+            field="note_body",
+            message=_first_message(exc),
             values={"note_body": body},
-            status=exc.status_code,
         )
     return back_to(req, "note", "#notes")
 
@@ -631,9 +635,5 @@ async def change_status(
     try:
         cases.change_status(session, req, user, target)
     except AppError as exc:
-        undo(session)
-        req = _case(session, reference, user)
-        return render_case(
-            request, session, user, req, errors={"new_status": exc.message}, status=exc.status_code
-        )
+        return refused(request, session, user, reference, exc, field="new_status")
     return back_to(req, "status")
