@@ -228,8 +228,7 @@ def resend_sample_report(session: Session, row: OutboxMessage) -> None:
             )
         ],
     )
-    mail.send(message)
-    outbound.record_sent(session, req, message, outbox_id=row.id, what="sample_report_resend")
+    outbound.send_to_requester(session, req, message, outbox_id=row.id, what="sample_report_resend")
     intake.add_history(
         session,
         req,

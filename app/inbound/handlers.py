@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.inbound import service
-from app.inbound.outbound import record_sent
+from app.inbound.outbound import send_to_requester
 from app.intake import service as intake
 from app.models import IntakeRequest, OutboxMessage, RequestMessage, RequestStatus, User
 from app.notifications import mail
@@ -84,8 +84,7 @@ def send_ack(session: Session, row: OutboxMessage) -> None:
         message_id=mail.stable_message_id(f"outbox-{row.id}"),
         headers=headers,
     )
-    mail.send(message)
-    record_sent(session, req, message, outbox_id=row.id, what="acknowledgement")
+    send_to_requester(session, req, message, outbox_id=row.id, what="acknowledgement")
 
 
 @handler(service.TRIAGE_ALERT_KIND)

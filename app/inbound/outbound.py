@@ -3,8 +3,9 @@
 Every automatic e-mail about a request (acknowledgement, link, documents, consultation invites
 and reminders) gets a ``RequestMessage(direction=outbound, kind=automatic)`` whose
 ``message_id`` is the Message-ID header actually sent (staff replies are recorded by the cases
-domain with ``kind=reply``). Handlers call ``record_sent`` right after ``mail.send``; a resend of
-the same outbox row carries the same Message-ID and records nothing new.
+domain with ``kind=reply``). Handlers send such an e-mail with ``send_to_requester`` (the mail
+goes out, then its Message-ID is recorded); a resend of the same outbox row carries the same
+Message-ID and records nothing new.
 
 Deliberately small (models, keys, time): intake, sendouts and scheduling import it without a
 cycle.
@@ -27,10 +28,19 @@ from app.models import (
     MessageKind,
     RequestMessage,
 )
+from app.models.messages import MESSAGE_SEAL_KIND
+from app.notifications import mail
 
-#: AES-GCM associated-data kind of ``request_messages.data_enc`` (JSON), the same as
-#: ``app.models.messages.MESSAGE_SEAL_KIND``.
-SEAL_KIND = "request_message"
+#: AES-GCM associated-data kind of ``request_messages.data_enc`` (JSON): the one constant.
+SEAL_KIND = MESSAGE_SEAL_KIND
+
+
+def send_to_requester(
+    session: Session, req: IntakeRequest, message: EmailMessage, *, outbox_id: int, what: str
+) -> None:
+    """Send an automatic e-mail to the requester and record its Message-ID for threading."""
+    mail.send(message)
+    record_sent(session, req, message, outbox_id=outbox_id, what=what)
 
 
 def record_sent(

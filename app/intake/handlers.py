@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
-from app.inbound.outbound import record_sent
+from app.inbound.outbound import send_to_requester
 from app.intake import service
 from app.models import IntakeRequest, OutboxMessage, RequestStatus
 from app.notifications import mail
@@ -103,8 +103,7 @@ def _send(session: Session, row: OutboxMessage, kind: str) -> None:
         sender=settings.mail_from_discreet if req.discreet else settings.mail_from,
         message_id=mail.stable_message_id(f"outbox-{row.id}"),
     )
-    mail.send(message)
-    record_sent(session, req, message, outbox_id=row.id, what=kind)  # replies thread (issue 9)
+    send_to_requester(session, req, message, outbox_id=row.id, what=kind)  # replies thread
 
 
 @handler("intake.ack")

@@ -22,7 +22,7 @@ from app.core.crypto import decrypt_with_master
 from app.core.settings import get_settings
 from app.core.time import now
 from app.experts.handlers import country_name
-from app.inbound.outbound import record_sent
+from app.inbound.outbound import send_to_requester
 from app.intake import service as intake
 from app.intake.handlers import template_language
 from app.meetings.factory import get_meeting_provider
@@ -218,8 +218,7 @@ def _send_to_requester(
         alternatives=_calendar_part(invite, method),
         attachments=_calendar_part(invite, method),
     )
-    mail.send(message)
-    record_sent(session, req, message, outbox_id=row.id, what=event)  # issue 9 threading
+    send_to_requester(session, req, message, outbox_id=row.id, what=event)
 
 
 def _send_to_expert(

@@ -22,7 +22,7 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.documents import service as documents
 from app.experts.handlers import country_name
-from app.inbound.outbound import record_sent
+from app.inbound.outbound import send_to_requester
 from app.intake import service as intake
 from app.intake.handlers import template_language
 from app.intake.status import FINAL
@@ -221,8 +221,7 @@ def send_documents(session: Session, row: OutboxMessage) -> None:
         message_id=mail.stable_message_id(f"outbox-{row.id}"),
         attachments=attachments,
     )
-    mail.send(message)
-    record_sent(session, req, message, outbox_id=row.id, what="documents")  # issue 9 threading
+    send_to_requester(session, req, message, outbox_id=row.id, what="documents")
     intake.add_history(
         session,
         req,
@@ -336,8 +335,7 @@ def _remind_requester(
         sender=_sender(req),
         message_id=mail.stable_message_id(f"outbox-{row.id}"),
     )
-    mail.send(message)
-    record_sent(session, req, message, outbox_id=row.id, what="reminder")  # issue 9 threading
+    send_to_requester(session, req, message, outbox_id=row.id, what="reminder")
 
 
 def _remind_expert(
