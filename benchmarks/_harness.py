@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -178,3 +179,26 @@ def emit(figures: dict[str, Any]) -> None:
     for key, value in clean.items():
         print(f"{key:>40}: {value}")
     print(json.dumps(clean, sort_keys=True, allow_nan=False), flush=True)
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A private ``redis-server`` on a free port (nothing kept on disk); yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed")
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(
+        [*args, "--dir", str(workdir)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(0.3)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import ROOT, emit, free_port, fresh_database, percentile
+from benchmarks._harness import ROOT, emit, free_port, fresh_database, percentile, redis_server
 
 CLI = ROOT / ".venv" / "bin" / "asylum-intake"
 SINK_SECONDS_PER_MESSAGE = 0.02
@@ -148,28 +148,6 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-@contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed")
-    port = free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(
-        [*args, "--dir", str(workdir)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        time.sleep(0.3)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def configure(env: dict[str, str]) -> None:
     """Point this process's settings (enqueue, the nudge, the figures) at the run's services."""
     from app.core import database, tasks
@@ -249,7 +227,8 @@ def run(
             "INTAKE_SMTP_PORT": str(smtp_port),
             "INTAKE_SMTP_SECURITY": "none",
             "INTAKE_OUTBOX_POLL_SECONDS": "1",
-            "INTAKE_LOG_LEVEL": "INFO",  # as in production: a line per sent e-mail
+            "INTAKE_LOG_LEVEL": "INFO",  # as in production: a JSON line per sent e-mail
+            "INTAKE_LOG_FORMAT": "json",
         }
         configure(env)
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")} | env

@@ -84,3 +84,48 @@ def test_smtp_refusal_and_unreachable_server_raise_mail_error(tmp_path: Path) ->
     )
     with pytest.raises(mail.MailError):
         mail.send(_message(closed), closed)  # type: ignore[arg-type]
+
+
+def test_non_ascii_sender_subject_and_file_name_are_encoded_and_read_back(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    msg = mail.build_message(
+        to="someone@example.org",
+        subject="Ваш запрос ABCD1234: что дальше",
+        text="Здравствуйте.\n" + "x" * 1200,
+        html="<p>مرحبا</p>",
+        sender="Экспертные отчёты <reports@example.org>",
+        headers={"In-Reply-To": "<a@example.org>"},
+        attachments=[mail.Attachment("отчёт.pdf", b"%PDF-1.4 sample", "application", "pdf")],
+        settings=settings,
+    )
+    mail.send(msg, settings)
+    raw = next((tmp_path / "mail").glob("*.eml")).read_bytes()
+    assert raw.isascii()  # 7-bit clean whatever the relay supports
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert parsed["Subject"] == "Ваш запрос ABCD1234: что дальше"
+    assert parsed["From"].addresses[0].display_name == "Экспертные отчёты"
+    assert parsed["From"].addresses[0].addr_spec == "reports@example.org"
+    assert parsed["In-Reply-To"] == "<a@example.org>"
+    plain = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert plain.startswith("Здравствуйте.") and "x" * 1200 in plain
+    assert parsed.get_body(("html",)).get_content().strip() == "<p>مرحبا</p>"  # type: ignore[union-attr]
+    (attachment,) = parsed.iter_attachments()
+    assert attachment.get_filename() == "отчёт.pdf"
+    assert attachment.get_content() == b"%PDF-1.4 sample"
+
+
+def test_ascii_text_stays_readable_and_a_header_with_a_line_break_is_refused(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    msg = mail.build_message(
+        to="someone@example.org", subject="Hello", text="plain body", settings=settings
+    )
+    assert b"\nplain body" in msg.as_bytes()  # 7bit, not base64
+    with pytest.raises(ValueError, match="Subject"):
+        mail.build_message(
+            to="someone@example.org",
+            subject="Hello\r\nBcc: victim@example.org",
+            text="x",
+            settings=settings,
+        )

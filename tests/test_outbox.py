@@ -176,6 +176,54 @@ def test_a_crashed_workers_claim_comes_back_after_its_lease(db: Session, clock: 
     assert calls == [row.id]
 
 
+def test_a_batch_is_delivered_with_one_lock_and_recorded_sent_in_one_statement(
+    db: Session,
+) -> None:
+    rows = [service.enqueue(db, kind, {}) for kind in ("test.ok", "test.permanent", "test.ok")]
+    claimed = service.claim_rows(db, worker="w1", limit=10)
+    assert [r.id for r in claimed] == [r.id for r in rows if r is not None]
+    locked = service.lock_claimed(db, claimed, worker="w1")
+    done = service.deliver_locked(db, locked)
+    ok, bad, ok2 = (r.id for r in claimed)
+    assert done == {ok: OutboxStatus.sent, bad: OutboxStatus.dead, ok2: OutboxStatus.sent}
+    assert calls == [ok, ok2]
+    db.expire_all()
+    stored = {r.id: r for r in db.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(done)))}
+    assert stored[ok].status == OutboxStatus.sent and stored[ok].sent_at is not None
+    assert stored[ok].lease_until is None and stored[ok2].status == OutboxStatus.sent
+    assert stored[bad].status == OutboxStatus.dead and stored[bad].sent_at is None
+
+
+def test_rows_reclaimed_or_cancelled_since_the_claim_are_not_sent(
+    db: Session, clock: Clock
+) -> None:
+    first, second, third = (service.enqueue(db, "test.ok", {}) for _ in range(3))
+    assert first is not None and second is not None and third is not None
+    claimed = service.claim_rows(db, worker="slow", limit=10)
+    # The slow worker's lease runs out and another worker claims the oldest row again; an
+    # erasure cancels the newest (as app/privacy does for an erased request's messages).
+    clock.advance(seconds=get_settings().outbox_lease_seconds + 1)
+    assert [r.id for r in service.claim_rows(db, worker="w2", limit=1)] == [first.id]
+    third.status = OutboxStatus.cancelled
+    db.flush()
+    mine = service.lock_claimed(db, claimed, worker="slow")
+    assert [r.id for r in mine] == [second.id]  # still its own: nobody took it
+    assert service.deliver_locked(db, mine) == {second.id: OutboxStatus.sent}
+    assert calls == [second.id]
+
+
+def test_a_time_budget_stops_a_batch_after_the_first_row_and_keeps_the_rest_claimed(
+    db: Session,
+) -> None:
+    for _ in range(3):
+        service.enqueue(db, "test.ok", {})
+    locked = service.lock_claimed(db, service.claim_rows(db, worker="w", limit=10), worker="w")
+    done = service.deliver_locked(db, locked, budget_seconds=0)
+    assert list(done) == [locked[0].id] and calls == [locked[0].id]
+    assert {r.status for r in locked[1:]} == {OutboxStatus.claimed}
+    assert service.deliver_locked(db, locked[1:]) == {r.id: OutboxStatus.sent for r in locked[1:]}
+
+
 def test_stats_report_due_in_flight_and_oldest_age(db: Session, clock: Clock) -> None:
     service.enqueue(db, "test.ok", {})
     service.enqueue(db, "test.ok", {})

@@ -21,6 +21,9 @@ registry.load_handlers()
 # A pump works at most this long, then leaves the rest to the next one (beat sends one
 # every few seconds), so one busy worker never hogs the backlog.
 PUMP_BUDGET_SECONDS = 20.0
+# Rows are locked from the start of their chunk to its commit: an erasure waiting to cancel
+# one of them waits about this long, one slow send at most beyond it.
+COMMIT_AT_LEAST_EVERY_SECONDS = 1.0
 
 
 @app.task(name="outbox.pump")
@@ -29,22 +32,30 @@ def pump() -> int:
     me = worker_name()
     deadline = time.monotonic() + PUMP_BUDGET_SECONDS
     delivered = 0
-    # One SMTP connection for the whole pump, not one per message; each row still commits on
-    # its own, so at-least-once is unchanged.
+    # One SMTP connection for the whole pump, not one per message.
     with mail.smtp_connection():
         while time.monotonic() < deadline:
+            # One session (one pooled connection) for the batch, committed every few rows
+            # (a worker killed in between sends those again: README, "Delivery guarantee").
             with session_scope() as session:
-                ids = service.claim(session, worker=me, limit=settings.outbox_batch_size)
-            if not ids:
-                break
-            if len(ids) == settings.outbox_batch_size:
-                # A backlog: invite another worker to pump beside this one.
-                pump.apply_async(expires=settings.outbox_poll_seconds * 4)
-            # One session (one pooled connection) for the batch; still one transaction per
-            # row: each row is committed as soon as it is delivered.
-            with session_scope() as session:
-                for message_id in ids:
-                    service.deliver(session, message_id, worker=me)
+                rows = service.claim_rows(session, worker=me, limit=settings.outbox_batch_size)
+                commit(session)
+                if not rows:
+                    break
+                if len(rows) == settings.outbox_batch_size:
+                    # A backlog: invite another worker to pump beside this one.
+                    pump.apply_async(expires=settings.outbox_poll_seconds * 4)
+                while rows:
+                    head, rows = (
+                        rows[: settings.outbox_commit_every],
+                        rows[settings.outbox_commit_every :],
+                    )
+                    locked = service.lock_claimed(session, head, worker=me)
+                    done = service.deliver_locked(
+                        session, locked, budget_seconds=COMMIT_AT_LEAST_EVERY_SECONDS
+                    )
                     commit(session)
-                    delivered += 1
+                    delivered += len(done)
+                    # Rows the time budget cut short go round again; rows no longer ours drop.
+                    rows = [row for row in locked if row.id not in done] + rows
     return delivered

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     # Outbox (all outbound work: e-mail, later Zoom).
     outbox_poll_seconds: float = Field(3.0, gt=0, le=60)
     outbox_batch_size: int = Field(50, ge=1, le=1000)
+    outbox_commit_every: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Sent rows are recorded together, this many per commit: a worker killed "
+        "in between sends at most this many again (per pool process).",
+    )
     outbox_lease_seconds: int = Field(120, ge=5)
     outbox_max_attempts: int = Field(8, ge=1, le=50)
     outbox_backoff_base_seconds: float = Field(10.0, gt=0)

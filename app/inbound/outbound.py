@@ -13,7 +13,7 @@ cycle.
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.message import Message
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,7 +36,7 @@ SEAL_KIND = MESSAGE_SEAL_KIND
 
 
 def send_to_requester(
-    session: Session, req: IntakeRequest, message: EmailMessage, *, outbox_id: int, what: str
+    session: Session, req: IntakeRequest, message: Message, *, outbox_id: int, what: str
 ) -> None:
     """Send an automatic e-mail to the requester and record its Message-ID for threading."""
     mail.send(message)
@@ -46,7 +46,7 @@ def send_to_requester(
 def record_sent(
     session: Session,
     req: IntakeRequest,
-    message: EmailMessage,
+    message: Message,
     *,
     outbox_id: int | None,
     kind: MessageKind = MessageKind.automatic,

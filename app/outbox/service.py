@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.database import after_commit
 from app.core.logging import request_id_var
@@ -128,6 +130,13 @@ def enqueue_many(session: Session, rows: Sequence[Queued]) -> int:
 
 
 def claim(session: Session, *, worker: str, limit: int) -> list[int]:
+    """Claim up to ``limit`` due rows for ``worker``; their ids, oldest due first."""
+    return [row.id for row in claim_rows(session, worker=worker, limit=limit)]
+
+
+def claim_rows(session: Session, *, worker: str, limit: int) -> list[OutboxMessage]:
+    """``claim``, returning the rows themselves (one statement), so that delivering them does
+    not read each one again in full."""
     settings = get_settings()
     current = now()
     lease = current + dt.timedelta(seconds=settings.outbox_lease_seconds)
@@ -147,10 +156,10 @@ def claim(session: Session, *, worker: str, limit: int) -> list[int]:
             attempts=OutboxMessage.attempts + 1,
             updated_at=current,
         )
-        .returning(OutboxMessage.id)
-        .execution_options(synchronize_session=False)
+        .returning(OutboxMessage)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return sorted(session.scalars(stmt).all())
+    return sorted(session.scalars(stmt).all(), key=lambda row: (row.due_at, row.id))
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -167,6 +176,76 @@ def deliver(session: Session, message_id: int, *, worker: str) -> OutboxStatus |
     row = session.get(OutboxMessage, message_id, with_for_update=True, populate_existing=True)
     if row is None or row.status != OutboxStatus.claimed or row.claimed_by != worker:
         return None
+    return deliver_locked(session, [row])[row.id]
+
+
+def lock_claimed(
+    session: Session, rows: Sequence[OutboxMessage], *, worker: str
+) -> list[OutboxMessage]:
+    """Lock ``rows`` (one statement) and keep those still claimed by ``worker``: since the
+    claim, the lease may have run out and another worker claimed a row, or an erasure
+    cancelled it. The locks last until the caller commits."""
+    if not rows:
+        return []
+    mine = set(
+        session.scalars(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.id.in_([row.id for row in rows]),
+                OutboxMessage.status == OutboxStatus.claimed,
+                OutboxMessage.claimed_by == worker,
+            )
+            .with_for_update()
+        ).all()
+    )
+    return [row for row in rows if row.id in mine]
+
+
+def deliver_locked(
+    session: Session, rows: Sequence[OutboxMessage], *, budget_seconds: float | None = None
+) -> dict[int, OutboxStatus]:
+    """Deliver rows that ``lock_claimed`` (or ``deliver``) locked, in order, each handler in
+    its own savepoint; stop early once ``budget_seconds`` have passed (the rest stay claimed
+    for the next round). The caller commits. Returns the new status of each row handled.
+
+    The sent rows are marked in one statement at the end: per e-mail, the database costs a
+    savepoint and its release, no more."""
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    done: dict[int, OutboxStatus] = {}
+    sent: list[dict[str, Any]] = []
+    for row in rows:
+        if deadline is not None and done and time.monotonic() > deadline:
+            break
+        if _run_handler(session, row):
+            at = now()
+            sent.append(
+                {
+                    "id": row.id,
+                    "status": OutboxStatus.sent,
+                    "sent_at": at,
+                    "updated_at": at,
+                    "lease_until": None,
+                    "last_error": None,
+                }
+            )
+            done[row.id] = OutboxStatus.sent
+        else:
+            done[row.id] = row.status
+    if sent:
+        # ORM bulk UPDATE by primary key: one executemany, one round trip with psycopg.
+        session.execute(update(OutboxMessage), sent)
+        for row in rows:
+            if done.get(row.id) is OutboxStatus.sent:
+                # The rows in memory as they are in the database now (no second UPDATE).
+                set_committed_value(row, "status", OutboxStatus.sent)
+                set_committed_value(row, "lease_until", None)
+                set_committed_value(row, "last_error", None)
+    return done
+
+
+def _run_handler(session: Session, row: OutboxMessage) -> bool:
+    """Run the row's handler in a savepoint. True when it succeeded; on failure the row is
+    scheduled for a retry or dead-lettered (and flushed), and False returned."""
     # The worker's lines carry the id of the API request that caused the message.
     bound = structlog.contextvars.bound_contextvars(
         outbox_id=row.id, outbox_kind=row.kind, request_id=row.correlation_id
@@ -195,14 +274,9 @@ def deliver(session: Session, message_id: int, *, worker: str) -> OutboxStatus |
                 row.due_at = now() + dt.timedelta(seconds=delay)
                 log.warning("outbox_retry", attempts=row.attempts, error=type(exc).__name__)
             session.flush()
-            return row.status
-        row.status = OutboxStatus.sent
-        row.sent_at = now()
-        row.lease_until = None
-        row.last_error = None
+            return False
         log.info("outbox_sent", attempts=row.attempts)
-        session.flush()
-        return row.status
+        return True
 
 
 def alert_staff(session: Session, row: OutboxMessage, *, error: str) -> int:
