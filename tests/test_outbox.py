@@ -224,6 +224,28 @@ def test_a_time_budget_stops_a_batch_after_the_first_row_and_keeps_the_rest_clai
     assert service.deliver_locked(db, locked[1:]) == {r.id: OutboxStatus.sent for r in locked[1:]}
 
 
+def _enqueue_many_skips_used_keys(db: Session) -> None:
+    first = [service.Queued("test.ok", {"n": 1}, dedup_key="k1")]
+    assert service.enqueue_many(db, first) == 1
+    again = [
+        service.Queued("test.ok", {"n": 2}, dedup_key="k1"),  # used: skipped
+        service.Queued("test.ok", {"n": 3}, dedup_key="k2"),
+        service.Queued("test.ok", {"n": 4}),
+    ]
+    assert service.enqueue_many(db, again) == 2
+    params = db.scalars(select(OutboxMessage.params).order_by(OutboxMessage.id)).all()
+    assert [p["n"] for p in params] == [1, 3, 4]
+
+
+def test_enqueue_many_writes_the_rows_and_skips_a_used_dedup_key(db: Session) -> None:
+    _enqueue_many_skips_used_keys(db)
+
+
+@pytest.mark.sqlite
+def test_on_sqlite_enqueue_many_writes_the_rows_and_skips_a_used_dedup_key(db: Session) -> None:
+    _enqueue_many_skips_used_keys(db)
+
+
 def test_stats_report_due_in_flight_and_oldest_age(db: Session, clock: Clock) -> None:
     service.enqueue(db, "test.ok", {})
     service.enqueue(db, "test.ok", {})

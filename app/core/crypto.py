@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import structlog
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.core.settings import Settings, get_settings, parse_master_key
 
@@ -61,6 +63,17 @@ def load_master_key(settings: Settings) -> MasterKey:
 @lru_cache(maxsize=1)
 def master_key() -> MasterKey:
     return load_master_key(get_settings())
+
+
+def derived_key(purpose: str) -> bytes:
+    """A 32-byte key for one purpose (e.g. keyed hashes that must not be reversible), derived
+    from the current master key with HKDF: the master key itself is never used twice."""
+    return _derive(master_key().key, purpose)
+
+
+@lru_cache(maxsize=16)
+def _derive(key: bytes, purpose: str) -> bytes:
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=purpose.encode()).derive(key)
 
 
 def old_master_keys(settings: Settings | None = None) -> dict[str, bytes]:

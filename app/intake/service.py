@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, func, select
+from sqlalchemy import BigInteger, Select, String, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,7 @@ from app.models import (
     RequestStatus,
     User,
 )
+from app.models.base import UTCDateTime
 from app.outbox import service as outbox
 from app.sla import scheduling as sla_scheduling
 
@@ -146,7 +147,7 @@ def _replay(session: Session, key_hash: str, body_hash: str) -> dict[str, Any] |
     return body
 
 
-def _mailed_today(lookup: str, current: dt.datetime) -> Select[int]:
+def _mailed_today_statement(lookup: Any, since: Any) -> Select[Any]:
     return (
         select(func.count())
         .select_from(RequestHistory)
@@ -154,22 +155,30 @@ def _mailed_today(lookup: str, current: dt.datetime) -> Select[int]:
         .where(
             IntakeRequest.email_lookup == lookup,
             RequestHistory.action.in_(MAILED_ACTIONS),
-            RequestHistory.at > current - dt.timedelta(days=1),
+            RequestHistory.at > since,
         )
     )
 
 
+# The submission's statements are built once, with named parameters: building a statement and
+# its cache key on every submission cost more than running it.
+_SINCE = bindparam("since", type_=UTCDateTime())
+_MAILED_TODAY = _mailed_today_statement(bindparam("lookup", type_=String()), _SINCE)
+_LOCK_ADDRESS = select(func.pg_advisory_xact_lock(bindparam("lock_id", type_=BigInteger())))
+
+
 def mails_to_address_today(session: Session, lookup: str, current: dt.datetime) -> int:
-    return int(session.scalar(_mailed_today(lookup, current)) or 0)
+    since = current - dt.timedelta(days=1)
+    return int(session.scalar(_MAILED_TODAY, {"lookup": lookup, "since": since}) or 0)
 
 
 def lock_address(session: Session, lookup: str) -> None:
     """Serialise submissions from one address until this transaction ends, so two at the same
     moment cannot both pass the daily acknowledgement cap or both miss the earlier request to
-    link to. PostgreSQL: a transaction-scoped advisory lock on 63 bits of the keyed hash (no
+    link to. PostgreSQL: a transaction-scoped advisory lock on 60 bits of the keyed hash (no
     address in it); SQLite already runs one writing transaction at a time."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(int(lookup[:15], 16))))
+        session.execute(_LOCK_ADDRESS, {"lock_id": int(lookup[:15], 16)})
 
 
 @dataclass
@@ -180,6 +189,28 @@ class _Facts:
     region_code: str | None
 
 
+def _facts_statement() -> Select[Any]:
+    lookup = bindparam("lookup", type_=String())
+    root = (
+        select(func.coalesce(IntakeRequest.linked_request_id, IntakeRequest.id))
+        .where(
+            IntakeRequest.email_lookup == lookup,
+            IntakeRequest.country_of_origin == bindparam("country"),
+            IntakeRequest.received_at >= bindparam("window_start", type_=UTCDateTime()),
+        )
+        .order_by(IntakeRequest.received_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+    taken = select(IntakeRequest.id).where(IntakeRequest.reference == bindparam("reference"))
+    region = select(Country.region_code).where(Country.code == bindparam("country"))
+    mailed = _mailed_today_statement(lookup, _SINCE)
+    return select(root, mailed.scalar_subquery(), taken.exists(), region.scalar_subquery())
+
+
+_FACTS = _facts_statement()
+
+
 def _facts(
     session: Session, lookup: str, country: str, reference: str, current: dt.datetime
 ) -> _Facts:
@@ -187,22 +218,14 @@ def _facts(
     same address and country within the window (linking), how many e-mails the address got
     today (the cap), whether the drawn reference is taken, and the country's region."""
     window = dt.timedelta(hours=get_settings().request_link_window_hours)
-    root = (
-        select(func.coalesce(IntakeRequest.linked_request_id, IntakeRequest.id))
-        .where(
-            IntakeRequest.email_lookup == lookup,
-            IntakeRequest.country_of_origin == country,
-            IntakeRequest.received_at >= current - window,
-        )
-        .order_by(IntakeRequest.received_at)
-        .limit(1)
-        .scalar_subquery()
-    )
-    taken = select(IntakeRequest.id).where(IntakeRequest.reference == reference).exists()
-    region = select(Country.region_code).where(Country.code == country).scalar_subquery()
-    row = session.execute(
-        select(root, _mailed_today(lookup, current).scalar_subquery(), taken, region)
-    ).one()
+    params = {
+        "lookup": lookup,
+        "country": country,
+        "window_start": current - window,
+        "reference": reference,
+        "since": current - dt.timedelta(days=1),
+    }
+    row = session.execute(_FACTS, params).one()
     return _Facts(
         linked_to=row[0],
         mailed_today=int(row[1] or 0),

@@ -1,24 +1,34 @@
 """Per-client limit on submissions: the public page and ``POST /api/v1/requests`` share it.
 
-A fixed window per client address, counted in the ``login_throttles`` table (generic enough:
-a hashed key, a counter, a window start), so every API process sees the same count. Keys are
-``submit:ip:<sha256 of the address>`` and never collide with sign-in's ``account:``/``ip:``
-keys. The count is written in its own one-statement transaction, so attempts that end in a
-validation error count too. Over the limit: ``429`` with ``Retry-After`` (the end of the window).
+A fixed window per client address, so every API process sees the same count:
+
+- in Redis when the broker is Redis (production): ``SET NX EX`` + ``INCR`` + ``PTTL`` in one
+  round trip, and the key expires with its window - nothing about the address outlives it;
+- else, or while Redis does not answer, in the database's ``login_throttles`` table (a key, a
+  counter, a window start), one upsert in its own transaction.
+
+Either way the key is ``submit:ip:`` and a keyed hash of the address (HMAC with a key derived
+from the master key): a plain hash of an IPv4 address is reversed by trying all of them. The
+count is taken before the form is read, so attempts that end in a validation error count too.
+Over the limit: ``429`` with ``Retry-After`` (the end of the window).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import math
+from functools import lru_cache
 
+import structlog
 from fastapi import Request
+from redis import Redis, RedisError
 from sqlalchemy import case, literal
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.core import database
+from app.core import crypto, database
 from app.core.errors import TooManyRequests
 from app.core.settings import get_settings
 from app.core.time import now
@@ -26,6 +36,11 @@ from app.models import LoginThrottle
 from app.models.base import UTCDateTime
 
 KEY_PREFIX = "submit:ip:"
+HASH_PURPOSE = "submission limit: client address"
+#: Redis keys live in the broker's database: our own prefix keeps them apart from Celery's.
+REDIS_PREFIX = "asylum-intake:"
+
+log = structlog.get_logger(__name__)
 
 
 def client_address(request: Request) -> str:
@@ -41,13 +56,45 @@ def client_address(request: Request) -> str:
 
 
 def key_for(address: str) -> str:
-    return KEY_PREFIX + hashlib.sha256(address.encode()).hexdigest()[:64]
+    digest = hmac.new(crypto.derived_key(HASH_PURPOSE), address.encode(), hashlib.sha256)
+    return KEY_PREFIX + digest.hexdigest()
 
 
 def hit(address: str) -> float:
-    """Count one submission attempt; the seconds to wait when over the limit, else 0.
+    """Count one submission attempt; the seconds to wait when over the limit, else 0."""
+    settings = get_settings()
+    key = key_for(address)
+    broker = settings.resolved_broker_url
+    if broker.startswith(("redis://", "rediss://")):
+        try:
+            count, wait = _count_in_redis(broker, key, settings.submit_rate_window_minutes * 60)
+        except RedisError as exc:
+            log.warning("submit_limit_redis_unavailable", error=type(exc).__name__)
+        else:
+            return wait if count > settings.submit_rate_limit else 0.0
+    return _count_in_database(key)
 
-    One ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` in its own transaction (PostgreSQL
+
+@lru_cache(maxsize=4)
+def _redis(url: str) -> Redis:
+    # Short timeouts: a Redis that does not answer costs a submission half a second at most,
+    # then the database counts.
+    return Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
+def _count_in_redis(url: str, key: str, window_seconds: int) -> tuple[int, float]:
+    """(attempts in this window, seconds until it ends): one round trip, no transaction
+    needed - ``SET NX`` starts the window once, ``INCR`` is atomic."""
+    pipe = _redis(url).pipeline(transaction=False)
+    pipe.set(REDIS_PREFIX + key, 0, ex=window_seconds, nx=True)
+    pipe.incr(REDIS_PREFIX + key)
+    pipe.pttl(REDIS_PREFIX + key)
+    _, count, ttl_ms = pipe.execute()
+    return int(count), max(1.0, int(ttl_ms) / 1000)
+
+
+def _count_in_database(key: str) -> float:
+    """One ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` in its own transaction (PostgreSQL
     and SQLite alike): the row lock lasts one statement, so many submissions from one address
     (an office behind one NAT) do not queue behind a read-then-write transaction, and two
     first attempts at once cannot both create the row."""
@@ -59,7 +106,7 @@ def hit(address: str) -> float:
     with database.session_scope() as session:
         insert_fn = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         stmt = insert_fn(LoginThrottle).values(
-            key=key_for(address), failures=1, window_started_at=current, last_failure_at=current
+            key=key, failures=1, window_started_at=current, last_failure_at=current
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[LoginThrottle.key],
