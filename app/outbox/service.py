@@ -235,12 +235,11 @@ def deliver_locked(
     if sent:
         # ORM bulk UPDATE by primary key: one executemany, one round trip with psycopg.
         session.execute(update(OutboxMessage), sent)
-        for row in rows:
-            if done.get(row.id) is OutboxStatus.sent:
-                # The rows in memory as they are in the database now (no second UPDATE).
-                set_committed_value(row, "status", OutboxStatus.sent)
-                set_committed_value(row, "lease_until", None)
-                set_committed_value(row, "last_error", None)
+        by_id = {row.id: row for row in rows}
+        for values in sent:
+            # The rows in memory as they are in the database now (no second UPDATE).
+            for key, value in values.items():
+                set_committed_value(by_id[values["id"]], key, value)
     return done
 
 
