@@ -40,8 +40,11 @@ class _Policy(Compat32):
     ``email.header.Header`` changes nothing and costs more than building the message."""
 
     def _fold(self, name: str, value: Any, sanitize: bool) -> str:
-        short = len(name) + len(value) + 2 <= (self.max_line_length or 998)
-        if isinstance(value, str) and value.isascii() and short:
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and len(name) + len(value) + 2 <= (self.max_line_length or 998)
+        ):
             return f"{name}: {value}{self.linesep}"
         return super()._fold(name, value, sanitize)  # type: ignore[misc,no-any-return]
 
@@ -87,8 +90,8 @@ def build_message(
     attachments.
 
     Built with the ``email.mime`` classes (compat32) rather than ``EmailMessage``: the modern
-    policy parses every header on assignment and again when folding, about three quarters of
-    the worker's cost per e-mail. Headers are kept 7-bit here instead: addresses through
+    policy parses every header on assignment and again when folding, which was a third of the
+    worker's CPU per e-mail. Headers are kept 7-bit here instead: addresses through
     ``formataddr`` (a non-ASCII display name becomes an RFC 2047 word), any other non-ASCII
     value encoded as UTF-8 when the message is written.
     """
