@@ -137,3 +137,18 @@ def test_the_stored_key_is_a_keyed_hash_not_a_plain_hash_of_the_address() -> Non
     assert key.startswith("submit:ip:") and address not in key
     assert hashlib.sha256(address.encode()).hexdigest() not in key
     assert key == throttle.key_for(address) != throttle.key_for("203.0.113.8")
+
+
+def test_the_daily_retention_run_deletes_counts_whose_window_ended(
+    db: Session, clock: Clock
+) -> None:
+    from app.core.time import now
+    from app.privacy.service import run_retention
+
+    window = get_settings().submit_rate_window_minutes * 60
+    throttle.hit("198.51.100.20")
+    clock.advance(seconds=window + 60)
+    throttle.hit("198.51.100.21")  # a window still running
+    run_retention(db, now())
+    keys = db.scalars(select(LoginThrottle.key)).all()
+    assert keys == [throttle.key_for("198.51.100.21")]

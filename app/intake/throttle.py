@@ -24,9 +24,10 @@ from functools import lru_cache
 import structlog
 from fastapi import Request
 from redis import Redis, RedisError
-from sqlalchemy import case, literal
+from sqlalchemy import case, delete, literal
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from app.core import crypto, database
 from app.core.errors import TooManyRequests
@@ -134,3 +135,16 @@ def check_submission_rate(request: Request) -> None:
             "Too many requests from this address. Please try again later.",
             retry_after_seconds=math.ceil(wait),
         )
+
+
+def purge_ended_windows(session: Session, current: dt.datetime) -> int:
+    """Delete the database's counts whose window has ended (the daily retention run calls
+    this): a count is needed for its window, not longer. Returns how many were deleted."""
+    window = dt.timedelta(minutes=get_settings().submit_rate_window_minutes)
+    result = session.execute(
+        delete(LoginThrottle).where(
+            LoginThrottle.key.startswith(KEY_PREFIX, autoescape=True),
+            LoginThrottle.window_started_at <= current - window,
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -38,6 +38,7 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.intake import keys
 from app.intake import service as intake
+from app.intake import throttle as submission_limit
 from app.intake.status import FINAL
 from app.models import (
     Consultation,
@@ -585,6 +586,7 @@ def run_retention(session: Session, current: dt.datetime | None = None) -> dict[
             counts["closed" if req.status == RequestStatus.closed else "ended"] += 1
     if counts["erased"]:
         _after_commit_cleanup(session, needles)
+    purged = submission_limit.purge_ended_windows(session, current)
     settings = get_settings()
     audit.record(
         session,
@@ -597,7 +599,7 @@ def run_retention(session: Session, current: dt.datetime | None = None) -> dict[
             "closed_days": settings.retention_closed_days,
         },
     )
-    log.info("retention_run", **counts)
+    log.info("retention_run", **counts, submission_counts_purged=purged)
     return counts
 
 
