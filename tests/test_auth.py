@@ -13,8 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.accounts import throttle as sign_in
 from app.core.settings import get_settings
+from app.core.time import now
 from app.models import LoginThrottle, Role, UserSession
+from app.privacy.service import run_retention
+from tests.conftest import Clock
 from tests.factories import DEFAULT_PASSWORD, create_user, login
 from tests.outbox_helpers import drain
 
@@ -253,3 +257,16 @@ def test_sign_in_works_on_the_embedded_sqlite_default(client: TestClient, db: Se
     headers = login(client, user)
     assert client.get("/api/v1/admin/users", headers=headers).status_code == 200
     assert _login(client, user.email, "wrong password here").status_code == 401
+
+
+def test_the_retention_run_forgets_sign_in_counts_that_no_longer_slow_anyone(
+    db: Session, clock: Clock
+) -> None:
+    old = sign_in.keys_for("gone@example.org", "198.51.100.30")
+    assert not any("gone@example.org" in k or "198.51.100.30" in k for k in old)
+    sign_in.record_failure(db, old)
+    clock.advance(seconds=(get_settings().login_failure_window_minutes + 1) * 60)
+    recent = sign_in.keys_for("here@example.org", None)
+    sign_in.record_failure(db, recent)
+    run_retention(db, now())
+    assert db.scalars(select(LoginThrottle.key)).all() == recent

@@ -2,17 +2,21 @@
 
 After ``login_slow_after_failures`` failures each further try must wait 2^(n-k) seconds; after
 ``login_lock_after_failures`` the key is locked for ``login_lock_minutes``. State lives in the
-database so every API process sees it. Keys are hashed: no e-mail or address in clear.
+database so every API process sees it. Keys are keyed hashes (HMAC, with a key derived from the
+master key): no e-mail or address in clear, and none recoverable by hashing candidates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import math
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from app.core import crypto
 from app.core.errors import TooManyRequests
 from app.core.settings import get_settings
 from app.core.time import now
@@ -21,10 +25,18 @@ from app.models import LoginThrottle
 MAX_SLOWDOWN_SECONDS = 60
 
 
+HASH_PURPOSE = "sign-in throttle"
+
+
+def _hashed(value: str) -> str:
+    key = crypto.derived_key(HASH_PURPOSE)
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
 def keys_for(email: str, ip: str | None) -> list[str]:
-    keys = ["account:" + hashlib.sha256(email.encode()).hexdigest()[:64]]
+    keys = ["account:" + _hashed(email)]
     if ip:
-        keys.append("ip:" + hashlib.sha256(ip.encode()).hexdigest()[:64])
+        keys.append("ip:" + _hashed(ip))
     return keys
 
 
@@ -79,6 +91,20 @@ def record_failure(session: Session, keys: list[str]) -> None:
         if row.failures >= s.login_lock_after_failures:
             row.locked_until = current + dt.timedelta(minutes=s.login_lock_minutes)
     session.flush()
+
+
+def purge_forgotten(session: Session, current: dt.datetime) -> int:
+    """Delete sign-in counts that no longer slow or lock anyone (the daily retention run calls
+    this): no lock in force and no failure within the window. Returns how many."""
+    window_start = current - dt.timedelta(minutes=get_settings().login_failure_window_minutes)
+    result = session.execute(
+        delete(LoginThrottle).where(
+            LoginThrottle.key.startswith("account:") | LoginThrottle.key.startswith("ip:"),
+            LoginThrottle.last_failure_at < window_start,
+            (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until <= current),
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def clear(session: Session, key: str) -> None:

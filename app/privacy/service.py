@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import String, and_, cast, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from app.accounts import throttle as sign_in_throttle
 from app.audit import service as audit
 from app.core import database
 from app.core.settings import get_settings
@@ -586,7 +587,9 @@ def run_retention(session: Session, current: dt.datetime | None = None) -> dict[
             counts["closed" if req.status == RequestStatus.closed else "ended"] += 1
     if counts["erased"]:
         _after_commit_cleanup(session, needles)
+    # Throttle counts outlive their use otherwise (keyed hashes, but still a trace of who tried).
     purged = submission_limit.purge_ended_windows(session, current)
+    purged += sign_in_throttle.purge_forgotten(session, current)
     settings = get_settings()
     audit.record(
         session,
@@ -599,7 +602,7 @@ def run_retention(session: Session, current: dt.datetime | None = None) -> dict[
             "closed_days": settings.retention_closed_days,
         },
     )
-    log.info("retention_run", **counts, submission_counts_purged=purged)
+    log.info("retention_run", **counts, throttle_counts_purged=purged)
     return counts
 
 
