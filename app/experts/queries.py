@@ -144,7 +144,8 @@ def expert_consultations(
         stmt = stmt.where(
             Consultation.status == ConsultationStatus.booked, Consultation.end_at >= now()
         )
-    return session.execute(stmt.order_by(Consultation.start_at, Consultation.id)).tuples().all()
+    rows = session.execute(stmt.order_by(Consultation.start_at, Consultation.id)).all()
+    return [(consultation, req) for consultation, req in rows]
 
 
 def expert_zone(session: Session, expert_id: uuid.UUID) -> str:
