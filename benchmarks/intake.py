@@ -1,13 +1,15 @@
 """Intake throughput and latency against PostgreSQL, beside a bare baseline in the same run.
 
-    python -m benchmarks.intake [--seconds 8] [--connections 32]
+    python -m benchmarks.intake [--seconds 8] [--rounds 3] [--connections 32]
 
 The service (``app.main:create_app``, one uvicorn process, as ``asylum-intake api`` runs it)
 takes full form submissions — the submission limit's count (in Redis, as in production, where
 the broker is Redis: a private ``redis-server`` here), validation, phone parsing, per-request
 data key and encryption, history rows and the outbox rows, all in one transaction. The baseline
 is the same server, framework and driver doing one plain INSERT of the same JSON body
-(``benchmarks/baseline_app.py``). Both run against fresh databases on the same PostgreSQL.
+(``benchmarks/baseline_app.py``). Both run side by side against fresh databases on the same
+PostgreSQL; each of ``--rounds`` rounds loads the baseline, then the service, for ``--seconds``
+each, and the figures pool the rounds (the ratio of each round is printed too).
 
 Goals (issue "Applicant intake"): throughput at least 0.4 of the baseline's; p99 at most three
 times the baseline's p99.
@@ -22,7 +24,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import closed_loop, emit, fresh_database, redis_server, server
+from benchmarks._harness import (
+    LoadResult,
+    closed_loop,
+    emit,
+    fresh_database,
+    redis_server,
+    server,
+)
 
 RUN = secrets.token_hex(3)
 
@@ -51,59 +60,89 @@ def submission(i: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=8.0, help="load per side and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     try:
-        figures = measure(args.seconds, args.connections, workdir)
+        figures = measure(args.seconds, args.rounds, args.connections, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     emit(figures)
 
 
-def measure(seconds: float, connections: int, workdir: Path) -> dict[str, Any]:
-    with redis_server(workdir) as broker:
-        env_common = {
-            "INTAKE_ENV": "development",
-            "INTAKE_LOG_LEVEL": "WARNING",
-            # As in production, the broker is Redis (a private one): the nudges after each
-            # commit go there, and so does the per-address submission count. No worker
-            # drains the queue during the run.
-            "INTAKE_BROKER_URL": broker,
-            # One client address sends everything: lift the per-address submission limit
-            # (it is still counted on every submission).
-            "INTAKE_SUBMIT_RATE_LIMIT": "100000",
-        }
-        return _compare(env_common, seconds, connections)
-
-
-def _compare(env_common: dict[str, str], seconds: float, connections: int) -> dict[str, Any]:
+def measure(seconds: float, rounds: int, connections: int, workdir: Path) -> dict[str, Any]:
+    """Both servers run side by side; each round loads the baseline, then the service, so a
+    machine that speeds up or slows down during the run (it is shared) weighs on both alike."""
+    env_common = {
+        "INTAKE_ENV": "development",
+        "INTAKE_LOG_LEVEL": "WARNING",
+        # One client address sends everything: lift the per-address submission limit (it is
+        # still counted on every submission).
+        "INTAKE_SUBMIT_RATE_LIMIT": "100000",
+    }
     with (
-        fresh_database("bench_intake_base") as base_url,
-        server(
-            "benchmarks.baseline_app:create_app", {**env_common, "INTAKE_DATABASE_URL": base_url}
-        ) as url,
+        # As in production, the broker is Redis (a private one): the nudges after each commit
+        # go there, and so does the per-address submission count. No worker drains the queue.
+        redis_server(workdir) as broker,
+        fresh_database("bench_intake_base") as base_db,
+        fresh_database("bench_intake") as intake_db,
     ):
-        baseline = closed_loop(
-            f"{url}/insert", submission, connections=connections, seconds=seconds
-        )
-    with fresh_database("bench_intake") as db_url:
-        env = {**env_common, "INTAKE_DATABASE_URL": db_url}
-        with server("app.main:create_app", env) as url:
-            intake = closed_loop(
-                f"{url}/api/v1/requests",
-                submission,
-                connections=connections,
-                seconds=seconds,
-            )
+        env = {**env_common, "INTAKE_BROKER_URL": broker}
+        with (
+            server(
+                "benchmarks.baseline_app:create_app", {**env, "INTAKE_DATABASE_URL": base_db}
+            ) as base_url,
+            server("app.main:create_app", {**env, "INTAKE_DATABASE_URL": intake_db}) as url,
+        ):
+            baseline: list[LoadResult] = []
+            intake: list[LoadResult] = []
+            for _ in range(rounds):
+                baseline.append(
+                    closed_loop(
+                        f"{base_url}/insert", submission, connections=connections, seconds=seconds
+                    )
+                )
+                intake.append(
+                    closed_loop(
+                        f"{url}/api/v1/requests",
+                        submission,
+                        connections=connections,
+                        seconds=seconds,
+                    )
+                )
+    return _figures(baseline, intake, seconds=seconds, connections=connections)
 
+
+def _pooled(results: list[LoadResult]) -> LoadResult:
+    return LoadResult(
+        requests=sum(r.requests for r in results),
+        errors=sum(r.errors for r in results),
+        seconds=sum(r.seconds for r in results),
+        latencies_ms=[ms for r in results for ms in r.latencies_ms],
+    )
+
+
+def _figures(
+    baseline_rounds: list[LoadResult],
+    intake_rounds: list[LoadResult],
+    *,
+    seconds: float,
+    connections: int,
+) -> dict[str, Any]:
+    baseline, intake = _pooled(baseline_rounds), _pooled(intake_rounds)
     throughput_ratio = intake.per_second / baseline.per_second if baseline.per_second else 0.0
     p99_ratio = intake.pct(99) / baseline.pct(99) if baseline.latencies_ms else float("inf")
+    per_round = [
+        round(i.per_second / b.per_second, 3) if b.per_second else 0.0
+        for b, i in zip(baseline_rounds, intake_rounds, strict=True)
+    ]
     return {
         "connections": connections,
-        "seconds": seconds,
+        "seconds_per_round": seconds,
+        "rounds": len(per_round),
         "baseline_per_second": round(baseline.per_second, 1),
         "baseline_p50_ms": round(baseline.pct(50), 2),
         "baseline_p99_ms": round(baseline.pct(99), 2),
@@ -112,6 +151,7 @@ def _compare(env_common: dict[str, str], seconds: float, connections: int) -> di
         "intake_p50_ms": round(intake.pct(50), 2),
         "intake_p99_ms": round(intake.pct(99), 2),
         "intake_errors": intake.errors,
+        "throughput_ratio_per_round": per_round,
         "throughput_ratio": round(throughput_ratio, 3),
         "p99_ratio": round(p99_ratio, 3),
         "throughput_met": throughput_ratio >= 0.4 and intake.errors == 0,

@@ -13,7 +13,7 @@ from app.intake import service
 from app.intake.deps import RequesterRequest
 from app.intake.errors import IdempotencyKeyInvalid
 from app.intake.schemas import Accepted, RecoverIn, RequestView, SubmitIn, SubmitOut
-from app.intake.throttle import check_submission_rate
+from app.intake.throttle import limit_submissions
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests (public)"])
 
@@ -42,7 +42,7 @@ def _idempotency_key(value: str | None) -> str | None:
     "`INTAKE_SUBMIT_RATE_WINDOW_MINUTES`, shared with the /apply page) are `429` with "
     "`Retry-After`.",
     responses=error_responses(400, 413, 422, 429),
-    dependencies=[Depends(check_submission_rate)],
+    dependencies=[Depends(limit_submissions)],
 )
 def submit(
     body: SubmitIn,

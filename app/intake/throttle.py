@@ -15,19 +15,26 @@ Over the limit: ``429`` with ``Retry-After`` (the end of the window).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
 import math
+import weakref
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import Request
 from redis import Redis, RedisError
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.client import Pipeline as AsyncPipeline
+from redis.client import Pipeline
 from sqlalchemy import case, delete, literal
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.core import crypto, database
 from app.core.errors import TooManyRequests
@@ -66,32 +73,86 @@ def hit(address: str) -> float:
     settings = get_settings()
     key = key_for(address)
     broker = settings.resolved_broker_url
-    if broker.startswith(("redis://", "rediss://")):
+    if _is_redis(broker):
         try:
-            count, wait = _count_in_redis(broker, key, settings.submit_rate_window_minutes * 60)
+            pipe = _redis(broker).pipeline(transaction=False)
+            counted = _read_count(_queue_count(pipe, key, _window_seconds()).execute())
         except RedisError as exc:
             log.warning("submit_limit_redis_unavailable", error=type(exc).__name__)
         else:
-            return wait if count > settings.submit_rate_limit else 0.0
+            return _over_limit(*counted)
     return _count_in_database(key)
+
+
+async def hit_async(address: str) -> float:
+    """``hit`` for the event loop: the API counts there, without a hop to a worker thread
+    (the form itself is handled in one); only the database fallback takes a thread."""
+    settings = get_settings()
+    key = key_for(address)
+    broker = settings.resolved_broker_url
+    if _is_redis(broker):
+        try:
+            pipe = _async_redis(broker).pipeline(transaction=False)
+            counted = _read_count(await _queue_count(pipe, key, _window_seconds()).execute())
+        except RedisError as exc:
+            log.warning("submit_limit_redis_unavailable", error=type(exc).__name__)
+        else:
+            return _over_limit(*counted)
+    return await run_in_threadpool(_count_in_database, key)
+
+
+def _is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://"))
+
+
+# Short timeouts: a Redis that does not answer costs a submission half a second at most, then
+# the database counts.
+_REDIS_OPTIONS: dict[str, Any] = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
 
 
 @lru_cache(maxsize=4)
 def _redis(url: str) -> Redis:
-    # Short timeouts: a Redis that does not answer costs a submission half a second at most,
-    # then the database counts.
-    return Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    return Redis.from_url(url, **_REDIS_OPTIONS)
 
 
-def _count_in_redis(url: str, key: str, window_seconds: int) -> tuple[int, float]:
-    """(attempts in this window, seconds until it ends): one round trip, no transaction
-    needed - ``SET NX`` starts the window once, ``INCR`` is atomic."""
-    pipe = _redis(url).pipeline(transaction=False)
+# An asyncio client belongs to the event loop it was made on: one per loop (one in a server
+# process; tests start several).
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncRedis]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _async_redis(url: str) -> AsyncRedis:
+    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    if url not in clients:
+        clients[url] = AsyncRedis.from_url(url, **_REDIS_OPTIONS)
+    return clients[url]
+
+
+_Pipeline = TypeVar("_Pipeline", Pipeline, AsyncPipeline)
+
+
+def _window_seconds() -> int:
+    return get_settings().submit_rate_window_minutes * 60
+
+
+def _queue_count(pipe: _Pipeline, key: str, window_seconds: int) -> _Pipeline:
+    """The one round trip: ``SET NX EX`` starts the window once, ``INCR`` is atomic, ``PTTL``
+    says when the window ends. No transaction needed."""
     pipe.set(REDIS_PREFIX + key, 0, ex=window_seconds, nx=True)
     pipe.incr(REDIS_PREFIX + key)
     pipe.pttl(REDIS_PREFIX + key)
-    _, count, ttl_ms = pipe.execute()
+    return pipe
+
+
+def _read_count(replies: list[Any]) -> tuple[int, float]:
+    """(attempts in this window, seconds until it ends)."""
+    _, count, ttl_ms = replies
     return int(count), max(1.0, int(ttl_ms) / 1000)
+
+
+def _over_limit(count: int, wait: float) -> float:
+    return wait if count > get_settings().submit_rate_limit else 0.0
 
 
 def _count_in_database(key: str) -> float:
@@ -128,8 +189,17 @@ def _count_in_database(key: str) -> float:
 
 
 def check_submission_rate(request: Request) -> None:
-    """FastAPI dependency: raise ``TooManyRequests`` (429 + Retry-After) over the limit."""
-    wait = hit(client_address(request))
+    """For the /apply page (in a worker thread): raise ``TooManyRequests`` (429 +
+    Retry-After) over the limit."""
+    _refuse_after(hit(client_address(request)))
+
+
+async def limit_submissions(request: Request) -> None:
+    """FastAPI dependency of ``POST /api/v1/requests``: ``check_submission_rate`` on the loop."""
+    _refuse_after(await hit_async(client_address(request)))
+
+
+def _refuse_after(wait: float) -> None:
     if wait > 0:
         raise TooManyRequests(
             "Too many requests from this address. Please try again later.",
