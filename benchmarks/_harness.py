@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -122,6 +123,7 @@ def closed_loop(
         counter = 0
         latencies: list[float] = []
         errors = 0
+        transport_errors: Counter[str] = Counter()
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         async with httpx.AsyncClient(limits=limits, timeout=30) as client:
             start = time.perf_counter()
@@ -134,7 +136,15 @@ def closed_loop(
                     counter += 1
                     body = make_body(counter)
                     t0 = time.perf_counter()
-                    resp = await client.post(url, json=body)
+                    try:
+                        resp = await client.post(url, json=body)
+                    except httpx.TransportError as exc:
+                        # A dropped connection is a failed request, counted (and named), not
+                        # the end of the run.
+                        if t0 >= measure_from:
+                            errors += 1
+                            transport_errors[type(exc).__name__] += 1
+                        continue
                     t1 = time.perf_counter()
                     if t0 >= measure_from:
                         if resp.status_code == expect_status:
@@ -144,6 +154,8 @@ def closed_loop(
 
             await asyncio.gather(*(worker() for _ in range(connections)))
             elapsed = min(time.perf_counter(), stop_at) - measure_from
+        if transport_errors:
+            print(f"closed_loop {url}: transport errors {dict(transport_errors)}", file=sys.stderr)
         return LoadResult(len(latencies), errors, max(elapsed, 1e-9), latencies)
 
     return asyncio.run(run())
