@@ -21,15 +21,14 @@ import hashlib
 import hmac
 import math
 import weakref
-from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
+from anyio import from_thread
 from fastapi import Request
-from redis import Redis, RedisError
-from redis.asyncio import Redis as AsyncRedis
-from redis.asyncio.client import Pipeline as AsyncPipeline
-from redis.client import Pipeline
+from redis import RedisError
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from sqlalchemy import case, delete, literal
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -68,31 +67,16 @@ def key_for(address: str) -> str:
     return KEY_PREFIX + digest.hexdigest()
 
 
-def hit(address: str) -> float:
-    """Count one submission attempt; the seconds to wait when over the limit, else 0."""
+async def hit(address: str) -> float:
+    """Count one submission attempt; the seconds to wait when over the limit, else 0. On the
+    event loop: the API counts there without a hop to a worker thread; only the database
+    fallback takes one."""
     settings = get_settings()
     key = key_for(address)
     broker = settings.resolved_broker_url
     if _is_redis(broker):
         try:
             pipe = _redis(broker).pipeline(transaction=False)
-            counted = _read_count(_queue_count(pipe, key, _window_seconds()).execute())
-        except RedisError as exc:
-            log.warning("submit_limit_redis_unavailable", error=type(exc).__name__)
-        else:
-            return _over_limit(*counted)
-    return _count_in_database(key)
-
-
-async def hit_async(address: str) -> float:
-    """``hit`` for the event loop: the API counts there, without a hop to a worker thread
-    (the form itself is handled in one); only the database fallback takes a thread."""
-    settings = get_settings()
-    key = key_for(address)
-    broker = settings.resolved_broker_url
-    if _is_redis(broker):
-        try:
-            pipe = _async_redis(broker).pipeline(transaction=False)
             counted = _read_count(await _queue_count(pipe, key, _window_seconds()).execute())
         except RedisError as exc:
             log.warning("submit_limit_redis_unavailable", error=type(exc).__name__)
@@ -110,33 +94,25 @@ def _is_redis(url: str) -> bool:
 _REDIS_OPTIONS: dict[str, Any] = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
 
 
-@lru_cache(maxsize=4)
-def _redis(url: str) -> Redis:
-    return Redis.from_url(url, **_REDIS_OPTIONS)
-
-
 # An asyncio client belongs to the event loop it was made on: one per loop (one in a server
 # process; tests start several).
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncRedis]] = (
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Redis]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _async_redis(url: str) -> AsyncRedis:
-    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+def _redis(url: str) -> Redis:
+    clients = _clients.setdefault(asyncio.get_running_loop(), {})
     if url not in clients:
-        clients[url] = AsyncRedis.from_url(url, **_REDIS_OPTIONS)
+        clients[url] = Redis.from_url(url, **_REDIS_OPTIONS)
     return clients[url]
-
-
-_Pipeline = TypeVar("_Pipeline", Pipeline, AsyncPipeline)
 
 
 def _window_seconds() -> int:
     return get_settings().submit_rate_window_minutes * 60
 
 
-def _queue_count(pipe: _Pipeline, key: str, window_seconds: int) -> _Pipeline:
+def _queue_count(pipe: Pipeline, key: str, window_seconds: int) -> Pipeline:
     """The one round trip: ``SET NX EX`` starts the window once, ``INCR`` is atomic, ``PTTL``
     says when the window ends. No transaction needed."""
     pipe.set(REDIS_PREFIX + key, 0, ex=window_seconds, nx=True)
@@ -188,15 +164,15 @@ def _count_in_database(key: str) -> float:
     return 0.0
 
 
-def check_submission_rate(request: Request) -> None:
-    """For the /apply page (in a worker thread): raise ``TooManyRequests`` (429 +
-    Retry-After) over the limit."""
-    _refuse_after(hit(client_address(request)))
-
-
 async def limit_submissions(request: Request) -> None:
-    """FastAPI dependency of ``POST /api/v1/requests``: ``check_submission_rate`` on the loop."""
-    _refuse_after(await hit_async(client_address(request)))
+    """FastAPI dependency of ``POST /api/v1/requests``: raise ``TooManyRequests`` (429 +
+    Retry-After) over the limit."""
+    _refuse_after(await hit(client_address(request)))
+
+
+def check_submission_rate(request: Request) -> None:
+    """``limit_submissions`` for the /apply page, which runs in a worker thread."""
+    _refuse_after(from_thread.run(hit, client_address(request)))
 
 
 def _refuse_after(wait: float) -> None:
