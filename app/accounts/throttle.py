@@ -9,8 +9,6 @@ master key): no e-mail or address in clear, and none recoverable by hashing cand
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import math
 
 from sqlalchemy import delete
@@ -28,15 +26,10 @@ MAX_SLOWDOWN_SECONDS = 60
 HASH_PURPOSE = "sign-in throttle"
 
 
-def _hashed(value: str) -> str:
-    key = crypto.derived_key(HASH_PURPOSE)
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
-
-
 def keys_for(email: str, ip: str | None) -> list[str]:
-    keys = ["account:" + _hashed(email)]
+    keys = ["account:" + crypto.keyed_hash(HASH_PURPOSE, email)]
     if ip:
-        keys.append("ip:" + _hashed(ip))
+        keys.append("ip:" + crypto.keyed_hash(HASH_PURPOSE, ip))
     return keys
 
 

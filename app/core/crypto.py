@@ -7,6 +7,8 @@ embedded default only, generated once into ``var/``) and AES-GCM helpers every d
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -69,6 +71,13 @@ def derived_key(purpose: str) -> bytes:
     """A 32-byte key for one purpose (e.g. keyed hashes that must not be reversible), derived
     from the current master key with HKDF: the master key itself is never used twice."""
     return _derive(master_key().key, purpose)
+
+
+def keyed_hash(purpose: str, value: str) -> str:
+    """HMAC-SHA256 of ``value`` (hex) under the key derived for ``purpose``: a stable token
+    for a value that must not be stored, e.g. a client address. Unlike a plain hash, it cannot
+    be reversed by hashing candidates without the master key."""
+    return hmac.new(derived_key(purpose), value.encode(), hashlib.sha256).hexdigest()
 
 
 @lru_cache(maxsize=16)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import hmac
 import math
 import weakref
 from typing import Any
@@ -63,8 +61,7 @@ def client_address(request: Request) -> str:
 
 
 def key_for(address: str) -> str:
-    digest = hmac.new(crypto.derived_key(HASH_PURPOSE), address.encode(), hashlib.sha256)
-    return KEY_PREFIX + digest.hexdigest()
+    return KEY_PREFIX + crypto.keyed_hash(HASH_PURPOSE, address)
 
 
 async def hit(address: str) -> float:

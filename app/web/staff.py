@@ -484,10 +484,9 @@ async def log_contact(
     reference: str, request: Request, session: SessionDep, user: StaffPageUser
 ) -> Response:
     form = await require_csrf(request)
-    found = _case_or_404(session, reference, user)
-    if found is None:
+    req = _case_or_404(session, reference, user)
+    if req is None:
         return not_found(request, user)
-    req = found
     values = {k: _text(form, k, 2000) for k in ("channel", "contacted_at", "note")}
     errors: dict[str, str] = {}
     contacted_at: dt.datetime | None = None
@@ -534,10 +533,9 @@ async def assign(
     reference: str, request: Request, session: SessionDep, user: StaffPageUser
 ) -> Response:
     form = await require_csrf(request)
-    found = _case_or_404(session, reference, user)
-    if found is None:
+    req = _case_or_404(session, reference, user)
+    if req is None:
         return not_found(request, user)
-    req = found
     values = {k: _text(form, k, 500) for k in ("expert_id", "reason")}
     expert_id: uuid.UUID | None = None
     if values["expert_id"] and values["expert_id"] != "next":

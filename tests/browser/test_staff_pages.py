@@ -66,16 +66,7 @@ def run_in_service(service: Service, script: str) -> str:
 
 
 def seed(service: Service) -> dict[str, str]:
-    result = subprocess.run(
-        [sys.executable, "-c", SEED.format(root=str(ROOT))],
-        cwd=service.cwd,
-        env=service.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    data: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
+    data: dict[str, str] = json.loads(run_in_service(service, SEED))
     return data
 
 
