@@ -27,6 +27,13 @@ TMP = Path(tempfile.mkdtemp(prefix=f"intake-tests-{RUN_ID}-"))
 PG_DB = f"intake_test_{RUN_ID}"
 PG_URL = f"{PG_BASE.replace('postgresql://', 'postgresql+psycopg://')}/{PG_DB}"
 CLOCK_FILE = TMP / "clock"
+# argon2 at production cost would take most of the suite's time; tests/test_settings.py proves
+# the default stays strong and that only the test environment may go this low.
+CHEAP_PASSWORD_HASHING = {
+    "INTAKE_PASSWORD_HASH_MEMORY_KIB": "8",
+    "INTAKE_PASSWORD_HASH_TIME_COST": "1",
+    "INTAKE_PASSWORD_HASH_PARALLELISM": "1",
+}
 
 # Before any app module reads settings.
 os.environ.update(
@@ -38,6 +45,7 @@ os.environ.update(
         "INTAKE_BROKER_URL": "memory://",
         "INTAKE_TEST_CLOCK_FILE": str(CLOCK_FILE),
         "INTAKE_LOG_LEVEL": "WARNING",
+        **CHEAP_PASSWORD_HASHING,
     }
 )
 
@@ -66,9 +74,13 @@ def child_env(**extra: str) -> dict[str, str]:
             "INTAKE_ENV": "test",
             "INTAKE_TEST_CLOCK_FILE": str(CLOCK_FILE),
             "INTAKE_LOG_LEVEL": "INFO",
+            **CHEAP_PASSWORD_HASHING,
         }
     )
     env.update(extra)
+    if env["INTAKE_ENV"] != "test":  # only tests may hash cheaply
+        for name in CHEAP_PASSWORD_HASHING:
+            env.pop(name, None)
     return env
 
 

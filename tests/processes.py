@@ -96,11 +96,11 @@ def service_env(
         env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
         env.update(extra or {})
         return env
-    env = child_env()
+    env = child_env(**(extra or {}))
     if embedded:
         for name in EXTERNAL_VARS:
-            env.pop(name, None)
-    env.update(extra or {})
+            if name not in (extra or {}):
+                env.pop(name, None)
     return env
 
 

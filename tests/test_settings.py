@@ -13,7 +13,7 @@ import pytest
 from app.core.crypto import generate_master_key_text
 from app.core.settings import ENV_PREFIX, Settings
 from tests.conftest import PG_BASE
-from tests.processes import ROOT, closed_port, run_cli
+from tests.processes import ROOT, closed_port, create_admin, run_cli
 
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 1
@@ -158,3 +158,49 @@ def test_the_example_env_file_documents_every_setting() -> None:
     expected = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
     assert expected - documented == set(), "add these to .env.example"
     assert documented - expected == set(), "these are not settings (any more)"
+
+
+def test_passwords_are_hashed_strongly_unless_under_test() -> None:
+    from app.core.settings import PASSWORD_HASH_MIN_MEMORY_KIB, PASSWORD_HASH_MIN_TIME_COST
+
+    defaults = {name: Settings.model_fields[name].default for name in Settings.model_fields}
+    # RFC 9106's second recommended argon2id profile.
+    assert defaults["password_hash_memory_kib"] == 65536
+    assert defaults["password_hash_time_cost"] == 3
+    assert defaults["password_hash_parallelism"] == 4
+    weak = {
+        "password_hash_memory_kib": PASSWORD_HASH_MIN_MEMORY_KIB - 1,
+        "password_hash_time_cost": PASSWORD_HASH_MIN_TIME_COST,
+    }
+    for env in ("development", "production"):
+        with pytest.raises(ValueError, match="INTAKE_PASSWORD_HASH_MEMORY_KIB"):
+            Settings(env=env, **weak)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="INTAKE_PASSWORD_HASH_TIME_COST"):
+            Settings(
+                env=env,  # type: ignore[arg-type]
+                password_hash_memory_kib=PASSWORD_HASH_MIN_MEMORY_KIB,
+                password_hash_time_cost=PASSWORD_HASH_MIN_TIME_COST - 1,
+            )
+    floor = Settings(
+        env="development",
+        password_hash_memory_kib=PASSWORD_HASH_MIN_MEMORY_KIB,
+        password_hash_time_cost=PASSWORD_HASH_MIN_TIME_COST,
+    )
+    assert floor.password_hash_memory_kib == PASSWORD_HASH_MIN_MEMORY_KIB
+    Settings(env="test", **weak)  # type: ignore[arg-type]
+
+
+def test_a_service_started_as_documented_hashes_at_the_strong_default(tmp_path: Path) -> None:
+    import sqlite3
+
+    from argon2 import extract_parameters
+
+    migrated = run_cli(["migrate"], cwd=tmp_path, bare=True)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    create_admin(
+        tmp_path, email="root@example.org", password="a-long-enough-passphrase-4711", bare=True
+    )
+    with sqlite3.connect(tmp_path / "var" / "intake.sqlite3") as conn:
+        (stored,) = conn.execute("SELECT password_hash FROM users").fetchone()
+    params = extract_parameters(stored)
+    assert (params.memory_cost, params.time_cost, params.parallelism) == (65536, 3, 4)

@@ -7,6 +7,7 @@ never be mistaken for a requester's link token.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -18,26 +19,41 @@ USER_TOKEN_PREFIX = "ut_"  # staff / expert / admin sign-in
 REQUESTER_TOKEN_PREFIX = "rl_"  # the requester's link
 ONE_TIME_TOKEN_PREFIX = "ot_"  # invite and password-reset links
 
-# argon2id with the library's RFC 9106 "low memory" profile defaults.
-_hasher = PasswordHasher()
-# A hash of a random password, verified when the account does not exist, so that timing does
-# not tell which e-mail addresses have accounts.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+@functools.cache
+def _hasher() -> PasswordHasher:
+    """argon2id at the cost the settings give (strong by default; cheap only in tests)."""
+    from app.core.settings import get_settings
+
+    settings = get_settings()
+    return PasswordHasher(
+        time_cost=settings.password_hash_time_cost,
+        memory_cost=settings.password_hash_memory_kib,
+        parallelism=settings.password_hash_parallelism,
+    )
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password, verified when the account does not exist, so that timing
+    does not tell which e-mail addresses have accounts."""
+    return _hasher().hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        verified = _hasher().verify(password_hash or _dummy_hash(), password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+    return verified and password_hash is not None
 
 
 def password_needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    return _hasher().check_needs_rehash(password_hash)
 
 
 def new_token(prefix: str) -> str:

@@ -44,6 +44,10 @@ def parse_master_key(raw: str) -> tuple[str, bytes]:
     return key_id, key
 
 
+PASSWORD_HASH_MIN_MEMORY_KIB = 19456
+PASSWORD_HASH_MIN_TIME_COST = 2
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, extra="ignore", env_file=None, validate_default=True
@@ -89,6 +93,12 @@ class Settings(BaseSettings):
     login_lock_after_failures: int = Field(10, ge=2)
     login_lock_minutes: int = Field(15, ge=1)
     login_failure_window_minutes: int = Field(15, ge=1)
+    # Password hashing (argon2id). Defaults: RFC 9106's second recommended profile (64 MiB,
+    # 3 passes, 4 lanes). Only the test environment may go below the floor checked below: the
+    # suite hashes hundreds of passwords and would spend most of its time here.
+    password_hash_memory_kib: int = Field(65536, ge=8, le=4 * 1024 * 1024)
+    password_hash_time_cost: int = Field(3, ge=1, le=20)
+    password_hash_parallelism: int = Field(4, ge=1, le=64)
 
     # Outbox (all outbound work: e-mail, later Zoom).
     outbox_poll_seconds: float = Field(3.0, gt=0, le=60)
@@ -238,6 +248,21 @@ class Settings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _password_hashing_is_strong(self) -> Settings:
+        # OWASP's floor for argon2id: 19 MiB and 2 passes.
+        if self.env != "test" and (
+            self.password_hash_memory_kib < PASSWORD_HASH_MIN_MEMORY_KIB
+            or self.password_hash_time_cost < PASSWORD_HASH_MIN_TIME_COST
+        ):
+            raise ValueError(
+                f"{_env_name('password_hash_memory_kib')} must be at least "
+                f"{PASSWORD_HASH_MIN_MEMORY_KIB} and {_env_name('password_hash_time_cost')} at "
+                f"least {PASSWORD_HASH_MIN_TIME_COST} outside tests: weaker hashes are quick to "
+                "crack from a stolen database"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_is_explicit(self) -> Settings:
