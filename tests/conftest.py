@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +54,11 @@ from app.core import database  # noqa: E402
 from app.core.settings import get_settings  # noqa: E402
 
 get_settings.cache_clear()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The run's temporary folder (clock file, embedded mail and files) goes with the run."""
+    shutil.rmtree(TMP, ignore_errors=True)
 
 
 def create_pg_database(name: str) -> str:

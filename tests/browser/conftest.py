@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -57,8 +58,11 @@ def service() -> Iterator[Service]:
         "INTAKE_FORM_MIN_FILL_SECONDS": str(MIN_FILL_SECONDS),
         "INTAKE_SUBMIT_RATE_LIMIT": "1000",
     }
-    with start_service(workdir, env=env, port=port) as svc:
-        yield svc
+    try:
+        with start_service(workdir, env=env, port=port) as svc:
+            yield svc
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
