@@ -19,6 +19,7 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.main import create_app
 from app.models import IntakeRequest, RequestContact, RequestHistory, Role, User
+from app.web import staff as staff_pages
 from tests.conftest import Clock
 from tests.experts_support import MARKER, create_expert, make_request, submit
 from tests.factories import DEFAULT_PASSWORD, create_user
@@ -308,6 +309,30 @@ def test_queue_filters_and_a_bad_search_shows_the_error_next_to_it(
     assert "reference" in field_error(bad.text, "q")
     bad_country = web.get("/staff/queue", params={"country": "Kyrgyzstan"})
     assert "two-letter" in field_error(bad_country.text, "country")
+
+
+def test_assigned_filters_in_the_query_so_the_first_page_holds_the_assigned_ones(
+    web: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """"Assigned" is part of the queue's query, not a filter over a fetched page: with the two
+    earliest deadlines unassigned, the first page still lists the assigned request."""
+    monkeypatch.setattr(staff_pages, "PAGE_SIZE", 2)
+    current = now()
+    expert = create_expert(db, countries=["KG"], name="Dr Assigned Expert")
+    unassigned = [make_request(db) for _ in range(3)]
+    for minutes, req in enumerate(unassigned, start=1):
+        req.first_response_due_at = current + dt.timedelta(minutes=minutes)
+    assigned = make_request(db)
+    assigned.first_response_due_at = current + dt.timedelta(minutes=30)
+    assigned.assigned_expert_id = expert.id
+    db.flush()
+    signed_in(web, create_user(db, role=Role.staff))
+    html = web.get("/staff/queue", params={"assigned": "yes"}).text
+    assert assigned.reference in html
+    assert not any(r.reference in html for r in unassigned)
+    assert "Next page" not in html  # one assigned request: one page
+    others = web.get("/staff/queue", params={"assigned": "no"}).text
+    assert unassigned[0].reference in others and assigned.reference not in others
 
 
 def test_queue_live_without_a_session_answers_401_to_the_script(web: TestClient) -> None:

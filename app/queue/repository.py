@@ -54,6 +54,7 @@ class QueueFilters:
     countries: list[str] = field(default_factory=list)
     expert_id: uuid.UUID | None = None
     unassigned: bool = False
+    assigned: bool = False  # any expert (the staff queue page's "Assigned")
     wants: list[str] = field(default_factory=list)
     sources: list[RequestSource] = field(default_factory=list)
     requester_types: list[RequesterType] = field(default_factory=list)
@@ -129,6 +130,8 @@ def where_clauses(
         out.append(R.assigned_expert_id == f.expert_id)
     if f.unassigned:
         out.append(R.assigned_expert_id.is_(None))
+    if f.assigned:
+        out.append(R.assigned_expert_id.is_not(None))
     if f.wants:
         out.append(or_(*[_wants_clause(w) for w in f.wants]))
     if f.sources:

@@ -8,16 +8,25 @@ expires after ``INTAKE_USER_TOKEN_TTL_MINUTES`` and is revoked by signing out).
 
 For another page (e.g. reports)::
 
-    from app.web.auth import StaffPageUser, page, require_csrf
+    from app.web.auth import CsrfForm, StaffPageUser, page
 
     @router.get("/staff/reports")
     def reports(request: Request, user: StaffPageUser) -> HTMLResponse:
         return page(request, "staff/reports.html", {"title": "Reports"}, user=user)
 
+    @router.post("/staff/reports/notes")
+    def add(request: Request, user: StaffPageUser, form: CsrfForm) -> Response: ...
+
 A missing, expired or revoked session redirects (303) to the sign-in page with ``?next=``; a
 signed-in user whose role may not open the page gets a 403 page. Every POST form carries
-``csrf_token`` (``page()`` provides it as ``csrf_token``/``csrf_field``); check it with
-``await require_csrf(request)`` (refused: a 403 page, nothing done).
+``csrf_token`` (``page()`` provides it as ``csrf_token``/``csrf_field``); take the form as a
+``CsrfForm`` parameter (refused: a 403 page, nothing done), after the user parameter so that a
+missing session still redirects to the sign-in.
+
+Handlers are plain ``def`` (FastAPI runs them in its thread pool): the database and argon2
+block, and on the event loop they would stall every other request of the process. Only
+``require_csrf`` is ``async``, because reading the body is. ``tests/test_web_event_loop.py``
+fails when an endpoint or dependency does blocking work on the loop.
 """
 
 from __future__ import annotations
@@ -143,12 +152,16 @@ ExpertPageUser = Annotated[User, Depends(require_page_roles(Role.expert))]
 
 
 async def require_csrf(request: Request) -> FormData:
-    """The posted form, once its CSRF token matches the browser's cookie."""
+    """The posted form, once its CSRF token matches the browser's cookie. A dependency: the
+    body is read on the event loop (no blocking work here), the handler runs in a thread."""
     form = await request.form()
     submitted = form.get(CSRF_FIELD)
     if not isinstance(submitted, str) or not csrf_ok(request, submitted):
         raise CsrfRefused()
     return form
+
+
+CsrfForm = Annotated[FormData, Depends(require_csrf)]
 
 
 # Rendering -----------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from app.scheduling.schemas import AvailabilityIn
 from app.scheduling.service.mine import expert_consultations
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
-from app.web.auth import ExpertPageUser, not_found, page, redirect, require_csrf
+from app.web.auth import CsrfForm, ExpertPageUser, not_found, page, redirect
 from app.web.staff import sla_context, undo
 
 router = APIRouter(include_in_schema=False)
@@ -100,14 +100,14 @@ def my_assignments(request: Request, session: SessionDep, user: ExpertPageUser) 
 
 
 @router.post("/expert/assignments/{assignment_id}/{answer}")
-async def answer_offer(
+def answer_offer(
     assignment_id: int,
     answer: str,
     request: Request,
     session: SessionDep,
     user: ExpertPageUser,
+    form: CsrfForm,
 ) -> Response:
-    form = await require_csrf(request)
     if answer not in ("accept", "decline"):
         return not_found(request, user)
     reason = _text(form, "reason", 64) or None
@@ -178,10 +178,13 @@ def my_case(
 
 
 @router.post("/expert/cases/{reference}/contact")
-async def my_case_contact(
-    reference: str, request: Request, session: SessionDep, user: ExpertPageUser
+def my_case_contact(
+    reference: str,
+    request: Request,
+    session: SessionDep,
+    user: ExpertPageUser,
+    form: CsrfForm,
 ) -> Response:
-    form = await require_csrf(request)
     try:
         req = sla.case_for(session, reference, user)  # accepted by me, or 404
     except NotFound:
@@ -225,10 +228,13 @@ async def my_case_contact(
 
 
 @router.post("/expert/cases/{reference}/notes")
-async def my_case_note(
-    reference: str, request: Request, session: SessionDep, user: ExpertPageUser
+def my_case_note(
+    reference: str,
+    request: Request,
+    session: SessionDep,
+    user: ExpertPageUser,
+    form: CsrfForm,
 ) -> Response:
-    form = await require_csrf(request)
     try:
         req = cases.case_for(session, reference, user)  # accepted by me, or 404
     except NotFound:
@@ -367,10 +373,12 @@ def _parse_ranges(text: str, weekday: int) -> list[dict[str, Any]]:
 
 
 @router.post("/expert/availability")
-async def save_availability(
-    request: Request, session: SessionDep, user: ExpertPageUser
+def save_availability(
+    request: Request,
+    session: SessionDep,
+    user: ExpertPageUser,
+    form: CsrfForm,
 ) -> Response:
-    form = await require_csrf(request)
     names = (
         "timezone",
         "slot_minutes",
@@ -425,8 +433,9 @@ async def save_availability(
 
 
 @router.post("/expert/availability/absences")
-async def add_absence(request: Request, session: SessionDep, user: ExpertPageUser) -> Response:
-    form = await require_csrf(request)
+def add_absence(
+    request: Request, session: SessionDep, user: ExpertPageUser, form: CsrfForm
+) -> Response:
     values = {k: _text(form, k, 500) for k in ("starts_at", "ends_at", "kind", "note")}
     profile = experts.get_profile(session, user.id)
     tz = zoneinfo.ZoneInfo(profile.timezone)
@@ -459,10 +468,13 @@ async def add_absence(request: Request, session: SessionDep, user: ExpertPageUse
 
 
 @router.post("/expert/availability/absences/{period_id}/delete")
-async def remove_absence(
-    period_id: int, request: Request, session: SessionDep, user: ExpertPageUser
+def remove_absence(
+    period_id: int,
+    request: Request,
+    session: SessionDep,
+    user: ExpertPageUser,
+    _form: CsrfForm,
 ) -> Response:
-    await require_csrf(request)
     try:
         experts.delete_absence(session, user.id, period_id)
     except AppError:
@@ -494,10 +506,13 @@ def my_notifications(request: Request, session: SessionDep, user: ExpertPageUser
 
 
 @router.post("/expert/notifications/{notification_id}/read")
-async def read_notification(
-    notification_id: int, request: Request, session: SessionDep, user: ExpertPageUser
+def read_notification(
+    notification_id: int,
+    request: Request,
+    session: SessionDep,
+    user: ExpertPageUser,
+    _form: CsrfForm,
 ) -> Response:
-    await require_csrf(request)
     try:
         expert_queries.mark_read(session, user.id, notification_id)
     except AppError:

@@ -23,12 +23,12 @@ from app.core.deps import ClientDep, SessionDep
 from app.core.errors import TooManyRequests
 from app.web.auth import (
     SIGN_IN_PATH,
+    CsrfForm,
     PageSession,
     clear_session_cookie,
     home_of,
     page,
     redirect,
-    require_csrf,
     safe_next,
     set_session_cookie,
 )
@@ -82,8 +82,7 @@ def sign_in_form(request: Request, next: str = "", signed_out: str = "") -> Resp
 
 
 @router.post("/staff/sign-in")
-async def sign_in(request: Request, session: SessionDep, client: ClientDep) -> Response:
-    form = await require_csrf(request)
+def sign_in(request: Request, session: SessionDep, client: ClientDep, form: CsrfForm) -> Response:
     target = safe_next(str(form.get("next") or "")) or ""
     pending = str(form.get("pending") or "")
     code = str(form.get("totp_code") or "").strip().replace(" ", "") or None
@@ -161,8 +160,9 @@ async def sign_in(request: Request, session: SessionDep, client: ClientDep) -> R
 
 
 @router.post("/staff/sign-out")
-async def sign_out(request: Request, session: SessionDep, user_session: PageSession) -> Response:
-    await require_csrf(request)
+def sign_out(
+    request: Request, session: SessionDep, user_session: PageSession, _form: CsrfForm
+) -> Response:
     accounts.logout(session, user_session)
     response = redirect(SIGN_IN_PATH + "?signed_out=1")
     clear_session_cookie(response)

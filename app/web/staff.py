@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -44,7 +45,7 @@ from app.queue.schemas import QueuePage
 from app.reference import service as reference
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
-from app.web.auth import StaffPageUser, not_found, page, redirect, require_csrf
+from app.web.auth import CsrfForm, StaffPageUser, not_found, page, redirect
 
 router = APIRouter(include_in_schema=False)
 REFRESH_SECONDS = 30
@@ -171,6 +172,8 @@ def _filters(session: SessionDep, qq: QueueQuery) -> QueueFilters:
         regions=qq.regions,
         countries=qq.countries,
         unassigned=qq.assigned == "no",
+        # In the query, before paging: a filter applied to a page would leave pages empty.
+        assigned=qq.assigned == "yes",
     )
     try:
         queue.apply_search(session, f, qq.q)
@@ -199,8 +202,6 @@ def load_queue(session: SessionDep, user: User, qq: QueueQuery) -> QueuePage | N
         result = queue.queue_page(
             session, user_id=user.id, filters=f, view=qq.view, sort=qq.sort, limit=PAGE_SIZE
         )
-    if qq.assigned == "yes":
-        result.items = [i for i in result.items if i.expert is not None]
     return result
 
 
@@ -237,8 +238,6 @@ def _live_context(request: Request, result: QueuePage | None) -> dict[str, Any]:
 def _next_url(request: Request, cursor: str) -> str:
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     params.append(("cursor", cursor))
-    from urllib.parse import urlencode
-
     return "/staff/queue?" + urlencode(params)
 
 
@@ -449,11 +448,14 @@ def case_page(
 
 
 @router.post("/staff/cases/{reference}/presence")
-async def presence(
-    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+def presence(
+    reference: str,
+    request: Request,
+    session: SessionDep,
+    user: StaffPageUser,
+    form: CsrfForm,
 ) -> Response:
     """The case page's heartbeat (``staff.js``): who else has this case open, as a fragment."""
-    form = await require_csrf(request)
     req = _case_or_404(session, reference, user)
     if req is None:
         return not_found(request, user)
@@ -480,10 +482,13 @@ def _text(form: FormData, name: str, limit: int = 10_000) -> str:
 
 
 @router.post("/staff/cases/{reference}/contact")
-async def log_contact(
-    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+def log_contact(
+    reference: str,
+    request: Request,
+    session: SessionDep,
+    user: StaffPageUser,
+    form: CsrfForm,
 ) -> Response:
-    form = await require_csrf(request)
     req = _case_or_404(session, reference, user)
     if req is None:
         return not_found(request, user)
@@ -529,10 +534,13 @@ async def log_contact(
 
 
 @router.post("/staff/cases/{reference}/assign")
-async def assign(
-    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+def assign(
+    reference: str,
+    request: Request,
+    session: SessionDep,
+    user: StaffPageUser,
+    form: CsrfForm,
 ) -> Response:
-    form = await require_csrf(request)
     req = _case_or_404(session, reference, user)
     if req is None:
         return not_found(request, user)
@@ -571,10 +579,13 @@ def _input_field(exc: AppError, prefix: str) -> str:
 
 
 @router.post("/staff/cases/{reference}/reply")
-async def send_reply(
-    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+def send_reply(
+    reference: str,
+    request: Request,
+    session: SessionDep,
+    user: StaffPageUser,
+    form: CsrfForm,
 ) -> Response:
-    form = await require_csrf(request)
     req = _case_or_404(session, reference, user)
     if req is None:
         return not_found(request, user)
@@ -591,10 +602,13 @@ async def send_reply(
 
 
 @router.post("/staff/cases/{reference}/notes")
-async def add_note(
-    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+def add_note(
+    reference: str,
+    request: Request,
+    session: SessionDep,
+    user: StaffPageUser,
+    form: CsrfForm,
 ) -> Response:
-    form = await require_csrf(request)
     req = _case_or_404(session, reference, user)
     if req is None:
         return not_found(request, user)
@@ -616,10 +630,13 @@ async def add_note(
 
 
 @router.post("/staff/cases/{reference}/status")
-async def change_status(
-    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+def change_status(
+    reference: str,
+    request: Request,
+    session: SessionDep,
+    user: StaffPageUser,
+    form: CsrfForm,
 ) -> Response:
-    form = await require_csrf(request)
     req = _case_or_404(session, reference, user)
     if req is None:
         return not_found(request, user)
