@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -14,7 +19,7 @@ from app.cases.router import router as cases_router
 from app.core import handlers
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.logging import configure_logging
-from app.core.middleware import RequestContextMiddleware
+from app.core.middleware import NoStoreMiddleware, RequestContextMiddleware
 from app.core.settings import get_settings
 from app.documents.router import admin_router as admin_documents_router
 from app.documents.router import router as documents_router
@@ -46,6 +51,7 @@ from app.sla.router import router as contacts_router
 from app.web import auth as page_auth
 from app.web.account import router as account_pages
 from app.web.booking import router as booking_pages
+from app.web.docs import router as api_docs
 from app.web.escalations import router as escalation_pages
 from app.web.expert import router as expert_pages
 from app.web.offers import router as offer_pages
@@ -70,16 +76,44 @@ on submission (prefix `rl_`), never a user token.
 """
 
 
+def build_routes(app: FastAPI) -> None:
+    """Have FastAPI build every included router's routes now. It builds them on the first
+    request that reaches each router, which is over 100 ms of CPU on the event loop: every other
+    request of the process would wait."""
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            for _ in contexts():
+                pass
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Before serving, off the event loop. Not in tests: the suite makes an app per test and
+    # most use a few routes (tests/test_web_event_loop.py builds them like this).
+    if get_settings().env != "test":
+        await anyio.to_thread.run_sync(build_routes, app)
+    yield
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.resolved_log_format, settings.log_level)
+    if settings.env == "production" and settings.metrics_token is None:
+        # /metrics answers 404 then (app/health/service.py): say why once, at start.
+        structlog.get_logger("app.main").warning(
+            "metrics_off_without_token", advice="set INTAKE_METRICS_TOKEN to scrape /metrics"
+        )
     app = FastAPI(
         title="asylum-intake",
         version="0.1.0",
         description=DESCRIPTION,
-        openapi_url="/openapi.json",
-        docs_url="/docs",
+        # Both served by app/web/docs.py: Swagger UI's files from the service under the pages'
+        # CSP (FastAPI's page loads them from a CDN with an inline script).
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
+        lifespan=_lifespan,
     )
     handlers.install(app)
     page_auth.install(app)
@@ -98,10 +132,12 @@ def create_app() -> FastAPI:
     )
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(SecureTransportMiddleware)
+    app.add_middleware(NoStoreMiddleware, exempt=("/static/", "/docs/assets/"))
     # Inside the request-id middleware: records case access and admin changes (issue 11).
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestContextMiddleware, observer=app.state.http_metrics.observe)
     app.include_router(health_router)
+    app.include_router(api_docs)
     app.include_router(auth_router)
     app.include_router(admin_users_router)
     app.include_router(account_pages)

@@ -59,3 +59,27 @@ class RequestContextMiddleware:
             if self.observer is not None:
                 self.observer(method, route, status_code, elapsed)
             request_id_var.reset(token)
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every answer that does not set its own: API answers,
+    webhooks and pages carry personal data, which no browser or proxy cache may keep. The
+    service's own static files (``exempt`` path prefixes) stay cacheable."""
+
+    def __init__(self, app: ASGIApp, exempt: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    message["headers"] = [*headers, (b"cache-control", b"no-store")]
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)

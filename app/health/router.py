@@ -46,7 +46,8 @@ def readyz(session: SessionDep) -> Any:
     description="Text exposition format: HTTP requests of this process by route and status, "
     "outbox backlog (due, in flight, dead-lettered, oldest due age), requests by status and "
     "first-response SLA breaches. With `INTAKE_METRICS_TOKEN` set, only a scraper sending "
-    "`Authorization: Bearer <token>` gets them (401 otherwise).",
+    "`Authorization: Bearer <token>` gets them (401 otherwise). Unset: open outside "
+    "production; in production 404 until the token is set.",
     response_class=Response,
 )
 def prometheus(request: Request, session: SessionDep) -> Response:

@@ -9,7 +9,7 @@ from kombu import Connection  # type: ignore[attr-defined]
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.core.errors import NotAuthenticated
+from app.core.errors import NotAuthenticated, NotFound
 from app.core.settings import get_settings, mask_url
 from app.outbox import service as outbox
 
@@ -45,9 +45,14 @@ def readiness(session: Session) -> tuple[bool, dict[str, Any]]:
 
 def check_metrics_token(authorization: str | None) -> None:
     """``INTAKE_METRICS_TOKEN`` set: the scraper must send it as a Bearer token (compared in
-    constant time). Unset: open, for a service reachable only inside the operator's network."""
-    expected = get_settings().metrics_token
+    constant time). Unset: open outside production (a development machine); in production the
+    metrics do not exist (404) until the token is set, since a forgotten token would otherwise
+    publish the service's figures to anyone who can reach it."""
+    settings = get_settings()
+    expected = settings.metrics_token
     if expected is None:
+        if settings.env == "production":
+            raise NotFound("Not found.")
         return
     scheme, _, given = (authorization or "").partition(" ")
     ok = hmac.compare_digest(given.strip().encode(), expected.get_secret_value().encode())
