@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import hmac
 import inspect
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -37,8 +38,9 @@ from sqlalchemy.orm import Session
 from starlette.routing import Mount
 
 from app import main
+from app.core import security
 from app.core.deps import SessionDep
-from app.core.security import hash_password
+from app.core.security import hash_password, verify_password
 from app.core.settings import get_settings
 from app.main import build_routes, create_app
 from app.models import Assignment, ExpertNotification, Role, UnavailablePeriod
@@ -56,6 +58,7 @@ ASYNC_ALLOWED = {
     "app.intake.throttle.limit_submissions": "counts in Redis with the async client; the "
     "database fallback runs in a worker thread",
     "fastapi.security.http.HTTPBearer": "reads the Authorization header",
+    "app.health.router.healthz": "answers a constant (a liveness probe never waits for a thread)",
 }
 MAX_STEP_CPU_SECONDS = 0.05
 
@@ -330,3 +333,70 @@ def test_pages_sign_in_forms_and_webhooks_never_block_the_event_loop(
     web.cookies.clear()
     _public_pages_and_api(web, db, monkeypatch)
     loop_guard.assert_never_blocked()
+
+
+def test_no_more_password_hashes_run_at_once_than_the_cores_can_take() -> None:
+    assert security.hashes_at_once(cores=2, lanes=4) == 1  # production's default lanes here
+    assert security.hashes_at_once(cores=8, lanes=4) == 2
+    assert security.hashes_at_once(cores=2, lanes=1) == 2
+    assert security.hashes_at_once(cores=1, lanes=1) == 1
+
+
+def test_password_hashes_beyond_the_limit_wait_so_a_burst_of_sign_ins_does_not_starve_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With room for one hash, three sign-ins at once hash one after the other (measured by
+    benchmarks/pages.py: /healthz waited up to 180 ms behind 20 parallel hashes on two cores,
+    under 80 ms behind them in turn)."""
+    stored = hash_password("a password")
+    attempts = 0
+    active = most = 0
+    counter = threading.Lock()
+    release = threading.Event()
+
+    class Recorded:
+        """The module's limit, counting who reached it."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __enter__(self) -> None:
+            nonlocal attempts
+            with counter:
+                attempts += 1
+            self.inner.acquire()
+
+        def __exit__(self, *_exc: object) -> None:
+            self.inner.release()
+
+    original = argon2.PasswordHasher.verify
+
+    def held(self: Any, *args: Any) -> Any:
+        nonlocal active, most
+        with counter:
+            active += 1
+            most = max(most, active)
+        assert release.wait(10)
+        with counter:
+            active -= 1
+        return original(self, *args)
+
+    limit = Recorded(threading.BoundedSemaphore(1))
+    monkeypatch.setattr(security, "_hashing", lambda: limit)
+    monkeypatch.setattr(argon2.PasswordHasher, "verify", held)
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(verify_password(stored, "a password")))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while (attempts < 3 or active < 1) and time.monotonic() < deadline:
+        time.sleep(0.005)  # polls the threads' state; no ordering rests on it
+    assert attempts == 3 and active == 1, (attempts, active)
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert results == [True, True, True]
+    assert most == 1

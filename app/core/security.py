@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -34,19 +36,37 @@ def _hasher() -> PasswordHasher:
 
 
 @functools.cache
+def _hashing() -> threading.BoundedSemaphore:
+    """As many hashes at once as the cores can run: argon2's lanes are threads, so a burst of
+    sign-ins gains nothing from running more together and would starve every other request of
+    CPU (``/healthz`` waited up to 180 ms behind 20 at once, benchmarks/pages.py)."""
+    from app.core.settings import get_settings
+
+    lanes = get_settings().password_hash_parallelism
+    return threading.BoundedSemaphore(hashes_at_once(os.cpu_count() or 1, lanes))
+
+
+def hashes_at_once(cores: int, lanes: int) -> int:
+    return max(1, cores // lanes)
+
+
+@functools.cache
 def _dummy_hash() -> str:
     """A hash of a random password, verified when the account does not exist, so that timing
     does not tell which e-mail addresses have accounts."""
-    return _hasher().hash(secrets.token_urlsafe(16))
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+    with _hashing():
+        return _hasher().hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    stored = password_hash or _dummy_hash()
     try:
-        verified = _hasher().verify(password_hash or _dummy_hash(), password)
+        with _hashing():
+            verified = _hasher().verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
     return verified and password_hash is not None

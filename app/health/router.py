@@ -22,7 +22,9 @@ class Ready(BaseModel):
 
 
 @router.get("/healthz", response_model=Alive, summary="The process is alive")
-def healthz() -> Alive:
+async def healthz() -> Alive:
+    # On the event loop, with nothing to wait for: a liveness probe must not queue for a worker
+    # thread behind the pages' work.
     return Alive()
 
 
