@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
@@ -36,3 +39,34 @@ def login(client: object, user: User, password: str = DEFAULT_PASSWORD) -> dict[
     )
     assert resp.status_code == 200, resp.text
     return {"Authorization": f"Bearer {resp.json()['user_token']}"}
+
+
+def backend_pid(session: Session) -> int:
+    """The PostgreSQL backend serving this session's connection (for ``wait_until_blocked``)."""
+    return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def wait_until_blocked(
+    engine: Engine,
+    waiter: int,
+    holder: int,
+    *,
+    finished: Callable[[], bool] = lambda: False,
+    timeout: float = 30.0,
+) -> bool:
+    """Poll ``pg_blocking_pids`` until backend ``waiter`` waits for a lock that backend
+    ``holder`` holds (True), or ``finished()`` says the waiter is done without having waited
+    (False). Fails after ``timeout`` seconds: a real signal, not a sleep."""
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            blockers = conn.execute(
+                text("SELECT pg_blocking_pids(:pid)"), {"pid": waiter}
+            ).scalar_one()
+            conn.rollback()
+            if holder in blockers:
+                return True
+            if finished():
+                return False
+            time.sleep(0.005)  # the polling interval of a bounded wait
+    raise AssertionError(f"backend {waiter} never waited for backend {holder}")

@@ -160,3 +160,87 @@ def test_fifty_bookings_of_one_slot_on_sqlite_one_wins(fresh_sqlite: str) -> Non
 
 def test_fifty_bookings_of_overlapping_slots_on_sqlite_one_wins(fresh_sqlite: str) -> None:
     _scenario(fresh_sqlite, overlapping=True)
+
+
+def test_two_pool_bookings_racing_for_an_experts_last_unit_book_once(fresh_pg: str) -> None:
+    """Two requesters of the region pool book two different free slots of the one expert who
+    has a single unit of capacity left. The second booking read the pool before the first
+    committed; it waits for the first one's locks (seen in pg_locks), and once that commits
+    the capacity it asks for is gone: 409 "no_expert", and the expert stays at 1 of 1. A
+    capacity check that does not re-check under the lock books both (2 of 1)."""
+    from concurrent.futures import Future
+
+    from app.models import Assignment, AssignmentStatus, ExpertProfile
+    from tests.factories import backend_pid, wait_until_blocked
+
+    engine = database.build_engine(fresh_pg, for_tests=True)
+    try:
+        with Session(engine) as s:
+            expert_id = expert_with_hours(s, max_open=1).id
+            first_id, second_id = make_request(s).id, make_request(s).id  # no expert yet
+            s.commit()
+        day = day_in(ZONE, 2)
+        pid: Future[int] = Future()
+        done = threading.Event()
+        outcome: list[str] = []
+
+        def second() -> None:
+            try:
+                with Session(engine) as s2:
+                    pid.set_result(backend_pid(s2))
+                    req = s2.get(IntakeRequest, second_id)
+                    assert req is not None
+                    try:
+                        service.book(
+                            s2,
+                            req,
+                            start=at(day, "10:00", ZONE),
+                            zone=ZONE,
+                            caller=service.Caller("requester"),
+                        )
+                        s2.commit()
+                        outcome.append("booked")
+                    except SlotTaken as exc:
+                        assert exc.details is not None
+                        outcome.append(f"taken:{exc.details['reason']}")
+            except BaseException as exc:  # reported below
+                outcome.append(f"error:{type(exc).__name__}: {exc}")
+                if not pid.done():
+                    pid.set_exception(exc)
+            finally:
+                done.set()
+
+        with Session(engine) as s1:
+            holder = backend_pid(s1)
+            req = s1.get(IntakeRequest, first_id)
+            assert req is not None
+            c = service.book(
+                s1, req, start=at(day, "09:00", ZONE), zone=ZONE, caller=service.Caller("requester")
+            )
+            assert c.expert_id == expert_id  # holds the unit, uncommitted
+            racer = threading.Thread(target=second)
+            racer.start()
+            waited = wait_until_blocked(engine, pid.result(30), holder, finished=done.is_set)
+            s1.commit()
+        racer.join(60)
+        assert not racer.is_alive()
+        assert waited, "the second booking never waited for the first one's locks"
+        assert outcome == ["taken:no_expert"]
+        with Session(engine) as s:
+            profile = s.get(ExpertProfile, expert_id)
+            assert profile is not None and profile.open_assignments == 1
+            accepted = s.scalar(
+                select(func.count()).where(
+                    Assignment.expert_id == expert_id,
+                    Assignment.status == AssignmentStatus.accepted,
+                )
+            )
+            booked = s.scalar(
+                select(func.count()).where(
+                    Consultation.expert_id == expert_id,
+                    Consultation.status == ConsultationStatus.booked,
+                )
+            )
+            assert (accepted, booked) == (1, 1)
+    finally:
+        engine.dispose()

@@ -154,3 +154,75 @@ def test_an_expert_filled_between_ranking_and_taking_is_skipped_for_the_next_tie
         if engine is not None:
             engine.dispose()
         drop_pg_database(name)
+
+
+def test_two_routings_racing_for_an_experts_last_unit_never_take_it_twice(
+    pg_engine: object,
+) -> None:
+    """The second routing read the candidates before the first committed, so it still ranks
+    the country expert first; its offer statement waits for the first one's row lock (seen in
+    pg_locks) and, once that commits, must find the expert full: the region's expert gets it.
+    An offer that does not re-check capacity under the lock takes the expert to 2 of 1."""
+    from concurrent.futures import Future
+
+    from tests.factories import backend_pid, wait_until_blocked
+
+    name = f"intake_route_{secrets.token_hex(3)}"
+    url = create_pg_database(name)
+    engine = None
+    try:
+        migrate.upgrade(url)
+        engine = database.build_engine(url, for_tests=True)
+        with Session(engine) as s:
+            country_id = create_expert(s, countries=["KG"], max_open=1).id
+            region_id = create_expert(s, regions=["eastern_europe_post_soviet"]).id
+            first_id, second_id = make_request(s).id, make_request(s).id
+            s.commit()
+        pid: Future[int] = Future()
+        done = threading.Event()
+        outcome: list[object] = []
+
+        def second() -> None:
+            try:
+                with Session(engine) as s2:
+                    pid.set_result(backend_pid(s2))
+                    req = s2.get(IntakeRequest, second_id)
+                    assert req is not None
+                    a = assignments.route(s2, req, trigger="submitted")
+                    outcome.append(a.expert_id if a is not None else None)
+                    s2.commit()
+            except BaseException as exc:  # reported below
+                outcome.append(exc)
+                if not pid.done():
+                    pid.set_exception(exc)
+            finally:
+                done.set()
+
+        with Session(engine) as s1:
+            holder = backend_pid(s1)
+            req = s1.get(IntakeRequest, first_id)
+            assert req is not None
+            a = assignments.route(s1, req, trigger="submitted")
+            assert a is not None and a.expert_id == country_id  # holds the unit, uncommitted
+            racer = threading.Thread(target=second)
+            racer.start()
+            waited = wait_until_blocked(engine, pid.result(30), holder, finished=done.is_set)
+            s1.commit()
+        racer.join(60)
+        assert not racer.is_alive()
+        assert waited, "the second routing never waited for the first one's lock"
+        assert outcome == [region_id]
+        with Session(engine) as s:
+            full = s.get(ExpertProfile, country_id)
+            assert full is not None and full.open_assignments == 1
+            offered = s.scalar(
+                select(func.count()).where(
+                    Assignment.expert_id == country_id,
+                    Assignment.status == AssignmentStatus.offered,
+                )
+            )
+            assert offered == 1
+    finally:
+        if engine is not None:
+            engine.dispose()
+        drop_pg_database(name)
