@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     imap_tls: Literal["none", "starttls", "ssl"] = "ssl"
     imap_user: str = ""
     imap_password: SecretStr | None = None
+    # Mail set aside (auto-replies, list mail, bounces, ...): its trace and encrypted copy are
+    # deleted by the daily retention run this many days after it arrived.
+    inbound_set_aside_days: int = Field(30, ge=1, le=3650)
     imap_folder: str = "INBOX"
     imap_processed_folder: str = ""
     imap_poll_seconds: float = Field(60.0, ge=1, le=3600)

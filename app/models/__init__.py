@@ -27,7 +27,7 @@ from app.models.experts import (
     ExpertRegion,
     UnavailablePeriod,
 )
-from app.models.inbound import FlaggedAddress, InboundAckCount
+from app.models.inbound import FlaggedAddress, InboundAckCount, InboundSetAside, SetAsideReason
 from app.models.meetings import ZoomDailyUsage, ZoomWebhookEvent
 from app.models.messages import (
     DeliveryState,
@@ -94,6 +94,7 @@ __all__ = [
     "FlaggedAddress",
     "IdempotencyRecord",
     "InboundAckCount",
+    "InboundSetAside",
     "IntakeRequest",
     "LoginThrottle",
     "MessageDirection",
@@ -115,6 +116,7 @@ __all__ = [
     "RoutingDecision",
     "RoutingRule",
     "SecretKey",
+    "SetAsideReason",
     "UnavailablePeriod",
     "User",
     "UserSession",
