@@ -171,14 +171,14 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     inbound_ack_daily_cap: int = Field(3, ge=0, le=1000)
     inbound_max_message_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    # Mail set aside (auto-replies, list mail, bounces, ...): its trace and encrypted copy are
+    # deleted by the daily retention run this many days after it arrived.
+    inbound_set_aside_days: int = Field(30, ge=1, le=3650)
     imap_host: str = ""
     imap_port: int = Field(993, ge=1, le=65535)
     imap_tls: Literal["none", "starttls", "ssl"] = "ssl"
     imap_user: str = ""
     imap_password: SecretStr | None = None
-    # Mail set aside (auto-replies, list mail, bounces, ...): its trace and encrypted copy are
-    # deleted by the daily retention run this many days after it arrived.
-    inbound_set_aside_days: int = Field(30, ge=1, le=3650)
     imap_folder: str = "INBOX"
     imap_processed_folder: str = ""
     imap_poll_seconds: float = Field(60.0, ge=1, le=3600)
