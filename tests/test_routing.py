@@ -15,8 +15,10 @@ from app.experts.routing import Candidate, decide
 from app.models import (
     Assignment,
     AssignmentStatus,
+    ExpertCountry,
     ExpertNotification,
     ExpertProfile,
+    ExpertRegion,
     IntakeRequest,
     OutboxMessage,
     RequestHistory,
@@ -133,6 +135,45 @@ def test_region_expert_when_no_country_expert(db: Session) -> None:
     region_expert = create_expert(db, regions=[EE])
     a = _route(db, make_request(db))
     assert a is not None and a.expert_id == region_expert.id
+
+
+@pytest.mark.parametrize("tier", ["country", "region"])
+def test_routing_follows_the_requests_country_and_region_whatever_the_ids(
+    db: Session, tier: str
+) -> None:
+    """Two experts differ in what they cover; the one who does not cover the request is made
+    better on every other key (the request's language, its topic, a lighter load, never
+    assigned, the lower id), so a router blind to the country or region picks them every
+    time. Not left to the order of random ids."""
+    a, b = create_expert(db), create_expert(db)
+    wrong, right = sorted([a, b], key=lambda u: str(u.id))
+    if tier == "country":
+        db.add_all(
+            [
+                ExpertCountry(expert_id=wrong.id, country_code="SY"),
+                ExpertCountry(expert_id=right.id, country_code="KG"),
+            ]
+        )
+    else:
+        db.add_all(
+            [
+                ExpertRegion(expert_id=wrong.id, region_code="middle_east"),
+                ExpertRegion(expert_id=right.id, region_code=EE),
+            ]
+        )
+    better = profile(db, wrong)
+    better.languages, better.topics = ["ru"], ["political_repression"]
+    worse = profile(db, right)
+    worse.languages, worse.topics, worse.open_assignments = ["en"], [], 3
+    db.flush()
+    for _ in range(3):
+        req = make_request(db, country="KG", region=EE, language="ru")
+        a = _route(db, req)
+        assert a is not None and a.expert_id == right.id
+        decision = _decision(db, req.id)
+        assert decision.rule == RoutingRule(tier)
+        assert str(wrong.id) not in {c["expert_id"] for c in decision.candidates}
+    assert profile(db, wrong).open_assignments == 0
 
 
 def test_unavailable_and_full_experts_are_skipped_with_reasons(db: Session) -> None:
