@@ -11,32 +11,32 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime
 
 from app.accounts.deps import RequireAdmin
 from app.audit import service
 from app.audit.schemas import AuditEventOut, AuditPage
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
+from app.core.validation import DbId, SafeAwareDateTime, SafeStr
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin: audit trail"])
 
 CSV_MAX_ROWS = 100_000
 
 Actor = Annotated[
-    str | None,
+    SafeStr | None,
     Query(
         max_length=254,
         description="a user's id or e-mail address, or `requester`, `anonymous`, `system`",
     ),
 ]
-Reference = Annotated[str | None, Query(max_length=16, description="a case reference")]
+Reference = Annotated[SafeStr | None, Query(max_length=16, description="a case reference")]
 Action = Annotated[
-    str | None,
+    SafeStr | None,
     Query(max_length=160, description="part of the action, e.g. `/cases/` or `auth.login`"),
 ]
-Since = Annotated[AwareDatetime | None, Query(description="from this instant (inclusive)")]
-Until = Annotated[AwareDatetime | None, Query(description="to this instant (exclusive)")]
+Since = Annotated[SafeAwareDateTime | None, Query(description="from this instant (inclusive)")]
+Until = Annotated[SafeAwareDateTime | None, Query(description="to this instant (exclusive)")]
 
 
 @router.get(
@@ -53,9 +53,7 @@ def search(
     action: Action = None,
     since: Since = None,
     until: Until = None,
-    cursor: Annotated[
-        int | None, Query(ge=1, description="`next_cursor` of the previous page")
-    ] = None,
+    cursor: Annotated[DbId | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     rows = service.search(

@@ -39,6 +39,7 @@ from app.cases.schemas import (
 )
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
+from app.core.validation import SafeStr
 from app.experts.queries import routing_out
 from app.experts.schemas import RoutingOut
 from app.intake import service as intake
@@ -58,11 +59,11 @@ class Case:
     user: User
 
 
-def _worker_case(reference: str, session: SessionDep, user: CurrentUser) -> Case:
+def _worker_case(reference: SafeStr, session: SessionDep, user: CurrentUser) -> Case:
     return Case(service.case_for(session, reference, user), user)
 
 
-def _staff_case(reference: str, session: SessionDep, user: CurrentUser) -> Case:
+def _staff_case(reference: SafeStr, session: SessionDep, user: CurrentUser) -> Case:
     return Case(service.staff_case_for(session, reference, user), user)
 
 

@@ -6,7 +6,7 @@ import traceback
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import AppError, ErrorBody, ErrorResponse, FieldProblem
 from app.core.logging import request_id_var
+from app.core.validation import reject_control_characters
 
 log = structlog.get_logger(__name__)
 
@@ -154,7 +155,9 @@ class UnexpectedErrorMiddleware:
 
 
 def install(app: FastAPI) -> None:
-    """Call before adding the request-context middleware (so this one sits inside it)."""
+    """Call before adding the request-context middleware (so this one sits inside it) and
+    before including routers (so the input guard runs before each of their endpoints)."""
+    app.router.dependencies.append(Depends(reject_control_characters))
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, File, UploadFile, status
 from app.accounts.deps import CurrentUser, RequireAdmin, RequireExpert, RequireStaff
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
+from app.core.validation import DbId, SafeStr
 from app.documents import service as documents
 from app.documents.schemas import DocumentOut, document_out
 from app.experts import assignments, flows, queries, service
@@ -132,7 +133,7 @@ def region_leads(session: SessionDep, _admin: RequireAdmin) -> list[RegionLeadOu
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def set_region_lead(
-    region_code: str, body: RegionLeadIn, session: SessionDep, _admin: RequireAdmin
+    region_code: SafeStr, body: RegionLeadIn, session: SessionDep, _admin: RequireAdmin
 ) -> RegionLeadOut:
     region, name = service.set_region_lead(session, region_code, body.expert_id)
     return RegionLeadOut(
@@ -215,7 +216,7 @@ def admin_add_absence(
     responses=error_responses(401, 403, 404),
 )
 def admin_delete_absence(
-    expert_id: uuid.UUID, period_id: int, session: SessionDep, _a: RequireAdmin
+    expert_id: uuid.UUID, period_id: DbId, session: SessionDep, _a: RequireAdmin
 ) -> None:
     service.delete_absence(session, expert_id, period_id)
 
@@ -305,7 +306,7 @@ def _reference(session: SessionDep, a: Assignment) -> str:
     summary="Accept an offered request",
     responses=error_responses(401, 403, 404, 409),
 )
-def accept(assignment_id: int, session: SessionDep, expert: RequireExpert) -> AssignmentOut:
+def accept(assignment_id: DbId, session: SessionDep, expert: RequireExpert) -> AssignmentOut:
     a = assignments.respond(session, assignment_id, expert, accept=True)
     return assignment_out(a, _reference(session, a))
 
@@ -317,7 +318,7 @@ def accept(assignment_id: int, session: SessionDep, expert: RequireExpert) -> As
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def decline(
-    assignment_id: int, session: SessionDep, expert: RequireExpert, body: DeclineIn | None = None
+    assignment_id: DbId, session: SessionDep, expert: RequireExpert, body: DeclineIn | None = None
 ) -> AssignmentOut:
     a = assignments.respond(
         session, assignment_id, expert, accept=False, reason=body.reason if body else None
@@ -334,7 +335,7 @@ def decline(
     "A request not assigned to me answers 404.",
     responses=error_responses(401, 403, 404),
 )
-def my_case(reference: str, session: SessionDep, expert: RequireExpert) -> CaseForExpert:
+def my_case(reference: SafeStr, session: SessionDep, expert: RequireExpert) -> CaseForExpert:
     req, a = queries.case_assignment(session, reference, expert)
     out = CaseForExpert(
         reference=req.reference,
@@ -414,7 +415,7 @@ def my_notifications(
     summary="Mark a notification read",
     responses=error_responses(401, 403, 404),
 )
-def read_notification(notification_id: int, session: SessionDep, expert: RequireExpert) -> None:
+def read_notification(notification_id: DbId, session: SessionDep, expert: RequireExpert) -> None:
     queries.mark_read(session, expert.id, notification_id)
 
 
@@ -445,7 +446,7 @@ def my_add_absence(body: AbsenceIn, session: SessionDep, expert: RequireExpert) 
     summary="Remove one of my unavailable periods",
     responses=error_responses(401, 403, 404),
 )
-def my_delete_absence(period_id: int, session: SessionDep, expert: RequireExpert) -> None:
+def my_delete_absence(period_id: DbId, session: SessionDep, expert: RequireExpert) -> None:
     service.delete_absence(session, expert.id, period_id)
 
 
@@ -465,7 +466,7 @@ def _request(session: SessionDep, reference: str) -> IntakeRequest:
     summary="Routing of a request: every decision with its reasons, every assignment",
     responses=error_responses(401, 403, 404),
 )
-def routing(reference: str, session: SessionDep, _staff: RequireStaff) -> RoutingOut:
+def routing(reference: SafeStr, session: SessionDep, _staff: RequireStaff) -> RoutingOut:
     return queries.routing_out(session, _request(session, reference))
 
 
@@ -476,7 +477,7 @@ def routing(reference: str, session: SessionDep, _staff: RequireStaff) -> Routin
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def reassign(
-    reference: str, body: ReassignIn, session: SessionDep, staff: RequireStaff
+    reference: SafeStr, body: ReassignIn, session: SessionDep, staff: RequireStaff
 ) -> RoutingOut:
     req = _request(session, reference)
     assignments.reassign(session, req, by=staff, expert_id=body.expert_id, reason=body.reason)
@@ -489,7 +490,7 @@ def reassign(
     summary="Route a request now (e.g. one completed from an e-mail, or waiting in triage)",
     responses=error_responses(401, 403, 404),
 )
-def route_now(reference: str, session: SessionDep, staff: RequireStaff) -> RoutingOut:
+def route_now(reference: SafeStr, session: SessionDep, staff: RequireStaff) -> RoutingOut:
     req = _request(session, reference)
     flows.route_now(session, req, actor=assignments.actor_of(staff))
     return queries.routing_out(session, req)

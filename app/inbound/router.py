@@ -22,6 +22,7 @@ from app.core.deps import SessionDep
 from app.core.errors import AppError, error_responses
 from app.core.security import constant_time_equals
 from app.core.settings import get_settings
+from app.core.validation import SafeStr
 from app.inbound import service
 from app.inbound.errors import WebhookUnauthorized
 from app.inbound.schemas import TakenOut, TriageIn, TriageOut
@@ -88,7 +89,7 @@ def inbound_email(session: SessionDep, raw: Annotated[bytes, Depends(_raw_body)]
     summary="Complete an e-mailed request's countries and language; it is routed then",
 )
 def complete_triage(
-    reference: str, body: TriageIn, session: SessionDep, user: RequireStaff
+    reference: SafeStr, body: TriageIn, session: SessionDep, user: RequireStaff
 ) -> TriageOut:
     req = intake.get_by_reference(session, reference)
     if req is None:
@@ -119,7 +120,7 @@ def complete_triage(
     summary="Download an attachment that arrived by e-mail (decrypted)",
 )
 def download_attachment(
-    reference: str, document_id: uuid.UUID, session: SessionDep, user: CurrentUser
+    reference: SafeStr, document_id: uuid.UUID, session: SessionDep, user: CurrentUser
 ) -> Response:
     req = sla.case_for(session, reference, user)
     found = service.attachment(session, req, document_id)

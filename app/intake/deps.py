@@ -8,6 +8,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.deps import SessionDep
+from app.core.validation import SafeStr
 from app.intake import service
 from app.models import IntakeRequest
 
@@ -19,7 +20,7 @@ requester_bearer = HTTPBearer(
 
 
 def requester_request(
-    reference: str,
+    reference: SafeStr,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(requester_bearer)],
 ) -> IntakeRequest:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from app.accounts.deps import RequireStaff
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
+from app.core.validation import DbId
 from app.outbox import service
 from app.outbox.schemas import DeadLetterOut, DeadLettersOut, RetryOut
 
@@ -41,5 +42,5 @@ def list_dead_letters(
     "`409` if it is not dead-lettered (pending, in flight or sent).",
     responses=error_responses(401, 403, 404, 409),
 )
-def retry_dead_letter(message_id: int, _user: RequireStaff, session: SessionDep) -> RetryOut:
+def retry_dead_letter(message_id: DbId, _user: RequireStaff, session: SessionDep) -> RetryOut:
     return RetryOut.model_validate(service.retry_dead_letter(session, message_id))

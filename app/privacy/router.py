@@ -12,6 +12,7 @@ from app.accounts.deps import RequireAdmin
 from app.audit import service as audit
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
+from app.core.validation import SafeStr
 from app.intake import service as intake
 from app.intake.deps import RequesterRequest
 from app.models import IntakeRequest, RequestStatus
@@ -51,7 +52,7 @@ def _erased(req: IntakeRequest, cleared: dict[str, int]) -> ErasedOut:
     "consultations and attachments (base64). Recorded in the audit trail.",
     responses={**_JSON_DOWNLOAD, **error_responses(401, 403, 404)},
 )
-def admin_export(reference: str, session: SessionDep, admin: RequireAdmin) -> Response:
+def admin_export(reference: SafeStr, session: SessionDep, admin: RequireAdmin) -> Response:
     req = service.get_request(session, reference)
     actor, role = audit.user_actor(admin)
     return _download(req, service.export_request(session, req, actor=actor, actor_role=role))
@@ -67,7 +68,7 @@ def admin_export(reference: str, session: SessionDep, admin: RequireAdmin) -> Re
     responses=error_responses(401, 403, 404, 422),
 )
 def admin_erase(
-    reference: str,
+    reference: SafeStr,
     session: SessionDep,
     admin: RequireAdmin,
     body: Annotated[EraseIn | None, Body()] = None,

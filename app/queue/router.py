@@ -6,7 +6,6 @@ Non-personal items only; names and contact details are on the case view
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from fastapi import APIRouter, Query
 from app.accounts.deps import RequireStaff
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
+from app.core.validation import SafeDateTime, SafeStr
 from app.intake.schemas import Want
 from app.intake.sla import SlaState
 from app.models import RequesterType, RequestSource, RequestStatus
@@ -25,7 +25,7 @@ from app.queue.schemas import QueuePage
 
 router = APIRouter(prefix="/api/v1/queue", tags=["queue"])
 
-Codes = Annotated[list[str] | None, Query(max_length=50)]
+Codes = Annotated[list[SafeStr] | None, Query(max_length=50)]
 
 
 def _codes(name: str, values: list[str] | None, *, length: int | None = None) -> list[str]:
@@ -59,11 +59,13 @@ def queue(
     requester_type: Annotated[list[RequesterType] | None, Query()] = None,
     language: Codes = None,
     due_within_minutes: Annotated[int | None, Query(ge=0, le=60 * 24 * 30)] = None,
-    received_from: dt.datetime | None = None,
-    received_to: dt.datetime | None = None,
-    q: Annotated[str | None, Query(max_length=320, description="reference or exact e-mail")] = None,
+    received_from: SafeDateTime | None = None,
+    received_to: SafeDateTime | None = None,
+    q: Annotated[
+        SafeStr | None, Query(max_length=320, description="reference or exact e-mail")
+    ] = None,
     sort: QueueSort = QueueSort.due,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    cursor: Annotated[SafeStr | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_LIMIT)] = 50,
     counts: bool = True,
 ) -> QueuePage:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, status
 from app.accounts.deps import CurrentUser, RequireAdmin
 from app.core.deps import SessionDep
 from app.core.errors import BadRequest, error_responses
+from app.core.validation import SafeStr
 from app.reference import service
 from app.reference.schemas import (
     CountryIn,
@@ -47,7 +48,7 @@ def countries(session: SessionDep) -> list[PublicCountryOut]:
     summary="A country's profile (staff, experts, admins)",
     responses=error_responses(401, 404),
 )
-def country_profile(code: str, session: SessionDep, _user: CurrentUser) -> CountryProfile:
+def country_profile(code: SafeStr, session: SessionDep, _user: CurrentUser) -> CountryProfile:
     return CountryProfile.model_validate(service.get_country(session, code))
 
 
@@ -73,7 +74,7 @@ def create_region(body: RegionIn, session: SessionDep, _admin: RequireAdmin) -> 
     "/regions/{code}", response_model=RegionOut, responses=error_responses(401, 403, 404, 422)
 )
 def update_region(
-    code: str, body: RegionUpdate, session: SessionDep, _admin: RequireAdmin
+    code: SafeStr, body: RegionUpdate, session: SessionDep, _admin: RequireAdmin
 ) -> RegionOut:
     return RegionOut.model_validate(service.update_region(session, code, name=body.name))
 
@@ -84,7 +85,7 @@ def update_region(
     summary="Delete a region that no country belongs to",
     responses=error_responses(401, 403, 404, 409),
 )
-def delete_region(code: str, session: SessionDep, _admin: RequireAdmin) -> None:
+def delete_region(code: SafeStr, session: SessionDep, _admin: RequireAdmin) -> None:
     service.delete_region(session, code)
 
 
@@ -112,7 +113,7 @@ def create_country(body: CountryIn, session: SessionDep, _admin: RequireAdmin) -
     responses=error_responses(400, 401, 403, 404, 422),
 )
 def update_country(
-    code: str, body: CountryUpdate, session: SessionDep, _admin: RequireAdmin
+    code: SafeStr, body: CountryUpdate, session: SessionDep, _admin: RequireAdmin
 ) -> CountryProfile:
     changes = body.model_dump(exclude_unset=True)
     if changes.get("name", "") is None:
@@ -126,5 +127,5 @@ def update_country(
     summary="Remove a country from the table (its requests go to the general pool)",
     responses=error_responses(401, 403, 404),
 )
-def delete_country(code: str, session: SessionDep, _admin: RequireAdmin) -> None:
+def delete_country(code: SafeStr, session: SessionDep, _admin: RequireAdmin) -> None:
     service.delete_country(session, code)

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from app.accounts.deps import RequireStaff
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
+from app.core.validation import SafeDate
 from app.reports import service
 from app.reports.schemas import FiguresOut, SlaReportOut
 from app.reports.service import Group
@@ -20,11 +21,11 @@ from app.reports.service import Group
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
 FromQ = Annotated[
-    dt.date | None,
+    SafeDate | None,
     Query(alias="from", description="first day of arrival (UTC), default 30 days ago"),
 ]
 ToQ = Annotated[
-    dt.date | None,
+    SafeDate | None,
     Query(alias="to", description="last day of arrival (UTC), included; default today"),
 ]
 GroupQ = Annotated[Group, Query(description="day, region, expert or channel (how it arrived)")]

@@ -13,6 +13,7 @@ from app.accounts.deps import RequireAdmin, RequireStaff
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
 from app.core.time import now
+from app.core.validation import DbId, SafeDateTime, SafeStr
 from app.models import Escalation, IntakeRequest, User
 from app.roster import admin, escalation
 from app.roster import service as roster
@@ -59,7 +60,7 @@ def create_shift(body: ShiftIn, session: SessionDep, _admin: RequireAdmin) -> Sh
     "/shifts/{shift_id}", response_model=ShiftOut, responses=error_responses(401, 403, 404, 422)
 )
 def update_shift(
-    shift_id: int, body: ShiftPatch, session: SessionDep, _admin: RequireAdmin
+    shift_id: DbId, body: ShiftPatch, session: SessionDep, _admin: RequireAdmin
 ) -> ShiftOut:
     return ShiftOut.model_validate(admin.update_shift(session, shift_id, body))
 
@@ -69,7 +70,7 @@ def update_shift(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404),
 )
-def delete_shift(shift_id: int, session: SessionDep, _admin: RequireAdmin) -> None:
+def delete_shift(shift_id: DbId, session: SessionDep, _admin: RequireAdmin) -> None:
     admin.delete_shift(session, shift_id)
 
 
@@ -79,7 +80,7 @@ def delete_shift(shift_id: int, session: SessionDep, _admin: RequireAdmin) -> No
 def list_overrides(
     session: SessionDep,
     _admin: RequireAdmin,
-    since: dt.datetime | None = None,
+    since: SafeDateTime | None = None,
     user_id: uuid.UUID | None = None,
 ) -> list[OverrideOut]:
     rows = admin.list_overrides(session, since=since, user_id=user_id)
@@ -102,7 +103,7 @@ def create_override(body: OverrideIn, session: SessionDep, _admin: RequireAdmin)
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404),
 )
-def delete_override(override_id: int, session: SessionDep, _admin: RequireAdmin) -> None:
+def delete_override(override_id: DbId, session: SessionDep, _admin: RequireAdmin) -> None:
     admin.delete_override(session, override_id)
 
 
@@ -136,7 +137,7 @@ def list_gaps(
     responses=error_responses(401, 403),
     summary="Who is on duty at an instant (default: now)",
 )
-def on_duty(session: SessionDep, _admin: RequireAdmin, at: dt.datetime | None = None) -> OnDutyOut:
+def on_duty(session: SessionDep, _admin: RequireAdmin, at: SafeDateTime | None = None) -> OnDutyOut:
     when = (at or now()).astimezone(dt.UTC)
     lead = roster.duty_lead(session, when)
     return OnDutyOut(
@@ -167,6 +168,6 @@ def _escalation_out(req: IntakeRequest, esc: Escalation) -> EscalationOut:
     responses=error_responses(401, 403, 404, 409),
     summary="Acknowledge the case's escalation: the chain stops climbing",
 )
-def acknowledge(reference: str, session: SessionDep, user: RequireStaff) -> EscalationOut:
+def acknowledge(reference: SafeStr, session: SessionDep, user: RequireStaff) -> EscalationOut:
     req, esc = escalation.acknowledge_case(session, reference, user)
     return _escalation_out(req, esc)

@@ -20,6 +20,7 @@ from app.accounts.deps import SESSION_COOKIE, CurrentUser
 from app.core.deps import SessionDep
 from app.core.errors import Forbidden, error_responses
 from app.core.security import REQUESTER_TOKEN_PREFIX, USER_TOKEN_PREFIX
+from app.core.validation import SafeStr
 from app.intake import service as intake
 from app.intake.deps import requester_bearer
 from app.intake.errors import RequestNotFound
@@ -63,7 +64,7 @@ class RequestCaller:
 
 
 def request_caller(
-    reference: str,
+    reference: SafeStr,
     request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(requester_bearer)],
@@ -209,9 +210,9 @@ def put_availability(
 def get_slots(
     rc: RequestCallerDep,
     session: SessionDep,
-    from_: Annotated[str | None, Query(alias="from")] = None,
-    to: str | None = None,
-    timezone: str | None = None,
+    from_: Annotated[SafeStr | None, Query(alias="from")] = None,
+    to: SafeStr | None = None,
+    timezone: SafeStr | None = None,
 ) -> SlotsOut:
     _requester_or_staff(rc)
     found = service.list_slots(session, rc.req, from_raw=from_, to_raw=to, timezone_raw=timezone)

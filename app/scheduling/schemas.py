@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
+from app.core.validation import SafeDateTime
 from app.models import Consultation, ConsultationStatus, ExpertProfile, IntakeRequest
 from app.scheduling.slots import zone
 
@@ -129,7 +130,7 @@ class SlotsOut(BaseModel):
 
 
 class BookIn(StrictModel):
-    start: dt.datetime = Field(description="the slot's start_utc, e.g. 2026-11-24T09:00:00Z")
+    start: SafeDateTime = Field(description="the slot's start_utc, e.g. 2026-11-24T09:00:00Z")
     timezone: TimeZone | None = Field(
         None, description="the zone the slots were asked in (horizon, labels); default: request's"
     )

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, status
 from app.accounts.deps import CurrentUser
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
+from app.core.validation import SafeStr
 from app.intake import service as intake
 from app.intake.schemas import SlaOut
 from app.models import IntakeRequest
@@ -24,7 +25,7 @@ from app.sla.schemas import ContactIn, ContactRecordedOut, ContactsOut
 router = APIRouter(prefix="/api/v1/cases", tags=["first response"])
 
 
-def _case(reference: str, session: SessionDep, user: CurrentUser) -> IntakeRequest:
+def _case(reference: SafeStr, session: SessionDep, user: CurrentUser) -> IntakeRequest:
     return service.case_for(session, reference, user)
 
 

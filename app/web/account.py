@@ -15,6 +15,7 @@ from app.accounts import service
 from app.accounts.errors import InvalidLink
 from app.accounts.schemas import SetPasswordIn
 from app.core.deps import SessionDep
+from app.core.validation import SafeStr
 from app.web.pages import SECURITY_HEADERS, templates
 
 router = APIRouter(include_in_schema=False)
@@ -29,7 +30,7 @@ def _page(request: Request, status: int = 200, **context: object) -> HTMLRespons
 
 
 @router.get("/account/set-password", response_class=HTMLResponse)
-def set_password_form(request: Request, token: str = "") -> HTMLResponse:
+def set_password_form(request: Request, token: SafeStr = "") -> HTMLResponse:
     return _page(request, token=token)
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from app.core.deps import SessionDep
 from app.core.settings import get_settings
 from app.core.time import now
+from app.core.validation import SafeStr, in_calendar
 from app.intake import service as intake
 from app.models import Consultation, IntakeRequest
 from app.privacy import service as privacy
@@ -267,7 +268,7 @@ def _book_page(
 
 
 @router.get("/r/{reference}/book", response_class=HTMLResponse, response_model=None)
-def book_page(request: Request, reference: str, session: SessionDep) -> Response:
+def book_page(request: Request, reference: SafeStr, session: SessionDep) -> Response:
     ref = canonical(reference)
     if ref is None:
         return _not_found(request)
@@ -292,7 +293,7 @@ def book_page(request: Request, reference: str, session: SessionDep) -> Response
 
 
 @router.post("/r/{reference}/book", response_class=HTMLResponse, response_model=None)
-def book(request: Request, reference: str, session: SessionDep, form: FormDep) -> Response:
+def book(request: Request, reference: SafeStr, session: SessionDep, form: FormDep) -> Response:
     req = _mine(request, session, reference)
     if req is None:
         return _not_found(request)
@@ -309,7 +310,7 @@ def book(request: Request, reference: str, session: SessionDep, form: FormDep) -
         start = dt.datetime.fromisoformat(raw_start) if isinstance(raw_start, str) else None
     except ValueError:
         start = None
-    if start is None or start.tzinfo is None:
+    if start is None or start.tzinfo is None or not in_calendar(start):
         message = tr(lang, "Choose one of the free times below.")
         return _book_page(request, session, req, lang, zone, week_start, status=422, error=message)
     moving = cv.booked(session, req) is not None
@@ -334,7 +335,7 @@ def book(request: Request, reference: str, session: SessionDep, form: FormDep) -
 
 
 @router.get("/r/{reference}/booked", response_class=HTMLResponse, response_model=None)
-def booked_page(request: Request, reference: str, session: SessionDep) -> Response:
+def booked_page(request: Request, reference: SafeStr, session: SessionDep) -> Response:
     req = _mine(request, session, reference)
     if req is None:
         return _not_found(request)
@@ -390,7 +391,7 @@ def calendar_file(req: IntakeRequest, c: Consultation, lang: str) -> bytes | Non
 
 
 @router.get("/r/{reference}/consultation.ics", response_model=None)
-def consultation_ics(request: Request, reference: str, session: SessionDep) -> Response:
+def consultation_ics(request: Request, reference: SafeStr, session: SessionDep) -> Response:
     req = _mine(request, session, reference)
     c = cv.booked(session, req) if req is not None else None
     data = calendar_file(req, c, page_lang(request, req.language)) if req and c else None
@@ -429,7 +430,7 @@ def _cancel_page(
 
 
 @router.get("/r/{reference}/cancel", response_class=HTMLResponse, response_model=None)
-def cancel_page(request: Request, reference: str, session: SessionDep) -> Response:
+def cancel_page(request: Request, reference: SafeStr, session: SessionDep) -> Response:
     req = _mine(request, session, reference)
     if req is None:
         return _not_found(request)
@@ -441,7 +442,7 @@ def cancel_page(request: Request, reference: str, session: SessionDep) -> Respon
 
 
 @router.post("/r/{reference}/cancel", response_class=HTMLResponse, response_model=None)
-def cancel(request: Request, reference: str, session: SessionDep, form: FormDep) -> Response:
+def cancel(request: Request, reference: SafeStr, session: SessionDep, form: FormDep) -> Response:
     req = _mine(request, session, reference)
     if req is None:
         return _not_found(request)
@@ -464,7 +465,7 @@ def cancel(request: Request, reference: str, session: SessionDep, form: FormDep)
 
 
 @router.get("/r/{reference}/export", response_model=None)
-def export(request: Request, reference: str, session: SessionDep) -> Response:
+def export(request: Request, reference: SafeStr, session: SessionDep) -> Response:
     """The same file as ``GET /api/v1/requests/{reference}/export``: everything held about the
     request, decrypted (``app.privacy.service.export_request``, recorded in the audit trail)."""
     req = _mine(request, session, reference)

@@ -17,6 +17,7 @@ import fastapi_offline
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+from app.core.validation import SafeStr
 from app.web.security import PAGE_CSP, PAGE_HEADERS
 
 router = APIRouter(include_in_schema=False)
@@ -57,7 +58,7 @@ def docs_page() -> HTMLResponse:
 
 
 @router.get("/docs/assets/{name}")
-def docs_asset(name: str) -> FileResponse:
+def docs_asset(name: SafeStr) -> FileResponse:
     media_type = ASSETS.get(name)
     if media_type is None:
         raise HTTPException(status_code=404)

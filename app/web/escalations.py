@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.core.deps import SessionDep
+from app.core.validation import SafeStr
 from app.experts.handlers import case_facts
 from app.roster import escalation
 from app.roster.errors import AlreadyAcknowledged, InvalidAckLink
@@ -30,7 +31,7 @@ def _page(request: Request, status: int = 200, **context: object) -> HTMLRespons
 
 
 @router.get("/escalations/ack/{token}", response_class=HTMLResponse)
-def ack_page(request: Request, token: str, session: SessionDep) -> HTMLResponse:
+def ack_page(request: Request, token: SafeStr, session: SessionDep) -> HTMLResponse:
     try:
         esc, req, _user = escalation.link_target(session, token)
     except InvalidAckLink:
@@ -42,7 +43,7 @@ def ack_page(request: Request, token: str, session: SessionDep) -> HTMLResponse:
 
 
 @router.post("/escalations/ack/{token}", response_class=HTMLResponse)
-def ack_confirm(request: Request, token: str, session: SessionDep) -> HTMLResponse:
+def ack_confirm(request: Request, token: SafeStr, session: SessionDep) -> HTMLResponse:
     try:
         req, esc = escalation.acknowledge_link(session, token)
     except InvalidAckLink:

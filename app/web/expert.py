@@ -26,6 +26,7 @@ from app.cases import service as cases
 from app.core.deps import SessionDep
 from app.core.errors import AppError, NotFound
 from app.core.time import now
+from app.core.validation import DbId, SafeStr
 from app.experts import assignments
 from app.experts import queries as expert_queries
 from app.experts import service as experts
@@ -101,8 +102,8 @@ def my_assignments(request: Request, session: SessionDep, user: ExpertPageUser) 
 
 @router.post("/expert/assignments/{assignment_id}/{answer}")
 def answer_offer(
-    assignment_id: int,
-    answer: str,
+    assignment_id: DbId,
+    answer: SafeStr,
     request: Request,
     session: SessionDep,
     user: ExpertPageUser,
@@ -169,7 +170,7 @@ def _case_page(
 
 @router.get("/expert/cases/{reference}")
 def my_case(
-    reference: str, request: Request, session: SessionDep, user: ExpertPageUser
+    reference: SafeStr, request: Request, session: SessionDep, user: ExpertPageUser
 ) -> Response:
     try:
         return _case_page(request, session, user, reference)
@@ -179,7 +180,7 @@ def my_case(
 
 @router.post("/expert/cases/{reference}/contact")
 def my_case_contact(
-    reference: str,
+    reference: SafeStr,
     request: Request,
     session: SessionDep,
     user: ExpertPageUser,
@@ -229,7 +230,7 @@ def my_case_contact(
 
 @router.post("/expert/cases/{reference}/notes")
 def my_case_note(
-    reference: str,
+    reference: SafeStr,
     request: Request,
     session: SessionDep,
     user: ExpertPageUser,
@@ -469,7 +470,7 @@ def add_absence(
 
 @router.post("/expert/availability/absences/{period_id}/delete")
 def remove_absence(
-    period_id: int,
+    period_id: DbId,
     request: Request,
     session: SessionDep,
     user: ExpertPageUser,
@@ -507,7 +508,7 @@ def my_notifications(request: Request, session: SessionDep, user: ExpertPageUser
 
 @router.post("/expert/notifications/{notification_id}/read")
 def read_notification(
-    notification_id: int,
+    notification_id: DbId,
     request: Request,
     session: SessionDep,
     user: ExpertPageUser,

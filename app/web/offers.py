@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
 from app.core.deps import SessionDep
+from app.core.validation import SafeStr
 from app.experts import assignments, links
 from app.experts.errors import InvalidOfferLink, OfferClosed
 from app.experts.handlers import case_facts
@@ -40,7 +41,7 @@ def _load(session: SessionDep, token: str) -> tuple[Assignment, IntakeRequest]:
 
 
 @router.get("/experts/offers/{token}", response_class=HTMLResponse)
-def offer_page(request: Request, token: str, session: SessionDep) -> HTMLResponse:
+def offer_page(request: Request, token: SafeStr, session: SessionDep) -> HTMLResponse:
     try:
         a, req = _load(session, token)
     except InvalidOfferLink as exc:
@@ -56,7 +57,7 @@ def offer_page(request: Request, token: str, session: SessionDep) -> HTMLRespons
 @router.post("/experts/offers/{token}", response_class=HTMLResponse)
 def offer_answer(
     request: Request,
-    token: str,
+    token: SafeStr,
     session: SessionDep,
     action: Annotated[str, Form()] = "",
 ) -> HTMLResponse:

@@ -31,6 +31,7 @@ from starlette.datastructures import FormData
 from app.core.deps import SessionDep
 from app.core.errors import AppError, TooManyRequests
 from app.core.settings import get_settings
+from app.core.validation import SafeStr
 from app.intake import service
 from app.intake.errors import IdempotencyKeyReused, RequestNotFound
 from app.intake.schemas import NewsletterTopic, ReportTopic, SubmitIn, Want
@@ -507,7 +508,7 @@ def _request_page(
 
 
 @router.get("/r/{reference}", response_class=HTMLResponse, response_model=None)
-def request_page(request: Request, reference: str, session: SessionDep) -> Response:
+def request_page(request: Request, reference: SafeStr, session: SessionDep) -> Response:
     ref = canonical(reference)
     if ref is None:
         return not_found_page(request)
@@ -546,7 +547,7 @@ def request_page(request: Request, reference: str, session: SessionDep) -> Respo
 
 
 @router.post("/r/{reference}/open", response_class=HTMLResponse, response_model=None)
-def open_link(request: Request, reference: str, session: SessionDep, form: FormDep) -> Response:
+def open_link(request: Request, reference: SafeStr, session: SessionDep, form: FormDep) -> Response:
     ref = canonical(reference)
     lang = page_lang(request)
     if ref is None:
@@ -570,7 +571,7 @@ def open_link(request: Request, reference: str, session: SessionDep, form: FormD
 
 
 @router.post("/r/{reference}/withdraw", response_class=HTMLResponse, response_model=None)
-def withdraw(request: Request, reference: str, session: SessionDep, form: FormDep) -> Response:
+def withdraw(request: Request, reference: SafeStr, session: SessionDep, form: FormDep) -> Response:
     ref = canonical(reference)
     req = requester_from_cookie(request, session, ref) if ref else None
     if ref is None or req is None:
@@ -591,7 +592,7 @@ def withdraw(request: Request, reference: str, session: SessionDep, form: FormDe
 
 
 @router.post("/r/{reference}/forget", response_class=HTMLResponse, response_model=None)
-def forget(request: Request, reference: str, form: FormDep) -> Response:
+def forget(request: Request, reference: SafeStr, form: FormDep) -> Response:
     """Remove the link's cookie from this device (a shared or watched device)."""
     ref = canonical(reference)
     lang = page_lang(request)

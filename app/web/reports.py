@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from app.core.deps import SessionDep
 from app.core.errors import AppError
 from app.core.time import now
+from app.core.validation import parse_date
 from app.reports import service as reports
 from app.reports import svg
 from app.reports.service import Group
@@ -21,24 +22,15 @@ router = APIRouter(include_in_schema=False)
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def _date(value: str | None) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 @router.get("/staff/reports", response_class=HTMLResponse)
 def reports_page(
     request: Request,
     session: SessionDep,
     user: StaffPageUser,
 ) -> HTMLResponse:
-    frm = _date(request.query_params.get("from"))
-    to = _date(request.query_params.get("to"))
     try:
+        frm = parse_date(request.query_params.get("from"), "from")
+        to = parse_date(request.query_params.get("to"), "to")
         lo, hi = reports.date_range(frm, to)
     except AppError as exc:
         lo, hi = reports.date_range(None, None)
@@ -87,4 +79,5 @@ def reports_page(
         "uncovered_hours": sum(1 for c in coverage if c == 0),
         "week": week.date().isoformat(),
     }
-    return page(request, "reports/sla.html", context, user=user)
+    # A refused range still shows the default one, with the error and a 4xx naming the field.
+    return page(request, "reports/sla.html", context, user=user, status=422 if error else 200)

@@ -21,6 +21,7 @@ from app.accounts.errors import InvalidCredentials, SecondFactorRequired
 from app.core import crypto
 from app.core.deps import ClientDep, SessionDep
 from app.core.errors import TooManyRequests
+from app.core.validation import SafeStr
 from app.web.auth import (
     SIGN_IN_PATH,
     CsrfForm,
@@ -76,7 +77,7 @@ def _form(request: Request, status: int = 200, **context: Any) -> Response:
 
 
 @router.get("/staff/sign-in")
-def sign_in_form(request: Request, next: str = "", signed_out: str = "") -> Response:
+def sign_in_form(request: Request, next: SafeStr = "", signed_out: SafeStr = "") -> Response:
     flash = "You are signed out." if signed_out else None
     return _form(request, next=safe_next(next) or "", flash=flash)
 

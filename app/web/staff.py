@@ -31,6 +31,7 @@ from app.core.deps import SessionDep
 from app.core.errors import AppError, NotFound
 from app.core.settings import get_settings
 from app.core.time import now
+from app.core.validation import SafeStr
 from app.experts import queries as expert_queries
 from app.experts import service as experts
 from app.intake import service as intake
@@ -437,7 +438,7 @@ def back_to(req: IntakeRequest, done: str, anchor: str = "") -> Response:
 
 @router.get("/staff/cases/{reference}")
 def case_page(
-    reference: str, request: Request, session: SessionDep, user: StaffPageUser
+    reference: SafeStr, request: Request, session: SessionDep, user: StaffPageUser
 ) -> Response:
     try:
         req = _case(session, reference, user)
@@ -449,7 +450,7 @@ def case_page(
 
 @router.post("/staff/cases/{reference}/presence")
 def presence(
-    reference: str,
+    reference: SafeStr,
     request: Request,
     session: SessionDep,
     user: StaffPageUser,
@@ -483,7 +484,7 @@ def _text(form: FormData, name: str, limit: int = 10_000) -> str:
 
 @router.post("/staff/cases/{reference}/contact")
 def log_contact(
-    reference: str,
+    reference: SafeStr,
     request: Request,
     session: SessionDep,
     user: StaffPageUser,
@@ -535,7 +536,7 @@ def log_contact(
 
 @router.post("/staff/cases/{reference}/assign")
 def assign(
-    reference: str,
+    reference: SafeStr,
     request: Request,
     session: SessionDep,
     user: StaffPageUser,
@@ -580,7 +581,7 @@ def _input_field(exc: AppError, prefix: str) -> str:
 
 @router.post("/staff/cases/{reference}/reply")
 def send_reply(
-    reference: str,
+    reference: SafeStr,
     request: Request,
     session: SessionDep,
     user: StaffPageUser,
@@ -603,7 +604,7 @@ def send_reply(
 
 @router.post("/staff/cases/{reference}/notes")
 def add_note(
-    reference: str,
+    reference: SafeStr,
     request: Request,
     session: SessionDep,
     user: StaffPageUser,
@@ -631,7 +632,7 @@ def add_note(
 
 @router.post("/staff/cases/{reference}/status")
 def change_status(
-    reference: str,
+    reference: SafeStr,
     request: Request,
     session: SessionDep,
     user: StaffPageUser,
