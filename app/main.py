@@ -30,6 +30,7 @@ from app.experts.router import directory_router as experts_router
 from app.experts.router import staff_router as routing_router
 from app.health.metrics import HttpMetrics
 from app.health.router import router as health_router
+from app.inbound.router import set_aside_router as inbound_set_aside_router
 from app.inbound.router import triage_router as inbound_triage_router
 from app.inbound.router import webhook_router as inbound_webhook_router
 from app.intake.router import LIMITED_ROUTES as INTAKE_LIMITED_ROUTES
@@ -61,6 +62,7 @@ from app.web.public import STATIC_DIR
 from app.web.public import router as public_pages
 from app.web.reports import router as report_pages
 from app.web.security import SecureTransportMiddleware
+from app.web.set_aside import router as set_aside_pages
 from app.web.sign_in import LIMITED_ROUTES as SIGN_IN_LIMITED_ROUTES
 from app.web.sign_in import router as sign_in_pages
 from app.web.staff import router as staff_pages
@@ -175,10 +177,12 @@ def create_app() -> FastAPI:
     app.include_router(escalation_pages)
     app.include_router(reports_router)
     app.include_router(report_pages)
+    app.include_router(set_aside_pages)
     app.include_router(host_link_router)
     app.include_router(webhook_router)
     app.include_router(inbound_webhook_router)
     app.include_router(inbound_triage_router)
+    app.include_router(inbound_set_aside_router)
     app.include_router(audit_router)
     app.include_router(admin_privacy_router)
     app.include_router(privacy_router)

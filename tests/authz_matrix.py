@@ -65,6 +65,7 @@ PATH_VALUES: dict[str, str] = {
     "override_id": "999999",
     "shift_id": "999999",
     "token": "not-a-token",
+    "set_aside_id": "00000000-0000-4000-8000-000000000000",
 }
 
 
@@ -443,6 +444,14 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("PUT", "/api/v1/experts/{expert_id}/availability"): row(
         "Replace an expert's availability (the expert's own; admins any)",
         "401 401 401 200 404 403 200",
+    ),
+    ("GET", "/api/v1/inbound/set-aside"): row(
+        "Mail set aside (auto-replies, list mail, bounces, read receipts, ...), with why",
+        "401 401 401 403 403 200 200",
+    ),
+    ("POST", "/api/v1/inbound/set-aside/{set_aside_id}/open"): row(
+        "Take a set-aside message as a person's mail: a new request, or a reply on its own",
+        "401 401 401 403 403 404 404",
     ),
     ("GET", "/api/v1/outbox/dead-letters"): row(
         "Messages that could not be delivered",

@@ -1,11 +1,14 @@
-"""Hygiene and delivery reports (issue 9): auto-replies, list mail, bounces and our own mail
-never open a request and never get an answer; a delivery-status report lands on the request of
+"""Hygiene and delivery reports: auto-replies (Exchange inbox rules too), list mail and
+newsletters, read receipts, bounces, loops and our own mail never open a request and never get an
+answer, and each leaves a trace; a delivery-status report lands on the request of
 the message it reports on, a permanent failure flags the address, and a bounced reply stops
 counting as the first response (the responder is told and the clock goes on)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from app.intake import keys
 from app.models import (
     DeliveryState,
     FlaggedAddress,
+    InboundSetAside,
     IntakeRequest,
     MessageDirection,
     MessageKind,
@@ -35,6 +39,24 @@ from tests.factories import create_user
 from tests.intake_helpers import messages, text_of
 from tests.outbox_helpers import drain
 from tests.test_inbound_requests import SENDER, fixture, plain, request_of
+
+
+def with_headers(raw: bytes, *headers: tuple[str, str]) -> bytes:
+    """``raw`` with headers added (a name may repeat, e.g. Received)."""
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    for name, value in headers:
+        msg[name] = value
+    return msg.as_bytes()
+
+
+def hops(n: int) -> list[tuple[str, str]]:
+    return [
+        ("Received", f"from relay{i}.example.net by relay{i + 1}.example.net; {RFC_DATE}")
+        for i in range(n)
+    ]
+
+
+RFC_DATE = "Mon, 23 Nov 2026 09:00:00 +0000"
 
 
 def counts(db: Session) -> tuple[int, int, int]:
@@ -59,6 +81,16 @@ def counts(db: Session) -> tuple[int, int, int]:
         (lambda: plain(sender="MAILER-DAEMON@mx.example.org"), "bounce"),
         (lambda: plain(sender="postmaster@example.net"), "bounce"),
         (lambda: plain(sender="no-reply@localhost"), "own_mail"),
+        (lambda: fixture("newsletter_list_unsubscribe.eml"), "mailing_list"),
+        (lambda: plain(List_Unsubscribe="<https://news.example/u/1>"), "mailing_list"),
+        (lambda: plain(List_Unsubscribe_Post="List-Unsubscribe=One-Click"), "mailing_list"),
+        (lambda: plain(List_Post="<mailto:group@lists.example>"), "mailing_list"),
+        (lambda: fixture("exchange_inbox_rule_reply.eml"), "auto_reply"),
+        (lambda: plain(subject="Automatic reply: Expert report"), "auto_reply"),
+        (lambda: plain(subject="Out of Office: back on Monday"), "auto_reply"),
+        (lambda: plain(subject="Réponse automatique : absent"), "auto_reply"),
+        (lambda: fixture("read_receipt_outlook.eml"), "read_receipt"),
+        (lambda: with_headers(plain(), *hops(26)), "loop"),
     ],
     ids=[
         "outlook-out-of-office",
@@ -72,6 +104,16 @@ def counts(db: Session) -> tuple[int, int, int]:
         "mailer-daemon",
         "postmaster",
         "our-own-from-address",
+        "newsletter-list-unsubscribe-only",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "list-post",
+        "exchange-inbox-rule-reply-without-auto-submitted",
+        "subject-automatic-reply",
+        "subject-out-of-office",
+        "subject-french-outlook",
+        "read-receipt",
+        "26-received-hops",
     ],
 )
 def test_machine_mail_never_opens_a_request_nor_gets_an_answer(
@@ -79,9 +121,26 @@ def test_machine_mail_never_opens_a_request_nor_gets_an_answer(
 ) -> None:
     create_user(db, role=Role.staff)
     before = counts(db)
-    outcome = take_message(db, raw())  # type: ignore[operator]
-    assert (outcome.action, outcome.reason) == ("ignored", reason)
+    message = raw()  # type: ignore[operator]
+    outcome = take_message(db, message)
+    assert (outcome.action, outcome.reason) == ("set_aside", reason)
     assert counts(db) == before  # no request, no message, nothing queued (no answer)
+    # ... but a trace staff can see, with why.
+    [trace] = db.scalars(select(InboundSetAside)).all()
+    assert trace.reason.value == reason and trace.size == len(message)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        lambda: with_headers(plain(), *hops(25)),
+        lambda: plain(subject="Re: Automatic reply: Expert report"),
+        lambda: plain(subject="Reply to the automatic reply you sent"),
+    ],
+    ids=["25-received-hops", "a-person-answering-an-auto-reply", "auto-reply-words-later"],
+)
+def test_mail_near_the_machine_marks_is_still_a_person_writing(db: Session, raw: object) -> None:
+    assert take_message(db, raw()).action == "created"  # type: ignore[operator]
 
 
 def test_auto_submitted_no_is_a_person_writing(db: Session) -> None:
@@ -94,9 +153,11 @@ def test_our_own_message_coming_back_is_ignored(db: Session, mail_dir: Path) -> 
     ack = next(m for m in messages(mail_dir) if m["To"] == SENDER)
     before = counts(db)
     outcome = take_message(db, ack.as_bytes())
-    assert (outcome.action, outcome.reason) == ("ignored", "own_mail")
+    assert (outcome.action, outcome.reason) == ("set_aside", "own_mail")
     assert counts(db) == before
     assert req.status.value == "new"
+    [trace] = db.scalars(select(InboundSetAside)).all()
+    assert trace.reason.value == "own_mail" and trace.request_id == req.id
 
 
 def _request_with_sent_message(db: Session, message_id: str, kind: MessageKind) -> IntakeRequest:
@@ -151,8 +212,10 @@ def test_a_delivery_report_lands_on_its_request_and_flags_the_address(db: Sessio
 def test_a_delivery_report_for_a_message_we_never_sent_is_ignored(db: Session) -> None:
     before = counts(db)
     outcome = take_message(db, fixture("dsn_postfix.eml"))
-    assert (outcome.action, outcome.reason) == ("ignored", "delivery_report_unmatched")
+    assert (outcome.action, outcome.reason) == ("set_aside", "delivery_report_unmatched")
     assert counts(db) == before
+    [trace] = db.scalars(select(InboundSetAside)).all()
+    assert trace.reason.value == "delivery_report_unmatched" and trace.request_id is None
 
 
 def test_a_bounced_first_response_stops_counting_and_the_responder_is_told(

@@ -91,5 +91,5 @@ def test_a_message_posted_twice_opens_one_request(
     ooo = client.post(  # type: ignore[attr-defined]
         URL, content=fixture("out_of_office_exchange.eml"), headers=headers
     )
-    assert ooo.json() == {"action": "ignored", "reason": "auto_reply"}
+    assert ooo.json() == {"action": "set_aside", "reason": "auto_reply"}
     assert requests_count(db) == 1

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.core.errors import FieldProblem, NotAuthenticated, NotFound, Unprocessable
+from app.core.errors import Conflict, FieldProblem, NotAuthenticated, NotFound, Unprocessable
 
 
 class InvalidMessage(Unprocessable):
@@ -30,3 +30,24 @@ class InvalidTriage(Unprocessable):
 
 class AttachmentNotFound(NotFound):
     code = "attachment_not_found"
+
+
+class InvalidSetAsideParameter(Unprocessable):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(
+            f"Please correct: {field}: {message}",
+            fields=[FieldProblem(field=field, message=message)],
+        )
+
+
+class SetAsideNotFound(NotFound):
+    code = "set_aside_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("No such message set aside (it may have passed its retention period).")
+
+
+class SetAsideNotOpenable(Conflict):
+    """Opened already, our own mail, unreadable, or too large to have been kept."""
+
+    code = "set_aside_not_openable"

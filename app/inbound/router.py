@@ -8,6 +8,9 @@
   countries and language; it is routed then.
 - ``GET /api/v1/cases/{reference}/attachments/{document_id}``: an attachment that arrived by
   e-mail, decrypted (staff, admins, the expert who accepted the request; others 404).
+- ``GET /api/v1/inbound/set-aside`` (staff, admin): the mail set aside (auto-replies, list mail,
+  bounces, read receipts, ...), newest first, with why; ``POST .../{set_aside_id}/open`` takes
+  one as a person's message after all (a request, or a reply on its request).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from app.accounts.deps import CurrentUser, RequireStaff
 from app.core.deps import SessionDep
@@ -23,10 +26,18 @@ from app.core.errors import AppError, error_responses
 from app.core.security import constant_time_equals
 from app.core.settings import get_settings
 from app.core.validation import SafeStr
-from app.inbound import service
+from app.inbound import service, set_aside
 from app.inbound.errors import WebhookUnauthorized
-from app.inbound.schemas import TakenOut, TriageIn, TriageOut
+from app.inbound.schemas import (
+    OpenedOut,
+    SetAsideListOut,
+    SetAsideOut,
+    TakenOut,
+    TriageIn,
+    TriageOut,
+)
 from app.intake import service as intake
+from app.models import SetAsideReason
 from app.sla import service as sla
 from app.sla.errors import CaseNotFound
 
@@ -40,6 +51,7 @@ DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 webhook_router = APIRouter(tags=["webhooks"])
 triage_router = APIRouter(prefix="/api/v1/cases", tags=["inbound e-mail"])
+set_aside_router = APIRouter(prefix="/api/v1/inbound", tags=["inbound e-mail"])
 
 
 class MessageTooLarge(AppError):
@@ -134,3 +146,40 @@ def download_attachment(
             "Cache-Control": "no-store",
         },
     )
+
+
+@set_aside_router.get(
+    "/set-aside",
+    response_model=SetAsideListOut,
+    responses=error_responses(401, 403, 422),
+    summary="Mail set aside (auto-replies, list mail, bounces, read receipts, ...), with why",
+    description="Newest first. The sender is masked (first letter and domain); each entry is "
+    "deleted `INTAKE_INBOUND_SET_ASIDE_DAYS` after it arrived.",
+)
+def list_set_aside(
+    _user: RequireStaff,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    reason: SetAsideReason | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> SetAsideListOut:
+    found = set_aside.listing(session, limit=limit, reason=reason, cursor=cursor)
+    return SetAsideListOut(
+        items=[SetAsideOut.model_validate(item, from_attributes=True) for item in found.items],
+        next_cursor=found.next_cursor,
+        retention_days=found.retention_days,
+    )
+
+
+@set_aside_router.post(
+    "/set-aside/{set_aside_id}/open",
+    response_model=OpenedOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+    summary="Take a set-aside message as a person's mail: a new request, or a reply on its own",
+    description="From its encrypted copy. A new request's clock runs from when the mailbox "
+    "received the message; no acknowledgement is sent. `409` when it was opened already, is "
+    "our own mail, or no copy was kept.",
+)
+def open_set_aside(set_aside_id: uuid.UUID, user: RequireStaff, session: SessionDep) -> OpenedOut:
+    outcome = service.open_set_aside(session, set_aside_id, user)
+    return OpenedOut(action=outcome.action, reference=outcome.reference or "")

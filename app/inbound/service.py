@@ -1,15 +1,25 @@
 """Inbound e-mail: one way in for both the IMAP poller and the webhook (``take_message``).
 
 A message is, in this order:
-- a duplicate (its Message-ID is stored already: taken before, or our own mail) - nothing;
+- a duplicate (its Message-ID is stored already as taken, or it was set aside before) - nothing;
+- our own mail coming back (a Message-ID the service sent) - set aside;
 - a delivery-status report - attached to the request of the message it reports on (``dsn``);
-- an auto-reply, a list message, a bounce or our own mail - ignored, never answered (``hygiene``);
+  one about mail we never sent is set aside;
+- an auto-reply, list mail, a read receipt, a bounce, our own mail or a loop (``hygiene``) - set
+  aside: never a request, never answered, never counted on a request's clock; a trace for staff
+  (``set_aside``), linked to the request whose thread it answers;
 - a reply on a request (``threading``) - a ``RequestMessage(inbound, requester)`` and a history
   row; the clock is neither restarted nor stopped;
 - else a new request with ``source = email``: country and language unknown, so it waits in
   triage (not routed) and on-duty staff are alerted; the clock starts when the mailbox received
   it. The sender gets an acknowledgement (capped per sender per day) that lists the attachments
-  that were left out.
+  that were left out, unless the message asks for no automatic answer
+  (``hygiene.ack_suppression``: ``X-Auto-Response-Suppress: All``): then the request opens and
+  its clock runs, and the history says why nothing was sent.
+
+What the IMAP poller reads that is not an e-mail at all is set aside as ``unreadable`` (the
+webhook answers 422 instead, so the provider knows). Staff can open a set-aside message as a
+request (``open_set_aside``).
 
 Everything personal (address, name, subject, body, attachment names) is encrypted with the
 request's data key; attachments are stored through ``app.documents`` already encrypted.
@@ -18,6 +28,7 @@ request's data key; attachments are stored through ``app.documents`` already enc
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -30,14 +41,21 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit
 from app.core.security import REQUESTER_TOKEN_PREFIX, hash_token, new_token
 from app.core.settings import get_settings
 from app.core.time import now
 from app.documents import service as documents
 from app.experts import flows as expert_flows
 from app.experts.assignments import on_duty_staff
-from app.inbound import dsn, hygiene, parsing, threading
-from app.inbound.errors import AttachmentNotFound, InvalidTriage
+from app.inbound import dsn, hygiene, parsing, set_aside, threading
+from app.inbound.errors import (
+    AttachmentNotFound,
+    InvalidMessage,
+    InvalidTriage,
+    SetAsideNotFound,
+    SetAsideNotOpenable,
+)
 from app.inbound.outbound import SEAL_KIND
 from app.intake import keys
 from app.intake import service as intake
@@ -50,6 +68,7 @@ from app.models import (
     DocumentKind,
     FlaggedAddress,
     InboundAckCount,
+    InboundSetAside,
     IntakeRequest,
     MessageDirection,
     MessageKind,
@@ -58,6 +77,7 @@ from app.models import (
     RequestMessage,
     RequestSource,
     RequestStatus,
+    SetAsideReason,
     User,
 )
 from app.outbox import service as outbox
@@ -78,7 +98,7 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 @dataclass(frozen=True)
 class Outcome:
-    #: created | follow_up | reply | delivery_report | ignored | duplicate
+    #: created | follow_up | reply | delivery_report | set_aside | duplicate
     action: str
     reference: str | None = None
     reason: str | None = None
@@ -92,35 +112,46 @@ def take_message(
     (IMAP INTERNALDATE); the topmost ``Received`` header wins over it, ``Date`` comes after.
     Safe to call twice with the same message: the second call is a ``duplicate``."""
     settings = get_settings()
-    parsed = parsing.parse(
-        raw,
-        max_attachment_bytes=settings.document_max_bytes,
-        max_message_bytes=settings.inbound_max_message_bytes,
-    )
+    try:
+        parsed = parsing.parse(
+            raw,
+            max_attachment_bytes=settings.document_max_bytes,
+            max_message_bytes=settings.inbound_max_message_bytes,
+        )
+    except InvalidMessage as exc:
+        if via == "webhook":
+            raise  # 422: the provider sees it was refused
+        return _unreadable(session, raw, received_at, via, exc)
     stored = session.scalar(
         select(RequestMessage.direction).where(RequestMessage.message_id == parsed.message_id)
     )
-    if stored is not None:
-        reason = "own_mail" if stored == MessageDirection.outbound else "taken_before"
-        log.info("inbound_duplicate", via=via, reason=reason)
-        return Outcome("ignored" if reason == "own_mail" else "duplicate", reason=reason)
-    verdict = hygiene.classify(parsed.msg, parsed.sender, settings, sent_by_us=False)
+    if stored == MessageDirection.inbound:
+        log.info("inbound_duplicate", via=via, reason="taken_before")
+        return Outcome("duplicate", reason="taken_before")
+    if set_aside.exists(session, parsed.message_id):
+        log.info("inbound_duplicate", via=via, reason="set_aside_before")
+        return Outcome("duplicate", reason="set_aside_before")
+    verdict = hygiene.classify(
+        parsed.msg, parsed.sender, settings, sent_by_us=stored == MessageDirection.outbound
+    )
     at = clock_start(parsed, received_at)
     try:
         with session.begin_nested():
             if verdict.verdict == hygiene.Verdict.delivery_report:
-                outcome = _delivery_report(session, parsed, at)
-            elif verdict.ignored:
-                outcome = Outcome("ignored", reason=verdict.verdict.value)
+                outcome = _delivery_report(session, parsed, raw, at, via)
+            elif verdict.set_aside:
+                outcome = _set_aside(session, parsed, raw, verdict, at, via)
             else:
-                outcome = _take(session, parsed, at, via)
+                outcome = _take(
+                    session, parsed, at, via, no_ack=hygiene.ack_suppression(parsed.msg)
+                )
     except IntegrityError:
         # The same message taken at the same moment by another process: it won. Anything
         # else is a real failure (the caller must not mark the message as taken).
         winner = session.scalar(
             select(RequestMessage.id).where(RequestMessage.message_id == parsed.message_id)
         )
-        if winner is None:
+        if winner is None and not set_aside.exists(session, parsed.message_id):
             raise
         log.info("inbound_duplicate", via=via, reason="concurrent")
         return Outcome("duplicate", reason="taken_concurrently")
@@ -145,16 +176,118 @@ def clock_start(parsed: parsing.Parsed, received_at: dt.datetime | None) -> dt.d
 # A message from a person -------------------------------------------------------------------
 
 
-def _take(session: Session, parsed: parsing.Parsed, at: dt.datetime, via: str) -> Outcome:
+def _take(
+    session: Session,
+    parsed: parsing.Parsed,
+    at: dt.datetime,
+    via: str,
+    *,
+    no_ack: str | None = None,
+) -> Outcome:
+    """A person's message. ``no_ack``: why a new request gets no acknowledgement, if so."""
     assert parsed.sender is not None
     lookup = keys.email_lookup(session, parsed.sender)
     match = threading.find(
         session, thread_ids=parsed.thread_ids, subject=parsed.subject, sender_lookup=lookup
     )
     if match.request is not None and match.how in ("headers", "subject"):
-        return _reply(session, match.request, parsed, lookup, at, via, match.how)
+        return _reply(session, match.request, parsed, lookup, at, via, match.how, no_ack=no_ack)
     follow_up_of = match.request if match.how == "follow_up" else None
-    return _new_request(session, parsed, lookup, at, via, follow_up_of)
+    return _new_request(session, parsed, lookup, at, via, follow_up_of, no_ack=no_ack)
+
+
+# Mail that is not a person writing ------------------------------------------------------------
+
+
+def _set_aside(
+    session: Session,
+    parsed: parsing.Parsed,
+    raw: bytes,
+    verdict: hygiene.Classification,
+    at: dt.datetime,
+    via: str,
+) -> Outcome:
+    """Keep a trace (and an encrypted copy) instead of a request; an answer to one of our
+    threads is linked to that request, never taken as its requester's message."""
+    lookup = keys.email_lookup(session, parsed.sender) if parsed.sender else None
+    linked = None
+    if lookup is not None:
+        match = threading.find(
+            session, thread_ids=parsed.thread_ids, subject=parsed.subject, sender_lookup=lookup
+        )
+        if match.how in ("headers", "subject") and match.request is not None:
+            # An erased request keeps nothing of its sender: no link to it either.
+            linked = match.request if match.request.data_key_enc is not None else None
+    _record(
+        session,
+        parsed,
+        raw,
+        SetAsideReason(verdict.verdict.value),
+        verdict.reason,
+        at,
+        via,
+        lookup=lookup,
+        linked=linked,
+    )
+    return Outcome(
+        "set_aside",
+        reference=linked.reference if linked is not None else None,
+        reason=verdict.verdict.value,
+        message_id=parsed.message_id,
+    )
+
+
+def _record(
+    session: Session,
+    parsed: parsing.Parsed,
+    raw: bytes,
+    reason: SetAsideReason,
+    detail: str,
+    at: dt.datetime,
+    via: str,
+    *,
+    lookup: str | None,
+    linked: IntakeRequest | None = None,
+) -> InboundSetAside:
+    return set_aside.record(
+        session,
+        raw=raw,
+        message_id=parsed.message_id,
+        reason=reason,
+        detail=detail,
+        received_at=at,
+        via=via,
+        sender=parsed.sender,
+        sender_name=parsed.sender_name,
+        subject=parsed.subject,
+        date_at=parsed.date_at,
+        sender_lookup=lookup,
+        request=linked,
+    )
+
+
+def _unreadable(
+    session: Session, raw: bytes, received_at: dt.datetime | None, via: str, exc: InvalidMessage
+) -> Outcome:
+    """Something the poller read that is not an e-mail: a trace, so it is not lost silently
+    (the mailbox keeps the original)."""
+    message_id = f"sha256-{hashlib.sha256(raw).hexdigest()}@inbound.invalid"
+    if set_aside.exists(session, message_id):
+        return Outcome("duplicate", reason="set_aside_before")
+    detail = exc.fields[0].message if exc.fields else "not an e-mail"
+    set_aside.record(
+        session,
+        raw=raw,
+        message_id=message_id,
+        reason=SetAsideReason.unreadable,
+        detail=detail,
+        received_at=min(received_at or now(), now()),
+        via=via,
+        sender=None,
+        keep_raw=False,
+    )
+    log.warning("inbound_unreadable", via=via, size=len(raw))
+    return Outcome("set_aside", reason=SetAsideReason.unreadable.value)
 
 
 def _store_attachments(
@@ -233,11 +366,13 @@ def _reply(
     at: dt.datetime,
     via: str,
     how: str,
+    *,
+    no_ack: str | None = None,
 ) -> Outcome:
     """The requester wrote again: shown on the case; the clock is left alone."""
     dk = keys.data_key(req)
     if dk is None:  # erased: keep nothing personal, open a fresh request instead
-        return _new_request(session, parsed, lookup, at, via, None)
+        return _new_request(session, parsed, lookup, at, via, None, no_ack=no_ack)
     data = _person_data(session, req, dk, parsed)
     row = _message_row(session, req, dk, parsed, lookup, at, MessageKind.requester, data)
     intake.add_history(
@@ -273,6 +408,8 @@ def _new_request(
     at: dt.datetime,
     via: str,
     follow_up_of: IntakeRequest | None,
+    *,
+    no_ack: str | None = None,
 ) -> Outcome:
     settings = get_settings()
     current = now()
@@ -347,7 +484,19 @@ def _new_request(
         )
     data = _person_data(session, req, dk, parsed)
     row = _message_row(session, req, dk, parsed, lookup, at, MessageKind.requester, data)
-    _acknowledge(session, req, lookup, row, current)
+    if no_ack is None:
+        _acknowledge(session, req, lookup, row, current)
+    else:
+        # The sender asked for no automatic answer (or staff opened it by hand): the request
+        # opens and its clock runs; a person answers.
+        intake.add_history(
+            session,
+            req,
+            actor="system",
+            action="ack_suppressed",
+            details={"reason": no_ack},
+            at=current,
+        )
     expert_flows.request_submitted(session, req)  # e-mailed requests are not routed here
     sla_scheduling.schedule(session, req)
     _alert_triage(session, req)
@@ -416,7 +565,9 @@ def _alert_triage(session: Session, req: IntakeRequest) -> int:
 # Delivery-status reports -------------------------------------------------------------------
 
 
-def _delivery_report(session: Session, parsed: parsing.Parsed, at: dt.datetime) -> Outcome:
+def _delivery_report(
+    session: Session, parsed: parsing.Parsed, raw: bytes, at: dt.datetime, via: str
+) -> Outcome:
     report = dsn.read(parsed.msg)
     original_id = report.original_message_id
     original = (
@@ -424,11 +575,16 @@ def _delivery_report(session: Session, parsed: parsing.Parsed, at: dt.datetime) 
         if original_id
         else None
     )
-    if original is None or original.direction != MessageDirection.outbound:
-        return Outcome("ignored", reason="delivery_report_unmatched")
-    req = session.get(IntakeRequest, original.request_id)
-    if req is None:  # pragma: no cover - restricted by the foreign key
-        return Outcome("ignored", reason="delivery_report_unmatched")
+    req = (
+        session.get(IntakeRequest, original.request_id)
+        if original is not None and original.direction == MessageDirection.outbound
+        else None
+    )
+    if original is None or req is None:
+        reason = SetAsideReason.delivery_report_unmatched
+        detail = "report-type=delivery-status about a message the service did not send"
+        _record(session, parsed, raw, reason, detail, at, via, lookup=None)
+        return Outcome("set_aside", reason=reason.value, message_id=parsed.message_id)
     dk = keys.data_key(req)
     data = {
         "recipients": [r.__dict__ for r in report.recipients],
@@ -499,6 +655,66 @@ def _reply_bounced(session: Session, req: IntakeRequest, original: RequestMessag
             {"request_id": str(req.id), "user_id": str(author), "message_row_id": original.id},
             dedup_key=f"{BOUNCE_NOTICE_KIND}:{original.id}",
         )
+
+
+# Opening a set-aside message ---------------------------------------------------------------
+
+OPENED_BY_STAFF = "opened by staff from mail set aside"
+
+
+def open_set_aside(session: Session, set_aside_id: uuid.UUID, by_user: User) -> Outcome:
+    """Staff judged a set-aside message to be a person's: take it as one, from its encrypted
+    copy. It threads onto its request like any reply, or opens a request whose clock runs from
+    when the mailbox received it (the wait was real); no acknowledgement goes out, since staff
+    are answering it. The copy is dropped (the request holds it now, under its own key)."""
+    row = session.get(InboundSetAside, set_aside_id, with_for_update=True)
+    if row is None:
+        raise SetAsideNotFound()
+    if row.opened_at is not None:
+        raise SetAsideNotOpenable("It was opened already.")
+    if row.reason in (SetAsideReason.own_mail, SetAsideReason.unreadable):
+        raise SetAsideNotOpenable(f"A message set aside as {row.reason.value} cannot be opened.")
+    raw = set_aside.reveal_raw(row)
+    if raw is None:
+        raise SetAsideNotOpenable(
+            "No copy of it was kept (too large), or it can no longer be read."
+        )
+    settings = get_settings()
+    parsed = parsing.parse(
+        raw,
+        max_attachment_bytes=settings.document_max_bytes,
+        max_message_bytes=settings.inbound_max_message_bytes,
+    )
+    taken = session.scalar(
+        select(RequestMessage.id).where(RequestMessage.message_id == parsed.message_id)
+    )
+    if taken is not None:
+        raise SetAsideNotOpenable("The same message was taken on a request already.")
+    outcome = _take(session, parsed, row.received_at, "set_aside", no_ack=OPENED_BY_STAFF)
+    req = intake.get_by_reference(session, outcome.reference or "")
+    assert req is not None
+    intake.add_history(
+        session,
+        req,
+        actor=f"user:{by_user.id}",
+        action="opened_from_set_aside",
+        details={"set_aside_id": str(row.id), "reason": row.reason.value},
+    )
+    row.opened_at = now()
+    row.opened_by = by_user.id
+    row.request_id = req.id
+    row.raw_enc = None
+    session.flush()
+    audit.record(
+        session,
+        action="inbound.set_aside.open",
+        actor=str(by_user.id),
+        actor_role=by_user.role.value,
+        target=str(row.id),
+        details={"reason": row.reason.value, "reference": req.reference, "as": outcome.action},
+    )
+    log.info("inbound_set_aside_opened", reference=req.reference, action=outcome.action)
+    return outcome
 
 
 # Triage ------------------------------------------------------------------------------------

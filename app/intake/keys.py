@@ -8,7 +8,8 @@
   derived from the master key, so rotating the master key re-wraps it and every stored hash
   stays valid.
 - ``rotate_master_key`` re-wraps every key wrapped by an older master key (request data keys,
-  the look-up key, users' TOTP secrets, account link tokens) under the current one.
+  the look-up key, users' TOTP secrets, account link tokens, keys of mail set aside) under the
+  current one.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 from app.core import crypto
 from app.core.database import after_commit
 from app.core.time import now
-from app.models import AccountToken, IntakeRequest, SecretKey, User
+from app.models import AccountToken, InboundSetAside, IntakeRequest, SecretKey, User
 
 LOOKUP_KEY_NAME = "email_lookup"
 
@@ -134,6 +135,7 @@ class RotationReport:
     secret_keys: int = 0
     totp_secrets: int = 0
     account_tokens: int = 0
+    set_aside_keys: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -183,5 +185,14 @@ def rotate_master_key(session: Session, *, batch: int = 500) -> RotationReport:
     ).all():
         tok.token_key_id, tok.token_enc = _rewrap(tok.token_key_id, tok.token_enc, b"account_token")
         report.account_tokens += 1
+
+    # Mail set aside: one data key per row, the row id in the associated data (app/inbound).
+    for kept in session.scalars(
+        select(InboundSetAside).where(InboundSetAside.data_key_id != current)
+    ).all():
+        kept.data_key_id, kept.data_key_enc = _rewrap(
+            kept.data_key_id, kept.data_key_enc, f"set_aside_dk:{kept.id}".encode()
+        )
+        report.set_aside_keys += 1
     session.flush()
     return report

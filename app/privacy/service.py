@@ -7,8 +7,9 @@ the person: ``requests.pii_enc``/``token_enc``/``email_lookup``, ``request_histo
 ``request_contacts.note_enc``, ``request_messages.data_enc`` (and inbound Message-IDs),
 ``request_notes.body_enc``, ``idempotency_records`` (deleted), documents attached to the request
 (rows and files), consultations' meeting links and passwords, the outbox rows' ``last_error``
-(an SMTP refusal can quote an address; pending rows are cancelled), and the ``.eml`` copies
-under ``var/mail/``. What stays: dates, status, country, region, SLA figures, counts, and the
+(an SMTP refusal can quote an address; pending rows are cancelled), mail set aside on its
+threads or from its address (``inbound_set_aside``, deleted), and the ``.eml`` copies under
+``var/mail/``. What stays: dates, status, country, region, SLA figures, counts, and the
 link token's hash, so the requester's link answers "erased" instead of a 500.
 
 On SQLite, ``PRAGMA secure_delete`` is on for the erasing transaction (freed bytes are zeroed)
@@ -37,6 +38,7 @@ from app.audit import service as audit
 from app.core import database
 from app.core.settings import get_settings
 from app.core.time import now
+from app.inbound import set_aside
 from app.intake import keys
 from app.intake import service as intake
 from app.intake import throttle as submission_limit
@@ -425,6 +427,8 @@ def erase_request(
     ]
     current = now()
     rid = req.id
+    # Mail set aside on the request's threads or from its address (before the look-up goes).
+    counts["set_aside_mail"] = set_aside.erase_for(session, rid, req.email_lookup)
 
     def count(name: str, result: Any) -> None:
         counts[name] = int(getattr(result, "rowcount", 0) or 0)
@@ -568,8 +572,9 @@ def due_for_retention(session: Session, current: dt.datetime, *, limit: int) -> 
 
 
 def run_retention(session: Session, current: dt.datetime | None = None) -> dict[str, int]:
-    """Erase every request past its retention period (never an open one); one audit row with
-    the counts. Returns ``{"erased", "ended", "closed"}``."""
+    """Erase every request past its retention period (never an open one), delete mail set aside
+    past ``INTAKE_INBOUND_SET_ASIDE_DAYS``; one audit row with the counts. Returns
+    ``{"erased", "ended", "closed"}``."""
     current = current or now()
     counts = {"erased": 0, "ended": 0, "closed": 0}
     needles: list[str] = []
@@ -590,6 +595,7 @@ def run_retention(session: Session, current: dt.datetime | None = None) -> dict[
     # Throttle counts outlive their use otherwise (keyed hashes, but still a trace of who tried).
     purged = submission_limit.purge_ended_windows(session, current)
     purged += sign_in_throttle.purge_forgotten(session, current)
+    set_aside_purged = set_aside.purge(session, current)
     settings = get_settings()
     audit.record(
         session,
@@ -600,9 +606,13 @@ def run_retention(session: Session, current: dt.datetime | None = None) -> dict[
             **counts,
             "ended_days": settings.retention_ended_days,
             "closed_days": settings.retention_closed_days,
+            "set_aside_purged": set_aside_purged,
+            "set_aside_days": settings.inbound_set_aside_days,
         },
     )
-    log.info("retention_run", **counts, throttle_counts_purged=purged)
+    log.info(
+        "retention_run", **counts, throttle_counts_purged=purged, set_aside_purged=set_aside_purged
+    )
     return counts
 
 
