@@ -169,30 +169,40 @@ class Browser:
 async def staff_member(
     client: httpx.AsyncClient, email: str, stop: asyncio.Event, figures: Figures, rng: random.Random
 ) -> None:
+    """Signs in, then refreshes the queue and opens a case from it until the end. A timeout or
+    a dropped connection is a failed request, counted, not the end of the run."""
     browser = Browser(client)
-    form, _ = await browser.request("GET", "/staff/sign-in")
-    hidden = dict(HIDDEN.findall(form.text))
-    data = {**hidden, "email": email, "password": PASSWORD}
-    figures.sign_in_window.append(time.perf_counter())
-    resp, ms = await browser.request("POST", "/staff/sign-in", data=data)
-    figures.sign_in_window.append(time.perf_counter())
+    try:
+        form, _ = await browser.request("GET", "/staff/sign-in")
+        hidden = dict(HIDDEN.findall(form.text))
+        data = {**hidden, "email": email, "password": PASSWORD}
+        figures.sign_in_window.append(time.perf_counter())
+        resp, ms = await browser.request("POST", "/staff/sign-in", data=data)
+        figures.sign_in_window.append(time.perf_counter())
+    except httpx.TransportError:
+        figures.error("sign_in")
+        return
     if resp.status_code != 303:
         figures.error("sign_in")
         return
     figures.sign_in.append(ms)
     while not stop.is_set():
-        resp, ms = await browser.request("GET", "/staff/queue")
-        if resp.status_code != 200:
+        page: httpx.Response | None = None
+        with contextlib.suppress(httpx.TransportError):
+            page, ms = await browser.request("GET", "/staff/queue")
+        if page is None or page.status_code != 200:
             figures.error("queue")
             await asyncio.sleep(1.0)
             continue
         figures.queue.append(ms)
-        refs = CASE_LINK.findall(resp.text)
+        refs = CASE_LINK.findall(page.text)
         await asyncio.sleep(rng.uniform(0.5, 1.5))
         if stop.is_set() or not refs:
             break
-        resp, ms = await browser.request("GET", f"/staff/cases/{rng.choice(refs)}")
-        if resp.status_code == 200:
+        page = None
+        with contextlib.suppress(httpx.TransportError):
+            page, ms = await browser.request("GET", f"/staff/cases/{rng.choice(refs)}")
+        if page is not None and page.status_code == 200:
             figures.case.append(ms)
         else:
             figures.error("case")

@@ -21,6 +21,8 @@ import jinja2
 from babel import Locale
 from babel.support import Translations
 
+from app.web import bidi
+
 LOCALE_DIR = Path(__file__).parent / "locale"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 DEFAULT = "en"
@@ -94,6 +96,7 @@ def environment(lang: str) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(bidi.FILTERS)
     return env
 
 

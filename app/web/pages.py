@@ -6,7 +6,10 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 
+from app.web import bidi
+
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters.update(bidi.FILTERS)
 
 # No framing, no third-party anything, no referrer: these pages carry one-time tokens.
 SECURITY_HEADERS = {
