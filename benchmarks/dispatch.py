@@ -34,9 +34,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import ROOT, emit, free_port, fresh_database, percentile, redis_server
+from benchmarks._harness import emit, free_port, fresh_database, percentile, redis_server
 
-CLI = ROOT / ".venv" / "bin" / "asylum-intake"
+#: The console script of the environment running the benchmark (wherever that is installed),
+#: not a ``.venv/`` that may not exist or may hold another version.
+CLI = Path(sys.executable).parent / "asylum-intake"
 SINK_SECONDS_PER_MESSAGE = 0.02
 
 
@@ -291,6 +293,8 @@ def main() -> None:
         help="how long the SMTP sink takes per message (a slow relay: e.g. 200)",
     )
     args = parser.parse_args()
+    if not CLI.exists():
+        parser.error(f"{CLI} not found: install the project into this interpreter's environment")
     base = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
     started = time.monotonic()
     figures: dict[str, Any] = {

@@ -110,7 +110,12 @@ class Settings(BaseSettings):
         description="Sent rows are recorded together, this many per commit: a worker killed "
         "in between sends at most this many again (per pool process).",
     )
-    outbox_lease_seconds: int = Field(120, ge=5)
+    outbox_lease_seconds: int = Field(
+        15,
+        ge=5,
+        description="How long a claim holds without renewal; the pump renews it while it "
+        "works, so a killed worker's rows come back about this long after it died.",
+    )
     outbox_max_attempts: int = Field(8, ge=1, le=50)
     outbox_backoff_base_seconds: float = Field(10.0, gt=0)
     outbox_backoff_max_seconds: float = Field(1800.0, gt=0)

@@ -4,6 +4,11 @@
 - ``claim`` takes due rows (and rows whose lease ran out: a crashed worker's) in one statement:
   ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the transaction is BEGIN IMMEDIATE, so a
   single UPDATE ... RETURNING cannot race.
+- The lease is short (``INTAKE_OUTBOX_LEASE_SECONDS``) and the pump renews it
+  (``renew_leases``) while it works through a batch, so a killed worker's rows come back
+  seconds after its last renewal while a live worker keeps its own. The group being delivered
+  is row-locked (``lock_claimed``) until its commit, so a lease that runs out during a slow
+  send never hands that group to another worker: claimers skip locked rows.
 - ``deliver`` runs one row's handler in its own transaction; failure schedules a retry with
   exponential backoff and jitter, and the last failure dead-letters the row.
 
@@ -161,6 +166,35 @@ def claim_rows(session: Session, *, worker: str, limit: int) -> list[OutboxMessa
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     return sorted(session.scalars(stmt).all(), key=lambda row: (row.due_at, row.id))
+
+
+def renew_leases(session: Session, rows: Sequence[OutboxMessage], *, worker: str) -> int:
+    """Give ``rows`` that ``worker`` still holds a fresh lease (one statement); returns how
+    many. A row locked by someone else (another worker claiming it after its lease ran out,
+    an erasure cancelling it) is skipped rather than waited for: renewing never blocks, and
+    ``lock_claimed`` drops a row that is no longer ours anyway."""
+    if not rows:
+        return 0
+    current = now()
+    mine = select(OutboxMessage.id).where(
+        OutboxMessage.id.in_([row.id for row in rows]),
+        OutboxMessage.status == OutboxStatus.claimed,
+        OutboxMessage.claimed_by == worker,
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        mine = mine.with_for_update(skip_locked=True)
+    lease = current + dt.timedelta(seconds=get_settings().outbox_lease_seconds)
+    renewed = session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(mine.scalar_subquery()))
+        .values(lease_until=lease)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    by_id = {row.id: row for row in rows}
+    for row_id in renewed:
+        set_committed_value(by_id[row_id], "lease_until", lease)
+    return len(renewed)
 
 
 def backoff_seconds(attempts: int) -> float:
