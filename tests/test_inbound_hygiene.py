@@ -131,16 +131,32 @@ def test_machine_mail_never_opens_a_request_nor_gets_an_answer(
 
 
 @pytest.mark.parametrize(
-    "raw",
+    ("machine", "person", "reason"),
     [
-        lambda: with_headers(plain(), *hops(25)),
-        lambda: plain(subject="Re: Automatic reply: Expert report"),
-        lambda: plain(subject="Reply to the automatic reply you sent"),
+        (
+            lambda: with_headers(plain(), *hops(26)),
+            lambda: with_headers(plain(), *hops(25)),
+            "loop",
+        ),
+        (
+            lambda: plain(subject="Automatic reply: Expert report"),
+            lambda: plain(subject="Re: Automatic reply: Expert report"),
+            "auto_reply",
+        ),
+        (
+            lambda: plain(subject="Out of office: until Monday"),
+            lambda: plain(subject="I will be out of office: please call"),
+            "auto_reply",
+        ),
     ],
-    ids=["25-received-hops", "a-person-answering-an-auto-reply", "auto-reply-words-later"],
+    ids=["25-hops-is-a-person", "a-person-answering-an-auto-reply", "words-later-in-the-subject"],
 )
-def test_mail_near_the_machine_marks_is_still_a_person_writing(db: Session, raw: object) -> None:
-    assert take_message(db, raw()).action == "created"  # type: ignore[operator]
+def test_the_marks_of_a_machine_stop_short_of_a_person_writing(
+    db: Session, machine: object, person: object, reason: str
+) -> None:
+    set_aside = take_message(db, machine())  # type: ignore[operator]
+    assert (set_aside.action, set_aside.reason) == ("set_aside", reason)
+    assert take_message(db, person()).action == "created"  # type: ignore[operator]
 
 
 def test_auto_submitted_no_is_a_person_writing(db: Session) -> None:

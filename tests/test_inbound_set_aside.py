@@ -474,18 +474,19 @@ def test_opening_an_auto_reply_on_a_thread_adds_it_to_its_request(
 
 
 @pytest.mark.parametrize(
-    ("make", "status"),
+    ("set_aside_id", "status", "code"),
     [
-        (lambda db: uuid.uuid4(), 404),
-        (lambda db: "not-a-uuid", 422),
+        (str(uuid.uuid4()), 404, "set_aside_not_found"),
+        ("not-a-uuid", 422, "validation_error"),
     ],
     ids=["unknown", "not-a-uuid"],
 )
 def test_opening_what_does_not_exist_is_refused(
-    client: Any, db: Session, make: Any, status: int
+    client: Any, db: Session, set_aside_id: str, status: int, code: str
 ) -> None:
     headers = login(client, create_user(db, role=Role.staff))
-    assert _open(client, headers, make(db)).status_code == status
+    resp = _open(client, headers, set_aside_id)
+    assert (resp.status_code, resp.json()["error"]["code"]) == (status, code)
 
 
 def test_our_own_mail_set_aside_cannot_be_opened(client: Any, db: Session) -> None:
