@@ -496,7 +496,7 @@ def test_the_case_page_shows_who_else_has_it_open_and_who_is_replying(
     ) as other:
         signed_in(other, create_user(db, role=Role.staff, display_name="Omar Staff"))
         page = other.get(url).text
-        assert "Also on this case now" in page and "Nadia Staff (staff, viewing)" in page
+        assert "Also on this case now" in page and "<bdi>Nadia Staff</bdi> (staff, viewing)" in page
         beat = other.post(
             f"{url}/presence",
             data={**csrf(other, url), "activity": "replying"},
