@@ -13,10 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
+from app.core.time import now
 from app.experts import assignments
+from app.inbound import set_aside
 from app.intake import service as intake
 from app.main import create_app
 from app.models import Assignment, ExpertProfile, Role
+from app.models.inbound import SetAsideReason
 from app.web import bidi
 from tests.conftest import Clock
 from tests.experts_support import create_expert, submission, submit
@@ -140,3 +143,24 @@ def test_an_arabic_page_keeps_times_and_the_time_range_whole(
     assert '<span dir="ltr" id="booked-time">11:30\u201312:15</span>' in html
     assert '<span dir="ltr">(Europe/London, UTC+01:00)</span>' in html
     assert "<bdi>Dr [U+202E]Hours</bdi>" in html and RLO not in html
+
+
+def test_mail_set_aside_shows_an_overriding_subject_isolated_and_visible(
+    web: TestClient, db: Session
+) -> None:
+    set_aside.record(
+        db,
+        raw=b"Subject: x\r\n\r\nbody",
+        message_id=f"<bidi-{RLO}@example.org>",
+        reason=SetAsideReason.auto_reply,
+        detail="Auto-Submitted: auto-replied",
+        received_at=now(),
+        via="webhook",
+        sender="sender@example.org",
+        subject=f"Out of {RLO}office",
+    )
+    db.flush()
+    signed_in(web, create_user(db, role=Role.staff))
+    html = web.get("/staff/inbound/set-aside").text
+    assert "<bdi>Out of [U+202E]office</bdi>" in html
+    assert RLO not in html
