@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyotp
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts import throttle
 from app.accounts.errors import (
+    AccountThrottled,
     EmailTaken,
     InvalidCredentials,
     InvalidLink,
@@ -178,46 +181,119 @@ def login(
     ip: str | None,
     user_agent: str | None,
 ) -> LoginResult:
-    keys = throttle.keys_for(email.lower(), ip)
-    throttle.check(session, keys)
+    """Sign in with the password (and the second factor when it is on). Throttling (see
+    ``throttle``): the attempt is counted first; an address over its limits gets ``429`` with
+    nothing checked; an account over its limit from everywhere is still signed in with the
+    password and a valid code together (``AccountThrottled`` otherwise)."""
+    keys = throttle.keys_for(email, ip)
+    verdict = throttle.count_attempt(session, keys)
+    by_address = verdict.refused(keys.per_address)
+    if by_address is not None:
+        raise throttle.too_many(by_address, "from this address")
     user = get_user_by_email(session, email)
+    by_account = verdict.refused([keys.account])
+    if by_account is not None:
+        return _login_with_both_factors(
+            session, keys, by_account, user, password, totp_code, ip, user_agent
+        )
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
-        throttle.record_failure(session, keys)
         # Committed with the failure count (InvalidCredentials persists its changes).
-        audit.record(
-            session,
-            action="auth.login",
-            actor=str(user.id) if user is not None else "anonymous",
-            actor_role=user.role.value if user is not None else None,
-            outcome="denied",
-            status_code=401,
-            details={"reason": "password_or_account"},
-            address=ip,
-            user_agent=user_agent,
-        )
+        _failed(session, keys, user, "password_or_account", ip, user_agent)
         raise InvalidCredentials("E-mail or password is incorrect.")
     if user.totp_enabled:
         if not totp_code:
             # Not a failure: the client asks for the code and sends both again.
+            throttle.refund(session, keys)
             raise SecondFactorRequired(
                 "Enter the 6-digit code from your authenticator app (field totp_code)."
             )
-        if not _verify_totp(user, totp_code):
-            throttle.record_failure(session, keys)
-            audit.record(
-                session,
-                action="auth.login",
-                actor=str(user.id),
-                actor_role=user.role.value,
-                outcome="denied",
-                status_code=401,
-                details={"reason": "second_factor"},
-                address=ip,
-                user_agent=user_agent,
-            )
+        code_refused = _count_code(session, keys)
+        if code_refused is not None:
+            raise throttle.too_many(code_refused, "with a wrong code for this account")
+        if not _use_code(session, user, totp_code):
+            _failed(session, keys, user, "second_factor", ip, user_agent)
             raise InvalidCredentials("The 6-digit code is incorrect or was used already.")
-    throttle.clear(session, keys[0])
+    return _signed_in(session, keys, user, password, ip, user_agent)
+
+
+def _login_with_both_factors(
+    session: Session,
+    keys: throttle.Keys,
+    refusal: throttle.Refusal,
+    user: User | None,
+    password: str,
+    totp_code: str | None,
+    ip: str | None,
+    user_agent: str | None,
+) -> LoginResult:
+    """The account is over its limit: a valid second factor lifts it, the password alone is
+    never checked (guessing it from many addresses stays as slow as from one). Whatever was
+    wrong, the answer is the same, so it tells nothing about the password."""
+    wait = math.ceil(refusal.wait)
+    problem = AccountThrottled(
+        "Too many failed sign-in attempts for this account. Sign in with your password and the "
+        "6-digit code from your authenticator app, or reset your password by e-mail; "
+        f"otherwise try again in {wait} seconds.",
+        retry_after_seconds=wait,
+    )
+    if not totp_code:
+        raise problem
+    password_ok = verify_password(user.password_hash if user else None, password)
+    if (
+        not password_ok
+        or user is None
+        or not user.is_active
+        or not user.totp_enabled
+        or _count_code(session, keys) is not None
+        or not _use_code(session, user, totp_code)
+    ):
+        _failed(session, keys, user, "account_throttled", ip, user_agent, status_code=429)
+        raise problem
+    return _signed_in(session, keys, user, password, ip, user_agent)
+
+
+def _count_code(session: Session, keys: throttle.Keys) -> throttle.Refusal | None:
+    """Count a code given with the right password, before it is checked (account-wide, so
+    the six digits are not guessed from many addresses either); a refusal over the limit. Only
+    the right password counts here, so nobody without it can block the code."""
+    return throttle.count_code(session, keys)
+
+
+def _failed(
+    session: Session,
+    keys: throttle.Keys,
+    user: User | None,
+    reason: str,
+    ip: str | None,
+    user_agent: str | None,
+    *,
+    status_code: int = 401,
+) -> None:
+    """A checked attempt failed: counted for the address, recorded as denied."""
+    throttle.address_failed(session, keys)
+    audit.record(
+        session,
+        action="auth.login",
+        actor=str(user.id) if user is not None else "anonymous",
+        actor_role=user.role.value if user is not None else None,
+        outcome="denied",
+        status_code=status_code,
+        details={"reason": reason},
+        address=ip,
+        user_agent=user_agent,
+    )
+
+
+def _signed_in(
+    session: Session,
+    keys: throttle.Keys,
+    user: User,
+    password: str,
+    ip: str | None,
+    user_agent: str | None,
+) -> LoginResult:
+    throttle.signed_in(session, keys)
     if user.password_hash and password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     current = now()
@@ -378,6 +454,9 @@ def set_password_with_token(session: Session, token: str, password: str) -> User
         raise InvalidLink("This link is not valid any more. Ask for a new one.")
     row.used_at = now()
     _set_password(session, user, password)
+    # The link proves the mailbox: it lifts the account-wide lock (addresses keep their own).
+    keys = throttle.keys_for(user.email, None)
+    throttle.forget(session, [keys.account, keys.totp])
     return user
 
 
@@ -390,21 +469,40 @@ def _totp_secret(user: User) -> str | None:
     return crypto.decrypt_with_master(user.totp_key_id, user.totp_secret_enc, aad=b"totp").decode()
 
 
-def _verify_totp(user: User, code: str) -> bool:
+def _matching_step(user: User, code: str) -> int | None:
+    """The time-step whose code this is (one step of clock drift either way), or None."""
     secret = _totp_secret(user)
     if secret is None:
-        return False
+        return None
     totp = pyotp.TOTP(secret)
-    current = now()
-    step_now = int(current.timestamp()) // totp.interval
-    for drift in (0, -1, 1):  # one step of clock drift either way
+    step_now = int(now().timestamp()) // totp.interval
+    for drift in (0, -1, 1):
         step = step_now + drift
         if totp.at(step * totp.interval) == code:
-            if user.totp_last_step is not None and step <= user.totp_last_step:
-                return False  # replay of a used code
-            user.totp_last_step = step
-            return True
-    return False
+            return step
+    return None
+
+
+def _use_code(session: Session, user: User, code: str) -> bool:
+    """Check the code and use it up: one conditional UPDATE records its time-step only if no
+    later-or-equal step was used, so of parallel sign-ins carrying one code exactly one wins
+    (the others wait for its row lock, then find the step taken)."""
+    step = _matching_step(user, code)
+    if step is None:
+        return False
+    result = session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        return False  # used already (a replay, or a parallel sign-in won)
+    set_committed_value(user, "totp_last_step", step)
+    return True
 
 
 def totp_setup(session: Session, user: User) -> tuple[str, str]:
@@ -420,7 +518,7 @@ def totp_setup(session: Session, user: User) -> tuple[str, str]:
 def totp_confirm(session: Session, user: User, code: str) -> User:
     if user.totp_enabled:
         raise BadRequest("The second factor is on already.")
-    if not _verify_totp(user, code):
+    if not _use_code(session, user, code):
         raise BadRequest("The code is incorrect. Check the time on your device and try again.")
     user.totp_enabled = True
     audit.record(

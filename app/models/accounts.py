@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, Timestamps, UUIDPk, str_enum
@@ -84,13 +84,18 @@ class AccountToken(UUIDPk, Base):
 
 
 class LoginThrottle(Base):
-    """Failed sign-ins per account or per client address, shared by every API process."""
+    """Counted sign-in attempts per key, shared by every API process (app/accounts/throttle.py);
+    the submission limit keeps its database counts here too."""
 
     __tablename__ = "login_throttles"
 
-    # "account:<sha256 of e-mail>" or "ip:<sha256 of address>": no personal data in clear.
+    # A prefix ("account:", "pair:", "ip:", "totp:", "submit:ip:") and a keyed hash (HMAC) of
+    # the e-mail and/or address: no personal data in clear.
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     failures: Mapped[int] = mapped_column(default=0)
     window_started_at: Mapped[dt.datetime]
     last_failure_at: Mapped[dt.datetime]
     locked_until: Mapped[dt.datetime | None]
+    # Whether the latest attempt counted here was let through to be checked: the one upsert
+    # that counts an attempt also decides it, and RETURNING reads the decision back.
+    last_allowed: Mapped[bool] = mapped_column(default=True, server_default=true())

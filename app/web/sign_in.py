@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.accounts import service as accounts
-from app.accounts.errors import InvalidCredentials, SecondFactorRequired
+from app.accounts.errors import AccountThrottled, InvalidCredentials, SecondFactorRequired
 from app.core import crypto
 from app.core.deps import ClientDep, SessionDep
 from app.core.errors import TooManyRequests
@@ -147,6 +147,17 @@ def sign_in(request: Request, session: SessionDep, client: ClientDep, form: Csrf
                 errors={"totp_code": exc.message},
             )
         return _form(request, 401, next=target, email=email, errors={"password": exc.message})
+    except AccountThrottled as exc:
+        # The password with a valid code still signs in: ask for the code, whichever step.
+        return _form(
+            request,
+            429,
+            next=target,
+            email=email,
+            step="code",
+            pending=pending or seal_pending(request, email, password),
+            errors={"totp_code": exc.message},
+        )
     except TooManyRequests as exc:
         return page(
             request,
