@@ -584,3 +584,24 @@ def test_opening_from_the_page_needs_the_form_token_and_a_staff_role(
     with expert_web:
         signed_in(expert_web, create_user(db, role=Role.expert))
         assert expert_web.get(PAGE).status_code == 403
+
+
+@pytest.mark.sqlite
+def test_on_the_embedded_default_traces_page_by_cursor_and_are_purged(
+    db: Session, clock: Clock
+) -> None:
+    clock.at(T0)
+    for n in range(3):
+        clock.at(T0 + dt.timedelta(days=n))
+        take_message(db, plain(subject=f"digest {n}", List_Id="<digest.lists.example>"))
+    seen, cursor = [], None
+    while True:
+        page = set_aside.listing(db, limit=2, cursor=cursor)
+        seen += [item.subject for item in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == ["digest 2", "digest 1", "digest 0"]
+    clock.at(T0 + dt.timedelta(days=31, minutes=1))
+    run_retention(db)
+    assert [(set_aside.reveal(t) or {}).get("subject") for t in traces(db)] == ["digest 2"]
