@@ -314,7 +314,7 @@ def test_queue_filters_and_a_bad_search_shows_the_error_next_to_it(
 def test_assigned_filters_in_the_query_so_the_first_page_holds_the_assigned_ones(
     web: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """"Assigned" is part of the queue's query, not a filter over a fetched page: with the two
+    """The "Assigned" filter is part of the queue's query, not applied to a fetched page: with the two
     earliest deadlines unassigned, the first page still lists the assigned request."""
     monkeypatch.setattr(staff_pages, "PAGE_SIZE", 2)
     current = now()
