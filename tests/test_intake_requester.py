@@ -136,6 +136,7 @@ def test_sla_state_function() -> None:
         return sla_state(
             due_at=due,
             responded_at=due + dt.timedelta(minutes=responded) if responded is not None else None,
+            ended_at=None,
             current=due + dt.timedelta(minutes=minutes),
             due_soon=soon,
         )

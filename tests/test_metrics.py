@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
+from app.intake import service as intake
+from app.models import RequestStatus
 from app.outbox import service as outbox
 from tests.conftest import Clock
 from tests.intake_helpers import submit
@@ -59,6 +61,27 @@ def test_metrics_report_outbox_backlog_and_sla_breaches(
     assert _value(text, "intake_sla_breaches") == 2
     assert _value(text, "intake_outbox_oldest_due_age_seconds") >= 60 * 60
     assert outbox.stats(db)["due"] >= 2
+
+
+def test_requests_marked_spam_or_withdrawn_before_their_deadline_are_not_breaches(
+    client: TestClient, db: Session, clock: Clock
+) -> None:
+    """A handful marked at once, minutes after arriving: no outcome, counted apart."""
+    refs = [submit(client, email=f"spam-{i}@example.org")["reference"] for i in range(4)]
+    clock.advance(minutes=5)
+    for ref in refs[:2]:
+        req = intake.get_by_reference(db, ref)
+        assert req is not None
+        intake.change_status(db, req, RequestStatus.spam, actor="system")
+    first = intake.get_by_reference(db, refs[2])
+    assert first is not None
+    intake.withdraw(db, first)
+    clock.advance(minutes=56)  # +61: the last one is overdue
+    text = client.get("/metrics").text
+    assert _value(text, "intake_sla_breaches") == 1
+    assert _value(text, "intake_sla_ended") == 3
+    assert _value(text, "intake_open_requests_by_sla", '{sla_state="breached"}') == 1
+    assert 'sla_state="ended"' not in text  # the open gauge holds open requests only
 
 
 def test_with_a_metrics_token_only_the_scraper_that_sends_it_reads_the_metrics(

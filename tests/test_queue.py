@@ -129,6 +129,10 @@ def test_each_filter_narrows(db: Session, client: object, clock: Clock, database
     check(w.refs(w.awaiting), sla_state="awaiting")
     check(w.refs(w.breached, w.assigned), sla_state="breached")
     check(w.refs(w.breached, w.assigned, w.met), sla_state=["breached", "met"])
+    # Marked spam ten minutes after arrival, never answered: ended, not breached.
+    check(w.refs(w.spam), view="all", sla_state="ended")
+    check(w.refs(w.breached, w.assigned), view="all", sla_state="breached")
+    check(w.refs(w.breached, w.assigned, w.due_soon), view="all", due_within_minutes=20)
     check(w.refs(w.due_soon), view="due_soon")
     check(w.refs(w.breached, w.assigned), view="breached")
     check(open_ - w.refs(w.assigned), view="unassigned")
@@ -174,6 +178,10 @@ def test_items_carry_the_sla_and_the_experts_public_name(
     assert soon["sla_state"] == "due_soon" and soon["minutes_left"] in (9, 10)
     assert items[w.breached.reference]["minutes_left"] in (-91, -90)
     assert items[w.met.reference]["minutes_left"] is None
+    spam = _get(c, login(c, w.staff), view="all", status="spam", limit=100)["items"]
+    spam_item = next(i for i in spam if i["reference"] == w.spam.reference)
+    assert spam_item["sla_state"] == "ended" and spam_item["minutes_left"] is None
+    assert spam_item["ended_at"] is not None and items[w.met.reference]["ended_at"] is None
     expert = items[w.assigned.reference]["expert"]
     assert expert["id"] == str(w.expert.id) and expert["public_name"].startswith("Dr Expert")
     assert items[w.breached.reference]["expert"] is None
@@ -280,6 +288,7 @@ def test_counts_over_open_requests(db: Session, client: object, clock: Clock) ->
     assert delta("by_status", "new") == 4  # the assigned one is new too until accepted
     assert delta("by_status", "in_progress") == 1
     assert delta("by_status", "spam") == 0  # ended: not counted
+    assert "ended" not in after["by_sla_state"]  # an open request never is
     assert after["total_open"] - before["total_open"] == 5
     assert sum(after["by_sla_state"].values()) == after["total_open"]
     _ = w

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
-from app.models import ContactChannel, IntakeRequest, RequestSource, Role
+from app.intake import service as intake
+from app.models import ContactChannel, IntakeRequest, RequestSource, RequestStatus, Role
 from app.reports import service as reports
 from app.reports.service import Group
 from app.sla import service as sla
@@ -84,7 +85,8 @@ def test_a_reply_at_10_50_is_met_in_50_min_and_one_at_11_07_is_breached_by_7(
 
 
 def _scenario(db: Session, clock: Clock) -> list[IntakeRequest]:
-    """Requests over three days: answered in time, late, never (breached and open)."""
+    """Requests over three days: answered in time, late, never (breached and open), withdrawn
+    before the deadline (ended) and marked spam after it (breached)."""
     expert = create_expert(db, regions=["east_asia"])
     plan: list[tuple[dt.datetime, str | None, RequestSource, int | None, bool]] = [
         # (arrival, region, source, minutes to reply or None, assigned)
@@ -107,6 +109,14 @@ def _scenario(db: Session, clock: Clock) -> list[IntakeRequest]:
         if reply is not None:
             _reply(db, clock, req, arrival + dt.timedelta(minutes=reply))
         made.append(req)
+    day2 = DAY + dt.timedelta(days=1)
+    early = _request_at(db, clock, _at(15, day=day2), region="middle_east")
+    set_time(clock, early.received_at + dt.timedelta(minutes=5))
+    intake.withdraw(db, early)
+    late = _request_at(db, clock, _at(18, day=day2), region="east_asia")
+    set_time(clock, late.received_at + dt.timedelta(minutes=70))
+    intake.change_status(db, late, RequestStatus.spam, actor="system")
+    made += [early, late]
     # The last request of the range is still open at "now" (10 minutes after it arrived).
     last = _request_at(db, clock, _at(20, day=DAY + dt.timedelta(days=2)), region="east_asia")
     made.append(last)
@@ -121,18 +131,21 @@ def _direct(made: list[IntakeRequest], key: Any) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for r in made:
         g = out.setdefault(
-            key(r), {"count": 0, "met": 0, "breached": 0, "open_breached": 0, "minutes": []}
+            key(r),
+            {"count": 0, "met": 0, "breached": 0, "open_breached": 0, "ended": 0, "minutes": []},
         )
         g["count"] += 1
-        if r.first_responded_at is not None:
-            g["minutes"].append((r.first_responded_at - r.received_at).total_seconds() / 60)
-            if r.first_responded_at <= r.first_response_due_at:
-                g["met"] += 1
-            else:
-                g["breached"] += 1
-        elif current > r.first_response_due_at:
+        due, answered, ended = r.first_response_due_at, r.first_responded_at, r.ended_at
+        if answered is not None and answered <= due:
+            g["met"] += 1
+        elif ended is not None and ended < due:
+            g["ended"] += 1
+            continue
+        elif answered is not None or ended is not None or current >= due:
             g["breached"] += 1
-            g["open_breached"] += 1
+            g["open_breached"] += answered is None and ended is None
+        if answered is not None:
+            g["minutes"].append((answered - r.received_at).total_seconds() / 60)
     return out
 
 
@@ -149,11 +162,12 @@ def _check(body: dict[str, Any], expected: dict[str, dict[str, Any]]) -> None:
     assert set(got) == set(expected)
     for key, want in expected.items():
         g = got[key]
-        assert (g["count"], g["met"], g["breached"], g["open_breached"]) == (
+        assert (g["count"], g["met"], g["breached"], g["open_breached"], g["ended"]) == (
             want["count"],
             want["met"],
             want["breached"],
             want["open_breached"],
+            want["ended"],
         ), key
         decided = want["met"] + want["breached"]
         assert g["share_within_hour"] == (round(want["met"] / decided, 4) if decided else None)
@@ -192,6 +206,7 @@ def test_the_reports_numbers_equal_a_direct_count_of_the_requests(
     for k, want in direct.items():
         assert int(by_key[k]["met"]) == want["met"]
         assert int(by_key[k]["breached"]) == want["breached"]
+        assert int(by_key[k]["ended"]) == want["ended"]
     assert int(by_key["total"]["count"]) == len(made)
 
     # A range that leaves out the first day counts only the others.
@@ -199,6 +214,57 @@ def test_the_reports_numbers_equal_a_direct_count_of_the_requests(
     assert resp.json()["total"]["count"] == len(
         [r for r in made if r.received_at >= DAY + dt.timedelta(days=1)]
     )
+
+
+def test_a_handful_of_spam_requests_leaves_the_share_within_the_hour_alone(
+    db: Session, client: Any, clock: Clock
+) -> None:
+    answered = _request_at(db, clock, _at(10))
+    _reply(db, clock, answered, _at(10, 50))
+    spam = [_request_at(db, clock, _at(11)) for _ in range(5)]
+    set_time(clock, _at(11, 5))
+    for req in spam:
+        intake.change_status(db, req, RequestStatus.spam, actor="system")
+    assert reports.request_outcome(spam[0]).label == "ended before the deadline, no response"
+    set_time(clock, _at(15))  # hours after every deadline
+    headers = login(client, create_user(db, role=Role.staff))
+    body = client.get("/api/v1/reports/sla?from=2026-11-10&to=2026-11-10", headers=headers).json()
+    total = body["total"]
+    assert (total["count"], total["met"], total["breached"], total["ended"]) == (6, 1, 0, 5)
+    assert total["open_breached"] == 0 and total["open"] == 0
+    assert total["share_within_hour"] == 1.0
+    assert total["median_minutes"] == 50.0  # the ended ones are not in the times either
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                client.get(
+                    "/api/v1/reports/sla.csv?from=2026-11-10&to=2026-11-10", headers=headers
+                ).text
+            )
+        )
+    )
+    assert [(r["key"], r["ended"], r["share_within_hour"]) for r in rows] == [
+        ("2026-11-10", "5", "1.0"),
+        ("total", "5", "1.0"),
+    ]
+    # The staff page: the share is 100 %, the ended ones stand apart.
+    client.cookies.set("intake_session", headers["Authorization"].split()[1])
+    html = client.get("/staff/reports?from=2026-11-10&to=2026-11-10").text
+    summary = html.split('class="summary"', 1)[1].split("</p>", 1)[0]
+    assert "100%" in summary and "<strong>5</strong>" in summary
+    assert "Ended before the deadline" in html
+
+
+def test_a_request_ended_after_its_deadline_without_a_response_stays_breached(
+    db: Session, clock: Clock
+) -> None:
+    req = _request_at(db, clock, _at(10))
+    set_time(clock, _at(11, 10))
+    intake.change_status(db, req, RequestStatus.declined, actor="system")
+    set_time(clock, _at(13))
+    o = reports.request_outcome(req)
+    assert (o.state, o.open_breached) == ("breached", False)
+    assert o.minutes_over == pytest.approx(10, abs=0.5)  # the clock stopped when it ended
 
 
 def test_report_access_and_bad_ranges(db: Session, client: Any) -> None:
@@ -223,9 +289,10 @@ def test_on_sqlite_the_report_counts_the_same(db: Session, clock: Clock) -> None
     for group, key in KEYS.items():
         report = reports.sla_report(db, start, end, Group(group))
         direct = _direct(made, key)
-        got = {g.key: (g.count, g.met, g.breached, g.open_breached) for g in report.groups}
+        got = {g.key: (g.count, g.met, g.breached, g.open_breached, g.ended) for g in report.groups}
         assert got == {
-            k: (v["count"], v["met"], v["breached"], v["open_breached"]) for k, v in direct.items()
+            k: (v["count"], v["met"], v["breached"], v["open_breached"], v["ended"])
+            for k, v in direct.items()
         }
 
 

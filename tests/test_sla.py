@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.cases import merging
 from app.core.settings import get_settings
 from app.core.time import now
 from app.experts import assignments
@@ -246,6 +247,68 @@ def test_an_ended_request_gets_no_reminder(db: Session, clock: Clock, mail_dir: 
     _take(mail_dir)
     intake.change_status(db, req, RequestStatus.spam, actor="system")
     clock.advance(minutes=61)
+    _drain_all(db)
+    assert _take(mail_dir) == []
+
+
+def _end(db: Session, req: IntakeRequest, how: str, team: Team, into: IntakeRequest) -> None:
+    if how == "withdrawn":
+        intake.withdraw(db, req)
+    elif how == "merged":
+        merging.merge(db, req, team.staff, into.reference)
+    else:
+        intake.change_status(db, req, RequestStatus(how), actor=f"user:{team.staff.id}")
+
+
+@pytest.mark.parametrize("how", ["withdrawn", "spam", "declined", "merged"])
+def test_a_request_that_ended_before_30_gets_no_reminder_at_31_while_an_open_one_does(
+    db: Session, clock: Clock, mail_dir: Path, how: str
+) -> None:
+    """Staff and admins are there to be mailed: the open request's reminder goes to them at
+    +31, the ended one's does not (nor its escalation at +61)."""
+    team = Team(db)
+    ended, _ = _submit(db)
+    still_open, _ = _submit(db)
+    _drain_all(db)
+    _take(mail_dir)
+    clock.advance(minutes=5)
+    _end(db, ended, how, team, still_open)
+    assert ended.ended_at is not None and still_open.ended_at is None
+    clock.advance(minutes=26)  # +31
+    _drain_all(db)
+    found = _take(mail_dir)
+    assert found, "the open request's reminder went out"
+    assert {to for to, _, _ in found} == {team.expert.email} | team.on_duty
+    assert all(still_open.reference in s for _, s, _ in found)
+    assert not [s for _, s, _ in found if ended.reference in s]
+    fanned_out = db.scalars(select(OutboxMessage).where(OutboxMessage.kind == scheduling.MAIL_KIND))
+    assert {r.params["request_id"] for r in fanned_out} == {str(still_open.id)}
+    clock.advance(minutes=30)  # +61: the escalation of the open one only
+    _drain_all(db)
+    escalated = _take(mail_dir)
+    assert {to for to, _, _ in escalated} == {team.admin.email}
+    assert not [s for _, s, _ in escalated if ended.reference in s]
+
+
+def test_a_reminder_already_claimed_when_the_request_ends_sends_nothing(
+    db: Session, clock: Clock, mail_dir: Path
+) -> None:
+    """The send-time check, not only the cancelled rows: the e-mail rows were fanned out at +30
+    and the request was marked spam before they were delivered."""
+    team = Team(db)
+    req, _ = _submit(db)
+    _drain_all(db)
+    _take(mail_dir)
+    clock.advance(minutes=30)
+    drain(db)  # the +30 step fans out one ``sla.mail`` row per person, not yet sent
+    pending = db.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.kind == scheduling.MAIL_KIND, OutboxMessage.status == OutboxStatus.pending
+        )
+    ).all()
+    assert len(pending) == 3
+    intake.change_status(db, req, RequestStatus.spam, actor=f"user:{team.staff.id}")
+    clock.advance(minutes=1)
     _drain_all(db)
     assert _take(mail_dir) == []
 

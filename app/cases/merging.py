@@ -1,9 +1,11 @@
 """Merging a duplicate request into another one, and undoing it.
 
 A merged request keeps its data and history but leaves the open queue (app/queue's open clause
-excludes ``merged_into_id IS NOT NULL``); its pending reminders are cancelled (the request it was
-merged into carries the promise; unlinking re-arms them while nobody has answered). Both
-requests get a history row. Chains are refused: the
+excludes ``merged_into_id IS NOT NULL``); it has ended (``ended_at``, unless it had ended before),
+so its first-response clock stops without an outcome if the deadline had not passed; its pending
+reminders are cancelled (the request it was merged into carries the promise). Unlinking reopens
+it (``ended_at`` cleared, or back to its final status's instant) and re-arms the reminders while
+nobody has answered. Both requests get a history row. Chains are refused: the
 target may not itself be merged, and a request that others were merged into cannot be merged.
 """
 
@@ -16,7 +18,7 @@ from app.cases.errors import InvalidCaseInput, MergeRefused
 from app.core.time import now
 from app.intake import service as intake
 from app.intake.service import add_history
-from app.intake.status import FINAL
+from app.intake.status import mark_ended, reopened_end
 from app.models import IntakeRequest, User
 from app.sla import service as sla
 
@@ -61,6 +63,7 @@ def merge(session: Session, req: IntakeRequest, user: User, into: str) -> Intake
         raise MergeRefused("Other requests were merged into this one: unlink them first.")
     current = now()
     req.merged_into_id = target.id
+    mark_ended(req, current)
     cancelled = sla.cancel_pending(session, req)
     by = f"user:{user.id}"
     add_history(
@@ -86,9 +89,10 @@ def unlink(session: Session, req: IntakeRequest, user: User) -> IntakeRequest:
         raise MergeRefused("This request is not merged into another one.")
     current = now()
     req.merged_into_id = None
+    req.ended_at = reopened_end(session, req)
     # Its own promise again: reminders cancelled by the merge come back while nobody answered.
     rearmed = 0
-    if req.first_responded_at is None and req.status not in FINAL:
+    if req.first_responded_at is None and req.ended_at is None:
         rearmed = sla.rearm_pending(session, req)
     by = f"user:{user.id}"
     add_history(

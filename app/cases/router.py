@@ -74,11 +74,7 @@ StaffCase = Annotated[Case, Depends(_staff_case)]
 
 
 def _sla(req: IntakeRequest) -> SlaOut:
-    return SlaOut(
-        state=intake.current_sla(req),
-        first_response_due_at=req.first_response_due_at,
-        first_responded_at=req.first_responded_at,
-    )
+    return intake.sla_out(req)
 
 
 def _message_out(m: service.MessageView) -> CaseMessageOut:

@@ -266,9 +266,22 @@ class Accepted(BaseModel):
 
 
 class SlaOut(BaseModel):
-    state: SlaState
-    first_response_due_at: dt.datetime
-    first_responded_at: dt.datetime | None
+    """The first-response clock (the one-hour promise); computed, never stored."""
+
+    state: SlaState = Field(
+        description="awaiting (on track), due_soon (less than the due-soon margin left), met "
+        "(first response at or before the deadline), breached (first response after it, or none "
+        "and the deadline has passed, also when the request ended at or after it), ended (the "
+        "request ended before its deadline without a response: no outcome, counted apart)"
+    )
+    first_response_due_at: dt.datetime = Field(description="the deadline, stored at arrival")
+    first_responded_at: dt.datetime | None = Field(
+        description="the first contact with the requester that counts; null: none yet"
+    )
+    ended_at: dt.datetime | None = Field(
+        default=None,
+        description="when the request ended (final status, or merged into another); null: open",
+    )
 
 
 class ExpertOut(BaseModel):

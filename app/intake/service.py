@@ -42,7 +42,7 @@ from app.intake.schemas import (
     Want,
 )
 from app.intake.sla import SlaState, sla_state
-from app.intake.status import FINAL, check_move
+from app.intake.status import FINAL, check_move, mark_ended
 from app.models import (
     Country,
     ExpertProfile,
@@ -453,8 +453,19 @@ def current_sla(req: IntakeRequest, current: dt.datetime | None = None) -> SlaSt
     return sla_state(
         due_at=req.first_response_due_at,
         responded_at=req.first_responded_at,
+        ended_at=req.ended_at,
         current=current or now(),
         due_soon=dt.timedelta(minutes=get_settings().sla_due_soon_minutes),
+    )
+
+
+def sla_out(req: IntakeRequest) -> SlaOut:
+    """The first-response clock as the API shows it (requester, case, contacts)."""
+    return SlaOut(
+        state=current_sla(req),
+        first_response_due_at=req.first_response_due_at,
+        first_responded_at=req.first_responded_at,
+        ended_at=req.ended_at,
     )
 
 
@@ -473,11 +484,7 @@ def requester_view(session: Session, req: IntakeRequest) -> RequestView:
         topics=[ReportTopic(t) for t in req.topics],
         case_stage=req.case_stage,
         deadline=req.deadline,
-        sla=SlaOut(
-            state=current_sla(req),
-            first_response_due_at=req.first_response_due_at,
-            first_responded_at=req.first_responded_at,
-        ),
+        sla=sla_out(req),
         expert=ExpertOut(public_name=expert_name) if expert_name is not None else None,
     )
 
@@ -507,6 +514,8 @@ def change_status(
     current = now()
     if target == RequestStatus.withdrawn:
         req.withdrawn_at = current
+    if target in FINAL:
+        mark_ended(req, current)
     add_history(
         session,
         req,

@@ -100,6 +100,10 @@ class IntakeRequest(UUIDPk, Timestamps, Base):
     first_response_due_at: Mapped[dt.datetime]
     first_responded_at: Mapped[dt.datetime | None]
     withdrawn_at: Mapped[dt.datetime | None]
+    # When the request left the open queue: it reached a final status (closed, declined, spam,
+    # withdrawn) or was merged into another request; null while open. Undoing a merge puts it
+    # back (or to the final status's instant). The SLA rule reads it (app/intake/sla.py).
+    ended_at: Mapped[dt.datetime | None]
     # Set when the request's personal data was erased (its data key destroyed; issue 11).
     erased_at: Mapped[dt.datetime | None]
     assigned_expert_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, String, and_, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.intake.sla import SlaState, sla_state_sql
+from app.intake.sla import OPEN_STATES, SlaState, sla_state_sql
 from app.intake.status import FINAL
 from app.models import (
     ExpertProfile,
@@ -38,7 +38,7 @@ class QueueView(enum.StrEnum):
     breached = "breached"  # open and breached (overdue, or answered late)
     unassigned = "unassigned"  # open, no expert (staff have no regions yet: all regions)
     mine = "mine"  # open, and this user recorded a contact or acted on it (history)
-    all = "all"  # also ended ones
+    all = "all"  # also ended ones (SLA state ``ended``, or ``breached`` when they ended late)
 
 
 class QueueSort(enum.StrEnum):
@@ -68,7 +68,11 @@ class QueueFilters:
 
 def sla_column(current: dt.datetime, due_soon: dt.timedelta) -> ColumnElement[str]:
     return sla_state_sql(
-        R.first_response_due_at, R.first_responded_at, current=current, due_soon=due_soon
+        R.first_response_due_at,
+        R.first_responded_at,
+        R.ended_at,
+        current=current,
+        due_soon=due_soon,
     )
 
 
@@ -78,7 +82,9 @@ OPEN_STATUSES: list[RequestStatus] = [s for s in RequestStatus if s not in FINAL
 
 
 def open_clause() -> ColumnElement[bool]:
-    """Not ended, and not a duplicate merged into another request (that one is worked)."""
+    """Not ended, and not a duplicate merged into another request (that one is worked). The
+    same requests as ``ended_at IS NULL`` (set by exactly these moves: tests/test_sla_ended.py),
+    written on the indexed columns."""
     return and_(R.status.in_(OPEN_STATUSES), R.merged_into_id.is_(None))
 
 
@@ -141,8 +147,10 @@ def where_clauses(
     if f.languages:
         out.append(R.language.in_(f.languages))
     if f.due_within_minutes is not None:
-        # Still waiting for the first response and due by then (overdue ones included).
+        # Still waiting for the first response and due by then (overdue ones included); an
+        # ended request waits for nothing.
         out.append(R.first_responded_at.is_(None))
+        out.append(R.ended_at.is_(None))
         out.append(R.first_response_due_at <= current + dt.timedelta(minutes=f.due_within_minutes))
     if f.received_from is not None:
         out.append(R.received_at >= f.received_from)
@@ -180,6 +188,7 @@ def page_select(
             sla_column(current, due_soon).label("sla_state"),
             R.first_response_due_at,
             R.first_responded_at,
+            R.ended_at,
             R.received_at,
             R.country_of_origin,
             R.region_code,
@@ -212,7 +221,7 @@ def open_counts(
         select(R.status, state, func.count()).where(open_clause()).group_by(R.status, state)
     ).all()
     by_status: dict[str, int] = {}
-    by_sla: dict[str, int] = {s.value: 0 for s in SlaState}
+    by_sla: dict[str, int] = {s.value: 0 for s in OPEN_STATES}
     for status, sla, n in rows:
         key = status.value if isinstance(status, RequestStatus) else str(status)
         by_status[key] = by_status.get(key, 0) + int(n)

@@ -49,7 +49,13 @@ def queue(
     user: RequireStaff,
     view: QueueView = QueueView.all_open,
     status: Annotated[list[RequestStatus] | None, Query()] = None,
-    sla_state: Annotated[list[SlaState] | None, Query()] = None,
+    sla_state: Annotated[
+        list[SlaState] | None,
+        Query(
+            description="first-response state; `ended` (ended before the deadline without a "
+            "response) only appears with `view=all`"
+        ),
+    ] = None,
     region: Codes = None,
     country: Codes = None,
     expert_id: uuid.UUID | None = None,

@@ -23,7 +23,7 @@ class QueueItem(BaseModel):
     sla_state: SlaState
     minutes_left: int | None = Field(
         description="minutes to the first-response deadline (negative: overdue); null once "
-        "responded"
+        "responded or ended"
     )
     country: str | None = Field(
         description="country of origin (ISO 3166-1 alpha-2); null: not known yet (e-mail)"
@@ -37,13 +37,18 @@ class QueueItem(BaseModel):
     received_at: dt.datetime
     first_response_due_at: dt.datetime
     first_responded_at: dt.datetime | None
+    ended_at: dt.datetime | None = Field(
+        description="when the request ended (final status, or merged); null: open"
+    )
 
 
 class QueueCounts(BaseModel):
     """Over every open request (not narrowed by the filters)."""
 
     by_status: dict[str, int]
-    by_sla_state: dict[str, int]
+    by_sla_state: dict[str, int] = Field(
+        description="awaiting, due_soon, breached, met (an open request is never ``ended``)"
+    )
     total_open: int
 
 

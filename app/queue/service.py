@@ -75,7 +75,7 @@ def apply_search(session: Session, filters: QueueFilters, q: str | None) -> None
 
 def _item(row: Any, current: dt.datetime) -> QueueItem:
     minutes_left: int | None = None
-    if row.first_responded_at is None:
+    if row.first_responded_at is None and row.ended_at is None:
         minutes_left = int((row.first_response_due_at - current).total_seconds() // 60)
     expert = (
         QueueExpert(id=row.assigned_expert_id, public_name=row.expert_public_name)
@@ -97,6 +97,7 @@ def _item(row: Any, current: dt.datetime) -> QueueItem:
         received_at=row.received_at,
         first_response_due_at=row.first_response_due_at,
         first_responded_at=row.first_responded_at,
+        ended_at=row.ended_at,
     )
 
 

@@ -39,6 +39,7 @@ CSV_COLUMNS = [
     "breached",
     "open_breached",
     "open",
+    "ended",
     "share_within_hour",
     "median_minutes",
     "p90_minutes",

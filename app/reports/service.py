@@ -4,22 +4,27 @@ Every figure is measured against what was stored with each request when it arriv
 (``sla_minutes``, ``first_response_due_at``): changing ``INTAKE_SLA_FIRST_RESPONSE_MINUTES``
 never rewrites history.
 
-Per request (``outcome``):
+Per request (``outcome``), by the one SLA rule (``app/intake/sla.py::sla_state``):
 - ``met``: the first response came at or before the deadline;
-- ``breached``: it came after the deadline, or none came and the deadline has passed
-  (``open_breached``: breached and still without a response);
-- ``open``: no response yet, deadline not passed (counted, neither met nor breached).
+- ``breached``: it came after the deadline, or none came and the deadline has passed, or the
+  request ended at or after its deadline without one (``open_breached``: breached, still
+  without a response, and still open: someone should still answer);
+- ``ended``: the request ended (withdrawn, spam, declined, closed, merged) before its deadline
+  without a response: no outcome, counted apart, in neither the share nor the times;
+- ``open``: no response yet, deadline not passed, not ended (counted, neither met nor breached).
 ``minutes_to_first_response`` is from arrival to the first response; ``minutes_over`` is how far
-past the deadline the response came (or, with none yet, how far past it the clock is now).
+past the deadline the response came (with none: how far past it the request ended, or, still
+open, the clock is now).
 
 Groups: ``day`` (the UTC date of arrival), ``region`` (the region at submission; ``general``
 for the triage pool), ``expert`` (the currently assigned expert; ``unassigned``) and ``channel``
 (how the request arrived: ``form`` or ``email``; the channel of the first response is a property
 of the answer, not of the demand, and is not used for grouping).
 
-Figures per group: count, met, breached, open_breached, ``share_within_hour`` = met / (met +
-breached) (each request against its own stored target, which is the hour unless the setting was
-changed), and the median and 90th percentile of minutes to first response over the requests
+Figures per group: count (= met + breached + ended + open), met, breached, open_breached, open,
+ended, ``share_within_hour`` = met / (met + breached) (each request against its own stored
+target, which is the hour unless the setting was changed; ended ones are in neither), and the
+median and 90th percentile of minutes to first response over the requests
 answered (linear interpolation, as PostgreSQL's ``percentile_cont``). The rows are read with one
 bounded select of non-personal columns (at most ``MAX_DAYS`` of arrivals) and computed in Python,
 so the numbers are the same on PostgreSQL and SQLite.
@@ -39,6 +44,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.time import ensure_utc, now
+from app.intake.sla import SlaState, sla_state
 from app.models import GENERAL_POOL, ExpertProfile, IntakeRequest
 from app.reports.errors import InvalidRange
 from app.roster import service as roster
@@ -55,7 +61,7 @@ class Group(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Outcome:
-    state: str  # met | breached | open
+    state: str  # met | breached | ended | open
     minutes_to_first_response: float | None
     minutes_over: float | None
     open_breached: bool
@@ -67,6 +73,8 @@ class Outcome:
         if self.state == "breached":
             suffix = " (no response yet)" if self.open_breached else ""
             return f"breached by {_fmt(self.minutes_over)} min{suffix}"
+        if self.state == "ended":
+            return "ended before the deadline, no response"
         return "open"
 
 
@@ -84,22 +92,41 @@ def outcome(
     received_at: dt.datetime,
     due_at: dt.datetime,
     responded_at: dt.datetime | None,
+    ended_at: dt.datetime | None,
     at: dt.datetime,
 ) -> Outcome:
     received_at, due_at = ensure_utc(received_at), ensure_utc(due_at)
+    responded_at = ensure_utc(responded_at) if responded_at is not None else None
+    ended_at = ensure_utc(ended_at) if ended_at is not None else None
+    state = sla_state(
+        due_at=due_at,
+        responded_at=responded_at,
+        ended_at=ended_at,
+        current=at,
+        due_soon=dt.timedelta(0),  # reports do not tell due_soon from awaiting: both open
+    )
+    if state == SlaState.met and responded_at is not None:
+        return Outcome("met", _minutes(responded_at - received_at), 0.0, False)
+    if state == SlaState.ended:
+        return Outcome("ended", None, None, False)
+    if state != SlaState.breached:
+        return Outcome("open", None, None, False)
     if responded_at is not None:
-        responded_at = ensure_utc(responded_at)
         taken = _minutes(responded_at - received_at)
-        if responded_at <= due_at:
-            return Outcome("met", taken, 0.0, False)
         return Outcome("breached", taken, _minutes(responded_at - due_at), False)
-    if at > due_at:
-        return Outcome("breached", None, _minutes(at - due_at), True)
-    return Outcome("open", None, None, False)
+    if ended_at is not None:  # ended at or after the deadline: its clock stopped then
+        return Outcome("breached", None, _minutes(ended_at - due_at), False)
+    return Outcome("breached", None, _minutes(at - due_at), True)
 
 
 def request_outcome(req: IntakeRequest, at: dt.datetime | None = None) -> Outcome:
-    return outcome(req.received_at, req.first_response_due_at, req.first_responded_at, at or now())
+    return outcome(
+        req.received_at,
+        req.first_response_due_at,
+        req.first_responded_at,
+        req.ended_at,
+        at or now(),
+    )
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -133,6 +160,7 @@ class GroupFigures:
     breached: int = 0
     open_breached: int = 0
     open: int = 0
+    ended: int = 0
     minutes: list[float] = field(default_factory=list)
 
     def add(self, o: Outcome) -> None:
@@ -142,6 +170,8 @@ class GroupFigures:
         elif o.state == "breached":
             self.breached += 1
             self.open_breached += o.open_breached
+        elif o.state == "ended":
+            self.ended += 1
         else:
             self.open += 1
         if o.minutes_to_first_response is not None:
@@ -179,6 +209,7 @@ def rows(session: Session, start: dt.datetime, end: dt.datetime) -> Iterator[Row
             IntakeRequest.received_at,
             IntakeRequest.first_response_due_at,
             IntakeRequest.first_responded_at,
+            IntakeRequest.ended_at,
             IntakeRequest.region_code,
             IntakeRequest.assigned_expert_id,
             IntakeRequest.source,
@@ -195,7 +226,9 @@ def rows(session: Session, start: dt.datetime, end: dt.datetime) -> Iterator[Row
             region=r.region_code or GENERAL_POOL,
             expert_id=r.assigned_expert_id,
             channel=r.source.value,
-            outcome=outcome(r.received_at, r.first_response_due_at, r.first_responded_at, at),
+            outcome=outcome(
+                r.received_at, r.first_response_due_at, r.first_responded_at, r.ended_at, at
+            ),
         )
 
 

@@ -34,11 +34,7 @@ CaseDep = Annotated[IntakeRequest, Depends(_case)]
 
 
 def _sla(req: IntakeRequest) -> SlaOut:
-    return SlaOut(
-        state=intake.current_sla(req),
-        first_response_due_at=req.first_response_due_at,
-        first_responded_at=req.first_responded_at,
-    )
+    return intake.sla_out(req)
 
 
 @router.post(

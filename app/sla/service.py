@@ -20,7 +20,6 @@ from app.core.time import now
 from app.experts import repository as experts_repository
 from app.intake import keys
 from app.intake import service as intake
-from app.intake.status import FINAL
 from app.models import (
     AssignmentStatus,
     ContactChannel,
@@ -252,5 +251,6 @@ def contact_out(req: IntakeRequest, c: RequestContact) -> ContactOut:
 
 
 def clock_stopped(req: IntakeRequest) -> bool:
-    """Nothing more to remind of: a first response was recorded, or the request ended."""
-    return req.first_responded_at is not None or req.status in FINAL
+    """Nothing more to remind of: a first response was recorded, or the request ended (a final
+    status, or merged into another request: ``ended_at``, app/intake/status.py)."""
+    return req.first_responded_at is not None or req.ended_at is not None

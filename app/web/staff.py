@@ -71,6 +71,7 @@ SLA_LABELS: dict[str, str] = {
     SlaState.due_soon.value: N_("Due soon"),
     SlaState.breached.value: N_("Breached"),
     SlaState.met.value: N_("Answered in time"),
+    SlaState.ended.value: N_("Ended before the deadline"),
 }
 STATUS_LABELS: dict[str, str] = {
     RequestStatus.new.value: N_("New"),
@@ -215,7 +216,7 @@ def sla_context(req: IntakeRequest) -> dict[str, Any]:
         "status_labels": STATUS_LABELS,
         "minutes_left": (
             int((req.first_response_due_at - now()).total_seconds() // 60)
-            if req.first_responded_at is None
+            if req.first_responded_at is None and req.ended_at is None
             else None
         ),
         "minutes_text": minutes_text,
