@@ -314,8 +314,8 @@ def test_queue_filters_and_a_bad_search_shows_the_error_next_to_it(
 def test_assigned_filters_in_the_query_so_the_first_page_holds_the_assigned_ones(
     web: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The "Assigned" filter is part of the queue's query, not applied to a fetched page: with the two
-    earliest deadlines unassigned, the first page still lists the assigned request."""
+    """The "Assigned" filter is part of the queue's query, not applied to a fetched page:
+    with the two earliest deadlines unassigned, the first page still lists the assigned one."""
     monkeypatch.setattr(staff_pages, "PAGE_SIZE", 2)
     current = now()
     expert = create_expert(db, countries=["KG"], name="Dr Assigned Expert")
