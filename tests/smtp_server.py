@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -20,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from app.core.time import now
 
 
 def free_port() -> int:
@@ -40,6 +44,46 @@ class Inbox:
         self.messages.append(
             BytesParser(policy=policy.default).parsebytes(envelope.original_content)
         )
+        return "250 OK"
+
+
+@dataclass
+class GatedInbox(Inbox):
+    """A server that takes each message as soon as its DATA is in (from then on it has it, as a
+    relay that queued it would) but, while the gate is ``close()``d, holds back its "250 OK":
+    the sender sits in the middle of its SMTP transaction until ``open()``. A sender killed
+    meanwhile never learns that the message arrived and sends it again: the worst case for
+    duplicates. ``arrivals`` records each copy's Message-ID and time (``app.core.time.now``,
+    so the controlled clock applies)."""
+
+    arrivals: list[tuple[str, dt.datetime]] = field(default_factory=list)
+    held: list[EmailMessage] = field(default_factory=list)
+    _gate: threading.Event = field(default_factory=threading.Event)
+    _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._gate.set()
+
+    def close(self) -> None:
+        self._gate.clear()
+
+    def open(self) -> None:
+        self._gate.set()
+        for loop, opened in list(self._waiters):
+            with suppress(RuntimeError):  # the server stopped already
+                loop.call_soon_threadsafe(opened.set)
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+        message = BytesParser(policy=policy.default).parsebytes(envelope.original_content)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        self.arrivals.append((str(message["Message-ID"]), now()))
+        if not self._gate.is_set():
+            self.held.append(message)
+            opened = asyncio.Event()
+            self._waiters.append((asyncio.get_running_loop(), opened))
+            if not self._gate.is_set():  # not opened between the two checks
+                await opened.wait()  # a closed connection cancels the wait
         return "250 OK"
 
 

@@ -7,6 +7,10 @@ on loopback.
   restart every e-mail is delivered, each at least once, and twice at most for the rows sent but
   not yet committed at the moment of the kill (at most ``INTAKE_OUTBOX_COMMIT_EVERY`` per pool
   process).
+- Both workers SIGKILLed while one of them is in the middle of sending a reminder (the SMTP
+  server holds its DATA) and over 200 rows are claimed: with the production lease and poll,
+  fresh workers send every message within a minute of its time, each once, except the messages
+  that were mid-transaction at the kill (the server had them): those twice, no others.
 - The broker down when a request arrives: the request is accepted (201), its acknowledgement is
   not sent while Redis is down, and arrives, once, when Redis is back on the same port. (The
   embedded default - ``asylum-intake run``, SQLite, .eml files - is covered by
@@ -20,7 +24,9 @@ on loopback.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import datetime as dt
 import os
 import secrets
 import signal
@@ -39,14 +45,22 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from app.core import crypto, database
 from app.core import migrate as migrations
 from app.core.database import build_engine
-from app.models import OutboxMessage, OutboxStatus
+from app.core.settings import get_settings
+from app.core.time import now
+from app.intake import service as intake
+from app.intake.schemas import SubmitIn
+from app.models import OutboxMessage, OutboxStatus, Role
 from app.notifications.service import TEST_EMAIL
 from app.outbox import service
 from app.outbox.service import DEAD_LETTER_ALERT
-from tests.conftest import create_pg_database, drop_pg_database
+from app.sla.scheduling import MAIL_KIND, REMINDER_KIND
+from tests.conftest import Clock, create_pg_database, drop_pg_database
+from tests.factories import create_user
 from tests.intake_helpers import form
+from tests.outbox_helpers import TEST_WORKER, drain
 from tests.processes import (
     ManagedProcess,
     RedisServer,
@@ -58,8 +72,9 @@ from tests.processes import (
     start_redis,
     start_worker,
     wait_for,
+    wait_worker_ready,
 )
-from tests.smtp_server import Inbox
+from tests.smtp_server import GatedInbox, Inbox
 
 pytestmark = pytest.mark.slow
 
@@ -290,6 +305,186 @@ def test_worker_killed_mid_backlog_delivers_every_email_after_restart(
     assert all(n <= 2 for n in seen.values())
     assert len(twice) <= concurrency * commit_every
     assert _counts(engine) == Counter({"sent": total})
+
+
+#: Requests submitted while the reminder's e-mail is held: their acknowledgements (and the
+#: rows that route them) fill the batches of the three other pool processes.
+ACKNOWLEDGED = 110
+#: Rows per claim for this test only (3 x 70 + the reminder's: over 200 claimed at the kill);
+#: the lease and the poll interval stay the production defaults.
+BATCH = 70
+#: The promise: a message a crashed worker had claimed goes out within a minute of its time.
+PROMISED = dt.timedelta(seconds=60)
+
+
+def _master_key_text() -> str:
+    """This process's master key, for the workers: they read what it encrypted."""
+    key = crypto.master_key()
+    return f"{key.key_id}:{base64.urlsafe_b64encode(key.key).decode().rstrip('=')}"
+
+
+def _submit(engine: Engine, count: int) -> None:
+    """``count`` requests through the intake service, in one transaction (all due at once)."""
+    with Session(engine) as session:
+        for _ in range(count):
+            intake.submit(session, SubmitIn.model_validate(form(wants=["consultation"])))
+        session.commit()
+
+
+def _drain_due(engine: Engine) -> None:
+    """Deliver in this process (mail to files, not to the test's SMTP server) what is due."""
+    with Session(engine) as session:
+        while drain(session):
+            pass
+
+
+def _outbox_id(message_id: str) -> int:
+    return int(message_id.strip("<>").split("@", 1)[0].removeprefix("outbox-"))
+
+
+def _unfinished(engine: Engine) -> int:
+    """Rows due by now that are not sent yet (claimed ones included)."""
+    with Session(engine) as session:
+        return int(
+            session.scalar(
+                select(func.count()).where(
+                    OutboxMessage.status.in_([OutboxStatus.pending, OutboxStatus.claimed]),
+                    OutboxMessage.due_at <= now(),
+                )
+            )
+            or 0
+        )
+
+
+def test_workers_killed_mid_send_with_200_rows_claimed_still_deliver_each_within_a_minute(
+    pg_url: str, engine: Engine, redis: RedisServer, tmp_path: Path, clock: Clock
+) -> None:
+    """A reminder's SMTP transaction is in flight (the server holds its DATA) and the other
+    pool processes hold batches of acknowledgements when both workers are SIGKILLed. Fresh
+    workers then send everything: each message within a minute of its time, once - except
+    the ones whose DATA the server held at the kill (one per killed pool process), which the
+    server had taken and the fresh workers, never told, send again: those exactly twice."""
+    assert get_settings().outbox_lease_seconds < PROMISED.total_seconds() / 2
+    database.set_engine(engine)  # this process's setup writes to the workers' database
+    smtp = GatedInbox()
+    controller = Controller(smtp, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    procs: list[ManagedProcess] = []
+    try:
+        # An hour ago: a request arrives; its acknowledgement and routing go (in this process)
+        # and its reminders wait. The one active staff user is on duty (no roster).
+        with Session(engine) as session:
+            create_user(session, role=Role.staff, email="duty@example.org")
+            session.commit()
+        clock.advance(seconds=-3600)
+        _submit(engine, 1)
+        _drain_due(engine)
+        with Session(engine) as session:
+            reminder_due = session.scalar(
+                select(func.min(OutboxMessage.due_at)).where(OutboxMessage.kind == REMINDER_KIND)
+            )
+        assert reminder_due is not None
+        clock.advance(seconds=(reminder_due - now()).total_seconds() - 1)
+        _drain_due(engine)  # anything due before the reminder, sent here too
+        clock.advance(seconds=-600)  # nothing comes due while the workers start
+
+        env = _env(
+            pg_url,
+            redis,
+            controller.port,
+            tmp_path,
+            INTAKE_OUTBOX_POLL_SECONDS=str(get_settings().outbox_poll_seconds),
+            INTAKE_OUTBOX_BATCH_SIZE=str(BATCH),
+            INTAKE_SMTP_TIMEOUT_SECONDS="120",  # the held DATA must outlast the test's waits
+            INTAKE_MASTER_KEY=_master_key_text(),
+        )
+        assert "INTAKE_OUTBOX_LEASE_SECONDS" not in env
+        for n in (1, 2):
+            procs.append(
+                start_worker(tmp_path / f"w{n}", env=env, concurrency=2, name=f"w{n}", wait=False)
+            )
+        procs.append(start_beat(tmp_path / "beat", env=env))
+        for proc in procs[:2]:
+            wait_worker_ready(proc)
+        smtp.close()
+
+        # The reminder comes due; a worker fans it out and starts sending it: held.
+        clock.advance(seconds=(reminder_due - now()).total_seconds())
+        _wait(
+            lambda: any(str(m["Subject"]).startswith("Reminder:") for m in list(smtp.held)),
+            60,
+            "the reminder's DATA at the server",
+            *procs,
+        )
+        # Then a burst of requests: the other three pool processes claim full batches and
+        # each starts sending its first acknowledgement: held too.
+        _submit(engine, ACKNOWLEDGED)
+        _wait(
+            lambda: len(smtp.held) == 4 and _counts_all(engine)["claimed"] >= 200,
+            60,
+            "four DATA held and 200 rows claimed",
+            *procs,
+        )
+        for proc in procs[:2]:
+            _kill_group(proc)
+        at_kill = _counts_all(engine)
+        in_flight = Counter(str(m["Message-ID"]) for m in smtp.held)
+        print("at the kill:", dict(at_kill), "held:", sorted(in_flight))
+        assert at_kill["claimed"] >= 200 and set(in_flight.values()) == {1}
+        smtp.open()
+
+        for n in (3, 4):
+            procs.append(
+                start_worker(tmp_path / f"w{n}", env=env, concurrency=2, name=f"w{n}", wait=False)
+            )
+        for proc in procs[-2:]:
+            wait_worker_ready(proc)
+        _wait(lambda: _unfinished(engine) == 0, 90, "every due row sent", *procs)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        controller.stop()
+        database.set_engine(None)
+
+    with Session(engine) as session:
+        rows = {r.id: r for r in session.scalars(select(OutboxMessage)).all()}
+    due_by = {r.dedup_key: r.due_at for r in rows.values() if r.kind == REMINDER_KIND}
+    assert not [r.id for r in rows.values() if r.status == OutboxStatus.dead or r.last_error]
+
+    def its_time(row: OutboxMessage) -> dt.datetime:
+        """A reminder e-mail's time is its step's (+30 minutes), not when it was fanned out."""
+        if row.kind == MAIL_KIND and row.dedup_key:
+            return due_by[row.dedup_key.rsplit(":", 1)[0]]
+        return row.due_at
+
+    copies = Counter(msgid for msgid, _ in smtp.arrivals)
+    # Every acknowledgement and reminder e-mail the workers had to send arrived...
+    mails = {
+        r.id
+        for r in rows.values()
+        if r.kind in (intake.ACK_KIND, MAIL_KIND) and r.claimed_by != TEST_WORKER
+    }
+    assert len(mails) == ACKNOWLEDGED + 1
+    assert mails <= {_outbox_id(msgid) for msgid in copies}
+    # ... once, or twice when it was mid-transaction at the kill; nothing else twice.
+    assert {msgid: n for msgid, n in copies.items() if n != 1} == dict.fromkeys(in_flight, 2)
+    # ... each within a minute of its time, resends included.
+    late = {
+        msgid: (at - its_time(rows[_outbox_id(msgid)])).total_seconds()
+        for msgid, at in smtp.arrivals
+        if at - its_time(rows[_outbox_id(msgid)]) > PROMISED
+    }
+    lags = [(at - its_time(rows[_outbox_id(m)])).total_seconds() for m, at in smtp.arrivals]
+    print(f"{len(smtp.arrivals)} copies of {len(copies)} messages; worst lag {max(lags):.1f} s")
+    assert not late, f"later than a minute after their time: {late}"
+
+
+def _counts_all(engine: Engine) -> Counter[str]:
+    with Session(engine) as session:
+        rows = session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        ).all()
+    return Counter({str(status.value): int(n) for status, n in rows})
 
 
 def test_request_accepted_while_the_broker_is_down_is_acknowledged_when_it_is_back(
