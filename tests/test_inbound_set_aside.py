@@ -389,6 +389,7 @@ def test_staff_list_mail_set_aside_with_why_and_a_masked_sender(
     [
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": f"2026-11-23T12:00:00_{uuid.uuid4()}"}, "cursor"),  # no zone: not ours
+        ({"cursor": f"0001-01-01T00:00:00+14:00_{uuid.uuid4()}"}, "cursor"),  # before year 1
         ({"reason": "spam"}, "reason"),
         ({"limit": 0}, "limit"),
         ({"limit": 501}, "limit"),

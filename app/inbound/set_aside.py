@@ -191,10 +191,11 @@ def _parse_cursor(value: str) -> tuple[dt.datetime, uuid.UUID]:
         at_text, id_text = value.rsplit("_", 1)
         at = dt.datetime.fromisoformat(at_text)
         row_id = uuid.UUID(id_text)
-    except ValueError:
+        if at.tzinfo is None:
+            raise ValueError("no zone")
+        at = at.astimezone(dt.UTC)  # year 1 at +14:00 does not exist in UTC
+    except (ValueError, OverflowError):
         raise InvalidSetAsideParameter("cursor", "is not a cursor this list gave") from None
-    if at.tzinfo is None:
-        raise InvalidSetAsideParameter("cursor", "is not a cursor this list gave")
     return at, row_id
 
 
