@@ -1,6 +1,7 @@
 """The meeting of a consultation with a provider that answers later (the fake, which behaves
 like Zoom): "link follows" at booking, the link by an updated invite once the meeting exists,
-the meeting moved on reschedule and deleted on cancel."""
+the meeting moved on reschedule and deleted on cancel, also when that happens while the
+meeting is being made."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
+from app.intake import service as intake
 from app.meetings.factory import get_meeting_provider
 from app.meetings.fake import FakeMeetingProvider
+from app.meetings.providers import MeetingInfo, MeetingSpec
 from app.models import Consultation, OutboxMessage
-from app.scheduling.service import MEETING_CREATE, MEETING_DELETE, MEETING_UPDATE
+from app.scheduling import service
+from app.scheduling.service import MEETING_CREATE, MEETING_DELETE, MEETING_UPDATE, store_meeting
 from tests.intake_helpers import bearer, submit
 from tests.outbox_helpers import drain
 from tests.scheduling_support import at, day_in, event_of, expert_with_hours, invites, iso, raw_text
@@ -92,3 +96,65 @@ def test_link_follows_then_arrives_moves_and_goes(
     drain(db)
     assert int(c.meeting_external_id or 0) in fake_meetings.deleted
     assert meeting.spec.start - at(day, "09:00", LONDON) == dt.timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    "meanwhile", ["cancelled", "rescheduled", "stored_by_another_attempt", "another_stored"]
+)
+def test_what_changed_while_the_meeting_was_being_made_wins(
+    client: TestClient,
+    db: Session,
+    fake_meetings: FakeMeetingProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    meanwhile: str,
+) -> None:
+    """The create holds no lock while the provider works, so a person may act meanwhile:
+    cancelled, the new meeting is deleted; rescheduled, it is moved; stored already by another
+    attempt of the same row (a lease that ran out), it is kept; another meeting stored, this
+    one is deleted."""
+    expert_with_hours(db)
+    sub = submit(client, timezone=LONDON)
+    drain(db)
+    day = day_in(LONDON, 2)
+    url = f"/api/v1/requests/{sub['reference']}/consultation"
+    headers = bearer(sub["access_token"])
+    resp = client.post(url, json={"start": iso(at(day, "09:00", LONDON))}, headers=headers)
+    assert resp.status_code == 201, resp.text
+    req = intake.get_by_reference(db, sub["reference"])
+    assert req is not None
+    caller = service.Caller("requester")
+    make = fake_meetings.create
+    made: list[int] = []
+
+    def create(spec: MeetingSpec) -> MeetingInfo:
+        info = make(spec)
+        made.append(int(info.external_id))
+        # What another transaction commits while the provider is being called.
+        if meanwhile == "cancelled":
+            service.cancel(db, req, caller=caller)
+        elif meanwhile == "rescheduled":
+            service.reschedule(db, req, start=at(day, "11:00", LONDON), zone=None, caller=caller)
+        else:
+            c = db.scalar(select(Consultation))
+            assert c is not None
+            store_meeting(c, info if meanwhile == "stored_by_another_attempt" else make(spec))
+            db.flush()
+        return info
+
+    monkeypatch.setattr(fake_meetings, "create", create)
+    drain(db)
+    c = db.scalar(select(Consultation).execution_options(populate_existing=True))
+    assert c is not None and len(made) == 1
+    deletes = [
+        row.params["external_id"]
+        for row in db.scalars(select(OutboxMessage).where(OutboxMessage.kind == MEETING_DELETE))
+    ]
+    drain(db)
+    if meanwhile in ("cancelled", "another_stored"):
+        assert deletes == [str(made[0])] and made[0] in fake_meetings.deleted
+        assert c.meeting_external_id != str(made[0])
+    else:
+        assert deletes == [] and c.meeting_external_id == str(made[0])
+        assert made[0] in fake_meetings.meetings
+    if meanwhile == "rescheduled":
+        assert fake_meetings.meetings[made[0]].spec.start == at(day, "11:00", LONDON)

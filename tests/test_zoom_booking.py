@@ -3,22 +3,35 @@ zoom_server.py): the outbox creates the meeting (64-bit id, join link, password 
 start link stored); Zoom down for the whole retry window keeps the booking, dead-letters the row,
 alerts staff, and a staff retry once Zoom is back sends the link; a 429 with a long Retry-After
 is retried by the outbox; the daily count lives in ``zoom_daily_usage`` and nearing the cap
-alerts admins once; the expert's host link is read fresh from Zoom."""
+alerts admins once; the expert's host link is read fresh from Zoom.
+
+Faults: a create Zoom carried out but never answered is found again, not made twice; a
+requester's cancel does not wait for a rate-limited or slow create (real transactions on a
+fresh database, a worker thread and the API at once), the meeting is deleted or never made,
+and each side gets one cancellation and nothing that says "booked"."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from app.core import database, migrate
+from app.core.database import commit
 from app.core.settings import get_settings
 from app.core.time import now
+from app.intake import keys
+from app.main import create_app
 from app.meetings.factory import get_meeting_provider
 from app.meetings.quota import NEARING_CAP_AT, host_key
 from app.meetings.usage import CAP_ALERT_KIND, DbUsageStore, count_meeting_write
@@ -31,12 +44,13 @@ from app.models import (
     User,
     ZoomDailyUsage,
 )
+from app.outbox import service as outbox
 from app.scheduling.service import MEETING_CREATE
-from tests.conftest import Clock
+from tests.conftest import Clock, create_pg_database, drop_pg_database
 from tests.factories import create_user, login
 from tests.fakes.zoom_server import FakeZoom
 from tests.intake_helpers import bearer, messages, submit, text_of
-from tests.outbox_helpers import drain
+from tests.outbox_helpers import TEST_WORKER, drain
 from tests.scheduling_support import at, day_in, event_of, expert_with_hours, invites, iso, raw_text
 
 LONDON = "Europe/London"
@@ -124,7 +138,8 @@ def test_zoom_down_for_the_whole_retry_window_then_staff_retry_sends_the_link(
     [row] = _create_rows(db)
     assert row.status == OutboxStatus.dead and row.attempts == MAX_ATTEMPTS
     assert "ZoomUnavailable" in (row.last_error or "")
-    assert len(_creates(zoom)) == MAX_ATTEMPTS
+    # One call to Zoom per attempt: the create, then (it may have been carried out) look-ups.
+    assert len(zoom.api_calls()) == MAX_ATTEMPTS and len(_creates(zoom)) == 1
     drain(db)  # the dead-letter alert
 
     c = _consultation(db)
@@ -293,3 +308,246 @@ def test_the_expert_gets_a_fresh_host_link_that_is_never_stored(
     zoom.fail_next(1, "500")
     down = client.get(url, headers=headers)
     assert down.status_code == 503 and down.json()["error"]["code"].startswith("meeting")
+
+
+# Faults ----------------------------------------------------------------------------------------
+
+
+def _deliver_kind(session: Session, kind: str) -> int:
+    """Claim and deliver the due rows of one kind only, as the worker's pump does (claim and
+    commit, then lock, deliver, commit); the others wait."""
+    ids = list(
+        session.scalars(
+            select(OutboxMessage.id).where(
+                OutboxMessage.kind == kind,
+                OutboxMessage.status == OutboxStatus.pending,
+                OutboxMessage.due_at <= now(),
+            )
+        )
+    )
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids))
+        .values(
+            status=OutboxStatus.claimed,
+            claimed_by=TEST_WORKER,
+            attempts=OutboxMessage.attempts + 1,
+            lease_until=now() + dt.timedelta(minutes=2),
+        )
+    )
+    commit(session)
+    rows = list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
+    )
+    outbox.deliver_locked(session, outbox.lock_claimed(session, rows, worker=TEST_WORKER))
+    commit(session)
+    return len(rows)
+
+
+def _to(mail_dir: Path, address: str) -> list[tuple[EmailMessage, Any]]:
+    """Every e-mail to ``address`` with its calendar (None when it has none)."""
+    cals = {str(m["Message-ID"]): cal for m, cal, _ in invites(mail_dir)}
+    return [
+        (m, cals.get(str(m["Message-ID"]))) for m in messages(mail_dir) if str(m["To"]) == address
+    ]
+
+
+def _one_cancellation_each(mail_dir: Path, requester: str, expert: str) -> None:
+    """Each side got exactly one consultation notice, a cancellation (METHOD:CANCEL), and no
+    e-mail that says "booked" or carries a meeting link."""
+    for address, subject in (
+        (requester, "Your consultation is cancelled"),
+        (expert, "Consultation cancelled"),
+    ):
+        sent = _to(mail_dir, address)
+        assert not any("booked" in str(m["Subject"]).lower() for m, _ in sent)
+        assert not any("zoom.us/j/" in raw_text(m) for m, _ in sent)
+        notices = [(m, cal) for m, cal in sent if cal is not None]
+        assert [str(m["Subject"]).split(" [")[0] for m, _ in notices] == [subject]
+        assert str(notices[0][1]["METHOD"]) == "CANCEL"
+
+
+def test_a_create_zoom_carried_out_but_never_answered_is_found_not_made_again(
+    client: TestClient, db: Session, mail_dir: Path, zoom: FakeZoom, clock: Clock
+) -> None:
+    booked = _book(client, db, zoom, mail_dir)
+    expert: User = booked["expert"]
+    zoom.fail_next(1, "lost_answer", hang_seconds=4)  # past the client's 2 s timeout
+    drain(db)
+    [row] = _create_rows(db)
+    assert row.status == OutboxStatus.pending and "ZoomUnavailable" in (row.last_error or "")
+    [made] = zoom.meetings_of(expert.email)  # carried out at Zoom all the same
+    assert _consultation(db).zoom_meeting_id is None
+
+    clock.advance(hours=1)
+    drain(db)  # the retry finds it
+    drain(db)  # the invites with the link
+    [row] = _create_rows(db)
+    assert row.status == OutboxStatus.sent
+    assert zoom.meetings_of(expert.email) == [made]  # one meeting for the booking
+    assert [c.status for c in _creates(zoom)] == [-1]  # the lost one: no second create
+    c = _consultation(db)
+    assert c.zoom_meeting_id == made["id"] and c.meeting_join_url == made["join_url"]
+    assert c.meeting_password_enc is not None
+    usage = select(ZoomDailyUsage.count).where(ZoomDailyUsage.host == host_key(expert.email))
+    assert db.scalar(usage) == 1  # Zoom counted that create against the cap: so do we
+    [(link, cal)] = [
+        (m, cal)
+        for m, cal, _ in invites(mail_dir)
+        if str(m["To"]).startswith("applicant-") and "link" in str(m["Subject"])
+    ]
+    assert str(event_of(cal)["LOCATION"]) == made["join_url"]
+    assert made["password"] in raw_text(link)
+
+
+def test_after_a_cancel_nothing_says_booked_and_each_side_gets_one_cancellation(
+    client: TestClient, db: Session, mail_dir: Path, zoom: FakeZoom
+) -> None:
+    booked = _book(client, db, zoom, mail_dir)
+    expert: User = booked["expert"]
+    # The meeting is made; the "booked" and "link" invites of both sides still wait.
+    assert _deliver_kind(db, MEETING_CREATE) == 1
+    meeting_id = _consultation(db).zoom_meeting_id
+    assert meeting_id in zoom.meetings and list(mail_dir.glob("*.eml")) == []
+
+    token = booked["sub"]["access_token"]
+    resp = client.delete(booked["url"], headers=bearer(token))
+    assert resp.status_code == 200, resp.text
+    for _ in range(3):
+        drain(db)
+
+    requester = str(
+        next(m["To"] for m in messages(mail_dir) if str(m["To"]).startswith("applicant-"))
+    )
+    _one_cancellation_each(mail_dir, requester, expert.email)
+    assert zoom.meetings_of(expert.email) == []  # deleted at Zoom
+    assert ("DELETE", f"/v2/meetings/{meeting_id}", 204) in [
+        (c.method, c.path, c.status) for c in zoom.api_calls()
+    ]
+
+
+@pytest.fixture
+def own_database() -> Iterator[Engine]:
+    """A fresh database that the API, a worker thread and the test all commit to."""
+    name = f"intake_zoom_{secrets.token_hex(3)}"
+    url = create_pg_database(name)
+    engine = None
+    try:
+        migrate.upgrade(url)
+        engine = database.build_engine(url, for_tests=True)
+        database.set_engine(engine)
+        yield engine
+    finally:
+        database.set_engine(None)
+        keys.forget_cached_keys()
+        if engine is not None:
+            engine.dispose()
+        drop_pg_database(name)
+
+
+def _cancel_while_the_create_is_at_zoom(
+    engine: Engine,
+    zoom: FakeZoom,
+    mail_dir: Path,
+    clock: Clock,
+    at_zoom: Callable[[], None],
+    after_cancel: Callable[[], None] = lambda: None,
+) -> tuple[float, str, str]:
+    """Book through the API; a worker thread runs the booking's meeting create; once
+    ``at_zoom`` says the create is at Zoom, the requester cancels through the API (then
+    ``after_cancel``). Returns how long the cancel took, the requester's and the expert's
+    addresses, once the outbox has delivered everything that follows."""
+    with Session(engine) as s:
+        expert = expert_with_hours(s)
+        expert_email = expert.email
+        s.commit()
+    zoom.add_user(expert_email, "u_" + expert_email.split("@")[0])
+    with TestClient(create_app(), raise_server_exceptions=False) as api:
+        requester = f"applicant-{secrets.token_hex(4)}@example.org"
+        sub = submit(api, timezone=LONDON, email=requester)
+        with Session(engine) as s:
+            drain(s)  # the acknowledgement and the offer
+        for f in mail_dir.glob("*.eml"):
+            f.unlink()
+        url = f"/api/v1/requests/{sub['reference']}/consultation"
+        start = at(day_in(LONDON, 2), "09:00", LONDON)
+        booked = api.post(url, json={"start": iso(start)}, headers=bearer(sub["access_token"]))
+        assert booked.status_code == 201, booked.text
+
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                with Session(engine) as s:
+                    assert _deliver_kind(s, MEETING_CREATE) == 1
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        at_zoom()
+        started = time.monotonic()
+        cancelled = api.delete(url, headers=bearer(sub["access_token"]))
+        took = time.monotonic() - started
+        assert cancelled.status_code == 200, cancelled.text
+        after_cancel()
+        thread.join(60)
+        assert not thread.is_alive() and errors == []
+    clock.advance(minutes=10)  # past any Retry-After
+    with Session(engine) as s:
+        for _ in range(5):
+            drain(s)
+    return took, requester, expert_email
+
+
+def test_a_cancel_does_not_wait_while_zoom_rate_limits_the_meeting_create(
+    own_database: Engine, zoom: FakeZoom, mail_dir: Path, clock: Clock
+) -> None:
+    zoom.fail_next(2, "429", retry_after=4)
+
+    def rate_limited() -> None:
+        deadline = time.monotonic() + 30
+        while not any(c.method == "POST" and c.status == 429 for c in zoom.api_calls()):
+            assert time.monotonic() < deadline, "the create never reached Zoom"
+            time.sleep(0.005)
+
+    took, requester, expert = _cancel_while_the_create_is_at_zoom(
+        own_database, zoom, mail_dir, clock, rate_limited
+    )
+
+    assert took < 2.0, f"the cancel waited {took:.1f}s for the worker's Zoom call"
+    _one_cancellation_each(mail_dir, requester, expert)
+    assert zoom.meetings_of(expert) == []  # never made: the retry found it cancelled
+    assert [c.status for c in _creates(zoom)] == [429]
+
+
+def test_a_cancel_while_the_create_is_in_flight_does_not_wait_and_the_meeting_goes(
+    own_database: Engine,
+    zoom: FakeZoom,
+    mail_dir: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A slow Zoom, within the client's timeout: it answers once the cancel is back (or 10 s).
+    monkeypatch.setenv("INTAKE_ZOOM_TIMEOUT_SECONDS", "20")
+    get_settings.cache_clear()
+    get_meeting_provider.cache_clear()
+    gate = zoom.gate_next(timeout=10)
+
+    def in_flight() -> None:
+        assert gate.arrived.wait(30), "the create never reached Zoom"
+
+    took, requester, expert = _cancel_while_the_create_is_at_zoom(
+        own_database, zoom, mail_dir, clock, in_flight, after_cancel=gate.open.set
+    )
+
+    assert took < 2.0, f"the cancel waited {took:.1f}s for the worker's Zoom call"
+    _one_cancellation_each(mail_dir, requester, expert)
+    # Zoom made it once the cancel had committed: the worker saw that and deleted it.
+    assert [c.status for c in _creates(zoom)] == [201]
+    assert zoom.meetings_of(expert) == []
+    assert [c.status for c in zoom.api_calls() if c.method == "DELETE"] == [204]

@@ -189,10 +189,39 @@ def test_a_token_rejected_again_after_refresh_is_not_retried_forever(
 
 # Rate limits ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("form", ["seconds", "http-date", "iso"])
-def test_429_waits_as_long_as_retry_after_says_then_succeeds(
+def test_a_short_429_is_handed_to_the_outbox_at_once_never_slept_in_the_call(
     fake: FakeZoom, sleeps: Sleeps, form: str
 ) -> None:
-    provider = make_provider(fake, sleeps)
+    provider = make_provider(fake, sleeps)  # as the service builds it: no waits in a call
+    info = provider.create(spec())
+    fake.fail_next(1, "429", retry_after=7, form=form)
+
+    with pytest.raises(ZoomRateLimited) as caught:
+        provider.host_link(info.external_id)
+
+    assert sleeps == []
+    assert 4.5 <= caught.value.retry_after_seconds <= 7.0
+    assert caught.value.daily_limit is False and caught.value.counts_as_attempt
+    assert [c.status for c in fake.api_calls() if c.method == "GET"] == [429]
+
+
+def test_the_configured_zoom_client_never_waits_inside_a_call() -> None:
+    from app.core.settings import load_settings
+    from app.meetings.factory import build_meeting_provider
+
+    settings = load_settings(
+        meeting_provider="zoom", zoom_account_id="a", zoom_client_id="b", zoom_client_secret="c"
+    )
+    provider = build_meeting_provider(settings)
+    assert isinstance(provider, ZoomMeetingProvider)
+    assert provider.client.max_rate_limit_retries == 0
+
+
+@pytest.mark.parametrize("form", ["seconds", "http-date", "iso"])
+def test_429_waits_as_long_as_retry_after_says_then_succeeds_when_asked_to(
+    fake: FakeZoom, sleeps: Sleeps, form: str
+) -> None:
+    provider = make_provider(fake, sleeps, max_rate_limit_retries=3)
     info = provider.create(spec())
     fake.fail_next(1, "429", retry_after=7, form=form)
 
@@ -209,7 +238,7 @@ def test_429_waits_as_long_as_retry_after_says_then_succeeds(
 def test_429_without_retry_after_backs_off_exponentially_with_jitter(
     fake: FakeZoom, sleeps: Sleeps
 ) -> None:
-    provider = make_provider(fake, sleeps, backoff_base_seconds=2.0)
+    provider = make_provider(fake, sleeps, backoff_base_seconds=2.0, max_rate_limit_retries=3)
     info = provider.create(spec())
     fake.fail_next(3, "429")
 
@@ -336,6 +365,45 @@ def test_create_sends_what_zoom_expects_and_keeps_the_64_bit_id(
     # The host's start link is not kept anywhere in what create returns.
     assert "start_url" not in {f.name for f in fields(MeetingInfo)}
     assert "/s/" not in repr(info) and "zak=" not in repr(info)
+
+
+def test_a_create_whose_answer_was_lost_is_found_again_across_pages_by_its_marker(
+    fake: FakeZoom, sleeps: Sleeps
+) -> None:
+    provider = make_provider(fake, sleeps, timeout_seconds=0.5)
+    provider.list_page_size = 2
+    day = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    # Five other meetings of the host, one of them with a marker that merely starts alike.
+    for n in range(4):
+        provider.create(spec(start=day + dt.timedelta(hours=n), agenda=f"Reference C-{n}"))
+    provider.create(spec(start=day + dt.timedelta(days=2), agenda="x\n[booking c-1/77]"))
+    wanted = spec(start=day + dt.timedelta(days=1), agenda="Reference C-1042\n[booking c-1/7]")
+    wanted = MeetingSpec(**{**wanted.__dict__, "marker": "[booking c-1/7]"})
+    assert provider.find(wanted) is None  # not made yet: nothing to adopt
+    fake.fail_next(1, "lost_answer", hang_seconds=3)
+
+    with pytest.raises(ZoomUnavailable):
+        provider.create(wanted)  # Zoom made it; the answer never came
+
+    [made] = [m for m in fake.meetings.values() if m["agenda"].endswith("[booking c-1/7]")]
+    before = len(fake.api_calls())
+    found = provider.find(wanted)
+
+    assert found == MeetingInfo(
+        provider="zoom",
+        external_id=made["id"],
+        join_url=made["join_url"],
+        password=made["password"],
+    )
+    calls = fake.api_calls()[before:]
+    pages = [c for c in calls if c.path == f"/v2/users/{HOST}/meetings"]
+    assert len(pages) == 3  # six meetings, two a page; the wanted one is on the last
+    assert "next_page_token=" not in pages[0].query and "type=scheduled" in pages[0].query
+    assert all("next_page_token=" in c.query for c in pages[1:])
+    assert [(c.method, c.path) for c in calls[len(pages) :]] == [
+        ("GET", f"/v2/meetings/{made['id']}")
+    ]
+    assert len(fake.meetings) == 6  # nothing made twice
 
 
 def test_update_patches_and_delete_treats_a_missing_meeting_as_done(

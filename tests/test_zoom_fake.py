@@ -130,3 +130,54 @@ def test_create_get_patch_delete(http: httpx.Client, fake: FakeZoom) -> None:
         ("DELETE", 204),
         ("DELETE", 404),
     ]
+
+
+def test_listing_a_hosts_meetings_pages_with_a_next_page_token(
+    http: httpx.Client, fake: FakeZoom
+) -> None:
+    bearer = {"Authorization": f"Bearer {token(http, fake)}"}
+    made = []
+    for n in range(5):
+        body = {**GOOD, "start_time": f"2026-12-0{n + 1}T09:30:00Z", "agenda": f"a{n}"}
+        made.append(
+            http.post("/v2/users/expert@example.org/meetings", json=body, headers=bearer).json()
+        )
+    http.post("/v2/users/other@example.org/meetings", json=GOOD, headers=bearer)
+    url = "/v2/users/expert@example.org/meetings"
+    seen: list[dict[str, Any]] = []
+    token_value = ""
+    pages = 0
+    while True:
+        params = {"type": "scheduled", "page_size": "2"}
+        if token_value:
+            params["next_page_token"] = token_value
+        resp = http.get(url, params=params, headers=bearer)
+        assert resp.status_code == 200
+        page = resp.json()
+        assert page["total_records"] == 5 and len(page["meetings"]) <= 2
+        seen += page["meetings"]
+        pages += 1
+        token_value = page["next_page_token"]
+        if not token_value:
+            break
+    assert pages == 3
+    assert [m["id"] for m in seen] == [m["id"] for m in made]  # the other host's is not here
+    assert seen[0]["agenda"] == "a0" and seen[0]["join_url"] == made[0]["join_url"]
+    assert "password" not in seen[0] and "start_url" not in seen[0]
+    bad_type = http.get(url, params={"type": "all"}, headers=bearer)
+    assert (bad_type.status_code, bad_type.json()["code"]) == (400, 300)
+    stale = http.get(url, params={"next_page_token": "nope"}, headers=bearer)
+    assert (stale.status_code, stale.json()["code"]) == (400, 300)
+    nobody = http.get("/v2/users/nobody@example.org/meetings", headers=bearer)
+    assert (nobody.status_code, nobody.json()["code"]) == (404, 1001)
+
+
+def test_a_lost_answer_is_carried_out_but_never_answered(
+    http: httpx.Client, fake: FakeZoom
+) -> None:
+    bearer = {"Authorization": f"Bearer {token(http, fake)}"}
+    fake.fail_next(1, "lost_answer", hang_seconds=2)
+    with pytest.raises(httpx.TimeoutException):
+        http.post("/v2/users/expert@example.org/meetings", json=GOOD, headers=bearer, timeout=0.5)
+    [meeting] = fake.meetings.values()  # made at "Zoom" all the same
+    assert meeting["topic"] == GOOD["topic"]

@@ -30,6 +30,8 @@ def build_meeting_provider(
         api_base_url=settings.zoom_api_base_url,
         oauth_base_url=settings.zoom_oauth_base_url,
         timeout_seconds=settings.zoom_timeout_seconds,
+        # A 429 goes back to the outbox with its Retry-After: nothing sleeps inside a call.
+        max_rate_limit_retries=0,
     )
     # Until a table backs the count (see docs/zoom.md) it is per process.
     return ZoomMeetingProvider(client, quota=quota or DailyMeetingQuota(InMemoryUsageStore()))

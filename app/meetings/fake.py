@@ -42,6 +42,13 @@ class FakeMeetingProvider:
             self.meetings[meeting_id] = FakeMeeting(spec=spec, info=info)
             return info
 
+    def find(self, spec: MeetingSpec) -> MeetingInfo | None:
+        with self._lock:
+            for meeting in self.meetings.values():
+                if spec.marker and meeting.spec.marker == spec.marker:
+                    return meeting.info
+            return None
+
     def _get(self, external_id: ExternalId) -> FakeMeeting:
         meeting = self.meetings.get(int(external_id))
         if meeting is None:

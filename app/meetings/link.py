@@ -45,6 +45,10 @@ class LinkMeetingProvider:
             )
         return MeetingInfo(provider="link", external_id=url, join_url=url, password=None)
 
+    def find(self, spec: MeetingSpec) -> MeetingInfo | None:
+        """A link leaves nothing behind to find: making it again is harmless."""
+        return None
+
     def update(self, external_id: ExternalId, spec: MeetingSpec) -> None:
         """The link stays the same when the time changes."""
 

@@ -17,6 +17,8 @@ class MeetingSpec:
     ``host`` is the provider's user: for Zoom the host's Zoom user email or id. ``timezone`` is
     the IANA zone shown to participants (the start itself is always sent in UTC).
     ``personal_meeting_url`` is only used by the ``link`` provider: the expert's own link.
+    ``marker`` names one create (stable across its retries); it is written into the agenda so
+    that ``find`` can recognise a meeting whose create answer was lost.
     """
 
     topic: str
@@ -26,6 +28,7 @@ class MeetingSpec:
     agenda: str = ""
     host: str = ""
     personal_meeting_url: str | None = field(default=None, repr=False)
+    marker: str = ""
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.start.utcoffset() is None:
@@ -59,6 +62,11 @@ class MeetingProvider(Protocol):
 
     def create(self, spec: MeetingSpec) -> MeetingInfo:
         """Create the meeting. Raises a ``MeetingError`` subclass on failure."""
+        ...
+
+    def find(self, spec: MeetingSpec) -> MeetingInfo | None:
+        """The meeting an earlier ``create`` of the same ``spec.marker`` made, if it exists
+        (a create that timed out may have been carried out). None: create it."""
         ...
 
     def update(self, external_id: ExternalId, spec: MeetingSpec) -> None:

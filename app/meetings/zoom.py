@@ -5,9 +5,15 @@
   for. A ``401`` with code ``124`` means Zoom no longer accepts the token: the first caller that
   sees it fetches one new token and every other caller that used the same token reuses it (a
   lock and a generation counter), then each retries once.
-- ``429``: ``Retry-After`` (seconds, HTTP date or ISO-8601 time) is honoured when it is short;
-  without it, exponential backoff with jitter. A few retries inside the call at most; a longer
-  wait, or the per-user daily cap, raises ``ZoomRateLimited`` with ``retry_after_seconds``.
+- ``429`` raises ``ZoomRateLimited`` with ``retry_after_seconds`` at once: ``Retry-After``
+  (seconds, HTTP date or ISO-8601 time), else exponential backoff with jitter, else (the
+  per-user daily cap) the time until 00:00 UTC. The outbox reschedules the row for then: a
+  worker never sleeps inside a call while its transaction holds locks that a person's cancel
+  or booking needs. (``max_rate_limit_retries`` > 0 waits short ones inside the call instead,
+  for callers that hold nothing.)
+- ``find`` looks for a meeting an earlier create made (its answer lost to a timeout): Zoom
+  has no idempotency key, so each create carries a marker in its agenda and a retried create
+  first lists the host's meetings (``GET /users/{userId}/meetings``, paged) for it.
 - ``5xx``, timeouts and connection failures raise ``ZoomUnavailable`` at once: the outbox retries
   with backoff, so nothing loops here.
 - ``{code, message}`` errors map to ``ZoomRequestError`` subclasses, which are permanent.
@@ -55,6 +61,9 @@ MEETING_NOT_FOUND = 3001
 SCHEDULED_MEETING = 2
 TOPIC_MAX = 200
 AGENDA_MAX = 2000
+# Listing a host's meetings: Zoom's largest page, and how many pages we read at most.
+LIST_PAGE_SIZE = 300
+LIST_MAX_PAGES = 20
 # Ask for a new token this long before the old one expires (at most a tenth of its lifetime).
 TOKEN_REFRESH_MARGIN_SECONDS = 300.0
 
@@ -179,7 +188,7 @@ class ZoomClient:
         api_base_url: str = "https://api.zoom.us",
         oauth_base_url: str = "https://zoom.us",
         timeout_seconds: float = 10.0,
-        max_rate_limit_retries: int = 3,
+        max_rate_limit_retries: int = 0,
         max_retry_wait_seconds: float = 30.0,
         backoff_base_seconds: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -317,9 +326,16 @@ class ZoomClient:
         return self._backoff(attempt), False
 
     def request(
-        self, method: str, path: str, *, operation: str, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
     ) -> httpx.Response:
-        """Send one API call with auth, one token refresh on 124, and bounded 429 retries.
+        """Send one API call with auth and one token refresh on 124; a 429 raises
+        ``ZoomRateLimited`` (or, with ``max_rate_limit_retries``, is waited a few times).
 
         Returns any response below 500 other than 401/429; the caller checks the status.
         """
@@ -330,7 +346,11 @@ class ZoomClient:
         while True:
             try:
                 resp = self._http.request(
-                    method, url, json=json, headers={"Authorization": f"Bearer {token}"}
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
                 )
             except httpx.TimeoutException as exc:
                 raise ZoomUnavailable(
@@ -366,8 +386,12 @@ class ZoomClient:
                         daily_limit=daily,
                     )
                 if rate_limited >= self.max_rate_limit_retries:
+                    # Handed to the outbox, which is due again after ``wait``: no sleeping
+                    # here while the caller's transaction holds its locks.
+                    log.info("zoom_rate_limited", operation=operation, wait=round(wait, 2))
                     raise ZoomRateLimited(
-                        f"{operation}: still rate-limited after {rate_limited} retries",
+                        f"{operation}: Zoom rate limit"
+                        + (f" (still, after {rate_limited} retries)" if rate_limited else ""),
                         retry_after_seconds=wait,
                         daily_limit=False,
                     )
@@ -394,14 +418,32 @@ def _meeting_id(value: ExternalId) -> int:
     return value
 
 
+def _may_carry(item: Mapping[str, Any], spec: MeetingSpec) -> bool:
+    """Whether a listed meeting may be the one of ``spec.marker``: by its agenda when the list
+    has it (Zoom's current API does), else by topic and start time (confirmed by a read)."""
+    agenda = item.get("agenda")
+    if isinstance(agenda, str):
+        return spec.marker in agenda
+    return item.get("topic") == spec.topic[:TOPIC_MAX] and item.get(
+        "start_time"
+    ) == format_start_time(spec.start)
+
+
 class ZoomMeetingProvider:
     """``MeetingProvider`` over a ``ZoomClient``; counts writes per host in ``quota``."""
 
     name: ProviderName = "zoom"
 
-    def __init__(self, client: ZoomClient, *, quota: DailyMeetingQuota | None = None) -> None:
+    def __init__(
+        self,
+        client: ZoomClient,
+        *,
+        quota: DailyMeetingQuota | None = None,
+        list_page_size: int = LIST_PAGE_SIZE,
+    ) -> None:
         self.client = client
         self.quota = quota
+        self.list_page_size = list_page_size
 
     def _count_write(self, host: str) -> None:
         if self.quota is None:
@@ -441,6 +483,72 @@ class ZoomMeetingProvider:
             raise ZoomError("create meeting: Zoom's answer had no join_url")
         password = data.get("password")
         log.info("zoom_meeting_created", meeting_id=meeting_id)
+        return MeetingInfo(
+            provider="zoom",
+            external_id=meeting_id,
+            join_url=join_url,
+            password=password if isinstance(password, str) and password else None,
+        )
+
+    def find(self, spec: MeetingSpec) -> MeetingInfo | None:
+        """The meeting of ``spec.marker`` that an earlier create made, if Zoom has one.
+
+        Pages through the host's scheduled meetings (``type=scheduled``: upcoming, live and
+        unexpired past ones) and reads each candidate with ``GET /meetings/{id}`` (the list
+        has no password) to confirm the marker in its agenda.
+        """
+        if not spec.marker:
+            return None
+        host = self._host(spec)
+        token = ""
+        for _ in range(LIST_MAX_PAGES):
+            params: dict[str, str | int] = {"type": "scheduled", "page_size": self.list_page_size}
+            if token:
+                params["next_page_token"] = token
+            resp = self.client.request(
+                "GET",
+                f"/v2/users/{quote(host, safe='@')}/meetings",
+                operation="list meetings",
+                params=params,
+            )
+            if resp.status_code != 200:
+                _raise_request_error(resp, "list meetings")
+            data = _json_object(resp)
+            items = data.get("meetings")
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict) and _may_carry(item, spec):
+                    found = self._confirm(item.get("id"), spec)
+                    if found is not None:
+                        log.info("zoom_meeting_found", meeting_id=found.external_id)
+                        return found
+            next_token = data.get("next_page_token")
+            if not isinstance(next_token, str) or not next_token:
+                return None
+            token = next_token
+        # A host with thousands of meetings: give up looking rather than never creating.
+        log.warning("zoom_find_gave_up", pages=LIST_MAX_PAGES)
+        return None
+
+    def _confirm(self, raw_id: object, spec: MeetingSpec) -> MeetingInfo | None:
+        try:
+            if not isinstance(raw_id, int | str):
+                return None
+            meeting_id = _meeting_id(raw_id)
+        except ValueError:
+            return None
+        resp = self.client.request("GET", f"/v2/meetings/{meeting_id}", operation="get meeting")
+        if resp.status_code == 404 and _error_code(resp) == MEETING_NOT_FOUND:
+            return None  # deleted since the list was read
+        if resp.status_code != 200:
+            _raise_request_error(resp, "get meeting")
+        data = _json_object(resp)
+        agenda = data.get("agenda")
+        join_url = data.get("join_url")
+        if not isinstance(agenda, str) or spec.marker not in agenda:
+            return None
+        if not isinstance(join_url, str) or not join_url.startswith("https://"):
+            raise ZoomError("get meeting: Zoom's answer had no join_url")
+        password = data.get("password")
         return MeetingInfo(
             provider="zoom",
             external_id=meeting_id,

@@ -3,14 +3,23 @@
 ``MeetingProvider``).
 
 Invites are rendered at send time from the consultation as it then is: its time, its
-``SEQUENCE``, its join link; a cancelled consultation, or an expert who is no longer on it,
-gets ``METHOD:CANCEL``. The requester's copy is in their language (en, ru; others English) with
+``SEQUENCE``, its join link. One notice per change to each person: once a consultation is
+cancelled, only its cancellation goes out (an older "booked", "link" or "new time" row still
+waiting is dropped, so nothing says "booked" after a cancel); an expert the consultation has
+left gets the move as a ``METHOD:CANCEL`` and nothing older.
+
+The meeting handlers call the provider without holding the consultation's row lock (a slow
+or rate-limited Zoom must not make a person's cancel wait); the create locks and re-reads the
+consultation only once the meeting exists, and deletes it again if it is no longer wanted.
+
+The requester's copy is in their language (en, ru; others English) with
 a neutral subject when they asked for discretion; the expert's copy carries the reference, the
 country and the time only, never the requester's name or contact.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from email.utils import parseaddr
 from typing import Any
@@ -38,6 +47,7 @@ from app.models import (
 )
 from app.notifications import mail
 from app.notifications.render import render_pair
+from app.outbox import service as outbox
 from app.outbox.registry import PermanentFailure, handler
 from app.scheduling import ics
 from app.scheduling.service import (
@@ -45,6 +55,8 @@ from app.scheduling.service import (
     MEETING_CREATE,
     MEETING_DELETE,
     MEETING_UPDATE,
+    create_marker,
+    discard_meeting,
     meeting_spec,
     send_invites,
     store_meeting,
@@ -141,10 +153,16 @@ def send_invite(session: Session, row: OutboxMessage) -> None:
         _send_to_requester(session, row, c, req)
 
 
-def _event(row: OutboxMessage, c: Consultation) -> str:
+def _event(row: OutboxMessage, c: Consultation, expert_id: uuid.UUID | None = None) -> str | None:
+    """What this row tells its recipient now, or None when another notice says it: a
+    cancellation is told by the cancellation's own row, and a move away by the move's."""
     event = str(row.params.get("event", "booked"))
-    if c.status == ConsultationStatus.cancelled and event not in CANCELLED_EVENTS:
-        return "cancelled"
+    if event in CANCELLED_EVENTS:
+        return event
+    if expert_id is not None and c.expert_id != expert_id:
+        return "cancelled" if event == "moved" else None
+    if c.status == ConsultationStatus.cancelled:
+        return None
     return event
 
 
@@ -157,9 +175,12 @@ def _send_to_requester(
     token = intake.reveal_token(req)
     if pii is None or token is None:
         raise PermanentFailure("request data erased")
+    event = _event(row, c)
+    if event is None:
+        log.info("invite_superseded", consultation_id=str(c.id), to="requester")
+        return
     settings = get_settings()
     lang = template_language(req.language)
-    event = _event(row, c)
     cancelled = event in CANCELLED_EVENTS
     profile = session.get(ExpertProfile, c.expert_id)
     expert_name = profile.public_name if profile is not None else ""
@@ -228,9 +249,11 @@ def _send_to_expert(
     profile = session.get(ExpertProfile, expert_id)
     if profile is None:
         raise PermanentFailure("expert is gone")
-    event = _event(row, c)
-    # An expert the consultation has left (reassignment) gets a cancellation.
-    cancelled = event in CANCELLED_EVENTS or c.expert_id != expert_id
+    event = _event(row, c, expert_id)
+    if event is None:
+        log.info("invite_superseded", consultation_id=str(c.id), to="expert")
+        return
+    cancelled = event in CANCELLED_EVENTS
     zone = _expert_zone(session, expert_id, profile.timezone)
     context = {
         "event": event,
@@ -294,29 +317,54 @@ def _spec_inputs(session: Session, c: Consultation) -> tuple[ExpertProfile, Inta
     return profile, req, _expert_zone(session, c.expert_id, profile.timezone)
 
 
+def _tried_before(row: OutboxMessage) -> bool:
+    """An earlier attempt of this row may have reached the provider (a timeout, a worker that
+    died mid-call, a staff retry of a dead letter)."""
+    return row.attempts > 1 or row.last_error is not None
+
+
 @handler(MEETING_CREATE)
 def create_meeting(session: Session, row: OutboxMessage) -> None:
     """Create the meeting of a booked consultation that has none yet, then send both sides
-    the invite again with the link (SEQUENCE + 1)."""
-    c = session.get(
-        Consultation,
-        uuid.UUID(row.params["consultation_id"]),
-        with_for_update=True,
-        populate_existing=True,
-    )
-    if c is None:
-        raise PermanentFailure("consultation is gone")
+    the invite again with the link (SEQUENCE + 1).
+
+    One meeting per booking: a retried row first looks for the meeting an earlier attempt
+    made (its marker is in the agenda). No row lock is held during the provider's calls; the
+    consultation is locked and read again afterwards, and a meeting it no longer wants
+    (cancelled, moved to another expert meanwhile) is deleted through the outbox."""
+    c = _consultation(session, row)
     if c.status != ConsultationStatus.booked or c.meeting_external_id is not None:
         return  # cancelled meanwhile, or made already (a retry after success)
     profile, req, zone = _spec_inputs(session, c)
-    spec = meeting_spec(c, profile, req, zone)
-    info = get_meeting_provider().create(spec)
+    spec = meeting_spec(c, profile, req, zone, marker=create_marker(c.id, row.id))
+    provider = get_meeting_provider()
+    info = provider.find(spec) if _tried_before(row) else None
+    if info is None:
+        info = provider.create(spec)
     if info.provider == "zoom":
+        # A meeting found again was a create at Zoom too: it counts against the cap.
         count_meeting_write(session, spec.host)
-    store_meeting(c, info)
-    c.ical_sequence += 1
+    locked = session.get(Consultation, c.id, with_for_update=True, populate_existing=True)
+    if locked is not None and locked.meeting_external_id == str(info.external_id):
+        return  # another attempt of this row (after a lease ran out) found and stored it
+    if (
+        locked is None
+        or locked.status != ConsultationStatus.booked
+        or locked.meeting_external_id is not None
+        or locked.expert_id != profile.user_id
+    ):
+        discard_meeting(session, c.id, info)
+        log.info("meeting_not_wanted_any_more", consultation_id=str(c.id))
+        return
+    store_meeting(locked, info)
+    locked.ical_sequence += 1
     session.flush()
-    send_invites(session, c, "link")
+    if locked.start_at != spec.start or locked.end_at != spec.start + dt.timedelta(
+        minutes=spec.duration_minutes
+    ):
+        # Rescheduled while the meeting was being made: move it too.
+        outbox.enqueue(session, MEETING_UPDATE, {"consultation_id": str(locked.id)})
+    send_invites(session, locked, "link")
     log.info("meeting_created", consultation_id=str(c.id), provider=info.provider)
 
 

@@ -9,14 +9,25 @@ It checks what Zoom checks (see docs/zoom.md):
 - ``POST /v2/users/{userId}/meetings``: the user must exist (``404`` code ``1001``); ``type`` 2,
   ``start_time`` ``yyyy-MM-ddTHH:mm:ssZ``, ``duration`` a positive int, ``topic`` a string (else
   ``400`` code ``300``). ``201`` with an id above 2**32.
+- ``GET /v2/users/{userId}/meetings``: the host's scheduled meetings, paged as Zoom pages
+  them: ``type`` one of ``scheduled`` (every unexpired one), ``live``, ``upcoming``,
+  ``upcoming_meetings``, ``previous_meetings`` (else ``400`` code ``300``); ``page_size``
+  (default 30, at most 300); ``next_page_token`` (opaque, valid 15 minutes; an unknown or
+  expired one is ``400`` code ``300``). Answer ``{page_size, total_records,
+  next_page_token ("" on the last page), meetings: [{uuid, id, host_id, topic, type,
+  start_time, duration, timezone, agenda, created_at, join_url}]}``: no password, no start
+  link (``GET /v2/meetings/{id}`` has those).
 - ``GET`` / ``PATCH`` / ``DELETE /v2/meetings/{id}``: ``200`` / ``204`` / ``204``; unknown id:
   ``404`` code ``3001``.
 
 Faults for the next N API calls: ``fail_next(n, "429", retry_after=..., form=...)``, ``"500"``,
 ``"401"`` (code 124 although the token is live),
-``"hang"`` (sleeps ``hang_seconds``), ``"daily_limit"``; ``expire_all_tokens()`` makes every
+``"hang"`` (sleeps ``hang_seconds``), ``"daily_limit"``, ``"lost_answer"`` (the call is
+carried out - a create makes its meeting - then the answer never comes: the connection is held
+``hang_seconds``, past the client's timeout, and closed); ``expire_all_tokens()`` makes every
 issued token invalid at once; ``hold_next(n)`` makes the next n API calls wait for each other,
-so n concurrent clients all reach the server before any is answered.
+so n concurrent clients all reach the server before any is answered; ``gate_next()`` holds the
+next API call until the test opens the gate (``Gate.arrived`` tells that it is there).
 Every request is recorded in ``calls``.
 """
 
@@ -65,9 +76,23 @@ class RecordedCall:
         return auth[7:] if auth.startswith("Bearer ") else None
 
 
+LIST_TYPES = ("scheduled", "live", "upcoming", "upcoming_meetings", "previous_meetings")
+PAGE_TOKEN_SECONDS = 15 * 60
+
+
+@dataclass
+class Gate:
+    """One held API call: ``arrived`` is set when it reaches the server; it is answered once
+    ``open`` is set (or after ``timeout`` seconds)."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    open: threading.Event = field(default_factory=threading.Event)
+    timeout: float = 30.0
+
+
 @dataclass
 class Fault:
-    kind: str  # "401", "429", "500", "hang", "daily_limit"
+    kind: str  # "401", "429", "500", "hang", "daily_limit", "lost_answer"
     retry_after: float | None = None
     form: str = "seconds"  # "seconds", "http-date", "iso"
     hang_seconds: float = 5.0
@@ -91,6 +116,8 @@ class FakeZoom:
         self._token_faults: deque[int] = deque()
         self._hold: threading.Barrier | None = None
         self._hold_left = 0
+        self._gates: deque[Gate] = deque()
+        self._page_tokens: dict[str, tuple[float, list[int], int]] = {}
         self._lock = threading.Lock()
         self._next_id = 2**32 + 7_000_000_000 + secrets.randbelow(1000)
         self._release = threading.Event()
@@ -145,6 +172,12 @@ class FakeZoom:
             self._hold = threading.Barrier(n, timeout=timeout)
             self._hold_left = n
 
+    def gate_next(self, timeout: float = 30.0) -> Gate:
+        gate = Gate(timeout=timeout)
+        with self._lock:
+            self._gates.append(gate)
+        return gate
+
     def add_user(self, email: str, user_id: str) -> None:
         self.users[email] = user_id
 
@@ -159,6 +192,16 @@ class FakeZoom:
     def _take_fault(self) -> Fault | None:
         with self._lock:
             return self._faults.popleft() if self._faults else None
+
+    def meetings_of(self, email: str) -> list[dict[str, Any]]:
+        """The live meetings whose host is this user (by e-mail)."""
+        host_id = self.users.get(email.lower())
+        with self._lock:
+            return [m for m in self.meetings.values() if m["host_id"] == host_id]
+
+    def _take_gate(self) -> Gate | None:
+        with self._lock:
+            return self._gates.popleft() if self._gates else None
 
     def _take_hold(self) -> threading.Barrier | None:
         with self._lock:
@@ -232,7 +275,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     # Plumbing --------------------------------------------------------------------------------
+    _lost: Fault | None = None
+
     def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        lost, self._lost = self._lost, None
+        if lost is not None:
+            # Done, but the answer never arrives: held past the client's timeout, then dropped.
+            self._call.status = -1
+            self.zoom._release.wait(lost.hang_seconds)
+            self.close_connection = True
+            return
         self._call.status = status
         raw = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
@@ -319,15 +371,24 @@ class _Handler(BaseHTTPRequestHandler):
         if hold is not None:
             with contextlib.suppress(threading.BrokenBarrierError):
                 hold.wait()
+        gate = zoom._take_gate()
+        if gate is not None:
+            gate.arrived.set()
+            gate.open.wait(gate.timeout)
         if not zoom._token_valid(call.bearer):
             self._error(401, 124, "Invalid access token.")
             return
         fault = zoom._take_fault()
-        if fault is not None and self._fault(fault):
+        if fault is not None and fault.kind == "lost_answer":
+            self._lost = fault
+        elif fault is not None and self._fault(fault):
             return
         create = CREATE_PATH.match(call.path)
         if create and call.method == "POST":
             self._create(call, create.group(1))
+            return
+        if create and call.method == "GET":
+            self._list(call, create.group(1))
             return
         meeting = MEETING_PATH.match(call.path)
         if meeting and call.method in ("GET", "PATCH", "DELETE"):
@@ -414,6 +475,76 @@ class _Handler(BaseHTTPRequestHandler):
         with self.zoom._lock:
             self.zoom.meetings[meeting_id] = meeting
         self._send(201, {**meeting, "start_url": self._start_url(meeting_id)})
+
+    def _list(self, call: RecordedCall, user_id: str) -> None:
+        zoom = self.zoom
+        host_id = self._user(user_id)
+        if host_id is None:
+            self._error(404, 1001, f"User does not exist: {user_id}.")
+            return
+        query = parse_qs(call.query)
+        kind = query.get("type", ["scheduled"])[0]
+        if kind not in LIST_TYPES:
+            self._error(400, 300, "Invalid field.", errors=[{"field": "type"}])
+            return
+        try:
+            page_size = min(max(int(query.get("page_size", ["30"])[0]), 1), 300)
+        except ValueError:
+            self._error(400, 300, "Invalid field.", errors=[{"field": "page_size"}])
+            return
+        token = query.get("next_page_token", [""])[0]
+        current = time.monotonic()
+        with zoom._lock:
+            if token:
+                saved = zoom._page_tokens.pop(token, None)
+                if saved is None or saved[0] < current:
+                    self._error(400, 300, "Invalid next_page_token.")
+                    return
+                _, ids, offset = saved
+            else:
+                ids = sorted(
+                    (m["id"] for m in zoom.meetings.values() if m["host_id"] == host_id),
+                    key=lambda i: (zoom.meetings[i]["start_time"], i),
+                )
+                ids = [i for i in ids if self._listed(zoom.meetings[i], kind)]
+                offset = 0
+            window = ids[offset : offset + page_size]
+            page = [zoom.meetings[i] for i in window if i in zoom.meetings]
+            more = offset + page_size < len(ids)
+            next_token = ""
+            if more:
+                next_token = secrets.token_urlsafe(24)
+                zoom._page_tokens[next_token] = (
+                    current + PAGE_TOKEN_SECONDS,
+                    ids,
+                    offset + page_size,
+                )
+        fields = ("uuid", "id", "host_id", "topic", "type", "start_time", "duration")
+        fields += ("timezone", "agenda", "created_at", "join_url")
+        self._send(
+            200,
+            {
+                "page_size": page_size,
+                "total_records": len(ids),
+                "next_page_token": next_token,
+                "meetings": [{k: m[k] for k in fields if k in m} for m in page],
+            },
+        )
+
+    @staticmethod
+    def _listed(meeting: dict[str, Any], kind: str) -> bool:
+        start = dt.datetime.strptime(meeting["start_time"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=dt.UTC
+        )
+        end = start + dt.timedelta(minutes=int(meeting["duration"]))
+        current = dt.datetime.now(dt.UTC)
+        if kind == "scheduled":
+            return True
+        if kind == "live":
+            return start <= current < end
+        if kind in ("upcoming", "upcoming_meetings"):
+            return end > current
+        return end <= current  # previous_meetings
 
     @staticmethod
     def _start_url(meeting_id: int) -> str:

@@ -40,7 +40,12 @@ from app.scheduling.service.common import (
     pool_expert_ids,
 )
 from app.scheduling.service.listing import SlotList, list_slots
-from app.scheduling.service.meetings import meeting_spec, store_meeting
+from app.scheduling.service.meetings import (
+    create_marker,
+    discard_meeting,
+    meeting_spec,
+    store_meeting,
+)
 from app.scheduling.service.notices import send_invites
 from app.scheduling.service.reassignment import (
     can_take_over,
@@ -64,6 +69,8 @@ __all__ = [
     "can_take_over",
     "cancel",
     "check_expert_access",
+    "create_marker",
+    "discard_meeting",
     "engine_availability",
     "get_availability",
     "latest_consultation",

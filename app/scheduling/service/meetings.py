@@ -3,6 +3,8 @@ an outbox row; moved and deleted through outbox rows."""
 
 from __future__ import annotations
 
+import uuid
+
 import structlog
 from sqlalchemy.orm import Session
 
@@ -23,19 +25,31 @@ log = structlog.get_logger(__name__)
 
 
 def meeting_spec(
-    c: Consultation, profile: ExpertProfile, req: IntakeRequest, zone: str
+    c: Consultation, profile: ExpertProfile, req: IntakeRequest, zone: str, *, marker: str = ""
 ) -> MeetingSpec:
-    """No personal data: the reference is the topic and the agenda (so a duplicate made by a
-    retried create can be recognised)."""
+    """No personal data: the reference is the topic and the agenda. ``marker`` (ids only)
+    names one create and goes into the agenda, so that a retried create finds the meeting an
+    earlier attempt made instead of making a second one."""
+    agenda = f"Reference {req.reference}"
+    if marker:
+        agenda += f"\n[booking {marker}]"
     return MeetingSpec(
         topic=f"Consultation {req.reference}",
         start=c.start_at,
         duration_minutes=int((c.end_at - c.start_at).total_seconds() // 60),
         timezone=zone,
-        agenda=f"Reference {req.reference}",
+        agenda=agenda,
         host=profile.zoom_user or profile.email,
         personal_meeting_url=profile.personal_meeting_link,
+        marker=f"[booking {marker}]" if marker else "",
     )
+
+
+def create_marker(consultation_id: uuid.UUID, outbox_id: int) -> str:
+    """One per ``meetings.create`` row: its retries share it; a later create (the booking
+    moved to another expert and back) has its own, so it never adopts a meeting on its way to
+    being deleted."""
+    return f"{consultation_id}/{outbox_id}"
 
 
 def store_meeting(c: Consultation, info: MeetingInfo) -> None:
@@ -71,6 +85,23 @@ def _attach_meeting(
         except MeetingError:
             log.warning("meeting_link_missing", consultation_id=str(c.id))
     outbox.enqueue(session, MEETING_CREATE, {"consultation_id": str(c.id)})
+
+
+def discard_meeting(session: Session, consultation_id: uuid.UUID, info: MeetingInfo) -> None:
+    """A meeting made for a consultation that no longer wants it (cancelled, moved to another
+    expert, or given a meeting meanwhile while the call was in flight): delete it through the
+    outbox, so that it does not stay in the host's calendar or count against their cap."""
+    if info.provider == "link":
+        return
+    outbox.enqueue(
+        session,
+        MEETING_DELETE,
+        {
+            "consultation_id": str(consultation_id),
+            "provider": info.provider,
+            "external_id": str(info.external_id),
+        },
+    )
 
 
 def _drop_meeting(session: Session, c: Consultation) -> None:

@@ -25,13 +25,18 @@ def send_invites(
 ) -> None:
     """Queue the invite to the requester and to the expert(s); rendered at send time from the
     consultation as it then is (an expert no longer on it gets a cancellation). The reminders
-    follow every change (queued, moved, dropped)."""
+    follow every change (queued, moved, dropped).
+
+    Every change raises ``ical_sequence``, so (consultation, sequence, person) names one
+    notice: its dedup key keeps a change from being queued twice for anyone."""
     sendouts.sync_reminders(session, c)
+    prefix = f"{INVITE_KIND}:{c.id}:{c.ical_sequence}"
     if requester:
         outbox.enqueue(
             session,
             INVITE_KIND,
             {"consultation_id": str(c.id), "to": "requester", "event": event},
+            dedup_key=f"{prefix}:requester",
         )
     for expert_id in experts if experts is not None else [c.expert_id]:
         outbox.enqueue(
@@ -43,4 +48,5 @@ def send_invites(
                 "expert_id": str(expert_id),
                 "event": event,
             },
+            dedup_key=f"{prefix}:expert:{expert_id}",
         )
