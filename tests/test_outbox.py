@@ -191,6 +191,17 @@ def test_with_the_default_lease_a_crashed_workers_rows_come_back_within_twenty_s
 def test_renewing_gives_the_workers_own_rows_a_fresh_lease_and_leaves_the_rest_alone(
     db: Session, clock: Clock
 ) -> None:
+    _renewal_keeps_own_rows_only(db, clock)
+
+
+@pytest.mark.sqlite
+def test_on_sqlite_renewing_gives_the_workers_own_rows_a_fresh_lease_only(
+    db: Session, clock: Clock
+) -> None:
+    _renewal_keeps_own_rows_only(db, clock)
+
+
+def _renewal_keeps_own_rows_only(db: Session, clock: Clock) -> None:
     lease = get_settings().outbox_lease_seconds
     first, second, third = (service.enqueue(db, "test.ok", {}) for _ in range(3))
     assert first is not None and second is not None and third is not None
@@ -220,6 +231,17 @@ def test_renewing_gives_the_workers_own_rows_a_fresh_lease_and_leaves_the_rest_a
 def test_the_pump_keeps_the_rest_of_its_batch_leased_while_it_delivers(
     db: Session, clock: Clock
 ) -> None:
+    _pump_keeps_its_batch_leased(db, clock)
+
+
+@pytest.mark.sqlite
+def test_on_sqlite_the_pump_keeps_the_rest_of_its_batch_leased_while_it_delivers(
+    db: Session, clock: Clock
+) -> None:
+    _pump_keeps_its_batch_leased(db, clock)
+
+
+def _pump_keeps_its_batch_leased(db: Session, clock: Clock) -> None:
     """The batch takes twice the lease to deliver (the clock moves in the handler): every row
     the pump still holds keeps an unexpired lease all along, so no other worker takes it."""
     from workers import outbox as outbox_tasks
