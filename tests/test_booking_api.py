@@ -578,6 +578,29 @@ def test_reassignment_moves_the_booking_when_the_new_expert_is_free(
     assert str(ev["LOCATION"]) == "https://meet.example.org/new-one"
 
 
+def test_a_move_before_the_confirmations_went_out_tells_the_old_expert_once(
+    client: TestClient, db: Session, mail_dir: Path
+) -> None:
+    old = expert_with_hours(db)
+    new = expert_with_hours(db, countries=("KZ",), link="https://meet.example.org/new-two")
+    staff = create_user(db, role=Role.staff)
+    sub = _request(client)
+    _book(client, sub, at(day_in(LONDON, 2), "10:00", LONDON))
+    _clear(mail_dir)  # nothing of the booking has been sent yet
+    resp = client.post(
+        f"/api/v1/requests/{sub['reference']}/reassign",
+        json={"expert_id": str(new.id)},
+        headers=login(client, staff),
+    )
+    assert resp.status_code == 200, resp.text
+    drain(db)
+    sent = [(str(m["To"]), str(cal["METHOD"])) for m, cal, _ in invites(mail_dir)]
+    # The old expert: the move, as one cancellation (not also their "booked", turned into
+    # another); the new expert: the move, once.
+    assert [method for to, method in sent if to == old.email] == ["CANCEL"]
+    assert [method for to, method in sent if to == new.email] == ["REQUEST"]
+
+
 def test_reassignment_cancels_the_booking_when_the_new_expert_is_not_free(
     client: TestClient, db: Session, mail_dir: Path
 ) -> None:
