@@ -4,11 +4,15 @@
   that is rolled back (the app's own commits become savepoint releases).
 - Tests marked ``sqlite`` get a fresh, migrated SQLite file instead (the embedded default).
 - ``clock`` moves the one time source (app.core.time) for this process and any child process
-  started with ``child_env()``.
+  started with ``child_env()``; ``clock.at(instant)`` pins it to an instant.
+- ``INTAKE_TEST_NOW`` (an ISO 8601 instant with its offset, e.g. ``2027-03-28T00:10:00Z``) makes
+  every test start at that instant, child processes included: the suite believes it is that
+  time. Unset, tests start at the real time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import shutil
@@ -28,6 +32,50 @@ TMP = Path(tempfile.mkdtemp(prefix=f"intake-tests-{RUN_ID}-"))
 PG_DB = f"intake_test_{RUN_ID}"
 PG_URL = f"{PG_BASE.replace('postgresql://', 'postgresql+psycopg://')}/{PG_DB}"
 CLOCK_FILE = TMP / "clock"
+SUITE_NOW_VAR = "INTAKE_TEST_NOW"
+
+
+def _suite_now() -> dt.datetime | None:
+    raw = os.environ.get(SUITE_NOW_VAR, "").strip()
+    if not raw:
+        return None
+    try:
+        instant = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise pytest.UsageError(
+            f"{SUITE_NOW_VAR}={raw!r} is not an ISO 8601 instant (e.g. 2027-03-28T00:10:00Z)"
+        ) from None
+    if instant.tzinfo is None:
+        raise pytest.UsageError(
+            f"{SUITE_NOW_VAR}={raw!r} needs its UTC offset (e.g. 2027-03-28T00:10:00Z)"
+        )
+    return instant.astimezone(dt.UTC)
+
+
+#: The instant every test starts at (``INTAKE_TEST_NOW``), or None for the real time.
+SUITE_NOW = _suite_now()
+
+
+def real_now() -> dt.datetime:
+    """The machine's time, never shifted: only for turning an instant into a clock offset."""
+    return dt.datetime.now(dt.UTC)
+
+
+def suite_offset() -> float:
+    """The clock offset (seconds) that makes ``now()`` the suite's instant at this moment."""
+    return 0.0 if SUITE_NOW is None else (SUITE_NOW - real_now()).total_seconds()
+
+
+def write_clock_offset(seconds: float, path: Path = CLOCK_FILE) -> None:
+    """Every process of the run (this one, API, worker, beat) reads this file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(repr(seconds))
+    os.replace(tmp, path)
+    from app.core import time as t
+
+    t._cache.clear()
+
+
 # argon2 at production cost would take most of the suite's time; tests/test_settings.py proves
 # the default stays strong and that only the test environment may go this low.
 CHEAP_PASSWORD_HASHING = {
@@ -54,6 +102,8 @@ from app.core import database  # noqa: E402
 from app.core.settings import get_settings  # noqa: E402
 
 get_settings.cache_clear()
+# Session fixtures (and child processes they start) already run at the suite's instant.
+write_clock_offset(suite_offset())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -155,29 +205,45 @@ def client(db: Session) -> Iterator[object]:
 
 
 class Clock:
-    """Moves ``app.core.time.now()`` for this process and child processes."""
+    """Moves ``app.core.time.now()`` for this process and child processes.
 
-    def __init__(self, path: Path) -> None:
+    ``set``/``advance`` are relative to the instant the test started at (``base``: the suite's
+    instant when ``INTAKE_TEST_NOW`` is set, else the real time); ``at`` pins an instant.
+    Either way the clock keeps running from there.
+    """
+
+    def __init__(self, path: Path, base: float = 0.0) -> None:
         self.path = path
+        self.base = base
         self.offset = 0.0
         self.set(0)
 
     def set(self, seconds: float) -> None:
         self.offset = seconds
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(str(seconds))
-        os.replace(tmp, self.path)
-        from app.core import time as t
-
-        t._cache.clear()
+        write_clock_offset(self.base + seconds, self.path)
 
     def advance(self, seconds: float = 0, *, minutes: float = 0, hours: float = 0) -> None:
         self.set(self.offset + seconds + minutes * 60 + hours * 3600)
 
+    def at(self, instant: dt.datetime) -> dt.datetime:
+        """Pin ``now()`` to ``instant`` (aware); returns it, so a test can name its "now"."""
+        if instant.tzinfo is None:
+            raise ValueError("clock.at needs an aware datetime")
+        self.set((instant - real_now()).total_seconds() - self.base)
+        return instant
+
+
+@pytest.fixture(autouse=True)
+def suite_clock() -> float:
+    """Every test starts at the suite's instant (``INTAKE_TEST_NOW``), or at the real time."""
+    base = suite_offset()
+    write_clock_offset(base)
+    return base
+
 
 @pytest.fixture
-def clock() -> Iterator[Clock]:
-    c = Clock(CLOCK_FILE)
+def clock(suite_clock: float) -> Iterator[Clock]:
+    c = Clock(CLOCK_FILE, base=suite_clock)
     yield c
     c.set(0)
 

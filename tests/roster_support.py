@@ -18,7 +18,7 @@ from tests.outbox_helpers import drain
 
 def set_time(clock: Clock, when: dt.datetime) -> None:
     """Move the controlled clock so that ``now()`` is ``when`` (plus the test's run time)."""
-    clock.set((when - dt.datetime.now(dt.UTC)).total_seconds())
+    clock.at(when)
 
 
 def shift(
