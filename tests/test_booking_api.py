@@ -26,7 +26,8 @@ from app.models import (
     RequestStatus,
     Role,
 )
-from app.scheduling.service import MEETING_CREATE
+from app.scheduling.service import INVITE_KIND, MEETING_CREATE, send_invites
+from tests.conftest import Clock
 from tests.experts_support import add_absence, create_expert
 from tests.factories import create_user, login
 from tests.intake_helpers import bearer, field_problems, submit
@@ -348,8 +349,10 @@ def test_russian_discreet_requester_gets_a_neutral_russian_invite(
 
 
 def test_a_slot_not_offered_or_taken_is_409_with_fresh_alternatives(
-    client: TestClient, db: Session
+    client: TestClient, db: Session, clock: Clock
 ) -> None:
+    # After today's 09:00-12:00 in London, so that tomorrow's hours are the next ones.
+    clock.at(dt.datetime(2027, 1, 13, 14, 0, tzinfo=dt.UTC))
     expert_with_hours(db)
     day = day_in(LONDON, 2)
     first, second = _request(client), _request(client)
@@ -599,6 +602,21 @@ def test_a_move_before_the_confirmations_went_out_tells_the_old_expert_once(
     # another); the new expert: the move, once.
     assert [method for to, method in sent if to == old.email] == ["CANCEL"]
     assert [method for to, method in sent if to == new.email] == ["REQUEST"]
+
+
+def test_one_change_is_queued_once_for_each_person(
+    client: TestClient, db: Session, mail_dir: Path
+) -> None:
+    expert_with_hours(db)
+    sub = _request(client)
+    _book(client, sub, at(day_in(LONDON, 2), "10:00", LONDON))
+    c = db.scalar(select(Consultation))
+    assert c is not None
+    invite_rows = select(OutboxMessage.params).where(OutboxMessage.kind == INVITE_KIND)
+    before = db.scalars(invite_rows).all()
+    assert sorted(p["to"] for p in before) == ["expert", "requester"]
+    send_invites(db, c, "booked")  # the same change (same SEQUENCE) queued again
+    assert db.scalars(invite_rows).all() == before
 
 
 def test_reassignment_cancels_the_booking_when_the_new_expert_is_not_free(
