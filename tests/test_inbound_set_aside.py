@@ -87,8 +87,9 @@ def acknowledged_request(db: Session, mail_dir: Path) -> tuple[IntakeRequest, st
 
 
 def test_an_outlook_message_asking_for_no_auto_reply_opens_a_request_without_acknowledgement(
-    db: Session, mail_dir: Path
+    db: Session, mail_dir: Path, clock: Clock
 ) -> None:
+    clock.at(T0)  # after the fixture's Received date, whatever the suite's instant
     staff = create_user(db, role=Role.staff)
     outcome = take_message(db, fixture("outlook_person_suppress.eml"))
     assert outcome.action == "created"
@@ -195,7 +196,10 @@ def test_an_auto_reply_on_a_requesters_thread_is_noted_and_never_counts(
 # The trace ----------------------------------------------------------------------------------
 
 
-def test_a_set_aside_message_keeps_sender_subject_and_copy_encrypted(db: Session) -> None:
+def test_a_set_aside_message_keeps_sender_subject_and_copy_encrypted(
+    db: Session, clock: Clock
+) -> None:
+    clock.at(T0)
     raw = fixture("newsletter_list_unsubscribe.eml")
     outcome = take_message(db, raw, via="imap")
     assert (outcome.action, outcome.reason) == ("set_aside", "mailing_list")
