@@ -4,7 +4,6 @@ PostgreSQL transactions: one request, the first reply twice."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -16,6 +15,7 @@ from app.core.settings import get_settings
 from app.intake import service
 from app.intake.schemas import SubmitIn
 from app.models import Base, IntakeRequest, OutboxMessage, RequestHistory, SecretKey
+from tests.factories import backend_pid, wait_until_blocked
 from tests.intake_helpers import form
 
 
@@ -55,9 +55,10 @@ def test_concurrent_twins_with_one_key_make_one_request(pg_engine: Engine) -> No
             second_session.commit()
 
         thread = threading.Thread(target=twin)
+        waiter, holder = backend_pid(second_session), backend_pid(first_session)
         thread.start()
-        time.sleep(0.5)  # the twin is now waiting on the first one's row locks
-        assert thread.is_alive()
+        # The twin waits on the first one's row locks (seen in pg_locks, not guessed).
+        assert wait_until_blocked(pg_engine, waiter, holder, finished=lambda: not thread.is_alive())
         first_session.commit()
         thread.join(timeout=20)
         assert not thread.is_alive()
@@ -103,9 +104,11 @@ def test_simultaneous_submissions_from_one_address_keep_the_acknowledgement_cap(
             second_session.commit()
 
         thread = threading.Thread(target=other)
+        waiter, holder = backend_pid(second_session), backend_pid(first_session)
         thread.start()
-        time.sleep(0.5)
-        assert thread.is_alive(), "the second submission did not wait for the first"
+        assert wait_until_blocked(
+            pg_engine, waiter, holder, finished=lambda: not thread.is_alive()
+        ), "the second submission did not wait for the first"
         first_session.commit()
         thread.join(timeout=20)
         assert not thread.is_alive()

@@ -23,8 +23,15 @@ def _recorder(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
-def _settle() -> None:
-    time.sleep(tasks.NUDGE_INTERVAL_SECONDS * 3)
+def _settle(name: str = "outbox.pump") -> None:
+    """Until the sender of ``name`` has finished its last interval and let go of it."""
+    deadline = time.monotonic() + 10
+    while True:
+        with tasks._pending_lock:
+            if name not in tasks._pending:
+                return
+        assert time.monotonic() < deadline, f"the nudge of {name} never settled"
+        time.sleep(0.005)  # the polling interval of a bounded wait
 
 
 def test_a_burst_of_nudges_is_sent_once_then_once_more_at_the_end_of_the_interval(
