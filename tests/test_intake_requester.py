@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.time import now
 from app.intake import service
 from app.intake.sla import SlaState, sla_state
 from app.intake.status import IllegalTransition, allowed_moves, check_move
@@ -32,7 +33,7 @@ def test_the_link_token_opens_the_request_and_shows_only_what_was_asked(
         full_name="Marker Personname",
         case_summary="secret summary text",
         topics=["political_repression", "freedom_of_speech"],
-        deadline=(dt.date.today() + dt.timedelta(days=30)).isoformat(),
+        deadline=(now().date() + dt.timedelta(days=30)).isoformat(),
     )
     resp = client.get(f"/api/v1/requests/{body['reference']}", headers=bearer(body["access_token"]))
     assert resp.status_code == 200

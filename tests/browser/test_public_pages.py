@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS, AXE, Timer, _require, fill_valid
 from tests.processes import Service
@@ -52,7 +53,8 @@ def test_apply_with_mistakes_shows_errors_by_the_fields_then_a_reference(new_pag
     page.click("button[type=submit]")
     page.wait_for_selector("#error-summary")
     assert page.title().startswith("Error: ")
-    assert page.evaluate("document.activeElement.id") == "error-summary"
+    # Moved by the deferred script, possibly after the summary shows: wait for it.
+    expect(page.locator("#error-summary")).to_be_focused()
     assert "e-mail address" in _invalid(page, "email")
     assert "required" in _invalid(page, "full_name").lower()
     assert "preferred way" in _invalid(page, "phone")
