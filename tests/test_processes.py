@@ -4,7 +4,6 @@ and brought back on the same port, and ``stop()`` noticing (and ending) stray pr
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,8 @@ pytestmark = pytest.mark.slow
 STUBBORN_CHILD = """
 import signal, subprocess, sys, time
 subprocess.Popen([sys.executable, "-c",
-    "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)"])
+    "import pathlib, signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN);"
+    "pathlib.Path('handler-installed').touch(); time.sleep(120)"])
 time.sleep(120)
 """
 
@@ -46,7 +46,11 @@ def test_stop_reports_and_ends_a_child_that_ignores_ctrl_c(tmp_path: Path) -> No
     try:
         wait_for(lambda: bool(proc.children()), timeout=10, what="the child to start")
         (child,) = proc.children()
-        time.sleep(0.3)  # let the child install its SIGINT handler
+        wait_for(
+            lambda: (tmp_path / "handler-installed").exists(),
+            timeout=10,
+            what="the child to ignore Ctrl-C",
+        )
     finally:
         proc.stop(timeout=5)
     assert proc.exit_code not in (0, None)
