@@ -201,7 +201,7 @@ def test_export_holds_everything_decrypted_and_only_for_its_requester(
 ) -> None:
     c: Any = client
     marker = _marker()
-    reply, _staff, admin = _plant(c, db, marker)
+    reply, staff, admin = _plant(c, db, marker)
     other = submit(c)
     ref = reply["reference"]
 
@@ -212,9 +212,8 @@ def test_export_holds_everything_decrypted_and_only_for_its_requester(
     assert data["request"]["reference"] == ref and data["erased"] is False
     assert data["personal"]["full_name"] == f"Name {marker}"
     assert marker in data["personal"]["case_summary"]
-    assert [n["body"] for n in data["notes"]] == [f"Internal note {marker}"]
-    assert [ct["note"] for ct in data["contacts"]] == [f"Called {marker}"]
     assert any(h["action"] == "submitted" for h in data["history"])
+    assert [ct["channel"] for ct in data["contacts"]] == ["phone"]
 
     # Another request's link, a wrong one, none: 404, the same as an unknown reference.
     for headers in (bearer(other["access_token"]), bearer("rl_wrong"), {}):
@@ -223,9 +222,7 @@ def test_export_holds_everything_decrypted_and_only_for_its_requester(
         assert marker not in denied.text
 
     # Admins export any request; staff may not.
-    assert (
-        c.get(f"/api/v1/admin/requests/{ref}/export", headers=login(c, _staff)).status_code == 403
-    )
+    assert c.get(f"/api/v1/admin/requests/{ref}/export", headers=login(c, staff)).status_code == 403
     by_admin = c.get(f"/api/v1/admin/requests/{ref}/export", headers=login(c, admin))
     assert by_admin.status_code == 200 and by_admin.json()["personal"] == data["personal"]
     assert (
@@ -236,6 +233,66 @@ def test_export_holds_everything_decrypted_and_only_for_its_requester(
         select(AuditEvent).where(AuditEvent.action == "privacy.export", AuditEvent.target == ref)
     ).all()
     assert [e.actor for e in exports] == ["requester", str(admin.id)]
+
+
+def _staff_work_left_out(text: str, data: dict[str, Any], marker: str, staff: User) -> None:
+    """What the requester's own export must not hold: internal notes, notes on contacts, who on
+    the staff did what."""
+    assert f"Internal note {marker}" not in text and f"Called {marker}" not in text
+    assert str(staff.id) not in text
+    assert data["audience"] == "requester" and "notes" not in data
+    for contact in data["contacts"]:
+        assert set(contact) == {"channel", "via", "contacted_at", "bounced_at"}
+    for row in data["history"]:
+        assert "details" not in row and row["actor"] in ("requester", "system", "organisation")
+        assert row["action"] != "note_added"
+    assert {"contact_recorded", "submitted"} <= {row["action"] for row in data["history"]}
+
+
+def test_the_requesters_export_leaves_out_internal_notes_contact_notes_and_staff_ids(
+    db: Session, client: object
+) -> None:
+    c: Any = client
+    marker = _marker()
+    reply, staff, admin = _plant(c, db, marker)
+    ref = reply["reference"]
+    own = c.get(f"/api/v1/requests/{ref}/export", headers=bearer(reply["access_token"]))
+    assert own.status_code == 200, own.text
+    _staff_work_left_out(own.text, own.json(), marker, staff)
+
+    # The admin's export, for a formal access request, keeps all of it.
+    full = c.get(f"/api/v1/admin/requests/{ref}/export", headers=login(c, admin))
+    assert full.status_code == 200, full.text
+    body = full.json()
+    assert body["audience"] == "admin"
+    assert [(n["body"], n["author_id"]) for n in body["notes"]] == [
+        (f"Internal note {marker}", str(staff.id))
+    ]
+    assert [(ct["note"], ct["recorded_by"]) for ct in body["contacts"]] == [
+        (f"Called {marker}", str(staff.id))
+    ]
+    noted = [h for h in body["history"] if h["action"] == "note_added"]
+    assert [h["actor"] for h in noted] == [f"user:{staff.id}"]
+
+
+def test_the_export_page_leaves_out_staff_work_too(db: Session, client: object) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    c: Any = client
+    marker = _marker()
+    reply, staff, _admin = _plant(c, db, marker)
+    ref = reply["reference"]
+    with TestClient(
+        create_app(), base_url="https://testserver", raise_server_exceptions=False
+    ) as page:
+        opened = page.get(f"/r/{ref}?token={reply['access_token']}")
+        assert opened.status_code == 200, opened.text
+        resp = page.get(f"/r/{ref}/export")
+    assert resp.status_code == 200, resp.text
+    assert f"Name {marker}" in resp.text  # the requester's own data is there, decrypted
+    _staff_work_left_out(resp.text, resp.json(), marker, staff)
 
 
 def test_export_includes_attachments_decrypted(db: Session, client: object) -> None:
@@ -451,3 +508,60 @@ def test_retention_task_is_on_the_beat_schedule() -> None:
     entry = app.conf.beat_schedule["privacy-retention"]
     assert entry["task"] == run_retention.name == "privacy.run_retention"
     assert entry["schedule"] == dt.timedelta(days=1)
+
+
+def test_erasure_clears_the_email_look_up_and_every_meetings_link_and_password(
+    db: Session, client: object
+) -> None:
+    """The keyed e-mail hash finds the person's requests; a meeting's join link and password
+    let anyone into what was said: erasure clears each, whatever became of the meeting."""
+    from app.meetings.providers import MeetingInfo
+    from app.models import Consultation, ConsultationStatus
+    from app.privacy.service import erase_request
+    from app.scheduling.service.meetings import store_meeting
+    from tests.experts_support import create_expert
+
+    c: Any = client
+    reply = submit(c, email="erase-me@example.org")
+    ref = reply["reference"]
+    req = _request(db, ref)
+    assert req.email_lookup == keys.email_lookup(db, "erase-me@example.org")
+    expert = create_expert(db, countries=["KG"])
+    start = now() - dt.timedelta(days=2)
+    meeting_ids = []
+    for i, status in enumerate(ConsultationStatus):
+        begins = start + dt.timedelta(hours=2 * i)
+        row = Consultation(
+            request_id=req.id,
+            expert_id=expert.id,
+            start_at=begins,
+            end_at=begins + dt.timedelta(hours=1),
+            blocked_from=begins,
+            blocked_until=begins + dt.timedelta(hours=1),
+            status=status,
+            ical_uid=f"erase-{secrets.token_hex(6)}@test",
+            created_by="requester",
+        )
+        db.add(row)
+        db.flush()
+        store_meeting(
+            row,
+            MeetingInfo(
+                provider="zoom",
+                external_id=85_000_000_000 + i,
+                join_url=f"https://zoom.example/j/{85_000_000_000 + i}?pwd=Qzsecret{i}",
+                password=f"Qzsecret{i}",
+            ),
+        )
+        meeting_ids.append(row.id)
+    commit(db)
+
+    erase_request(db, req, by="requester", reason="requester_asked", actor_role="requester")
+    commit(db)
+    db.expire_all()
+    assert _request(db, ref).email_lookup is None
+    for row_id in meeting_ids:
+        row = db.get(Consultation, row_id)
+        assert row is not None
+        assert row.meeting_join_url is None, row.status
+        assert row.meeting_password_enc is None and row.meeting_password_key_id is None

@@ -48,14 +48,16 @@ def _erased(req: IntakeRequest, cleared: dict[str, int]) -> ErasedOut:
     "/{reference}/export",
     response_class=Response,
     summary="Export everything held about a request (JSON download, decrypted)",
-    description="Request fields, personal data, history, contacts with notes, messages, notes, "
-    "consultations and attachments (base64). Recorded in the audit trail.",
+    description="For a formal access request: request fields, personal data, the full history, "
+    "contacts with their notes and who logged them, messages, internal notes, consultations and "
+    "attachments (base64). Recorded in the audit trail.",
     responses={**_JSON_DOWNLOAD, **error_responses(401, 403, 404)},
 )
 def admin_export(reference: SafeStr, session: SessionDep, admin: RequireAdmin) -> Response:
     req = service.get_request(session, reference)
     actor, role = audit.user_actor(admin)
-    return _download(req, service.export_request(session, req, actor=actor, actor_role=role))
+    data = service.export_request(session, req, for_admin=True, actor=actor, actor_role=role)
+    return _download(req, data)
 
 
 @admin_router.post(
@@ -82,8 +84,10 @@ def admin_erase(
     "/{reference}/export",
     response_class=Response,
     summary="Download everything held about my request",
-    description="Needs the link token (`Authorization: Bearer rl_...`); another request's "
-    "token, or none, is `404`.",
+    description="My details, history, contacts with me, messages, consultations and "
+    "attachments (base64). The organisation's internal notes, notes on contacts and staff ids "
+    "are not in it (an admin's export for a formal access request holds them). Needs the link "
+    "token (`Authorization: Bearer rl_...`); another request's token, or none, is `404`.",
     responses={**_JSON_DOWNLOAD, **error_responses(404)},
 )
 def requester_export(req: RequesterRequest, session: SessionDep) -> Response:

@@ -84,6 +84,9 @@ NOTE_KINDS = (NOTE_SEAL_KIND,)
 # (app/inbound/service.py ATTACHMENT_SEAL_KIND), named in the message's "attachments" list.
 ATTACHMENT_SEAL_KIND = "attachment"
 RETENTION_BATCH = 200
+# History rows about the organisation's own work, left out of the requester's export (rows
+# whose action starts with "escalation_" too).
+INTERNAL_HISTORY = frozenset({"note_added", "duty_lead_alerted"})
 
 
 class ErasureReason(enum.StrEnum):
@@ -196,15 +199,33 @@ def _outbox_rows(session: Session, req: IntakeRequest) -> list[OutboxMessage]:
     )
 
 
+def _requester_actor(actor: str) -> str:
+    """Who acted, as the requester sees it: themselves, the service, or the organisation
+    (never a staff member's or expert's id)."""
+    return actor if actor in ("requester", "system") else "organisation"
+
+
+def _for_requester(row: RequestHistory) -> bool:
+    """History rows about the organisation's own work (internal notes, escalations between
+    staff) stay out of the requester's export."""
+    return row.action not in INTERNAL_HISTORY and not row.action.startswith("escalation_")
+
+
 def export_request(
     session: Session,
     req: IntakeRequest,
     *,
+    for_admin: bool = False,
     actor: str = "requester",
     actor_role: str | None = "requester",
 ) -> dict[str, Any]:
     """Everything held about the request, decrypted, as one JSON-able dict (attachments in
-    base64). Recorded in the audit trail in the caller's transaction."""
+    base64). Recorded in the audit trail in the caller's transaction.
+
+    The requester's own export (the default) leaves out what is for the organisation only:
+    internal notes, the notes on logged contacts, who on the staff acted or logged what (ids),
+    history details and rows about staff work. ``for_admin``: everything, for an admin
+    answering a formal access request."""
     dk = keys.data_key(req)
     rid = req.id
     history = session.scalars(
@@ -218,9 +239,13 @@ def export_request(
     messages = session.scalars(
         select(RequestMessage).where(RequestMessage.request_id == rid).order_by(RequestMessage.id)
     ).all()
-    notes = session.scalars(
-        select(RequestNote).where(RequestNote.request_id == rid).order_by(RequestNote.id)
-    ).all()
+    notes = (
+        session.scalars(
+            select(RequestNote).where(RequestNote.request_id == rid).order_by(RequestNote.id)
+        ).all()
+        if for_admin
+        else []
+    )
     consultations = session.scalars(
         select(Consultation).where(Consultation.request_id == rid).order_by(Consultation.id)
     ).all()
@@ -228,6 +253,7 @@ def export_request(
     documents = _request_documents(session, req, opened)
     out: dict[str, Any] = {
         "format": EXPORT_FORMAT,
+        "audience": "admin" if for_admin else "requester",
         "exported_at": _iso(now()),
         "erased": is_erased(req),
         "request": {
@@ -267,7 +293,18 @@ def export_request(
                 "details": h.details,
                 "data": _open(dk, HISTORY_KINDS, req, h.data_enc),
             }
+            if for_admin
+            else {
+                "at": _iso(h.at),
+                "actor": _requester_actor(h.actor),
+                "action": h.action,
+                "from_status": h.from_status,
+                "to_status": h.to_status,
+                # Their own details as corrected by staff (before and after).
+                "data": _open(dk, HISTORY_KINDS, req, h.data_enc),
+            }
             for h in history
+            if for_admin or _for_requester(h)
         ],
         "contacts": [
             {
@@ -277,6 +314,13 @@ def export_request(
                 "recorded_at": _iso(c.recorded_at),
                 "recorded_by": str(c.recorded_by) if c.recorded_by else None,
                 "note": _open(dk, CONTACT_NOTE_KINDS, req, c.note_enc),
+                "bounced_at": _iso(c.bounced_at),
+            }
+            if for_admin
+            else {
+                "channel": c.channel.value,
+                "via": c.via.value,
+                "contacted_at": _iso(c.contacted_at),
                 "bounced_at": _iso(c.bounced_at),
             }
             for c in contacts
@@ -291,14 +335,6 @@ def export_request(
                 "data": data,
             }
             for m, data in zip(messages, opened, strict=True)
-        ],
-        "notes": [
-            {
-                "created_at": _iso(n.created_at),
-                "author_id": str(n.author_id) if n.author_id else None,
-                "body": _open(dk, NOTE_KINDS, req, n.body_enc),
-            }
-            for n in notes
         ],
         "consultations": [
             {
@@ -326,13 +362,27 @@ def export_request(
             for d in documents
         ],
     }
+    if for_admin:
+        # Internal notes: for the organisation only (and an admin's formal access answer).
+        out["notes"] = [
+            {
+                "created_at": _iso(n.created_at),
+                "author_id": str(n.author_id) if n.author_id else None,
+                "body": _open(dk, NOTE_KINDS, req, n.body_enc),
+            }
+            for n in notes
+        ]
     audit.record(
         session,
         action="privacy.export",
         actor=actor,
         actor_role=actor_role,
         target=req.reference,
-        details={"documents": len(documents), "erased": out["erased"]},
+        details={
+            "documents": len(documents),
+            "erased": out["erased"],
+            "audience": out["audience"],
+        },
     )
     log.info("request_exported", reference=req.reference)
     return out
