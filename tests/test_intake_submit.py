@@ -16,6 +16,7 @@ from app.core.time import now
 from app.intake import service
 from app.intake.service import CROCKFORD
 from app.models import IntakeRequest, RequestHistory
+from tests.conftest import Clock
 from tests.intake_helpers import field_problems, form, submit
 
 
@@ -181,11 +182,17 @@ def test_a_valid_country_outside_the_table_goes_to_the_general_pool(
     assert req.country_of_origin == "FR" and req.region_code is None
 
 
-def test_deadline_today_in_the_requesters_zone_is_accepted(client: TestClient, db: Session) -> None:
-    zone = "Pacific/Kiritimati"  # UTC+14: its today may be UTC's tomorrow
+def test_deadline_today_in_the_requesters_zone_is_accepted(
+    client: TestClient, db: Session, clock: Clock
+) -> None:
+    zone = "Pacific/Kiritimati"  # UTC+14
     import zoneinfo
 
+    # 20:00 UTC: Kiritimati is already on UTC's tomorrow, so its yesterday is UTC's today and
+    # only a check in the requester's zone refuses it.
+    clock.at(dt.datetime(2027, 1, 13, 20, 0, tzinfo=dt.UTC))
     today_there = now().astimezone(zoneinfo.ZoneInfo(zone)).date()
+    assert today_there == now().date() + dt.timedelta(days=1)
     body = submit(client, timezone=zone, deadline=today_there.isoformat())
     assert _stored(db, body["reference"]).deadline == today_there
     yesterday = today_there - dt.timedelta(days=1)
