@@ -48,8 +48,11 @@ def user_out(user: User) -> UserOut:
     response_model=LoginOut,
     summary="Sign in (staff, experts, admins)",
     description="Returns a bearer `user_token` tied to a revocable session. Repeated failures "
-    "from one account or address are slowed, then locked: `429` with `Retry-After`. With the "
-    "second factor on, a missing `totp_code` answers `401` with code `second_factor_required`.",
+    "from one address are slowed, then locked: `429` with `Retry-After`. Too many failures for "
+    "the account from anywhere: `429` with code `account_throttled`, and the password alone is "
+    "not checked; send it with `totp_code` (a valid code signs in and lifts that lock), or reset "
+    "the password. With the second factor on, a missing `totp_code` answers `401` with code "
+    "`second_factor_required`. A code signs in once.",
     responses=error_responses(401, 422, 429),
 )
 def login(body: LoginIn, session: SessionDep, client: ClientDep) -> LoginOut:
