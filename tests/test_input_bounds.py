@@ -92,6 +92,39 @@ def test_nul_in_a_query_read_by_hand_is_422_naming_it(client: TestClient, db: Se
     _assert_names(resp, "from")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/api/v1/admin/regions", {"code": "zz_nul", "name": "a\x00b"}, "name"),
+        ("PATCH", "/api/v1/admin/countries/KG", {"notes": "x\x00"}, "notes"),
+        ("POST", "/api/v1/admin/roster/shifts", {"note": "\x00", "x": [1, {"y": "\x00"}]}, "note"),
+    ],
+)
+def test_nul_in_a_json_body_is_422_naming_the_field(
+    client: TestClient, db: Session, method: str, path: str, body: Any, field: str
+) -> None:
+    resp = client.request(method, path, json=body, headers=_as(client, db, Role.admin))
+    _assert_names(resp, field)
+
+
+def test_nul_deep_in_a_json_body_is_named_by_its_path(client: TestClient, db: Session) -> None:
+    body = {"name": "ok", "code": "zz_deep", "extra": {"list": ["fine", "bad\x00"]}}
+    resp = client.post("/api/v1/admin/regions", json=body, headers=_as(client, db, Role.admin))
+    _assert_names(resp, "extra.list.1")
+
+
+def test_an_escaped_backslash_before_u0000_is_plain_text(client: TestClient, db: Session) -> None:
+    """The fast check looks for the bytes ``\\u0000``; the text ``\\u0000`` (a backslash, then
+    "u0000") contains them too and is stored as typed."""
+    resp = client.post(
+        "/api/v1/admin/regions",
+        json={"code": "zz_text", "name": "C:\\u0000"},
+        headers=_as(client, db, Role.admin),
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["name"] == "C:\\u0000"
+
+
 # Ids beyond 64 bits --------------------------------------------------------------------------
 
 

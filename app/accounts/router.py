@@ -218,7 +218,7 @@ def reset_second_factor(user_id: uuid.UUID, session: SessionDep, _a: RequireAdmi
     "/{user_id}/resend-invite",
     response_model=UserOut,
     summary="Send a new invite link (the old one stops working)",
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(400, 401, 403, 404),
 )
 def resend_invite(user_id: uuid.UUID, session: SessionDep, _a: RequireAdmin) -> UserOut:
     return user_out(service.resend_invite(session, user_id))

@@ -154,10 +154,39 @@ class UnexpectedErrorMiddleware:
             await response(scope, receive, send)
 
 
+def _documented_error_shape(app: FastAPI) -> None:
+    """FastAPI documents a 422 it adds by itself as ``HTTPValidationError`` (``{"detail":
+    [...]}``); the validation handler above answers the one error shape instead. Document what
+    is answered: every such 422 refers to ``ErrorResponse``."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        if "HTTPValidationError" not in schemas:
+            return document
+        shape = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(shape.pop("$defs", {}))
+        schemas.setdefault("ErrorResponse", shape)
+        for operation in (op for ops in document.get("paths", {}).values() for op in ops.values()):
+            answer = operation.get("responses", {}).get("422")
+            if answer is not None and "HTTPValidationError" in str(answer):
+                answer["description"] = "Invalid input; `fields` names each problem"
+                answer["content"] = {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+                }
+        schemas.pop("HTTPValidationError")
+        schemas.pop("ValidationError", None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
     """Call before adding the request-context middleware (so this one sits inside it) and
     before including routers (so the input guard runs before each of their endpoints)."""
     app.router.dependencies.append(Depends(reject_control_characters))
+    _documented_error_shape(app)
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -8,7 +8,7 @@ import zoneinfo
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from app.models import DutyLevel, OverrideKind
 
@@ -27,6 +27,27 @@ def _timezone(value: str) -> str:
 Zone = Annotated[str, AfterValidator(_timezone)]
 
 
+def _wall_clock(value: dt.time) -> dt.time:
+    if value.tzinfo is not None:
+        raise ValueError("must be a wall-clock time without an offset, e.g. 22:00")
+    return value
+
+
+# A local time of day in the shift's `timezone`. Documented as what it is: OpenAPI's `time`
+# format is an RFC 3339 time with an offset, which a wall-clock time has not.
+WallClock = Annotated[
+    dt.time,
+    AfterValidator(_wall_clock),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$",
+            "examples": ["22:00"],
+        }
+    ),
+]
+
+
 class ShiftIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -39,8 +60,8 @@ class ShiftIn(BaseModel):
     weekday: int = Field(
         ge=0, le=6, description="local weekday the shift starts: 0 Monday .. 6 Sunday"
     )
-    starts_local: dt.time = Field(description="local start, e.g. 22:00")
-    ends_local: dt.time = Field(
+    starts_local: WallClock = Field(description="local start, e.g. 22:00")
+    ends_local: WallClock = Field(
         description="local end; at or before the start means the next day (equal: 24 hours)"
     )
     level: DutyLevel = Field(
@@ -54,8 +75,8 @@ class ShiftPatch(BaseModel):
 
     timezone: Zone | None = None
     weekday: int | None = Field(None, ge=0, le=6)
-    starts_local: dt.time | None = None
-    ends_local: dt.time | None = None
+    starts_local: WallClock | None = None
+    ends_local: WallClock | None = None
     level: DutyLevel | None = None
     note: str | None = Field(None, max_length=200)
 
@@ -67,8 +88,8 @@ class ShiftOut(BaseModel):
     user_id: uuid.UUID
     timezone: str
     weekday: int
-    starts_local: dt.time
-    ends_local: dt.time
+    starts_local: WallClock
+    ends_local: WallClock
     level: DutyLevel
     note: str | None
 
