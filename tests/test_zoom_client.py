@@ -406,6 +406,42 @@ def test_a_create_whose_answer_was_lost_is_found_again_across_pages_by_its_marke
     assert len(fake.meetings) == 6  # nothing made twice
 
 
+def test_find_confirms_each_candidate_by_reading_it(fake: FakeZoom, sleeps: Sleeps) -> None:
+    provider = make_provider(fake, sleeps)
+    marker = "[booking c-2/9]"
+    wanted = spec(agenda=f"Reference C-1042\n{marker}", marker=marker)
+    made = provider.create(wanted)
+    # A list without agendas (as older API versions answer): topic and start time pick the
+    # candidate, a read of the meeting confirms the marker.
+    fake.list_has_agenda = False
+    assert provider.find(wanted) == made
+    other = "[booking c-3/1]"
+    same_slot_other_booking = spec(agenda=f"Reference C-1042\n{other}", marker=other)
+    assert provider.find(same_slot_other_booking) is None
+    assert [c.path for c in fake.api_calls()][-2:] == [
+        f"/v2/users/{HOST}/meetings",
+        f"/v2/meetings/{made.external_id}",
+    ]
+    # Deleted between the list and the read: not found, so the caller creates it again.
+    fake.list_has_agenda = True
+    request = provider.client.request
+
+    def delete_after_listing(method: str, path: str, **kw: Any) -> Any:
+        resp = request(method, path, **kw)
+        if path.endswith(f"/users/{HOST}/meetings"):
+            fake.meetings.clear()
+        return resp
+
+    provider.client.request = delete_after_listing  # type: ignore[method-assign]
+    assert provider.find(wanted) is None
+    provider.client.request = request  # type: ignore[method-assign]
+    # Nothing to look for without a marker; a host Zoom does not know is a permanent error.
+    calls = len(fake.api_calls())
+    assert provider.find(spec()) is None and len(fake.api_calls()) == calls
+    with pytest.raises(ZoomUserNotFound):
+        provider.find(spec(host="nobody@example.org", marker=marker))
+
+
 def test_update_patches_and_delete_treats_a_missing_meeting_as_done(
     fake: FakeZoom, sleeps: Sleeps
 ) -> None:

@@ -109,6 +109,9 @@ class FakeZoom:
     )
 
     def __post_init__(self) -> None:
+        # Zoom's current list answer carries each meeting's agenda; False answers as older
+        # versions of the API did, without it.
+        self.list_has_agenda = True
         self.calls: list[RecordedCall] = []
         self.meetings: dict[int, dict[str, Any]] = {}
         self.tokens: dict[str, float] = {}
@@ -520,7 +523,9 @@ class _Handler(BaseHTTPRequestHandler):
                     offset + page_size,
                 )
         fields = ("uuid", "id", "host_id", "topic", "type", "start_time", "duration")
-        fields += ("timezone", "agenda", "created_at", "join_url")
+        fields += ("timezone", "created_at", "join_url")
+        if zoom.list_has_agenda:
+            fields += ("agenda",)
         self._send(
             200,
             {
