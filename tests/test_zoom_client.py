@@ -442,6 +442,23 @@ def test_find_confirms_each_candidate_by_reading_it(fake: FakeZoom, sleeps: Slee
         provider.find(spec(host="nobody@example.org", marker=marker))
 
 
+def test_find_gives_up_after_its_page_limit_rather_than_never_creating(
+    fake: FakeZoom, sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = make_provider(fake, sleeps)
+    provider.list_page_size = 1
+    monkeypatch.setattr(zoom_module, "LIST_MAX_PAGES", 2)
+    day = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    for n in range(2):
+        provider.create(spec(start=day + dt.timedelta(hours=n)))
+    marker = "[booking c-4/2]"
+    wanted = spec(start=day + dt.timedelta(days=1), agenda=marker, marker=marker)
+    provider.create(wanted)  # third by start time: on a page past the limit
+
+    assert provider.find(wanted) is None
+    assert len([c for c in fake.api_calls() if c.method == "GET"]) == 2
+
+
 def test_update_patches_and_delete_treats_a_missing_meeting_as_done(
     fake: FakeZoom, sleeps: Sleeps
 ) -> None:
