@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from app.core.validation import normalise_email
+from app.core.validation import SafeDateTime, normalise_email
 from app.intake.schemas import ReportTopic, Want
 from app.models import AbsenceKind, Assignment, AssignmentStatus, CaseStage, RoutingRule
 from app.reference.service import valid_country_code
@@ -155,8 +155,8 @@ class ExpertOut(ExpertPublicOut):
 
 
 class AbsenceIn(StrictModel):
-    starts_at: dt.datetime = Field(description="with a time zone offset")
-    ends_at: dt.datetime
+    starts_at: SafeDateTime = Field(description="with a time zone offset")
+    ends_at: SafeDateTime
     kind: AbsenceKind
     note: str | None = Field(None, max_length=500)
 

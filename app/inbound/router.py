@@ -161,7 +161,7 @@ def list_set_aside(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     reason: SetAsideReason | None = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[SafeStr | None, Query(max_length=200)] = None,
 ) -> SetAsideListOut:
     found = set_aside.listing(session, limit=limit, reason=reason, cursor=cursor)
     return SetAsideListOut(

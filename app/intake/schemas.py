@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from app.core.time import now
-from app.core.validation import normalise_email
+from app.core.validation import SafeDate, normalise_email
 from app.intake.sla import SlaState
 from app.models import CaseStage, ContactChannel, RequesterType, RequestStatus
 from app.reference.service import valid_country_code
@@ -165,7 +165,7 @@ class SubmitIn(StrictModel):
     timezone: Annotated[str, AfterValidator(_timezone)] = Field(description="IANA name")
     country_of_origin: CountryCode = Field(description="the country the person fears return to")
     case_stage: CaseStage
-    deadline: dt.date | None = Field(None, description="not in the past")
+    deadline: SafeDate | None = Field(None, description="not in the past")
     topics: list[ReportTopic] = Field(default_factory=list, max_length=len(ReportTopic))
     case_summary: str | None = Field(None, max_length=5000)
     wants: list[Want] = Field(description="at least one of sample_report, expert_cv, consultation")

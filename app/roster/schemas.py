@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from app.core.validation import SafeDateTime
 from app.models import DutyLevel, OverrideKind
 
 
@@ -102,8 +103,8 @@ class OverrideIn(BaseModel):
 
     user_id: uuid.UUID
     kind: OverrideKind = Field(description="extra: an additional shift; cancel: off duty")
-    starts_at: dt.datetime
-    ends_at: dt.datetime
+    starts_at: SafeDateTime
+    ends_at: SafeDateTime
     timezone: Zone | None = Field(
         None, description="zone of local (offset-less) times; default as for shifts"
     )

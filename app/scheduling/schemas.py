@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
-from app.core.validation import SafeDateTime
+from app.core.validation import SafeDate, SafeDateTime
 from app.models import Consultation, ConsultationStatus, ExpertProfile, IntakeRequest
 from app.scheduling.slots import zone
 
@@ -53,7 +53,7 @@ class TimeRangeIn(StrictModel):
 
 
 class OverrideIn(StrictModel):
-    date: dt.date = Field(description="the expert's local date")
+    date: SafeDate = Field(description="the expert's local date")
     ranges: list[TimeRangeIn] = Field(
         default_factory=list, max_length=12, description="other hours that day; empty: day off"
     )

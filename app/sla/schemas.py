@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.validation import SafeAwareDateTime
 from app.intake.schemas import SlaOut
 from app.models import ContactChannel, ContactVia
 
@@ -15,7 +16,7 @@ class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: ContactChannel = Field(description="email, phone or whatsapp")
-    contacted_at: AwareDatetime = Field(
+    contacted_at: SafeAwareDateTime = Field(
         description="when the contact happened, with its offset (not in the future, not before "
         "the request arrived)"
     )

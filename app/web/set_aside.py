@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from app.core.deps import SessionDep
 from app.core.errors import AppError
+from app.core.validation import SafeStr
 from app.inbound import service as inbound
 from app.inbound import set_aside
 from app.inbound.errors import SetAsideNotFound
@@ -96,7 +97,7 @@ def set_aside_page(request: Request, session: SessionDep, user: StaffPageUser) -
 
 @router.post(PATH + "/{set_aside_id}/open")
 def open_page(
-    set_aside_id: str,
+    set_aside_id: SafeStr,
     request: Request,
     session: SessionDep,
     user: StaffPageUser,
