@@ -21,7 +21,6 @@ from app.cases.replies import REPLY_KIND, references_of, reveal_message, seal_me
 from app.core.settings import get_settings
 from app.core.time import now
 from app.documents import service as documents
-from app.inbound import outbound
 from app.intake import service as intake
 from app.intake.handlers import template_language
 from app.models import (
@@ -35,6 +34,7 @@ from app.models import (
 from app.models.messages import DeliveryState, RequestMessage
 from app.notifications import mail
 from app.notifications.render import render_pair
+from app.notifications.requester import send_to_requester
 from app.outbox.registry import PermanentFailure, handler
 from app.sendouts import service as sendouts
 from app.sendouts.handlers import SUBJECTS as SENDOUT_SUBJECTS
@@ -228,7 +228,7 @@ def resend_sample_report(session: Session, row: OutboxMessage) -> None:
             )
         ],
     )
-    outbound.send_to_requester(session, req, message, outbox_id=row.id, what="sample_report_resend")
+    send_to_requester(session, req, message, outbox_id=row.id, what="sample_report_resend")
     intake.add_history(
         session,
         req,

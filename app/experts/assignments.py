@@ -10,19 +10,31 @@ the link, never a name, a contact detail or the summary.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, Uuid, bindparam, func, select, text, update
+from sqlalchemy import (
+    JSON,
+    Select,
+    String,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.core.logging import request_id_var
 from app.core.settings import get_settings
 from app.core.time import now
 from app.experts import repository
@@ -33,6 +45,7 @@ from app.experts.errors import (
     OfferClosed,
 )
 from app.experts.routing import TIER_COUNTRY, TIER_REGION, Candidate, decide
+from app.intake import history
 from app.intake.status import FINAL
 from app.models import (
     LIVE_ASSIGNMENT,
@@ -170,58 +183,105 @@ def _store_decision(session: Session, req: IntakeRequest, draft: DecisionDraft) 
     return DecisionRef(id=decision_id, rule=draft.rule, trigger=draft.trigger)
 
 
-# On PostgreSQL an offer's four rows (decision, assignment, notification, history) are written
-# by one statement: routing runs inside every submission, and round trips are its main cost.
-# Other databases run the same inserts one by one (``_offer``); both write identical rows.
-_OFFER_POSTGRESQL = text(
-    """
-WITH t AS (
-    UPDATE expert_profiles
-    SET open_assignments = open_assignments + 1, last_assigned_at = :at
-    WHERE user_id = :expert_id AND is_active
-      AND open_assignments < max_open_assignments
-    RETURNING user_id
-), d AS (
-    INSERT INTO routing_decisions
-        (request_id, at, trigger, rule, chosen_expert_id, candidates, actor)
-    SELECT :request_id, :at, :trigger, :rule, t.user_id, CAST(:candidates AS json), :actor
-    FROM t
-    RETURNING id
-), a AS (
-    INSERT INTO assignments (request_id, expert_id, status, offered_at, respond_by, decision_id)
-    SELECT :request_id, :expert_id, 'offered', :at, :respond_by, d.id FROM d
-    RETURNING id, decision_id
-), n AS (
-    INSERT INTO expert_notifications (expert_id, request_id, assignment_id, kind, created_at)
-    SELECT :expert_id, :request_id, a.id, 'assignment_offered', :at FROM a
-), h AS (
-    INSERT INTO request_history (request_id, at, actor, action, details)
-    SELECT :request_id, :at, :actor, 'assignment_offered', json_build_object(
-        'assignment_id', a.id,
-        'expert_id', CAST(:expert_id AS text),
-        'decision_id', a.decision_id,
-        'rule', CAST(:rule AS text),
-        'trigger', CAST(:trigger AS text),
-        'respond_by', CAST(:respond_by_iso AS text))
-    FROM a
-), r AS (
-    UPDATE requests SET assigned_expert_id = :expert_id, updated_at = :at
-    WHERE id = :request_id AND EXISTS (SELECT 1 FROM a)
-), o AS (
-    INSERT INTO outbox (kind, params, status, due_at, attempts, correlation_id, created_at,
-                        updated_at)
-    SELECT :offer_kind, json_build_object('assignment_id', a.id), 'pending', :at, 0,
-           :correlation_id, :at, :at
-    FROM a
-)
-SELECT a.id, a.decision_id FROM a
-"""
-).bindparams(
-    bindparam("request_id", type_=Uuid()),
-    bindparam("expert_id", type_=Uuid()),
-    bindparam("at", type_=UTCDateTime()),
-    bindparam("respond_by", type_=UTCDateTime()),
-)
+# On PostgreSQL an offer's rows (decision, assignment, notification, history, the request's
+# expert, the offer e-mail's outbox row) are written by one statement: routing runs inside
+# every submission, and round trips are its main cost. The history and outbox parts come from
+# those modules' own builders. Other databases run the same inserts one by one (``_try_offer``).
+def _offer_statement() -> Select[int, int]:
+    request_id = bindparam("request_id", type_=Uuid())
+    expert_id = bindparam("expert_id", type_=Uuid())
+    at = bindparam("at", type_=UTCDateTime())
+    respond_by = bindparam("respond_by", type_=UTCDateTime())
+    trigger = bindparam("trigger", type_=String())
+    rule = bindparam("rule", type_=String())
+    actor = bindparam("actor", type_=String())
+    profiles = cast(Table, ExpertProfile.__table__)
+    taken = (
+        update(profiles)
+        .where(
+            profiles.c.user_id == expert_id,
+            profiles.c.is_active,
+            profiles.c.open_assignments < profiles.c.max_open_assignments,
+        )
+        # updated_at as it was: taking capacity is not an edit of the profile.
+        .values(
+            open_assignments=profiles.c.open_assignments + 1,
+            last_assigned_at=at,
+            updated_at=profiles.c.updated_at,
+        )
+        .returning(profiles.c.user_id)
+        .cte("t")
+    )
+    decision = (
+        _decision_table.insert()
+        .from_select(
+            ["request_id", "at", "trigger", "rule", "chosen_expert_id", "candidates", "actor"],
+            select(
+                request_id,
+                at,
+                trigger,
+                rule,
+                taken.c.user_id,
+                bindparam("candidates", type_=JSON()),
+                actor,
+            ).select_from(taken),
+        )
+        .returning(_decision_table.c.id)
+        .cte("d")
+    )
+    offer = (
+        _assignment_table.insert()
+        .from_select(
+            ["request_id", "expert_id", "status", "offered_at", "respond_by", "decision_id"],
+            select(
+                request_id,
+                expert_id,
+                literal(AssignmentStatus.offered.value),
+                at,
+                respond_by,
+                decision.c.id,
+            ).select_from(decision),
+        )
+        .returning(_assignment_table.c.id, _assignment_table.c.decision_id)
+        .cte("a")
+    )
+    notified = (
+        _notification_table.insert()
+        .from_select(
+            ["expert_id", "request_id", "assignment_id", "kind", "created_at"],
+            select(
+                expert_id, request_id, offer.c.id, literal("assignment_offered"), at
+            ).select_from(offer),
+        )
+        .cte("n")
+    )
+    logged = history.insert_from(
+        offer,
+        request_id=request_id,
+        at=at,
+        actor=actor,
+        action="assignment_offered",
+        details={
+            "assignment_id": offer.c.id,
+            "expert_id": sql_cast(expert_id, Text()),
+            "decision_id": offer.c.decision_id,
+            "rule": rule,
+            "trigger": trigger,
+            "respond_by": bindparam("respond_by_iso", type_=String()),
+        },
+    ).cte("h")
+    requests = cast(Table, IntakeRequest.__table__)
+    assigned = (
+        update(requests)
+        .where(requests.c.id == request_id, exists(select(1).select_from(offer)))
+        .values(assigned_expert_id=expert_id, updated_at=at)
+        .cte("r")
+    )
+    mailed = outbox.insert_from(offer, OFFER_KIND, {"assignment_id": offer.c.id}, at=at).cte("o")
+    return select(offer.c.id, offer.c.decision_id).add_cte(notified, logged, assigned, mailed)
+
+
+_OFFER_POSTGRESQL = _offer_statement()
 
 
 # Routing -------------------------------------------------------------------------------------
@@ -350,11 +410,10 @@ def _try_offer(session: Session, req: IntakeRequest, draft: DecisionDraft) -> As
                 "respond_by_iso": respond_by.isoformat(),
                 "trigger": draft.trigger,
                 "rule": draft.rule.value,
-                "candidates": json.dumps(draft.report),
+                "candidates": draft.report,
                 "actor": draft.actor,
-                "offer_kind": OFFER_KIND,
-                "correlation_id": request_id_var.get(),
-            },
+            }
+            | outbox.insert_from_values(),
         ).first()
         if row is None:
             return None

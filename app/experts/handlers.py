@@ -17,39 +17,15 @@ from app.experts.assignments import OFFER_KIND, TRIAGE_ALERT_KIND
 from app.models import (
     Assignment,
     AssignmentStatus,
-    Country,
     ExpertProfile,
     IntakeRequest,
     OutboxMessage,
     User,
 )
 from app.notifications import mail
+from app.notifications.facts import case_facts
 from app.notifications.render import render_pair
 from app.outbox.registry import PermanentFailure, handler
-from app.reference.service import iso_countries
-
-WANTS = {
-    "sample_report": "a sample report",
-    "expert_cv": "an expert's CV",
-    "consultation": "a free consultation",
-}
-
-
-def country_name(session: Session, code: str | None) -> str:
-    if code is None:
-        return "not known yet"  # an e-mailed request before staff complete it (issue 9)
-    row = session.get(Country, code)
-    return row.name if row is not None else iso_countries().get(code, code)
-
-
-def case_facts(session: Session, req: IntakeRequest) -> dict[str, Any]:
-    """The only facts of a request that staff and expert e-mails may carry."""
-    return {
-        "reference": req.reference,
-        "country": f"{country_name(session, req.country_of_origin)} ({req.country_of_origin})",
-        "wants": [WANTS.get(w, w) for w in req.wants],
-        "deadline": req.deadline.isoformat() if req.deadline else "none given",
-    }
 
 
 def _send(to: str, subject: str, template: str, context: dict[str, Any], row_id: int) -> None:

@@ -16,7 +16,6 @@ from app.documents import service as documents
 from app.documents.schemas import DocumentOut, document_out
 from app.experts import assignments, flows, queries, service
 from app.experts.errors import CaseNotFound
-from app.experts.handlers import country_name
 from app.experts.schemas import (
     AbsenceIn,
     AbsenceOut,
@@ -44,6 +43,7 @@ from app.models import (
     Role,
     UnavailablePeriod,
 )
+from app.notifications.facts import country_name
 from app.scheduling.schemas import ConsultationOut, consultation_out
 
 admin_router = APIRouter(prefix="/api/v1/admin/experts", tags=["admin: experts"])

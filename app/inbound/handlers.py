@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.inbound import service
-from app.inbound.outbound import send_to_requester
 from app.intake import service as intake
 from app.models import IntakeRequest, OutboxMessage, RequestMessage, RequestStatus, User
 from app.notifications import mail
+from app.notifications.requester import send_to_requester
 from app.outbox.registry import PermanentFailure, handler
 
 REASONS = {

@@ -56,7 +56,6 @@ from app.inbound.errors import (
     SetAsideNotFound,
     SetAsideNotOpenable,
 )
-from app.inbound.outbound import SEAL_KIND
 from app.intake import keys
 from app.intake import service as intake
 from app.models import (
@@ -80,6 +79,7 @@ from app.models import (
     SetAsideReason,
     User,
 )
+from app.models.messages import MESSAGE_SEAL_KIND as SEAL_KIND
 from app.outbox import service as outbox
 from app.reference.service import iso_countries
 from app.sla import scheduling as sla_scheduling

@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
-from app.inbound.outbound import send_to_requester
 from app.intake import service
 from app.models import IntakeRequest, OutboxMessage, RequestStatus
 from app.notifications import mail
 from app.notifications.render import render_pair
+from app.notifications.requester import send_to_requester
 from app.outbox.registry import PermanentFailure, handler
 
 LANGUAGES = ("en", "ru")

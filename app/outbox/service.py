@@ -21,16 +21,29 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import chain
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    FromClause,
+    Insert,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.database import after_commit
 from app.core.logging import request_id_var
@@ -100,6 +113,50 @@ def nudge_after_commit(session: Session) -> None:
     """For a row written by a caller's own statement (due now): nudge the worker after commit,
     as ``enqueue`` does."""
     after_commit(session, lambda: nudge(PUMP_TASK))
+
+
+_CORRELATION = "outbox_correlation_id"
+
+
+def insert_from(
+    source: FromClause,
+    kind: str,
+    params: Mapping[str, ColumnElement[Any]],
+    *,
+    at: ColumnElement[Any],
+) -> Insert:
+    """``enqueue`` for a caller that writes its rows in one statement of its own (routing's
+    offer on PostgreSQL): the INSERT of one pending row of ``kind``, due at ``at``, per row of
+    ``source``, its params the JSON object of ``params`` (ids only). Meant as a CTE; run it
+    with ``insert_from_values()`` among the parameters, and ``nudge_after_commit`` once a row
+    is written. No dedup key: it is for rows about ids the same statement creates."""
+    param_pairs = chain.from_iterable((literal(key), value) for key, value in params.items())
+    rows = select(
+        literal(kind),
+        func.json_build_object(*param_pairs),
+        literal(OutboxStatus.pending.value),
+        at,
+        literal(0),
+        bindparam(_CORRELATION, type_=String()),
+        at,
+        at,
+    ).select_from(source)
+    columns = [
+        "kind",
+        "params",
+        "status",
+        "due_at",
+        "attempts",
+        "correlation_id",
+        "created_at",
+        "updated_at",
+    ]
+    return insert(cast(Table, OutboxMessage.__table__)).from_select(columns, rows)
+
+
+def insert_from_values() -> dict[str, Any]:
+    """The parameters an ``insert_from`` statement needs besides the caller's own."""
+    return {_CORRELATION: request_id_var.get()}
 
 
 def enqueue_many(session: Session, rows: Sequence[Queued]) -> int:

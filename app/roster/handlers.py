@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
-from app.experts.handlers import case_facts
 from app.models import Escalation, ExpertProfile, IntakeRequest, OutboxMessage, Role, User
 from app.notifications import mail
+from app.notifications.facts import case_facts
 from app.notifications.render import render_pair
 from app.outbox.registry import PermanentFailure, handler
 from app.roster import escalation, links

@@ -30,8 +30,6 @@ from sqlalchemy.orm import Session
 from app.core.crypto import decrypt_with_master
 from app.core.settings import get_settings
 from app.core.time import now
-from app.experts.handlers import country_name
-from app.inbound.outbound import send_to_requester
 from app.intake import service as intake
 from app.intake.handlers import template_language
 from app.meetings.factory import get_meeting_provider
@@ -46,7 +44,9 @@ from app.models import (
     RequestStatus,
 )
 from app.notifications import mail
+from app.notifications.facts import country_name
 from app.notifications.render import render_pair
+from app.notifications.requester import send_to_requester
 from app.outbox import service as outbox
 from app.outbox.registry import PermanentFailure, handler
 from app.scheduling import ics

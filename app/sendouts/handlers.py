@@ -21,8 +21,6 @@ from sqlalchemy.orm import Session
 from app.core.settings import get_settings
 from app.core.time import now
 from app.documents import service as documents
-from app.experts.handlers import country_name
-from app.inbound.outbound import send_to_requester
 from app.intake import service as intake
 from app.intake.handlers import template_language
 from app.intake.status import FINAL
@@ -38,7 +36,9 @@ from app.models import (
     User,
 )
 from app.notifications import mail
+from app.notifications.facts import country_name
 from app.notifications.render import render_pair
+from app.notifications.requester import send_to_requester
 from app.outbox.registry import PermanentFailure, handler
 from app.scheduling.slots import zone as zone_of
 from app.sendouts import service

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from app.core.deps import SessionDep
 from app.core.validation import SafeStr
-from app.experts.handlers import case_facts
+from app.notifications.facts import case_facts
 from app.roster import escalation
 from app.roster.errors import AlreadyAcknowledged, InvalidAckLink
 from app.web.pages import SECURITY_HEADERS, templates

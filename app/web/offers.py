@@ -16,8 +16,8 @@ from app.core.deps import SessionDep
 from app.core.validation import SafeStr
 from app.experts import assignments, links
 from app.experts.errors import InvalidOfferLink, OfferClosed
-from app.experts.handlers import case_facts
 from app.models import Assignment, AssignmentStatus, IntakeRequest, User
+from app.notifications.facts import case_facts
 from app.web.pages import SECURITY_HEADERS, templates
 
 router = APIRouter(include_in_schema=False)

@@ -1,4 +1,4 @@
-"""Recording the e-mails the service sends to a requester, so that replies thread onto them.
+"""Sending an automatic e-mail to a requester and recording it, so that replies thread onto it.
 
 Every automatic e-mail about a request (acknowledgement, link, documents, consultation invites
 and reminders) gets a ``RequestMessage(direction=outbound, kind=automatic)`` whose
@@ -7,8 +7,8 @@ domain with ``kind=reply``). Handlers send such an e-mail with ``send_to_request
 goes out, then its Message-ID is recorded); a resend of the same outbox row carries the same
 Message-ID and records nothing new.
 
-Deliberately small (models, keys, time): intake, sendouts and scheduling import it without a
-cycle.
+Deliberately small (models, keys, time, the Message-ID parser): the handlers of intake,
+inbound, cases, sendouts and scheduling import it without a cycle.
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ from app.models import (
 )
 from app.models.messages import MESSAGE_SEAL_KIND
 from app.notifications import mail
-
-#: AES-GCM associated-data kind of ``request_messages.data_enc`` (JSON): the one constant.
-SEAL_KIND = MESSAGE_SEAL_KIND
 
 
 def send_to_requester(
@@ -78,7 +75,7 @@ def record_sent(
         recorded_at=current,
         outbox_id=outbox_id,
         delivery=DeliveryState.sent,
-        data_enc=keys.seal_json(dk, SEAL_KIND, req.id, data) if dk is not None else None,
+        data_enc=keys.seal_json(dk, MESSAGE_SEAL_KIND, req.id, data) if dk is not None else None,
     )
     session.add(row)
     session.flush()
