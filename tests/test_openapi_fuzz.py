@@ -146,3 +146,48 @@ def test_every_operation_answers_as_documented(
             print(role, label, statuses)
     print(f"{role}: {len(operations)} operations in {time.monotonic() - started:.1f}s")
     assert not failures, f"{len(failures)} operations failed:\n\n" + "\n\n".join(failures)
+
+
+def test_every_documented_422_is_the_one_error_shape() -> None:
+    """FastAPI documents its own 422 as ``{"detail": [...]}``; what is answered is the error
+    shape of app/core/errors.py, and the document says so."""
+    app, _ = _app_and_operations()
+    document = app.openapi()
+    assert "HTTPValidationError" not in str(document)
+    unprocessable = [
+        op["responses"]["422"]
+        for ops in document["paths"].values()
+        for op in ops.values()
+        if "422" in op.get("responses", {})
+    ]
+    assert len(unprocessable) > 50
+    for answer in unprocessable:
+        schema = answer["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, answer
+
+
+def test_roster_shift_times_are_wall_clock_times_as_documented(
+    db: Session,
+    world: dict[str, Any],  # noqa: F811
+    client: Any,
+) -> None:
+    """A shift's times are local to its zone: documented as HH:MM[:SS], never as OpenAPI's
+    ``time`` (which carries an offset); a time sent with an offset is refused."""
+    app, _ = _app_and_operations()
+    shift_schema = app.openapi()["components"]["schemas"]["ShiftOut"]["properties"]
+    pattern = re.compile(shift_schema["starts_local"]["pattern"])
+    assert "format" not in shift_schema["starts_local"]
+    admin = world["headers"]["admin"]
+    body = {"user_id": world["values"]["@staff_id"], "weekday": 2, "starts_local": "22:00"}
+    created = client.post(
+        "/api/v1/admin/roster/shifts", json=body | {"ends_local": "06:00"}, headers=admin
+    )
+    assert created.status_code == 201, created.text
+    assert pattern.match(created.json()["starts_local"]) and pattern.match(
+        created.json()["ends_local"]
+    )
+    offset = client.post(
+        "/api/v1/admin/roster/shifts", json=body | {"ends_local": "06:00+01:00"}, headers=admin
+    )
+    assert offset.status_code == 422, offset.text
+    assert [f["field"] for f in offset.json()["error"]["fields"]] == ["ends_local"]
