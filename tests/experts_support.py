@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.core.time import now
 from app.experts import service as experts
 from app.experts.schemas import ExpertIn
+from app.intake import records
 from app.intake import service as intake
 from app.intake.schemas import SubmitIn
 from app.models import (
@@ -168,7 +169,7 @@ def submit(session: Session, **overrides: Any) -> IntakeRequest:
     reminders, documents' timer: the ``intake.submitted`` outbox row)."""
     reply = intake.submit(session, submission(**overrides))
     process_submissions(session)
-    req = intake.get_by_reference(session, reply["reference"])
+    req = records.get_by_reference(session, reply["reference"])
     assert req is not None
     return req
 

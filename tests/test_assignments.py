@@ -8,12 +8,13 @@ import re
 from email import policy as email_policy
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.time import now
 from app.experts import assignments, links
-from app.intake import service as intake
+from app.flows import request as flows
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -319,7 +320,9 @@ def test_the_worker_task_expires_offers(db: Session, clock: Clock) -> None:
 # Staff ---------------------------------------------------------------------------------------
 
 
-def test_staff_reassign_to_a_named_expert_with_history(db: Session, client: object) -> None:
+def test_staff_reassign_to_a_named_expert_with_history(
+    db: Session, client: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     staff = create_user(db, role=Role.staff)
     first, second = _two_experts(db)
     third = create_expert(db, regions=[EE])
@@ -330,18 +333,16 @@ def test_staff_reassign_to_a_named_expert_with_history(db: Session, client: obje
     c.post(f"/api/v1/expert/assignments/{a.id}/accept", headers=login(c, first))  # type: ignore[arg-type]
     calls: list[tuple[object, object]] = []
 
-    def hook(_s: Session, _r: object, old: object, new: object) -> None:
+    def moved(_s: Session, _r: object, old: object, new: object) -> None:
         calls.append((old, new))
 
-    assignments.REASSIGNMENT_HOOKS.append(hook)  # type: ignore[arg-type]
-    try:
-        resp = c.post(
-            f"/api/v1/requests/{req.reference}/reassign",
-            json={"expert_id": str(third.id), "reason": "workload"},  # type: ignore[attr-defined]
-            headers=login(c, staff),
-        )
-    finally:
-        assignments.REASSIGNMENT_HOOKS.remove(hook)  # type: ignore[arg-type]
+    # The reassignment flow tells scheduling which expert the request left and for whom.
+    monkeypatch.setattr(flows.scheduling, "on_request_reassigned", moved)
+    resp = c.post(
+        f"/api/v1/requests/{req.reference}/reassign",
+        json={"expert_id": str(third.id), "reason": "workload"},  # type: ignore[attr-defined]
+        headers=login(c, staff),
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["assigned_expert_id"] == str(third.id)  # type: ignore[attr-defined]
@@ -406,7 +407,7 @@ def test_an_ended_request_frees_the_expert(db: Session) -> None:
     expert = create_expert(db, countries=["KG"])
     req = submit(db)
     assert profile(db, expert).open_assignments == 1
-    intake.change_status(db, req, RequestStatus.spam, actor="system")
+    flows.change_status(db, req, RequestStatus.spam, actor="system")
     assert profile(db, expert).open_assignments == 0
     assert _live(db, req.id) is None
     assert "assignment_released" in _history(db, req.id)
@@ -432,7 +433,7 @@ def test_offer_mail_is_skipped_when_the_offer_was_answered_first(
     req = submit(db)
     a = _live(db, req.id)
     assert a is not None
-    assignments.respond(db, a.id, expert, accept=True)  # type: ignore[arg-type]
+    flows.answer_offer(db, a.id, expert, accept=True)  # type: ignore[arg-type]
     drain(db)
     assert not any("/experts/offers/" in p.read_text() for p in mail_dir.glob("*.eml"))
     assert now() is not None

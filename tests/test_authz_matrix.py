@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.time import now
-from app.experts import assignments
 from app.experts import service as experts
-from app.intake import service as intake
+from app.flows import request as flows
+from app.intake import records as intake
 from app.models import Assignment, AssignmentStatus, IntakeRequest, Role, User
 from app.scheduling import service as scheduling
 from tests import authz_matrix as matrix
@@ -60,7 +60,7 @@ def _accept(db: Session, req: IntakeRequest, expert: User) -> Assignment:
         )
     )
     assert a is not None and a.expert_id == expert.id, "routing did not offer it as expected"
-    return assignments.respond(db, a.id, expert, accept=True)
+    return flows.answer_offer(db, a.id, expert, accept=True)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
-from app.intake import service as intake
+from app.intake import records as intake
 from app.meetings.factory import get_meeting_provider
 from app.meetings.fake import FakeMeetingProvider
 from app.meetings.providers import MeetingInfo, MeetingSpec

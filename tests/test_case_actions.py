@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
-from app.experts import assignments
+from app.flows import request as flows
 from app.intake import keys
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -57,7 +57,7 @@ def _accept(db: Session, req: IntakeRequest, expert: User) -> None:
         )
     )
     assert a is not None and a.expert_id == expert.id
-    assignments.respond(db, a.id, expert, accept=True)
+    flows.answer_offer(db, a.id, expert, accept=True)
 
 
 def _history(db: Session, req: IntakeRequest) -> list[RequestHistory]:

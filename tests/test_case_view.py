@@ -9,9 +9,8 @@ from sqlalchemy.orm import Session
 
 from app.cases.service import HISTORY_KIND
 from app.core.time import now
-from app.experts import assignments
-from app.intake import keys
-from app.intake import service as intake
+from app.flows import request as flows
+from app.intake import keys, records
 from app.models import Assignment, AssignmentStatus, ContactChannel, IntakeRequest, Role, User
 from app.sla import service as sla
 from tests.experts_support import MARKER, create_expert, submit
@@ -29,7 +28,7 @@ def _accept(db: Session, req: IntakeRequest, expert: User) -> None:
         )
     )
     assert a is not None and a.expert_id == expert.id
-    assignments.respond(db, a.id, expert, accept=True)
+    flows.answer_offer(db, a.id, expert, accept=True)
 
 
 def test_who_may_see_a_case(db: Session, client: object) -> None:
@@ -74,7 +73,7 @@ def test_the_case_holds_everything_staff_need(db: Session, client: object) -> No
     # A history row with an encrypted part (the case view decrypts it).
     dk = keys.data_key(req)
     assert dk is not None
-    row = intake.add_history(db, req, actor=f"user:{staff.id}", action="note_added")
+    row = records.add_history(db, req, actor=f"user:{staff.id}", action="note_added")
     row.data_enc = keys.seal_json(dk, HISTORY_KIND, req.id, {"text": f"secret {MARKER}"})
     db.flush()
 

@@ -19,7 +19,7 @@ from app.core.time import now
 from app.inbound import service
 from app.inbound.service import take_message
 from app.intake import keys
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import (
     Document,
     IntakeRequest,

@@ -9,6 +9,8 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.flows import request as flows
+from app.intake import records
 from app.intake import service as intake
 from app.intake.service import SUBMITTED_KIND
 from app.models import Assignment, IntakeRequest, OutboxMessage, OutboxStatus, RequestStatus
@@ -30,7 +32,7 @@ def test_the_submission_queues_its_follow_up_and_the_worker_routes_and_schedules
 ) -> None:
     expert = create_expert(db, regions=[EE], languages=["ru"])
     reply = intake.submit(db, submission())
-    req = intake.get_by_reference(db, reply["reference"])
+    req = records.get_by_reference(db, reply["reference"])
     assert req is not None
     rows = _rows(db, req)
     assert rows[SUBMITTED_KIND].status == OutboxStatus.pending
@@ -51,9 +53,9 @@ def test_the_submission_queues_its_follow_up_and_the_worker_routes_and_schedules
 def test_a_request_withdrawn_before_the_worker_ran_is_not_routed(db: Session) -> None:
     create_expert(db, regions=[EE], languages=["ru"])
     reply = intake.submit(db, submission())
-    req = intake.get_by_reference(db, reply["reference"])
+    req = records.get_by_reference(db, reply["reference"])
     assert req is not None
-    intake.withdraw(db, req)
+    flows.withdraw(db, req)
     drain(db)
     assert req.status == RequestStatus.withdrawn
     assert db.scalar(select(Assignment).where(Assignment.request_id == req.id)) is None

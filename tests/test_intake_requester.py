@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.time import now
-from app.intake import service
+from app.flows import request as flows
 from app.intake.sla import SlaState, sla_state
 from app.intake.status import IllegalTransition, allowed_moves, check_move
 from app.models import ExpertProfile, IntakeRequest, RequestHistory, RequestStatus, Role
@@ -181,8 +181,8 @@ def test_withdraw_sets_withdrawn_and_writes_history(client: TestClient, db: Sess
 def test_a_closed_request_cannot_be_withdrawn(client: TestClient, db: Session) -> None:
     body = submit(client)
     req = _req(db, body["reference"])
-    service.change_status(db, req, RequestStatus.in_progress, actor="system")
-    service.change_status(db, req, RequestStatus.closed, actor="system")
+    flows.change_status(db, req, RequestStatus.in_progress, actor="system")
+    flows.change_status(db, req, RequestStatus.closed, actor="system")
     resp = client.post(
         f"/api/v1/requests/{body['reference']}/withdraw", headers=bearer(body["access_token"])
     )

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
-from app.intake import service
-from app.intake.service import CROCKFORD
+from app.intake import records
+from app.intake.records import CROCKFORD
 from app.models import IntakeRequest, RequestHistory
 from tests.conftest import Clock
 from tests.intake_helpers import field_problems, form, submit
@@ -135,7 +135,7 @@ def test_a_law_firm_request_with_the_lawyer_as_contact(client: TestClient, db: S
         contact_name="Jane Counsel",
         full_name="Client Name",
     )
-    pii = service.reveal_pii(_stored(db, body["reference"]))
+    pii = records.reveal_pii(_stored(db, body["reference"]))
     assert pii is not None
     assert pii["law_firm_name"] == "Example Chambers" and pii["contact_name"] == "Jane Counsel"
 
@@ -150,7 +150,7 @@ def test_a_national_phone_number_uses_the_country_of_residence(
         country_of_residence="GB",
         whatsapp="+996 555 123 456",
     )
-    pii = service.reveal_pii(_stored(db, body["reference"]))
+    pii = records.reveal_pii(_stored(db, body["reference"]))
     assert pii is not None
     assert pii["phone"] == "+442079460958"
     assert pii["whatsapp"] == "+996555123456"
@@ -162,7 +162,7 @@ def test_a_national_phone_number_uses_the_country_of_residence(
 
 def test_email_is_normalised(client: TestClient, db: Session) -> None:
     body = submit(client, email="  Someone@Example.ORG ")
-    pii = service.reveal_pii(_stored(db, body["reference"]))
+    pii = records.reveal_pii(_stored(db, body["reference"]))
     assert pii is not None and pii["email"] == "someone@example.org"
 
 

@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
-from app.intake import service as intake
+from app.flows import request as flows
+from app.intake import records
 from app.models import RequestStatus
 from app.outbox import service as outbox
 from tests.conftest import Clock
@@ -70,12 +71,12 @@ def test_requests_marked_spam_or_withdrawn_before_their_deadline_are_not_breache
     refs = [submit(client, email=f"spam-{i}@example.org")["reference"] for i in range(4)]
     clock.advance(minutes=5)
     for ref in refs[:2]:
-        req = intake.get_by_reference(db, ref)
+        req = records.get_by_reference(db, ref)
         assert req is not None
-        intake.change_status(db, req, RequestStatus.spam, actor="system")
-    first = intake.get_by_reference(db, refs[2])
+        flows.change_status(db, req, RequestStatus.spam, actor="system")
+    first = records.get_by_reference(db, refs[2])
     assert first is not None
-    intake.withdraw(db, first)
+    flows.withdraw(db, first)
     clock.advance(minutes=56)  # +61: the last one is overdue
     text = client.get("/metrics").text
     assert _value(text, "intake_sla_breaches") == 1

@@ -22,7 +22,7 @@ from app.cases import notes as case_notes
 from app.core.database import commit
 from app.core.time import now
 from app.intake import keys
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import (
     AuditEvent,
     IntakeRequest,

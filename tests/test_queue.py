@@ -12,7 +12,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.core.time import now
-from app.intake import service as intake
+from app.flows import request as flows
+from app.intake import records
 from app.models import (
     ContactChannel,
     IntakeRequest,
@@ -71,8 +72,8 @@ class World:
             note=None,
             by_user=self.staff,
         )
-        intake.change_status(db, self.spam, RequestStatus.spam, actor="system")
-        intake.change_status(db, self.met, RequestStatus.in_progress, actor="system")
+        flows.change_status(db, self.spam, RequestStatus.spam, actor="system")
+        flows.change_status(db, self.met, RequestStatus.in_progress, actor="system")
         clock.advance(minutes=90)
         self.due_soon = submit(db, country_of_origin="AM", language="en")
         clock.advance(minutes=50)
@@ -196,7 +197,7 @@ def test_search_by_reference_and_exact_email(db: Session, client: object, clock:
     h = login(c, w.staff)
     ref = w.due_soon.reference
     assert _refs(c, h, q=f"{ref[:4].lower()}-{ref[4:].lower()}") == [ref]
-    pii = intake.reveal_pii(w.awaiting)
+    pii = records.reveal_pii(w.awaiting)
     assert pii is not None
     email = str(pii["email"])
     assert _refs(c, h, q=email.upper()) == [w.awaiting.reference]
@@ -211,7 +212,7 @@ def test_views_mine_and_unassigned(db: Session, client: object, clock: Clock) ->
     w = World(db, clock)
     other = create_user(db, role=Role.staff)
     # ``mine``: this user recorded a contact (w.met) or acted in the history.
-    intake.add_history(db, w.breached, actor=f"user:{other.id}", action="note_added")
+    records.add_history(db, w.breached, actor=f"user:{other.id}", action="note_added")
     db.flush()
     assert w.mine(_refs(c, login(c, w.staff), view="mine")) == w.refs(w.met)
     assert w.mine(_refs(c, login(c, other), view="mine")) == w.refs(w.breached)
@@ -343,7 +344,7 @@ def test_the_list_holds_no_names_or_addresses(db: Session, client: object, clock
     assert w.awaiting.reference in text  # the rows are there
     assert MARKER not in text  # name and summary carry the marker
     for req in w.all:
-        pii = intake.reveal_pii(req)
+        pii = records.reveal_pii(req)
         assert pii is not None and MARKER in str(pii["full_name"])
         assert str(pii["email"]).lower() not in text.lower()
     assert "@example.org" not in text.lower()

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
-from app.intake import service as intake
+from app.flows import request as flows
 from app.models import ContactChannel, IntakeRequest, RequestSource, RequestStatus, Role
 from app.reports import service as reports
 from app.reports.service import Group
@@ -112,10 +112,10 @@ def _scenario(db: Session, clock: Clock) -> list[IntakeRequest]:
     day2 = DAY + dt.timedelta(days=1)
     early = _request_at(db, clock, _at(15, day=day2), region="middle_east")
     set_time(clock, early.received_at + dt.timedelta(minutes=5))
-    intake.withdraw(db, early)
+    flows.withdraw(db, early)
     late = _request_at(db, clock, _at(18, day=day2), region="east_asia")
     set_time(clock, late.received_at + dt.timedelta(minutes=70))
-    intake.change_status(db, late, RequestStatus.spam, actor="system")
+    flows.change_status(db, late, RequestStatus.spam, actor="system")
     made += [early, late]
     # The last request of the range is still open at "now" (10 minutes after it arrived).
     last = _request_at(db, clock, _at(20, day=DAY + dt.timedelta(days=2)), region="east_asia")
@@ -224,7 +224,7 @@ def test_a_handful_of_spam_requests_leaves_the_share_within_the_hour_alone(
     spam = [_request_at(db, clock, _at(11)) for _ in range(5)]
     set_time(clock, _at(11, 5))
     for req in spam:
-        intake.change_status(db, req, RequestStatus.spam, actor="system")
+        flows.change_status(db, req, RequestStatus.spam, actor="system")
     assert reports.request_outcome(spam[0]).label == "ended before the deadline, no response"
     set_time(clock, _at(15))  # hours after every deadline
     headers = login(client, create_user(db, role=Role.staff))
@@ -260,7 +260,7 @@ def test_a_request_ended_after_its_deadline_without_a_response_stays_breached(
 ) -> None:
     req = _request_at(db, clock, _at(10))
     set_time(clock, _at(11, 10))
-    intake.change_status(db, req, RequestStatus.declined, actor="system")
+    flows.change_status(db, req, RequestStatus.declined, actor="system")
     set_time(clock, _at(13))
     o = reports.request_outcome(req)
     assert (o.state, o.open_breached) == ("breached", False)

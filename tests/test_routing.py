@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.experts import assignments
 from app.experts.routing import Candidate, decide
+from app.flows import request as flows
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -394,7 +395,7 @@ def test_routing_accept_and_expiry_on_sqlite(db: Session, clock: object) -> None
         )
     )
     assert live is not None and live.expert_id == second.id
-    assignments.respond(db, live.id, second, accept=True)
+    flows.answer_offer(db, live.id, second, accept=True)
     assert profile(db, first).open_assignments == 0
     assert profile(db, second).open_assignments == 1
 

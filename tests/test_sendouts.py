@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
-from app.experts import assignments
 from app.experts import service as experts
+from app.flows import request as flows
 from app.models import (
     Assignment,
     Document,
@@ -135,7 +135,7 @@ def test_documents_go_once_when_the_expert_accepts_and_not_again_at_the_wait(
     assert _docs_mails(mail_dir, address) == []  # only offered so far: nothing yet
 
     clock.advance(minutes=5)
-    assignments.respond(db, _offer(db, req).id, expert, accept=True)
+    flows.answer_offer(db, _offer(db, req).id, expert, accept=True)
     drain(db)
     sent = _docs_mails(mail_dir, address)
     assert len(sent) == 1
@@ -192,7 +192,7 @@ def test_at_the_wait_without_an_accepted_expert_the_region_leads_cv_goes(
     # An expert accepting later sends nothing more.
     a = _offer(db, req)
     a.respond_by = now() + dt.timedelta(minutes=10)  # as if the offer were still open
-    assignments.respond(db, a.id, lead, accept=True)
+    flows.answer_offer(db, a.id, lead, accept=True)
     drain(db)
     assert len(_docs_mails(mail_dir, address)) == 1
 
@@ -258,7 +258,7 @@ def test_missing_sample_report_sends_the_cv_alone_and_alerts_every_active_staff_
     gone.is_active = False
     address = _email()
     req = submit(db, wants=BOTH, language="en", email=address)
-    assignments.respond(db, _offer(db, req).id, expert, accept=True)
+    flows.answer_offer(db, _offer(db, req).id, expert, accept=True)
     drain(db)
     drain(db)  # the alerts queued by the documents' delivery
     (msg,) = _docs_mails(mail_dir, address)
@@ -300,7 +300,7 @@ def test_nothing_to_send_alerts_staff_and_a_later_acceptance_tries_again(
     clock.advance(minutes=1)  # the offer is answered within its time
     a = _offer(db, req)
     a.respond_by = now() + dt.timedelta(minutes=10)
-    assignments.respond(db, a.id, expert, accept=True)
+    flows.answer_offer(db, a.id, expert, accept=True)
     drain(db)
     drain(db)
     (msg,) = _docs_mails(mail_dir, address)
@@ -446,7 +446,7 @@ def test_reminders_24_hours_and_1_hour_before_to_both_sides_with_the_join_link(
 
 
 def _consultation_email(db: Session, sub: dict[str, Any]) -> str:
-    from app.intake import service as intake
+    from app.intake import records as intake
 
     req = intake.get_by_reference(db, sub["reference"])
     assert req is not None

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from app.cases import merging
 from app.core.settings import get_settings
 from app.core.time import now
-from app.experts import assignments
+from app.flows import request as flows
+from app.intake import records
 from app.intake import service as intake
 from app.models import (
     Assignment,
@@ -55,7 +56,7 @@ def _drain_all(db: Session) -> int:
 def _submit(db: Session, **overrides: Any) -> tuple[IntakeRequest, str]:
     reply = intake.submit(db, submission(**overrides))
     process_submissions(db)
-    req = intake.get_by_reference(db, reply["reference"])
+    req = records.get_by_reference(db, reply["reference"])
     assert req is not None
     return req, str(reply["access_token"])
 
@@ -67,7 +68,7 @@ def _accept(db: Session, req: IntakeRequest, expert: User) -> None:
         )
     )
     assert a is not None and a.expert_id == expert.id
-    assignments.respond(db, a.id, expert, accept=True)
+    flows.answer_offer(db, a.id, expert, accept=True)
 
 
 def _sla_mails(mail_dir: Path) -> list[tuple[str, str, str]]:
@@ -125,7 +126,7 @@ def test_reminders_at_30_and_45_a_contact_at_50_and_nothing_at_60(
 
     # 10:20: an internal action (the case moves to in_progress) stops nothing.
     clock.advance(minutes=20)
-    intake.change_status(db, req, RequestStatus.in_progress, actor=f"user:{team.staff.id}")
+    flows.change_status(db, req, RequestStatus.in_progress, actor=f"user:{team.staff.id}")
     _drain_all(db)
     assert _take(mail_dir) == []
     assert req.first_responded_at is None
@@ -187,7 +188,7 @@ def test_without_a_contact_supervisors_get_the_escalation_at_60_and_it_shows_bre
     _drain_all(db)
     _take(mail_dir)
     clock.advance(minutes=20)
-    intake.change_status(db, req, RequestStatus.in_progress, actor=f"user:{team.staff.id}")
+    flows.change_status(db, req, RequestStatus.in_progress, actor=f"user:{team.staff.id}")
     clock.advance(minutes=25)  # 10:45: both reminders are due now, each goes once
     _drain_all(db)
     assert len(_take(mail_dir)) == 6
@@ -245,7 +246,7 @@ def test_an_ended_request_gets_no_reminder(db: Session, clock: Clock, mail_dir: 
     req, _ = _submit(db)
     _drain_all(db)
     _take(mail_dir)
-    intake.change_status(db, req, RequestStatus.spam, actor="system")
+    flows.change_status(db, req, RequestStatus.spam, actor="system")
     clock.advance(minutes=61)
     _drain_all(db)
     assert _take(mail_dir) == []
@@ -253,11 +254,11 @@ def test_an_ended_request_gets_no_reminder(db: Session, clock: Clock, mail_dir: 
 
 def _end(db: Session, req: IntakeRequest, how: str, team: Team, into: IntakeRequest) -> None:
     if how == "withdrawn":
-        intake.withdraw(db, req)
+        flows.withdraw(db, req)
     elif how == "merged":
         merging.merge(db, req, team.staff, into.reference)
     else:
-        intake.change_status(db, req, RequestStatus(how), actor=f"user:{team.staff.id}")
+        flows.change_status(db, req, RequestStatus(how), actor=f"user:{team.staff.id}")
 
 
 @pytest.mark.parametrize("how", ["withdrawn", "spam", "declined", "merged"])
@@ -307,7 +308,7 @@ def test_a_reminder_already_claimed_when_the_request_ends_sends_nothing(
         )
     ).all()
     assert len(pending) == 3
-    intake.change_status(db, req, RequestStatus.spam, actor=f"user:{team.staff.id}")
+    flows.change_status(db, req, RequestStatus.spam, actor=f"user:{team.staff.id}")
     clock.advance(minutes=1)
     _drain_all(db)
     assert _take(mail_dir) == []

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 from app.cases import merging
 from app.core import migrate
 from app.core.database import build_engine
-from app.intake import service as intake
+from app.flows import request as flows
+from app.intake import records as intake_records
 from app.intake.status import FINAL
 from app.models import IntakeRequest, RequestHistory, RequestStatus, Role
 from app.queue.repository import open_clause
@@ -168,14 +169,14 @@ def test_reaching_a_final_status_ends_the_request_then(
     set_time(clock, T0)
     req = submit(db)
     for step in path[:-1]:
-        intake.change_status(db, req, step, actor="system")
+        flows.change_status(db, req, step, actor="system")
         assert req.ended_at is None
     set_time(clock, _at(12))
-    intake.change_status(db, req, path[-1], actor="system")
+    flows.change_status(db, req, path[-1], actor="system")
     assert _close(req.ended_at, _at(12))
-    assert intake.current_sla(req).value == "ended"
+    assert intake_records.current_sla(req).value == "ended"
     set_time(clock, _at(600))
-    assert intake.current_sla(req).value == "ended"  # no outcome, however long after
+    assert intake_records.current_sla(req).value == "ended"  # no outcome, however long after
 
 
 def test_merging_ends_a_request_and_undoing_it_reopens_it(db: Session, clock: Clock) -> None:
@@ -185,22 +186,22 @@ def test_merging_ends_a_request_and_undoing_it_reopens_it(db: Session, clock: Cl
     dup = submit(db)
     set_time(clock, _at(5))
     merging.merge(db, dup, staff, target.reference)
-    assert _close(dup.ended_at, _at(5)) and intake.current_sla(dup).value == "ended"
+    assert _close(dup.ended_at, _at(5)) and intake_records.current_sla(dup).value == "ended"
     assert target.ended_at is None
 
     # Undone before the deadline: open again, on its own clock.
     set_time(clock, _at(20))
     merging.unlink(db, dup, staff)
-    assert dup.ended_at is None and intake.current_sla(dup).value == "awaiting"
+    assert dup.ended_at is None and intake_records.current_sla(dup).value == "awaiting"
     set_time(clock, _at(61))
-    assert intake.current_sla(dup).value == "breached"
+    assert intake_records.current_sla(dup).value == "breached"
 
     # Merged again, and undone after the deadline: it never had a response, so breached.
     merging.merge(db, dup, staff, target.reference)
-    assert intake.current_sla(dup).value == "breached"  # ended after the deadline
+    assert intake_records.current_sla(dup).value == "breached"  # ended after the deadline
     set_time(clock, _at(80))
     merging.unlink(db, dup, staff)
-    assert dup.ended_at is None and intake.current_sla(dup).value == "breached"
+    assert dup.ended_at is None and intake_records.current_sla(dup).value == "breached"
 
 
 def test_a_merged_request_withdrawn_then_unlinked_ended_when_it_was_withdrawn(
@@ -213,14 +214,14 @@ def test_a_merged_request_withdrawn_then_unlinked_ended_when_it_was_withdrawn(
     set_time(clock, _at(5))
     merging.merge(db, dup, staff, target.reference)
     set_time(clock, _at(70))
-    intake.withdraw(db, dup)
+    flows.withdraw(db, dup)
     assert _close(dup.ended_at, _at(5))  # the earlier end stands
-    assert intake.current_sla(dup).value == "ended"
+    assert intake_records.current_sla(dup).value == "ended"
     set_time(clock, _at(90))
     merging.unlink(db, dup, staff)
     # On its own it was open until it was withdrawn, after its deadline: breached.
     assert _close(dup.ended_at, _at(70))
-    assert intake.current_sla(dup).value == "breached"
+    assert intake_records.current_sla(dup).value == "breached"
 
 
 @pytest.mark.parametrize(
@@ -239,8 +240,8 @@ def test_ended_at_is_set_exactly_when_the_queue_counts_a_request_as_not_open(
     for final in FINAL:
         req = submit(db)
         if final == RequestStatus.closed:
-            intake.change_status(db, req, RequestStatus.in_progress, actor="system")
-        intake.change_status(db, req, final, actor="system")
+            flows.change_status(db, req, RequestStatus.in_progress, actor="system")
+        flows.change_status(db, req, final, actor="system")
         made.append(req)
     merged = submit(db)
     merging.merge(db, merged, staff, target.reference)
@@ -249,9 +250,9 @@ def test_ended_at_is_set_exactly_when_the_queue_counts_a_request_as_not_open(
     merging.unlink(db, unlinked, staff)
     merged_then_spam = submit(db)
     merging.merge(db, merged_then_spam, staff, target.reference)
-    intake.change_status(db, merged_then_spam, RequestStatus.spam, actor="system")
+    flows.change_status(db, merged_then_spam, RequestStatus.spam, actor="system")
     moving = submit(db)
-    intake.change_status(db, moving, RequestStatus.in_progress, actor="system")
+    flows.change_status(db, moving, RequestStatus.in_progress, actor="system")
     made += [merged, unlinked, merged_then_spam, moving]
     db.flush()
     ids = [r.id for r in made]

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
-from app.experts import assignments
+from app.flows import request as flows
 from app.inbound import set_aside
+from app.intake import records
 from app.intake import service as intake
 from app.main import create_app
 from app.models import Assignment, ExpertProfile, Role
@@ -60,7 +61,7 @@ def test_staff_see_a_requesters_override_isolated_and_visible_on_every_part_of_t
 ) -> None:
     expert = create_expert(db, countries=["KG"], name=f"Dr {RLO}Expert")
     req = submit(db, full_name=NAME, case_summary=f"Summary {RLO}reversed")
-    email = intake.reveal_pii(req)["email"]
+    email = records.reveal_pii(req)["email"]
     signed_in(web, create_user(db, role=Role.staff, display_name=f"Staff {RLO}Member"))
     case = f"/staff/cases/{req.reference}"
     posted = [
@@ -100,7 +101,7 @@ def test_the_expert_sees_the_requesters_name_isolated_once_accepted(
     req = submit(db, full_name=NAME)
     offer = db.scalar(select(Assignment).where(Assignment.request_id == req.id))
     assert offer is not None and offer.expert_id == expert.id
-    assignments.respond(db, offer.id, expert, accept=True)
+    flows.answer_offer(db, offer.id, expert, accept=True)
     signed_in(web, expert)
     html = web.get(f"/expert/cases/{req.reference}").text
     assert RLO not in html
@@ -123,7 +124,7 @@ def test_an_arabic_page_keeps_times_and_the_time_range_whole(
     assert profile is not None
     profile.public_name = f"Dr {RLO}Hours"
     reply = intake.submit(db, submission(timezone=LONDON, language="ar"))
-    req = intake.get_by_reference(db, reply["reference"])
+    req = records.get_by_reference(db, reply["reference"])
     assert req is not None
     assert web.get(f"/r/{req.reference}?token={reply['access_token']}").status_code == 200
     page = web.get(f"/r/{req.reference}").text

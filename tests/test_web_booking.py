@@ -18,6 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.settings import Settings, get_settings
+from app.flows import request as flows
+from app.intake import records
 from app.intake import service as intake
 from app.models import Consultation, ConsultationStatus, IntakeRequest, RequestStatus, User
 from app.scheduling import service as scheduling
@@ -59,7 +61,7 @@ def expert(db: Session) -> User:
 
 def _request(db: Session, *, zone: str = LONDON, **overrides: Any) -> tuple[IntakeRequest, str]:
     reply = intake.submit(db, submission(timezone=zone, language="en", **overrides))
-    req = intake.get_by_reference(db, reply["reference"])
+    req = records.get_by_reference(db, reply["reference"])
     assert req is not None
     return req, str(reply["access_token"])
 
@@ -436,7 +438,7 @@ def test_a_request_that_cannot_book_says_so_and_books_nothing(
     req, token = _request(db)
     _open(web, req, token)
     page = web.get(f"/r/{req.reference}/book").text
-    intake.withdraw(db, req)
+    flows.withdraw(db, req)
     db.flush()
     now_page = web.get(f"/r/{req.reference}/book")
     assert 'id="not-bookable"' in now_page.text and "data-start" not in now_page.text

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.settings import Settings, get_settings
-from app.intake import service
+from app.intake import records, service
 from app.intake.schemas import SubmitIn
 from app.models import IntakeRequest, RequestStatus
 from tests.web_helpers import answers, hidden_fields, open_form, post_form, title_of
@@ -96,7 +96,7 @@ def test_a_valid_form_stores_the_request_and_shows_reference_and_link(
     assert req.topics == ["political_repression", "freedom_of_speech"]
     assert req.consent_updates == ["organisation_news"] and req.discreet is True
     assert req.language == "ru" and str(req.deadline) == "2099-01-31"
-    pii = service.reveal_pii(req)
+    pii = records.reveal_pii(req)
     assert pii is not None
     assert pii["phone"] == "+442079460958" and pii["law_firm_name"] == "Smith & Partners"
     assert f"/r/{reference}#token={token}" in resp.text
@@ -340,7 +340,7 @@ def test_withdraw_needs_the_cookie_csrf_and_a_confirmation(web: TestClient, db: 
     assert unconfirmed.status_code == 422 and "Tick the box" in unconfirmed.text
     forged = web.post(f"/r/{reference}/withdraw", data={"confirm": "yes", "csrf_token": "x"})
     assert forged.status_code == 403
-    req = service.get_by_reference(db, reference)
+    req = records.get_by_reference(db, reference)
     assert req is not None
     db.refresh(req)
     assert req.status == RequestStatus.new

@@ -1,27 +1,23 @@
-"""Staff actions on a case that delegate to the owning domain: status moves (the one state
-machine, app/intake/status.py), assignment (routing's reassign), logging a phone or WhatsApp
+"""Staff actions on a case that delegate to the owning domain: logging a phone or WhatsApp
 contact (the first-response clock) and sending the sample report again (sendouts' choice of
-report, a new outbox row of its own)."""
+report, a new outbox row of its own). Status moves and (re)assignment cross domains: they are
+``app.flows.request.change_status`` and ``reassign``, called by the router and the page."""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from sqlalchemy.orm import Session
 
 from app.cases.errors import CaseErased, NothingToSend
 from app.core.time import now
-from app.experts import assignments
-from app.intake import service as intake
-from app.intake.service import add_history
+from app.intake import records as intake
+from app.intake.records import add_history
 from app.models import (
-    Assignment,
     ContactChannel,
     IntakeRequest,
     OutboxMessage,
     RequestContact,
-    RequestStatus,
     User,
 )
 from app.outbox import service as outbox
@@ -33,25 +29,6 @@ RESEND_SAMPLE_KIND = "cases.sample_report"
 
 def actor(user: User) -> str:
     return f"user:{user.id}"
-
-
-def change_status(
-    session: Session, req: IntakeRequest, user: User, target: RequestStatus
-) -> IntakeRequest:
-    """Move the request along the state machine; 409 naming the allowed moves otherwise."""
-    return intake.change_status(session, req, target, actor=actor(user))
-
-
-def assign(
-    session: Session,
-    req: IntakeRequest,
-    user: User,
-    expert_id: uuid.UUID | None,
-    reason: str | None = None,
-) -> Assignment | None:
-    """Offer the request to ``expert_id`` (or, with None, to the next candidate), taking it from
-    its current expert if any: routing's reassign (a booked consultation follows the request)."""
-    return assignments.reassign(session, req, by=user, expert_id=expert_id, reason=reason)
 
 
 def log_contact(

@@ -4,8 +4,9 @@ channel, contact details) and routing it again.
 Contact details live in the encrypted ``pii`` blob (the e-mail also in the keyed look-up hash);
 countries and language are clear columns (the region follows the country of origin). The history
 row names the fields that changed; their old and new values are in its encrypted part only.
-Routing runs again when the country of origin or the language changed (or when asked): the
-current expert (if any) is released through routing's reassign, so a booked consultation follows.
+Routing runs again when the country of origin or the language changed (or when asked):
+``app.flows.request.correct`` asks ``wants_reroute`` and reroutes through the reassignment flow,
+so a booked consultation follows.
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ from app.cases.access import HISTORY_KIND
 from app.cases.errors import CaseErased, InvalidCaseInput
 from app.core.time import now
 from app.core.validation import normalise_email
-from app.experts import assignments, flows
-from app.experts import repository as experts_repository
 from app.intake import keys
+from app.intake.records import add_history, reveal_pii
 from app.intake.schemas import _country, _language, _phone, _timezone
-from app.intake.service import add_history, reveal_pii
 from app.intake.status import FINAL
 from app.models import ContactChannel, Country, IntakeRequest, User
 
@@ -63,12 +62,9 @@ def correct(
     req: IntakeRequest,
     user: User,
     changes: dict[str, Any],
-    *,
-    reroute: bool | None = None,
 ) -> list[str]:
     """Apply ``changes`` (only the fields named in ``FIELDS``; 422 naming an unknown or bad
-    field); returns the names of the fields that really changed. ``reroute`` None: route again
-    when the country of origin or the language changed; True/False: always/never."""
+    field); returns the names of the fields that really changed."""
     unknown = sorted(set(changes) - set(FIELDS))
     if unknown:
         raise InvalidCaseInput(unknown[0], "cannot be corrected here")
@@ -121,16 +117,13 @@ def correct(
     )
     row.data_enc = keys.seal_json(dk, HISTORY_KIND, req.id, {"before": before, "after": after})
     session.flush()
-    wanted = reroute if reroute is not None else any(f in after for f in REROUTE_ON)
-    if wanted and req.status not in FINAL:
-        reroute_request(session, req, user)
     return sorted(after)
 
 
-def reroute_request(session: Session, req: IntakeRequest, user: User) -> None:
-    """Route again: release the current expert (routing's reassign) or route an unassigned one."""
-    if experts_repository.live_assignment(session, req.id) is not None:
-        assignments.reassign(session, req, by=user, expert_id=None, reason="request_corrected")
-    else:
-        flows.route_now(session, req, actor=assignments.actor_of(user))
-    session.flush()
+def wants_reroute(req: IntakeRequest, changed: list[str], reroute: bool | None) -> bool:
+    """Whether a correction that changed ``changed`` routes the request again: ``reroute``
+    None when the country of origin or the language changed, True/False always/never; never
+    when nothing changed or the request has ended."""
+    if not changed or req.status in FINAL:
+        return False
+    return reroute if reroute is not None else any(f in changed for f in REROUTE_ON)

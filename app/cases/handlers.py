@@ -21,7 +21,7 @@ from app.cases.replies import REPLY_KIND, references_of, reveal_message, seal_me
 from app.core.settings import get_settings
 from app.core.time import now
 from app.documents import service as documents
-from app.intake import service as intake
+from app.intake import records as intake
 from app.intake.handlers import template_language
 from app.models import (
     ExpertProfile,

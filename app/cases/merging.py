@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from app.cases.errors import InvalidCaseInput, MergeRefused
 from app.core.time import now
-from app.intake import service as intake
-from app.intake.service import add_history
+from app.intake import records as intake
+from app.intake.records import add_history
 from app.intake.status import mark_ended, reopened_end
 from app.models import IntakeRequest, User
 from app.sla import service as sla

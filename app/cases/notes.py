@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.cases.errors import CaseErased, InvalidCaseInput
 from app.core.time import now
 from app.intake import keys
-from app.intake.service import add_history
+from app.intake.records import add_history
 from app.models import IntakeRequest, RequestNote, User
 from app.models.messages import NOTE_SEAL_KIND
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from app.cases.errors import CaseErased, InvalidCaseInput
 from app.core.time import now
 from app.intake import keys
-from app.intake.service import add_history, reveal_pii
+from app.intake.records import add_history, reveal_pii
 from app.models import (
     ContactChannel,
     ContactVia,

@@ -42,6 +42,7 @@ from app.core.errors import error_responses
 from app.core.validation import SafeStr
 from app.experts.queries import routing_out
 from app.experts.schemas import RoutingOut
+from app.flows import request as flows
 from app.intake import service as intake
 from app.intake.schemas import SlaOut
 from app.intake.status import allowed_moves
@@ -188,7 +189,7 @@ def case(case: WorkerCase, session: SessionDep) -> CaseOut:
 )
 def correct(body: CorrectionIn, case: StaffCase, session: SessionDep) -> CaseOut:
     changes = body.model_dump(exclude_unset=True, exclude={"reroute"}, mode="json")
-    service.correct(session, case.req, case.user, changes, reroute=body.reroute)
+    flows.correct(session, case.req, case.user, changes, reroute_wanted=body.reroute)
     return case_out(session, case.req, case.user)
 
 
@@ -199,7 +200,7 @@ def correct(body: CorrectionIn, case: StaffCase, session: SessionDep) -> CaseOut
     summary="Change the status (an illegal move is 409 naming the allowed ones)",
 )
 def change_status(body: StatusIn, case: StaffCase, session: SessionDep) -> StatusOut:
-    req = service.change_status(session, case.req, case.user, body.status)
+    req = flows.change_status(session, case.req, body.status, actor=f"user:{case.user.id}")
     return StatusOut(
         reference=req.reference, status=req.status, allowed_next=allowed_moves(req.status)
     )
@@ -230,7 +231,7 @@ def add_note(body: NoteIn, case: WorkerCase, session: SessionDep) -> NoteOut:
     summary="Assign or reassign: to a named expert, or (expert_id null) to the next candidate",
 )
 def assign(body: AssignIn, case: StaffCase, session: SessionDep) -> RoutingOut:
-    service.assign(session, case.req, case.user, body.expert_id, body.reason)
+    flows.reassign(session, case.req, by=case.user, expert_id=body.expert_id, reason=body.reason)
     return routing_out(session, case.req)
 
 

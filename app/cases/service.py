@@ -3,8 +3,8 @@ API and the web pages call.
 
 Reading: the decrypted request, SLA, country profile, routing, consultations, contacts, messages
 in both directions, notes, presence and the full history. Acting (one module per use case):
-``actions`` (status, assign, log a contact, resend the sample report), ``notes``, ``replies``
-(e-mail replies, counted as the first response), ``corrections`` (fields and re-routing),
+``actions`` (log a contact, resend the sample report), ``notes``, ``replies``
+(e-mail replies, counted as the first response), ``corrections`` (fields; whether to re-route),
 ``merging`` (duplicates), ``presence`` (who else has the case open).
 
 Who may: ``access`` (``case_for``: staff, admins and the accepted expert, else 404;
@@ -22,18 +22,16 @@ from sqlalchemy.orm import Session
 from app.cases.access import HISTORY_KIND, STAFF_ROLES, case_for, staff_case_for
 from app.cases.actions import (
     RESEND_SAMPLE_KIND,
-    assign,
-    change_status,
     log_contact,
     resend_sample_report,
 )
-from app.cases.corrections import correct, reroute_request
+from app.cases.corrections import correct, wants_reroute
 from app.cases.merging import merge, merged_from_references, merged_into_reference, unlink
 from app.cases.notes import NoteView, add_note, notes
 from app.cases.presence import PRESENCE_WINDOW, Present, heartbeat, leave, others
 from app.cases.replies import REPLY_KIND, MessageView, messages, reply
 from app.intake import keys
-from app.intake.service import reveal_pii
+from app.intake.records import reveal_pii
 from app.models import (
     Consultation,
     Country,
@@ -54,9 +52,7 @@ __all__ = [
     "NoteView",
     "Present",
     "add_note",
-    "assign",
     "case_for",
-    "change_status",
     "consultations",
     "contacts",
     "correct",
@@ -75,10 +71,10 @@ __all__ = [
     "outbox_rows",
     "personal",
     "reply",
-    "reroute_request",
     "resend_sample_report",
     "staff_case_for",
     "unlink",
+    "wants_reroute",
 ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -45,7 +45,7 @@ from app.experts.errors import (
     OfferClosed,
 )
 from app.experts.routing import TIER_COUNTRY, TIER_REGION, Candidate, decide
-from app.intake import history
+from app.intake import history, records
 from app.intake.status import FINAL
 from app.models import (
     LIVE_ASSIGNMENT,
@@ -54,7 +54,6 @@ from app.models import (
     ExpertNotification,
     ExpertProfile,
     IntakeRequest,
-    RequestHistory,
     Role,
     RoutingDecision,
     RoutingRule,
@@ -63,25 +62,11 @@ from app.models import (
 from app.models.base import UTCDateTime
 from app.outbox import service as outbox
 from app.roster import service as roster
-from app.sendouts import service as sendouts
 
 log = structlog.get_logger(__name__)
 
 OFFER_KIND = "experts.offer"
 TRIAGE_ALERT_KIND = "experts.triage_alert"
-
-# Filled by the booking issue: called as hook(session, request, from_expert_id, to_expert_id)
-# whenever a request leaves an expert (staff reassignment), so a booked consultation moves with
-# a notice to the requester or is cancelled and rebooked, never left with the old expert.
-ReassignHook = Callable[[Session, IntakeRequest, uuid.UUID, "uuid.UUID | None"], None]
-REASSIGNMENT_HOOKS: list[ReassignHook] = []
-
-
-def on_reassigned(
-    session: Session, req: IntakeRequest, from_expert: uuid.UUID, to_expert: uuid.UUID | None
-) -> None:
-    for hook in REASSIGNMENT_HOOKS:
-        hook(session, req, from_expert, to_expert)
 
 
 def actor_of(user: User | None) -> str:
@@ -90,40 +75,12 @@ def actor_of(user: User | None) -> str:
 
 # Rows nobody reads back in the same transaction are written with prebuilt Core statements:
 # routing runs inside every submission, and the ORM's unit of work costs more than the insert.
-_history_table = cast(Table, RequestHistory.__table__)
 _notification_table = cast(Table, ExpertNotification.__table__)
 _decision_table = cast(Table, RoutingDecision.__table__)
 _assignment_table = cast(Table, Assignment.__table__)
-_INSERT_HISTORY = _history_table.insert()
 _INSERT_NOTIFICATION = _notification_table.insert()
 _INSERT_DECISION = _decision_table.insert().returning(_decision_table.c.id)
 _INSERT_ASSIGNMENT = _assignment_table.insert().returning(_assignment_table.c.id)
-
-
-def _history(
-    session: Session,
-    req: IntakeRequest,
-    action: str,
-    *,
-    actor: str,
-    details: dict[str, Any],
-    at: dt.datetime,
-) -> None:
-    # The same row as app.intake.service.add_history writes (not imported: intake calls into
-    # this module on submission, and the import would go round in a circle).
-    session.execute(
-        _INSERT_HISTORY,
-        {
-            "request_id": req.id,
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "from_status": None,
-            "to_status": None,
-            "details": details,
-            "data_enc": None,
-        },
-    )
 
 
 def _notify(
@@ -441,7 +398,7 @@ def _try_offer(session: Session, req: IntakeRequest, draft: DecisionDraft) -> As
             },
         ).scalar_one()
         _notify(session, expert_id, "assignment_offered", req, assignment_id, current)
-        _history(
+        records.insert_history(
             session,
             req,
             "assignment_offered",
@@ -493,7 +450,7 @@ def _to_triage(
 ) -> None:
     req.assigned_expert_id = None
     staff = on_duty_staff(session)
-    _history(
+    records.insert_history(
         session,
         req,
         "routing_no_candidate",
@@ -566,7 +523,7 @@ def respond(
     actor = actor_of(expert)
     if accept:
         a.status = AssignmentStatus.accepted
-        _history(
+        records.insert_history(
             session,
             req,
             "assignment_accepted",
@@ -574,7 +531,6 @@ def respond(
             details={"assignment_id": a.id, "expert_id": str(expert.id), "via": via},
             at=current,
         )
-        sendouts.expert_assigned(session, req, a.expert_id)  # documents now (issue 8)
         session.flush()
         log.info("assignment_accepted", reference=req.reference, assignment_id=a.id)
         return a
@@ -582,7 +538,7 @@ def respond(
     a.reason = reason or "declined_by_expert"
     repository.release_capacity(session, a.expert_id)
     req.assigned_expert_id = None
-    _history(
+    records.insert_history(
         session,
         req,
         "assignment_declined",
@@ -621,7 +577,7 @@ def expire_offers(session: Session, *, limit: int = 200) -> int:
         repository.release_capacity(session, a.expert_id)
         req.assigned_expert_id = None
         _notify(session, a.expert_id, "offer_expired", req, a.id, current)
-        _history(
+        records.insert_history(
             session,
             req,
             "assignment_expired",
@@ -640,6 +596,15 @@ def expire_offers(session: Session, *, limit: int = 200) -> int:
 # Staff ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reassigned:
+    """What a reassignment did: the new live assignment (None: in triage) and the expert the
+    request left (None: it had none, or stays with the one named)."""
+
+    assignment: Assignment | None
+    from_expert: uuid.UUID | None
+
+
 def reassign(
     session: Session,
     req: IntakeRequest,
@@ -647,9 +612,10 @@ def reassign(
     by: User,
     expert_id: uuid.UUID | None,
     reason: str | None,
-) -> Assignment | None:
+) -> Reassigned:
     """Take the request from its current expert (if any) and offer it to ``expert_id`` or to
-    the next candidate. Staff may do this at any time of an open request."""
+    the next candidate. Staff may do this at any time of an open request. What follows for a
+    booked consultation is ``app.flows.request.reassign``'s part."""
     if req.status in FINAL:
         raise OfferClosed(f"The request is {req.status.value}: it cannot be reassigned.")
     current = now()
@@ -660,14 +626,14 @@ def reassign(
     previous = live.expert_id if live is not None else None
     if live is not None:
         if expert_id is not None and live.expert_id == expert_id:
-            return live
+            return Reassigned(live, from_expert=None)
         live.status = AssignmentStatus.reassigned
         live.reason = reason or "staff_reassigned"
         live.responded_at = live.responded_at or current
         repository.release_capacity(session, live.expert_id)
         req.assigned_expert_id = None
         _notify(session, live.expert_id, "assignment_withdrawn", req, live.id, current)
-        _history(
+        records.insert_history(
             session,
             req,
             "assignment_reassigned",
@@ -684,9 +650,7 @@ def reassign(
         result = route(session, req, trigger="staff_reassign", actor=actor)
     else:
         result = _offer_chosen_by_staff(session, req, target, current, actor=actor)
-    if previous is not None:
-        on_reassigned(session, req, previous, result.expert_id if result else None)
-    return result
+    return Reassigned(result, from_expert=previous)
 
 
 def _check_target(
@@ -750,7 +714,7 @@ def release(session: Session, req: IntakeRequest, *, reason: str) -> None:
     live.status = AssignmentStatus.cancelled
     live.reason = reason
     repository.release_capacity(session, live.expert_id)
-    _history(
+    records.insert_history(
         session,
         req,
         "assignment_released",
@@ -777,7 +741,7 @@ def withdraw_offers_of(session: Session, expert_id: uuid.UUID, *, reason: str) -
         a.reason = reason
         repository.release_capacity(session, a.expert_id)
         req.assigned_expert_id = None
-        _history(
+        records.insert_history(
             session,
             req,
             "assignment_reassigned",

@@ -14,7 +14,7 @@ from app.core.errors import error_responses
 from app.core.validation import DbId, SafeStr
 from app.documents import service as documents
 from app.documents.schemas import DocumentOut, document_out
-from app.experts import assignments, flows, queries, service
+from app.experts import assignments, queries, service
 from app.experts.errors import CaseNotFound
 from app.experts.schemas import (
     AbsenceIn,
@@ -34,6 +34,7 @@ from app.experts.schemas import (
     RoutingOut,
     assignment_out,
 )
+from app.flows import request as flows
 from app.intake import keys
 from app.intake.schemas import ReportTopic, Want
 from app.models import (
@@ -307,7 +308,7 @@ def _reference(session: SessionDep, a: Assignment) -> str:
     responses=error_responses(401, 403, 404, 409),
 )
 def accept(assignment_id: DbId, session: SessionDep, expert: RequireExpert) -> AssignmentOut:
-    a = assignments.respond(session, assignment_id, expert, accept=True)
+    a = flows.answer_offer(session, assignment_id, expert, accept=True)
     return assignment_out(a, _reference(session, a))
 
 
@@ -320,7 +321,7 @@ def accept(assignment_id: DbId, session: SessionDep, expert: RequireExpert) -> A
 def decline(
     assignment_id: DbId, session: SessionDep, expert: RequireExpert, body: DeclineIn | None = None
 ) -> AssignmentOut:
-    a = assignments.respond(
+    a = flows.answer_offer(
         session, assignment_id, expert, accept=False, reason=body.reason if body else None
     )
     return assignment_out(a, _reference(session, a))
@@ -480,7 +481,7 @@ def reassign(
     reference: SafeStr, body: ReassignIn, session: SessionDep, staff: RequireStaff
 ) -> RoutingOut:
     req = _request(session, reference)
-    assignments.reassign(session, req, by=staff, expert_id=body.expert_id, reason=body.reason)
+    flows.reassign(session, req, by=staff, expert_id=body.expert_id, reason=body.reason)
     return queries.routing_out(session, req)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.inbound import service
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import IntakeRequest, OutboxMessage, RequestMessage, RequestStatus, User
 from app.notifications import mail
 from app.notifications.requester import send_to_requester

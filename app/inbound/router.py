@@ -36,7 +36,7 @@ from app.inbound.schemas import (
     TriageIn,
     TriageOut,
 )
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import SetAsideReason
 from app.sla import service as sla
 from app.sla.errors import CaseNotFound

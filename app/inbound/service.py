@@ -46,7 +46,7 @@ from app.core.security import REQUESTER_TOKEN_PREFIX, hash_token, new_token
 from app.core.settings import get_settings
 from app.core.time import now
 from app.documents import service as documents
-from app.experts import flows as expert_flows
+from app.experts import assignments
 from app.experts.assignments import on_duty_staff
 from app.inbound import dsn, hygiene, parsing, set_aside, threading
 from app.inbound.errors import (
@@ -57,7 +57,7 @@ from app.inbound.errors import (
     SetAsideNotOpenable,
 )
 from app.intake import keys
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import (
     CaseStage,
     ContactChannel,
@@ -82,6 +82,8 @@ from app.models import (
 from app.models.messages import MESSAGE_SEAL_KIND as SEAL_KIND
 from app.outbox import service as outbox
 from app.reference.service import iso_countries
+from app.roster import alerts as roster_alerts
+from app.sendouts import service as sendouts
 from app.sla import scheduling as sla_scheduling
 from app.sla import service as sla
 
@@ -497,7 +499,11 @@ def _new_request(
             details={"reason": no_ack},
             at=current,
         )
-    expert_flows.request_submitted(session, req)  # e-mailed requests are not routed here
+    # The submitted flow (app/flows/request.py::submitted) without routing: staff route an
+    # e-mailed request once they complete it. Called here, not through the flow, because the
+    # flows sit above this domain.
+    sendouts.request_submitted(session, req)
+    roster_alerts.alert_if_uncovered(session, req)
     sla_scheduling.schedule(session, req)
     _alert_triage(session, req)
     session.flush()
@@ -737,7 +743,7 @@ def complete_email_request(
     by_user: User,
 ) -> IntakeRequest:
     """Staff fill in what an e-mail did not say; the request then goes through routing like
-    one from the form (``app.experts.flows.route_now``)."""
+    one from the form (``app.flows.request.route_now``'s step)."""
     origin = _country("country_of_origin", country_of_origin)
     residence = _country("country_of_residence", country_of_residence)
     lang = language.strip()
@@ -773,7 +779,7 @@ def complete_email_request(
         RequestStatus.spam,
         RequestStatus.withdrawn,
     ):
-        expert_flows.route_now(session, req, actor=actor)
+        assignments.route_safely(session, req, trigger="staff_route", actor=actor)
     session.flush()
     return req
 

@@ -37,7 +37,7 @@ from app.core import crypto
 from app.core.settings import get_settings
 from app.core.time import now
 from app.inbound.errors import InvalidSetAsideParameter
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import InboundSetAside, IntakeRequest, SetAsideReason, User
 
 HASH_PURPOSE = "inbound-set-aside-message"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.intake.service import normalise_reference
+from app.intake.records import normalise_reference
 from app.models import IntakeRequest, RequestMessage
 
 _BRACKETED = re.compile(r"\[\s*(?:ref(?:erence)?[:#\s]*)?([0-9A-Za-z][0-9A-Za-z \-]{6,12})\s*\]")

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
-from app.intake import service
+from app.intake import records
 from app.models import IntakeRequest, OutboxMessage, RequestStatus
 from app.notifications import mail
 from app.notifications.render import render_pair
@@ -65,8 +65,8 @@ def _load(session: Session, row: OutboxMessage) -> tuple[IntakeRequest, dict[str
     req = session.get(IntakeRequest, uuid.UUID(row.params["request_id"]))
     if req is None:
         raise PermanentFailure("request is gone")
-    pii = service.reveal_pii(req)
-    token = service.reveal_token(req)
+    pii = records.reveal_pii(req)
+    token = records.reveal_token(req)
     if pii is None or token is None:
         raise PermanentFailure("request data erased")
     return req, pii, token
@@ -114,8 +114,3 @@ def send_acknowledgement(session: Session, row: OutboxMessage) -> None:
 @handler("intake.link")
 def send_link(session: Session, row: OutboxMessage) -> None:
     _send(session, row, "link")
-
-
-@handler(service.SUBMITTED_KIND)
-def process_submitted(session: Session, row: OutboxMessage) -> None:
-    service.process_submitted(session, uuid.UUID(row.params["request_id"]))

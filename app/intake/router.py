@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from app.core.database import session_scope
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
+from app.flows import request as flows
 from app.intake import service
 from app.intake.deps import RequesterRequest
 from app.intake.errors import IdempotencyKeyInvalid
@@ -95,4 +96,4 @@ def get_own(req: RequesterRequest, session: SessionDep) -> RequestView:
     responses=error_responses(404, 409),
 )
 def withdraw(req: RequesterRequest, session: SessionDep) -> RequestView:
-    return service.requester_view(session, service.withdraw(session, req))
+    return service.requester_view(session, flows.withdraw(session, req))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +27,9 @@ from app.core.security import (
 )
 from app.core.settings import get_settings
 from app.core.time import now
-from app.experts import flows as expert_flows
 from app.intake import keys
 from app.intake.errors import IdempotencyKeyReused, RequestErased, RequestNotFound
+from app.intake.records import add_history, current_sla, get_by_reference, new_reference
 from app.intake.schemas import (
     ExpertOut,
     Links,
@@ -41,7 +40,6 @@ from app.intake.schemas import (
     SubmitOut,
     Want,
 )
-from app.intake.sla import SlaState, sla_state
 from app.intake.status import FINAL, check_move, mark_ended
 from app.models import (
     Country,
@@ -55,7 +53,6 @@ from app.models import (
 )
 from app.models.base import UTCDateTime
 from app.outbox import service as outbox
-from app.sla import scheduling as sla_scheduling
 
 log = structlog.get_logger(__name__)
 
@@ -67,24 +64,6 @@ SUBMITTED_KIND = "intake.submitted"
 # per-address daily cap).
 MAILED_ACTIONS = ("ack_queued", "link_queued")
 
-# Crockford base32: no I, L, O, U, so a reference read aloud or copied by hand survives.
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-REFERENCE_LENGTH = 8  # 40 random bits
-
-
-def new_reference() -> str:
-    return "".join(secrets.choice(CROCKFORD) for _ in range(REFERENCE_LENGTH))
-
-
-def normalise_reference(value: str) -> str | None:
-    """Accept lower case, spaces and hyphens, and the look-alikes Crockford maps (I/L -> 1,
-    O -> 0). None: cannot be a reference."""
-    text = value.strip().upper().replace("-", "").replace(" ", "")
-    text = text.translate(str.maketrans("ILO", "110"))
-    if len(text) != REFERENCE_LENGTH or any(c not in CROCKFORD for c in text):
-        return None
-    return text
-
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
@@ -94,30 +73,6 @@ def body_fingerprint(data: SubmitIn) -> str:
     """The same form (after normalisation) gives the same fingerprint."""
     dumped = data.model_dump(mode="json")
     return _sha256(json.dumps(dumped, sort_keys=True, separators=(",", ":")))
-
-
-def add_history(
-    session: Session,
-    req: IntakeRequest,
-    *,
-    actor: str,
-    action: str,
-    from_status: RequestStatus | None = None,
-    to_status: RequestStatus | None = None,
-    details: dict[str, Any] | None = None,
-    at: dt.datetime | None = None,
-) -> RequestHistory:
-    row = RequestHistory(
-        request_id=req.id,
-        at=at or now(),
-        actor=actor,
-        action=action,
-        from_status=from_status.value if from_status else None,
-        to_status=to_status.value if to_status else None,
-        details=details or {},
-    )
-    session.add(row)
-    return row
 
 
 # Submission ------------------------------------------------------------------------------
@@ -386,7 +341,7 @@ def _create(
             at=current,
         )
     # Routing, the reminders and the documents' timer run in the worker within seconds
-    # (``process_submitted``): the submission itself stays a few cheap statements.
+    # (``app/flows/request.py::submitted``): the submission itself stays a few cheap statements.
     rows = [outbox.Queued(SUBMITTED_KIND, {"request_id": str(req.id)})]
     ack = _mail_row(session, req, ACK_KIND, "ack", current, facts.mailed_today)
     if ack is not None:
@@ -416,26 +371,7 @@ def _create(
     return body
 
 
-def process_submitted(session: Session, request_id: uuid.UUID) -> None:
-    """What follows a submission, in the worker (the ``intake.submitted`` row): route the
-    request to an expert (issue 5), queue its reminders and escalation (issue 8) and the
-    documents' timer. The one-hour clock already runs from ``received_at``; a request that
-    ended meanwhile (withdrawn in the first seconds) is left alone."""
-    req = session.get(IntakeRequest, request_id)
-    if req is None or req.status in FINAL:
-        return
-    expert_flows.request_submitted(session, req)
-    sla_scheduling.schedule(session, req)
-
-
 # The requester's own request -------------------------------------------------------------
-
-
-def get_by_reference(session: Session, reference: str) -> IntakeRequest | None:
-    ref = normalise_reference(reference)
-    if ref is None:
-        return None
-    return session.scalar(select(IntakeRequest).where(IntakeRequest.reference == ref))
 
 
 def authenticate_requester(session: Session, reference: str, token: str | None) -> IntakeRequest:
@@ -447,16 +383,6 @@ def authenticate_requester(session: Session, reference: str, token: str | None) 
         raise RequestNotFound()
     audit.note_actor("requester", "requester")
     return req
-
-
-def current_sla(req: IntakeRequest, current: dt.datetime | None = None) -> SlaState:
-    return sla_state(
-        due_at=req.first_response_due_at,
-        responded_at=req.first_responded_at,
-        ended_at=req.ended_at,
-        current=current or now(),
-        due_soon=dt.timedelta(minutes=get_settings().sla_due_soon_minutes),
-    )
 
 
 def sla_out(req: IntakeRequest) -> SlaOut:
@@ -507,7 +433,9 @@ def recover_link(session: Session, reference: str, email: str) -> None:
 def change_status(
     session: Session, req: IntakeRequest, target: RequestStatus, *, actor: str
 ) -> IntakeRequest:
-    """Move a request along the status table (409 naming the allowed moves otherwise)."""
+    """Move a request along the status table (409 naming the allowed moves otherwise) and
+    record it. What else happens when the move ends the request (its expert freed, its
+    consultation cancelled) is ``app.flows.change_status``: callers go through it."""
     check_move(req.status, target)
     before = req.status
     req.status = target
@@ -526,27 +454,5 @@ def change_status(
         at=current,
     )
     session.flush()
-    expert_flows.status_changed(session, req)  # an ended request frees its expert (issue 5)
     log.info("intake_status_changed", reference=req.reference, status=target.value)
     return req
-
-
-def withdraw(session: Session, req: IntakeRequest) -> IntakeRequest:
-    if req.status == RequestStatus.withdrawn:
-        return req  # asking twice is not an error
-    return change_status(session, req, RequestStatus.withdrawn, actor="requester")
-
-
-def reveal_pii(req: IntakeRequest) -> dict[str, Any] | None:
-    dk = keys.data_key(req)
-    if dk is None or req.pii_enc is None:
-        return None
-    value: dict[str, Any] = keys.unseal_json(dk, "pii", req.id, req.pii_enc)
-    return value
-
-
-def reveal_token(req: IntakeRequest) -> str | None:
-    dk = keys.data_key(req)
-    if dk is None or req.token_enc is None:
-        return None
-    return keys.unseal(dk, "token", req.id, req.token_enc).decode()

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.time import now
+from app.intake import records
 from app.intake import service as intake
 from app.intake.status import can_move
 from app.meetings.webhooks import ZoomEvent
@@ -119,7 +120,7 @@ def _ended(session: Session, c: Consultation, at: dt.datetime) -> None:
         return
     if can_move(req.status, RequestStatus.consultation_held):
         intake.change_status(session, req, RequestStatus.consultation_held, actor=ACTOR)
-    intake.add_history(
+    records.add_history(
         session,
         req,
         actor=ACTOR,
@@ -155,7 +156,7 @@ def mark_no_shows(session: Session, *, grace: dt.timedelta = NO_SHOW_GRACE) -> i
         c.status = ConsultationStatus.no_show
         req = session.get(IntakeRequest, c.request_id)
         if req is not None:
-            intake.add_history(
+            records.add_history(
                 session,
                 req,
                 actor="system",

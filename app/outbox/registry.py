@@ -20,6 +20,7 @@ HANDLER_MODULES = [
     "app.cases.handlers",
     "app.intake.handlers",
     "app.experts.handlers",
+    "app.flows.handlers",
     "app.inbound.handlers",
     "app.meetings.handlers",
     "app.notifications.handlers",

@@ -13,7 +13,7 @@ from app.audit import service as audit
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
 from app.core.validation import SafeStr
-from app.intake import service as intake
+from app.flows import request as flows
 from app.intake.deps import RequesterRequest
 from app.models import IntakeRequest, RequestStatus
 from app.privacy import service
@@ -77,7 +77,7 @@ def admin_erase(
 ) -> ErasedOut:
     req = service.get_request(session, reference)
     reason = (body or EraseIn()).reason
-    return _erased(req, service.decline_and_erase(session, req, admin=admin, reason=reason))
+    return _erased(req, flows.decline_and_erase(session, req, admin=admin, reason=reason))
 
 
 @requester_router.get(
@@ -104,7 +104,7 @@ def requester_export(req: RequesterRequest, session: SessionDep) -> Response:
 )
 def requester_erase(req: RequesterRequest, session: SessionDep) -> ErasedOut:
     if req.status not in (RequestStatus.withdrawn, *service.ENDED, RequestStatus.closed):
-        intake.withdraw(session, req)
+        flows.withdraw(session, req)
     cleared = service.erase_request(
         session, req, by="requester", reason=ErasureReason.requester_asked, actor_role="requester"
     )

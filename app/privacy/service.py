@@ -39,10 +39,8 @@ from app.core import database
 from app.core.settings import get_settings
 from app.core.time import now
 from app.inbound import set_aside
-from app.intake import keys
-from app.intake import service as intake
+from app.intake import keys, records
 from app.intake import throttle as submission_limit
-from app.intake.status import FINAL
 from app.models import (
     Consultation,
     Document,
@@ -58,7 +56,6 @@ from app.models import (
     RequestMessage,
     RequestNote,
     RequestStatus,
-    User,
 )
 from app.models.messages import MESSAGE_SEAL_KIND, NOTE_SEAL_KIND
 from app.privacy import mailcopies
@@ -97,7 +94,7 @@ class ErasureReason(enum.StrEnum):
 
 
 def get_request(session: Session, reference: str) -> IntakeRequest:
-    req = intake.get_by_reference(session, reference)
+    req = records.get_by_reference(session, reference)
     if req is None:
         raise CaseNotFound()
     return req
@@ -454,7 +451,7 @@ def erase_request(
     if _sqlite(session):
         session.execute(text("PRAGMA secure_delete=ON"))
     already = is_erased(req)
-    token = None if already else intake.reveal_token(req)
+    token = None if already else records.reveal_token(req)
     # Attachments are found through the messages, so read them before the key goes.
     dk = keys.data_key(req)
     messages = session.scalars(
@@ -550,7 +547,7 @@ def erase_request(
     counts["documents"] = len(documents)
     counts["document_files"] = _delete_document_files(session, documents)
     if not already:
-        intake.add_history(
+        records.add_history(
             session, req, actor=by, action="erased", details={"reason": reason}, at=current
         )
     session.flush()
@@ -664,14 +661,3 @@ def run_retention(session: Session, current: dt.datetime | None = None) -> dict[
         "retention_run", **counts, throttle_counts_purged=purged, set_aside_purged=set_aside_purged
     )
     return counts
-
-
-def decline_and_erase(
-    session: Session, req: IntakeRequest, *, admin: User, reason: str
-) -> dict[str, int]:
-    """An admin's erasure. An open request is declined first, so it leaves the queue, its
-    expert's capacity is freed and a booked consultation is cancelled (the ended-request
-    hooks), instead of staying open with no way to reach the requester."""
-    if req.status not in FINAL:
-        intake.change_status(session, req, RequestStatus.declined, actor=f"user:{admin.id}")
-    return erase_request(session, req, by=str(admin.id), reason=reason, actor_role=admin.role.value)

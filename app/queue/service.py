@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from app.core.settings import get_settings
 from app.core.time import now
 from app.intake import keys
-from app.intake.service import normalise_reference
+from app.intake.records import normalise_reference
 from app.intake.sla import SlaState
 from app.queue import repository
 from app.queue.errors import InvalidQueueParameter

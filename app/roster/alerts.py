@@ -7,7 +7,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from app.core.time import now
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import IntakeRequest
 from app.outbox import service as outbox
 from app.roster import service as roster

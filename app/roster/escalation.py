@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import (
     Escalation,
     IntakeRequest,

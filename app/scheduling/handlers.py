@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from app.core.crypto import decrypt_with_master
 from app.core.settings import get_settings
 from app.core.time import now
-from app.intake import service as intake
+from app.intake import records as intake
 from app.intake.handlers import template_language
 from app.meetings.factory import get_meeting_provider
 from app.meetings.usage import count_meeting_write

@@ -21,6 +21,7 @@ from app.core.deps import SessionDep
 from app.core.errors import Forbidden, error_responses
 from app.core.security import REQUESTER_TOKEN_PREFIX, USER_TOKEN_PREFIX
 from app.core.validation import SafeStr
+from app.intake import records
 from app.intake import service as intake
 from app.intake.deps import requester_bearer
 from app.intake.errors import RequestNotFound
@@ -77,7 +78,7 @@ def request_caller(
     if token is None or not token.startswith(USER_TOKEN_PREFIX):
         raise RequestNotFound()
     user, _ = accounts.authenticate(session, token)
-    found = intake.get_by_reference(session, reference)
+    found = records.get_by_reference(session, reference)
     if found is None:
         raise RequestNotFound()
     req = found

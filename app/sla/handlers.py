@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from app.core.settings import get_settings
 from app.core.time import now
 from app.experts.assignments import on_duty_staff
-from app.intake.service import current_sla
+from app.intake.records import current_sla
 from app.models import ExpertProfile, ExpertRegion, IntakeRequest, OutboxMessage, Role, User
 from app.notifications import mail
 from app.notifications.facts import case_facts

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.core.time import now
 from app.experts import repository as experts_repository
 from app.intake import keys
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import (
     AssignmentStatus,
     ContactChannel,

@@ -38,7 +38,7 @@ from app.core.deps import SessionDep
 from app.core.settings import get_settings
 from app.core.time import now
 from app.core.validation import SafeStr, in_calendar
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import Consultation, IntakeRequest
 from app.privacy import service as privacy
 from app.scheduling import ics

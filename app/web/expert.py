@@ -27,11 +27,11 @@ from app.core.deps import SessionDep
 from app.core.errors import AppError, NotFound
 from app.core.time import now
 from app.core.validation import DbId, SafeStr
-from app.experts import assignments
 from app.experts import queries as expert_queries
 from app.experts import service as experts
 from app.experts.schemas import AbsenceIn
-from app.intake import service as intake
+from app.flows import request as flows
+from app.intake import records as intake
 from app.meetings.host import fresh_host_link
 from app.models import AbsenceKind, AssignmentStatus, ContactChannel, IntakeRequest, User
 from app.scheduling import service as scheduling
@@ -113,7 +113,7 @@ def answer_offer(
         return not_found(request, user)
     reason = _text(form, "reason", 64) or None
     try:
-        a = assignments.respond(
+        a = flows.answer_offer(
             session, assignment_id, user, accept=answer == "accept", reason=reason, via="page"
         )
     except AppError as exc:

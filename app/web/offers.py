@@ -14,8 +14,9 @@ from fastapi.responses import HTMLResponse
 
 from app.core.deps import SessionDep
 from app.core.validation import SafeStr
-from app.experts import assignments, links
+from app.experts import links
 from app.experts.errors import InvalidOfferLink, OfferClosed
+from app.flows import request as flows
 from app.models import Assignment, AssignmentStatus, IntakeRequest, User
 from app.notifications.facts import case_facts
 from app.web.pages import SECURITY_HEADERS, templates
@@ -72,7 +73,7 @@ def offer_answer(
     if expert is None or not expert.is_active:
         return _page(request, 400, error="This link is not valid.")
     try:
-        assignments.respond(session, a.id, expert, accept=action == "accept", via="email_link")
+        flows.answer_offer(session, a.id, expert, accept=action == "accept", via="email_link")
     except OfferClosed as exc:
         return _page(request, 409, facts=facts, error=exc.message)
     return _page(request, facts=facts, done="accepted" if action == "accept" else "declined")

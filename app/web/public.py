@@ -32,7 +32,8 @@ from app.core.deps import SessionDep
 from app.core.errors import AppError, TooManyRequests
 from app.core.settings import get_settings
 from app.core.validation import SafeStr
-from app.intake import service
+from app.flows import request as flows
+from app.intake import records, service
 from app.intake.errors import IdempotencyKeyReused, RequestNotFound
 from app.intake.schemas import NewsletterTopic, ReportTopic, SubmitIn, Want
 from app.intake.throttle import check_submission_rate
@@ -445,7 +446,7 @@ def local_time(when: dt.datetime, zone: str) -> str:
 
 
 def canonical(reference: str) -> str | None:
-    return service.normalise_reference(reference)
+    return records.normalise_reference(reference)
 
 
 def requester_from_cookie(
@@ -584,7 +585,7 @@ def withdraw(request: Request, reference: SafeStr, session: SessionDep, form: Fo
         message = tr(lang, "Tick the box to confirm that you want to withdraw your request.")
         return _request_page(request, session, req, status=422, withdraw_error=message)
     try:
-        service.withdraw(session, req)
+        flows.withdraw(session, req)
     except AppError:  # closed, declined or spam: nothing to withdraw
         message = tr(lang, "This request can no longer be withdrawn.")
         return _request_page(request, session, req, status=409, withdraw_error=message)

@@ -34,7 +34,8 @@ from app.core.time import now
 from app.core.validation import SafeStr
 from app.experts import queries as expert_queries
 from app.experts import service as experts
-from app.intake import service as intake
+from app.flows import request as flows
+from app.intake import records as intake
 from app.intake.sla import SlaState
 from app.intake.status import FINAL, allowed_moves
 from app.models import ContactChannel, ExpertProfile, IntakeRequest, RequestStatus, User
@@ -562,7 +563,7 @@ def assign(
                 status=422,
             )
     try:
-        cases.assign(session, req, user, expert_id, reason=values["reason"] or None)
+        flows.reassign(session, req, by=user, expert_id=expert_id, reason=values["reason"] or None)
     except AppError as exc:
         return refused(request, session, user, reference, exc, field="expert_id", values=values)
     return back_to(req, "assigned" if expert_id else "rerouted", "#routing")
@@ -650,7 +651,7 @@ def change_status(
             request, session, user, req, errors={"new_status": "Choose a status."}, status=422
         )
     try:
-        cases.change_status(session, req, user, target)
+        flows.change_status(session, req, target, actor=f"user:{user.id}")
     except AppError as exc:
         return refused(request, session, user, reference, exc, field="new_status")
     return back_to(req, "status")

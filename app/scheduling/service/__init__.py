@@ -15,9 +15,9 @@ Never double-booked:
   them; its violation is answered like a taken slot (409 with alternatives).
 
 One module per use case: ``availability``, ``listing`` (free slots), ``booking``, ``changes``
-(reschedule, cancel), ``reassignment`` (routing's hooks), ``meetings``, ``notices`` (invites),
-and ``common`` (loading the engine's inputs, the pool, alternatives, locks). Importing the package
-registers the hooks with routing.
+(reschedule, cancel), ``reassignment`` (what a reassignment or the end of the request does to a
+booking; called by ``app/flows/request.py``), ``meetings``, ``notices`` (invites), and ``common``
+(loading the engine's inputs, the pool, alternatives, locks).
 """
 
 from app.scheduling.service.availability import get_availability, put_availability

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.core.time import now
 from app.experts import bookings as expert_bookings
+from app.intake import records
 from app.intake import service as intake
 from app.models import (
     Consultation,
@@ -128,7 +129,7 @@ def book(
     except _Overlap:
         raise _taken(session, req, zone, "conflict", expert_ids=[row.expert_id]) from None
     intake.change_status(session, req, RequestStatus.consultation_scheduled, actor=caller.actor)
-    intake.add_history(
+    records.add_history(
         session,
         req,
         actor=caller.actor,

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.time import now
+from app.intake import records
 from app.intake import service as intake
 from app.models import (
     Consultation,
@@ -118,7 +119,7 @@ def reschedule(
         raise _taken(
             session, req, zone, "conflict", expert_ids=[c.expert_id], skip_consultation=c.id
         ) from None
-    intake.add_history(
+    records.add_history(
         session,
         req,
         actor=caller.actor,
@@ -156,7 +157,7 @@ def _cancel(
     session.flush()
     if req.status == RequestStatus.consultation_scheduled:
         intake.change_status(session, req, RequestStatus.in_progress, actor=actor)
-    intake.add_history(
+    records.add_history(
         session,
         req,
         actor=actor,

@@ -1,4 +1,5 @@
-"""What happens to a booking when its request is reassigned or ends (routing's hooks)."""
+"""What happens to a booking when its request is reassigned or ends (steps of
+``app/flows/request.py``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.time import now
-from app.experts import assignments as expert_assignments
 from app.experts import bookings as expert_bookings
-from app.experts import flows as expert_flows
-from app.intake import service as intake
+from app.intake import records as intake
 from app.models import (
     Consultation,
     ConsultationStatus,
@@ -75,7 +74,7 @@ def can_take_over(
 def on_request_reassigned(
     session: Session, req: IntakeRequest, from_expert: uuid.UUID, to_expert: uuid.UUID | None
 ) -> None:
-    """Routing's hook (``app.experts.assignments.REASSIGNMENT_HOOKS``): the booking moves to the
+    """Staff reassigned the request (``app.flows.request.reassign``): the booking moves to the
     new expert if they are free then (same UID, SEQUENCE + 1; the requester is told, the old
     expert gets a cancellation), otherwise it is cancelled and the requester asked to rebook."""
     c = session.scalar(
@@ -143,9 +142,9 @@ def on_request_reassigned(
 
 
 def on_request_ended(session: Session, req: IntakeRequest) -> None:
-    """Routing's hook (``app.experts.flows.ENDED_HOOKS``): a request that ends (withdrawn,
-    declined, spam, closed) takes its booked consultation with it. Nothing goes to the
-    address of a request marked as spam."""
+    """The request ended (withdrawn, declined, spam, closed; ``app.flows.request.ended``): its
+    booked consultation is cancelled with it. Nothing goes to the address of a request marked
+    as spam."""
     c = booked_consultation(session, req, lock=True)
     if c is None:
         return
@@ -159,14 +158,3 @@ def on_request_ended(session: Session, req: IntakeRequest) -> None:
         tell_requester=req.status != RequestStatus.spam,
     )
     log.info("consultation_cancelled_request_ended", reference=req.reference)
-
-
-def _register() -> None:
-    hooks = expert_assignments.REASSIGNMENT_HOOKS
-    if on_request_reassigned not in hooks:
-        hooks.append(on_request_reassigned)
-    if on_request_ended not in expert_flows.ENDED_HOOKS:
-        expert_flows.ENDED_HOOKS.append(on_request_ended)
-
-
-_register()

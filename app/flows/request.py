@@ -1,0 +1,178 @@
+"""What happens when a request is submitted, accepted by an expert, reassigned or ends: each
+is one function below that calls intake, routing, scheduling, sendouts, roster and sla in
+order. The edges (routers, pages, the worker's handler, commands) call these; a domain never
+does (it sits below), so no step depends on which modules a process happened to import.
+
+One transaction: every function takes the caller's session and only flushes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.cases import corrections
+from app.experts import assignments
+from app.experts import repository as experts_repository
+from app.intake import service as intake
+from app.intake.status import FINAL
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    IntakeRequest,
+    RequestSource,
+    RequestStatus,
+    User,
+)
+from app.privacy import service as privacy
+from app.roster import alerts as roster_alerts
+from app.scheduling import service as scheduling
+from app.sendouts import service as sendouts
+from app.sla import scheduling as sla_scheduling
+
+# Submitted -----------------------------------------------------------------------------------
+
+
+def submitted(session: Session, req: IntakeRequest) -> None:
+    """After a request from the form is stored (``intake.service.submit``), in the worker
+    within seconds (the ``intake.submitted`` outbox row, ``app/flows/handlers.py``). The
+    one-hour clock already runs from ``received_at``; a request that ended meanwhile
+    (withdrawn in the first seconds) is left alone. Requests that arrive by e-mail take the
+    same steps in ``app/inbound/service.py::_new_request`` without routing: staff route them
+    when they complete them (``route_now``)."""
+    if req.status in FINAL:
+        return
+    sendouts.request_submitted(session, req)  # the documents after the wait
+    roster_alerts.alert_if_uncovered(session, req)  # nobody on duty for the region
+    if req.source != RequestSource.email:
+        assignments.route_safely(session, req, trigger="submitted")  # offer to an expert
+    sla_scheduling.schedule(session, req)  # the reminders and the escalation
+
+
+def submitted_by_id(session: Session, request_id: uuid.UUID) -> None:
+    req = session.get(IntakeRequest, request_id)
+    if req is not None:
+        submitted(session, req)
+
+
+def route_now(session: Session, req: IntakeRequest, *, actor: str) -> None:
+    """Staff ask for routing (a request from e-mail once completed, or one left in triage)."""
+    assignments.route_safely(session, req, trigger="staff_route", actor=actor)
+
+
+# Accepted ------------------------------------------------------------------------------------
+
+
+def answer_offer(
+    session: Session,
+    assignment_id: int,
+    expert: User,
+    *,
+    accept: bool,
+    reason: str | None = None,
+    via: str = "api",
+) -> Assignment:
+    """The expert accepts or declines an offer (API, their desk, the e-mailed link). Routing
+    records the answer, and a declined request goes to the next candidate at once
+    (``assignments.respond``); an accepted one gets its documents now."""
+    a = assignments.respond(session, assignment_id, expert, accept=accept, reason=reason, via=via)
+    if a.status == AssignmentStatus.accepted:
+        accepted(session, a)
+    return a
+
+
+def accepted(session: Session, a: Assignment) -> None:
+    req = session.get(IntakeRequest, a.request_id)
+    assert req is not None
+    sendouts.expert_assigned(session, req, a.expert_id)  # the documents now, if not sent
+
+
+# Reassigned ----------------------------------------------------------------------------------
+
+
+def reassign(
+    session: Session,
+    req: IntakeRequest,
+    *,
+    by: User,
+    expert_id: uuid.UUID | None,
+    reason: str | None,
+) -> Assignment | None:
+    """Staff take the request from its expert and offer it to ``expert_id`` (None: the next
+    candidate). Routing moves the assignment; a booked consultation then moves to the new
+    expert if they are free at its time, or is cancelled and the requester asked to rebook."""
+    moved = assignments.reassign(session, req, by=by, expert_id=expert_id, reason=reason)
+    if moved.from_expert is not None:
+        to_expert = moved.assignment.expert_id if moved.assignment is not None else None
+        scheduling.on_request_reassigned(session, req, moved.from_expert, to_expert)
+    return moved.assignment
+
+
+def reroute(session: Session, req: IntakeRequest, user: User) -> None:
+    """Route again after a correction: away from the current expert (as a reassignment, so a
+    booked consultation follows), or route a request that has none."""
+    if experts_repository.live_assignment(session, req.id) is not None:
+        reassign(session, req, by=user, expert_id=None, reason="request_corrected")
+    else:
+        route_now(session, req, actor=assignments.actor_of(user))
+    session.flush()
+
+
+def correct(
+    session: Session,
+    req: IntakeRequest,
+    user: User,
+    changes: dict[str, Any],
+    *,
+    reroute_wanted: bool | None = None,
+) -> list[str]:
+    """Staff correct a request's fields (``cases.corrections``); it is routed again when the
+    country of origin or the language changed, or when asked."""
+    changed = corrections.correct(session, req, user, changes)
+    if corrections.wants_reroute(req, changed, reroute_wanted):
+        reroute(session, req, user)
+    return changed
+
+
+# Ended ---------------------------------------------------------------------------------------
+
+
+def change_status(
+    session: Session, req: IntakeRequest, target: RequestStatus, *, actor: str
+) -> IntakeRequest:
+    """Move a request along the status table (409 naming the allowed moves otherwise); a move
+    to a final status (closed, declined, spam, withdrawn) ends it."""
+    intake.change_status(session, req, target, actor=actor)
+    if target in FINAL:
+        ended(session, req)
+    return req
+
+
+def withdraw(session: Session, req: IntakeRequest) -> IntakeRequest:
+    """The requester withdraws (asking twice is not an error)."""
+    if req.status == RequestStatus.withdrawn:
+        return req
+    return change_status(session, req, RequestStatus.withdrawn, actor="requester")
+
+
+def ended(session: Session, req: IntakeRequest) -> None:
+    """A request reached a final status: its expert's unit of capacity is freed, and a booked
+    consultation is cancelled (the requester told, unless it was spam). The first-response
+    clock already stopped at ``ended_at``; reminders check it when they are due."""
+    assignments.release(session, req, reason=f"request_{req.status.value}")
+    scheduling.on_request_ended(session, req)
+
+
+def decline_and_erase(
+    session: Session, req: IntakeRequest, *, admin: User, reason: str
+) -> dict[str, int]:
+    """An admin's erasure. An open request is declined first, so it ends like any other (its
+    expert freed, a booked consultation cancelled) instead of staying open with no way to reach
+    the requester; then every trace of its personal data goes."""
+    if req.status not in FINAL:
+        change_status(session, req, RequestStatus.declined, actor=f"user:{admin.id}")
+    return privacy.erase_request(
+        session, req, by=str(admin.id), reason=reason, actor_role=admin.role.value
+    )
