@@ -45,7 +45,7 @@ from app.experts.errors import (
     OfferClosed,
 )
 from app.experts.routing import TIER_COUNTRY, TIER_REGION, Candidate, decide
-from app.intake import history, records
+from app.intake import records
 from app.intake.status import FINAL
 from app.models import (
     LIVE_ASSIGNMENT,
@@ -212,7 +212,7 @@ def _offer_statement() -> Select[int, int]:
         )
         .cte("n")
     )
-    logged = history.insert_from(
+    logged = records.insert_history_from(
         offer,
         request_id=request_id,
         at=at,

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Mapping
+from itertools import chain
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import FromClause, Insert, Table, func, insert, literal, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.settings import get_settings
 from app.core.time import now
@@ -98,6 +101,28 @@ def insert_history(
             "details": details,
             "data_enc": None,
         },
+    )
+
+
+def insert_history_from(
+    source: FromClause,
+    *,
+    request_id: ColumnElement[Any],
+    at: ColumnElement[Any],
+    actor: ColumnElement[Any],
+    action: str,
+    details: Mapping[str, ColumnElement[Any]],
+) -> Insert:
+    """The row ``insert_history`` writes, for a caller that composes it into a statement of its
+    own (routing's offer writes all its rows in one round trip on PostgreSQL): the INSERT of one
+    history row per row of ``source``, ``details`` the JSON object of the given expressions
+    (PostgreSQL's ``json_build_object``). Meant as a CTE."""
+    detail_pairs = chain.from_iterable((literal(key), value) for key, value in details.items())
+    rows = select(
+        request_id, at, actor, literal(action), func.json_build_object(*detail_pairs)
+    ).select_from(source)
+    return insert(_INSERT_HISTORY.table).from_select(
+        ["request_id", "at", "actor", "action", "details"], rows
     )
 
 
