@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -18,39 +17,16 @@ from sqlalchemy.orm import Session
 
 from app.core.time import now
 from app.experts import repository
+from app.intake import records as intake
 from app.models import (
     Assignment,
     AssignmentStatus,
     ExpertNotification,
     IntakeRequest,
-    RequestHistory,
 )
 from app.sendouts import service as sendouts
 
 log = structlog.get_logger(__name__)
-
-
-def _history(
-    session: Session,
-    req: IntakeRequest,
-    action: str,
-    *,
-    actor: str,
-    details: dict[str, Any],
-    at: dt.datetime,
-) -> None:
-    # The row shape of app.intake.service.add_history and of routing's history rows.
-    session.add(
-        RequestHistory(
-            request_id=req.id,
-            at=at,
-            actor=actor,
-            action=action,
-            from_status=None,
-            to_status=None,
-            details=details,
-        )
-    )
 
 
 def _notify(
@@ -107,10 +83,10 @@ def pin_for_booking(
         if live.status == AssignmentStatus.offered:
             live.status = AssignmentStatus.accepted
             live.responded_at = current
-            _history(
+            intake.add_history(
                 session,
                 req,
-                "assignment_accepted",
+                action="assignment_accepted",
                 actor=actor,
                 details={"assignment_id": live.id, "expert_id": str(expert_id), "via": "booking"},
                 at=current,
@@ -132,10 +108,10 @@ def pin_for_booking(
     session.add(assignment)
     session.flush()  # the partial unique index refuses a second live assignment here
     req.assigned_expert_id = expert_id
-    _history(
+    intake.add_history(
         session,
         req,
-        "assignment_accepted",
+        action="assignment_accepted",
         actor=actor,
         details={
             "assignment_id": assignment.id,
