@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from app.cases import replies
 from app.core.time import now
+from app.flows.request import inbound_message
 from app.inbound import service
-from app.inbound.service import take_message
 from app.intake import keys
 from app.models import (
     DeliveryState,
@@ -122,7 +122,7 @@ def test_machine_mail_never_opens_a_request_nor_gets_an_answer(
     create_user(db, role=Role.staff)
     before = counts(db)
     message = raw()  # type: ignore[operator]
-    outcome = take_message(db, message)
+    outcome = inbound_message(db, message)
     assert (outcome.action, outcome.reason) == ("set_aside", reason)
     assert counts(db) == before  # no request, no message, nothing queued (no answer)
     # ... but a trace staff can see, with why.
@@ -154,21 +154,21 @@ def test_machine_mail_never_opens_a_request_nor_gets_an_answer(
 def test_the_marks_of_a_machine_stop_short_of_a_person_writing(
     db: Session, machine: object, person: object, reason: str
 ) -> None:
-    set_aside = take_message(db, machine())  # type: ignore[operator]
+    set_aside = inbound_message(db, machine())  # type: ignore[operator]
     assert (set_aside.action, set_aside.reason) == ("set_aside", reason)
-    assert take_message(db, person()).action == "created"  # type: ignore[operator]
+    assert inbound_message(db, person()).action == "created"  # type: ignore[operator]
 
 
 def test_auto_submitted_no_is_a_person_writing(db: Session) -> None:
-    assert take_message(db, plain(Auto_Submitted="no")).action == "created"
+    assert inbound_message(db, plain(Auto_Submitted="no")).action == "created"
 
 
 def test_our_own_message_coming_back_is_ignored(db: Session, mail_dir: Path) -> None:
-    req = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    req = request_of(db, inbound_message(db, fixture("new_request_gmail.eml")).reference)
     drain(db)
     ack = next(m for m in messages(mail_dir) if m["To"] == SENDER)
     before = counts(db)
-    outcome = take_message(db, ack.as_bytes())
+    outcome = inbound_message(db, ack.as_bytes())
     assert (outcome.action, outcome.reason) == ("set_aside", "own_mail")
     assert counts(db) == before
     assert req.status.value == "new"
@@ -177,7 +177,7 @@ def test_our_own_message_coming_back_is_ignored(db: Session, mail_dir: Path) -> 
 
 
 def _request_with_sent_message(db: Session, message_id: str, kind: MessageKind) -> IntakeRequest:
-    req = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    req = request_of(db, inbound_message(db, fixture("new_request_gmail.eml")).reference)
     db.add(
         RequestMessage(
             request_id=req.id,
@@ -195,7 +195,7 @@ def _request_with_sent_message(db: Session, message_id: str, kind: MessageKind) 
 
 def test_a_delivery_report_lands_on_its_request_and_flags_the_address(db: Session) -> None:
     req = _request_with_sent_message(db, "outbox-987654@localhost", MessageKind.automatic)
-    outcome = take_message(db, fixture("dsn_postfix.eml"))
+    outcome = inbound_message(db, fixture("dsn_postfix.eml"))
     assert (outcome.action, outcome.reference, outcome.reason) == (
         "delivery_report",
         req.reference,
@@ -218,7 +218,7 @@ def test_a_delivery_report_lands_on_its_request_and_flags_the_address(db: Sessio
     flagged = db.get(FlaggedAddress, keys.email_lookup(db, SENDER))
     assert flagged is not None and flagged.status == "5.1.1"
     # The flagged address gets no more acknowledgements.
-    later = request_of(db, take_message(db, plain(subject="again")).reference)
+    later = request_of(db, inbound_message(db, plain(subject="again")).reference)
     actions = db.scalars(
         select(RequestHistory.action).where(RequestHistory.request_id == later.id)
     ).all()
@@ -227,7 +227,7 @@ def test_a_delivery_report_lands_on_its_request_and_flags_the_address(db: Sessio
 
 def test_a_delivery_report_for_a_message_we_never_sent_is_ignored(db: Session) -> None:
     before = counts(db)
-    outcome = take_message(db, fixture("dsn_postfix.eml"))
+    outcome = inbound_message(db, fixture("dsn_postfix.eml"))
     assert (outcome.action, outcome.reason) == ("set_aside", "delivery_report_unmatched")
     assert counts(db) == before
     [trace] = db.scalars(select(InboundSetAside)).all()
@@ -238,7 +238,7 @@ def test_a_bounced_first_response_stops_counting_and_the_responder_is_told(
     db: Session, mail_dir: Path
 ) -> None:
     staff = create_user(db, role=Role.staff)
-    req = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    req = request_of(db, inbound_message(db, fixture("new_request_gmail.eml")).reference)
     # The mailbox received it a minute ago, so the clock is still running.
     req.received_at = now() - dt.timedelta(minutes=1)
     req.first_response_due_at = req.received_at + dt.timedelta(minutes=60)
@@ -252,7 +252,7 @@ def test_a_bounced_first_response_stops_counting_and_the_responder_is_told(
     assert db.scalar(pending) == 0  # reminders cancelled by the first response
     assert sent.message_id is not None
     raw = fixture("dsn_postfix.eml", **{"outbox-987654@localhost": sent.message_id})
-    outcome = take_message(db, raw)
+    outcome = inbound_message(db, raw)
     assert outcome.action == "delivery_report"
     db.refresh(req)
     assert req.first_responded_at is None  # the clock goes on
@@ -279,7 +279,7 @@ def test_a_bounced_first_response_stops_counting_and_the_responder_is_told(
 def test_a_gmail_style_report_with_the_whole_message_attached_lands_too(db: Session) -> None:
     """Gmail's bounces carry the original as message/rfc822, not text/rfc822-headers."""
     req = _request_with_sent_message(db, "outbox-987654@localhost", MessageKind.automatic)
-    outcome = take_message(db, fixture("dsn_gmail.eml"))
+    outcome = inbound_message(db, fixture("dsn_gmail.eml"))
     assert (outcome.action, outcome.reference, outcome.reason) == (
         "delivery_report",
         req.reference,

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
+from app.flows.request import inbound_message
 from app.inbound import imap
-from app.inbound.service import take_message
 from app.models import IntakeRequest, RequestMessage, RequestSource
 from tests.conftest import child_env
 from tests.imap_server import ImapServer, dovecot
@@ -107,7 +107,7 @@ def test_a_message_taken_before_a_crash_is_not_taken_again(
     raw = message(now() - dt.timedelta(minutes=2), subject="Taken, then the poller died")
     mailbox.append(raw)
     # The previous poll committed the take and died before marking the message.
-    assert take_message(db, raw, via="imap").action == "created"
+    assert inbound_message(db, raw, via="imap").action == "created"
     report = poll_imap()
     assert report["taken"] == {"duplicate": 1}
     assert len(email_requests(db)) == 1

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
+from app.flows.request import inbound_message
 from app.inbound import service
-from app.inbound.service import take_message
 from app.intake import keys
 from app.intake import records as intake
 from app.models import (
@@ -96,7 +96,7 @@ def test_a_new_message_opens_a_request_in_triage_on_the_mailbox_clock(
     db: Session, mail_dir: Path
 ) -> None:
     staff = create_user(db, role=Role.staff)
-    outcome = take_message(db, fixture("new_request_gmail.eml"), via="webhook")
+    outcome = inbound_message(db, fixture("new_request_gmail.eml"), via="webhook")
     assert outcome.action == "created"
     req = request_of(db, outcome.reference)
     assert req.source == RequestSource.email
@@ -156,13 +156,13 @@ def test_a_new_message_opens_a_request_in_triage_on_the_mailbox_clock(
 def test_a_reply_threads_by_in_reply_to_and_leaves_the_clock_alone(
     db: Session, mail_dir: Path
 ) -> None:
-    created = take_message(db, fixture("new_request_gmail.eml"))
+    created = inbound_message(db, fixture("new_request_gmail.eml"))
     req = request_of(db, created.reference)
     drain(db)
     ack = next(m for m in messages(mail_dir) if m["To"] == SENDER)
     due, responded = req.first_response_due_at, req.first_responded_at
     raw = plain(subject="Re: your message", body="More details", In_Reply_To=ack["Message-ID"])
-    outcome = take_message(db, raw)
+    outcome = inbound_message(db, raw)
     assert (outcome.action, outcome.reference) == ("reply", req.reference)
     db.refresh(req)
     assert (req.first_response_due_at, req.first_responded_at) == (due, responded)
@@ -175,9 +175,9 @@ def test_a_reply_threads_by_in_reply_to_and_leaves_the_clock_alone(
 def test_a_webmail_reply_without_threading_headers_lands_by_the_subject_reference(
     db: Session,
 ) -> None:
-    req = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    req = request_of(db, inbound_message(db, fixture("new_request_gmail.eml")).reference)
     raw = fixture("webmail_reply_no_threading.eml", REFERENCE=req.reference)
-    outcome = take_message(db, raw)
+    outcome = inbound_message(db, raw)
     assert (outcome.action, outcome.reference) == ("reply", req.reference)
     [event] = history(db, req, "requester_message")
     assert event.details["threaded_by"] == "subject"
@@ -191,13 +191,13 @@ def test_a_webmail_reply_without_threading_headers_lands_by_the_subject_referenc
 
 
 def test_the_same_reference_from_another_sender_opens_a_possible_follow_up(db: Session) -> None:
-    first = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    first = request_of(db, inbound_message(db, fixture("new_request_gmail.eml")).reference)
     raw = fixture(
         "webmail_reply_no_threading.eml",
         REFERENCE=first.reference,
         **{"amina.k@example.net": "lawyer@firm.example"},
     )
-    outcome = take_message(db, raw)
+    outcome = inbound_message(db, raw)
     assert outcome.action == "follow_up" and outcome.reference != first.reference
     second = request_of(db, outcome.reference)
     assert second.linked_request_id == first.id
@@ -207,13 +207,13 @@ def test_the_same_reference_from_another_sender_opens_a_possible_follow_up(db: S
 
 
 def test_acknowledgements_to_one_sender_are_capped_per_day(db: Session, cap: None) -> None:
-    refs = [take_message(db, plain(subject=f"Request {n}")).reference for n in range(3)]
+    refs = [inbound_message(db, plain(subject=f"Request {n}")).reference for n in range(3)]
     reqs = [request_of(db, r) for r in refs]
     assert [bool(history(db, r, "ack_queued")) for r in reqs] == [True, True, False]
     assert history(db, reqs[2], "ack_capped")[0].details == {"cap": 2}
     assert len(outbox_rows(db, service.ACK_KIND)) == 2
     # Another sender is not affected.
-    other = request_of(db, take_message(db, plain(sender="someone@else.example")).reference)
+    other = request_of(db, inbound_message(db, plain(sender="someone@else.example")).reference)
     assert history(db, other, "ack_queued")
 
 
@@ -238,7 +238,7 @@ def test_a_25_mb_message_opens_a_request_with_its_attachments_left_out_and_liste
     )
     raw = msg.as_bytes()
     assert len(raw) >= 25 * 1024 * 1024
-    outcome = take_message(db, raw)
+    outcome = inbound_message(db, raw)
     assert outcome.action == "created"  # the promise holds
     req = request_of(db, outcome.reference)
     row = db.scalars(select(RequestMessage).where(RequestMessage.request_id == req.id)).one()
@@ -256,7 +256,7 @@ def test_a_25_mb_message_opens_a_request_with_its_attachments_left_out_and_liste
 
 def test_staff_complete_the_fields_and_the_request_is_routed(client: object, db: Session) -> None:
     staff = create_user(db, role=Role.staff)
-    req = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    req = request_of(db, inbound_message(db, fixture("new_request_gmail.eml")).reference)
     assert db.scalar(select(func.count()).where(RoutingDecision.request_id == req.id)) == 0
     headers = login(client, staff)
     url = f"/api/v1/cases/{req.reference}/triage"
@@ -296,7 +296,7 @@ def test_staff_download_an_e_mailed_attachment_decrypted_and_others_get_404(
 ) -> None:
     staff = create_user(db, role=Role.staff)
     expert = create_user(db, role=Role.expert)
-    req = request_of(db, take_message(db, fixture("new_request_gmail.eml")).reference)
+    req = request_of(db, inbound_message(db, fixture("new_request_gmail.eml")).reference)
     row = db.scalars(select(RequestMessage).where(RequestMessage.request_id == req.id)).one()
     data = service.reveal_message(req, row)
     assert data is not None
@@ -321,7 +321,7 @@ def test_staff_download_an_e_mailed_attachment_decrypted_and_others_get_404(
 def test_on_the_embedded_default_an_e_mail_opens_a_request_and_the_cap_counts(
     db: Session, cap: None
 ) -> None:
-    refs = [take_message(db, plain(subject=f"SQLite {n}")).reference for n in range(3)]
+    refs = [inbound_message(db, plain(subject=f"SQLite {n}")).reference for n in range(3)]
     reqs = [request_of(db, r) for r in refs]
     assert all(r.source == RequestSource.email and r.country_of_origin is None for r in reqs)
     assert [bool(history(db, r, "ack_queued")) for r in reqs] == [True, True, False]

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from app.core import crypto
 from app.core.settings import get_settings
+from app.flows.request import inbound_message
 from app.inbound import hygiene, service, set_aside
-from app.inbound.service import take_message
 from app.intake import keys
 from app.main import create_app
 from app.models import (
@@ -70,7 +70,7 @@ def sla_rows(db: Session, req: IntakeRequest) -> list[OutboxMessage]:
 
 def acknowledged_request(db: Session, mail_dir: Path) -> tuple[IntakeRequest, str]:
     """A request from SENDER whose acknowledgement went out; (request, its Message-ID)."""
-    req = request_of(db, take_message(db, plain(subject="Please help me")).reference)
+    req = request_of(db, inbound_message(db, plain(subject="Please help me")).reference)
     drain(db)
     ack = db.scalars(
         select(RequestMessage).where(
@@ -91,7 +91,7 @@ def test_an_outlook_message_asking_for_no_auto_reply_opens_a_request_without_ack
 ) -> None:
     clock.at(T0)  # after the fixture's Received date, whatever the suite's instant
     staff = create_user(db, role=Role.staff)
-    outcome = take_message(db, fixture("outlook_person_suppress.eml"))
+    outcome = inbound_message(db, fixture("outlook_person_suppress.eml"))
     assert outcome.action == "created"
     req = request_of(db, outcome.reference)
     # The clock runs from the mailbox's receive time, as for any e-mailed request.
@@ -127,7 +127,7 @@ def test_an_outlook_message_asking_for_no_auto_reply_opens_a_request_without_ack
 def test_only_all_or_autoreply_withholds_the_acknowledgement(
     db: Session, value: str, acknowledged: bool
 ) -> None:
-    outcome = take_message(db, plain(X_Auto_Response_Suppress=value))
+    outcome = inbound_message(db, plain(X_Auto_Response_Suppress=value))
     assert outcome.action == "created"
     req = request_of(db, outcome.reference)
     assert bool(history(db, req, "ack_queued")) is acknowledged
@@ -137,7 +137,7 @@ def test_only_all_or_autoreply_withholds_the_acknowledgement(
 def test_mail_an_exchange_inbox_rule_forwarded_opens_a_request_without_acknowledgement(
     db: Session,
 ) -> None:
-    outcome = take_message(
+    outcome = inbound_message(
         db, plain(subject="FW: my case", X_MS_Exchange_Inbox_Rules_Loop="office@firm.example")
     )
     assert outcome.action == "created"
@@ -168,7 +168,7 @@ def test_an_auto_reply_on_a_requesters_thread_is_noted_and_never_counts(
     outbox_before = db.scalar(select(func.count()).select_from(OutboxMessage))
     raw = fixture(name, REFERENCE=req.reference, **{"ACK-MESSAGE-ID": ack_id})
 
-    outcome = take_message(db, raw)
+    outcome = inbound_message(db, raw)
 
     assert (outcome.action, outcome.reference, outcome.reason) == (
         "set_aside",
@@ -201,7 +201,7 @@ def test_a_set_aside_message_keeps_sender_subject_and_copy_encrypted(
 ) -> None:
     clock.at(T0)
     raw = fixture("newsletter_list_unsubscribe.eml")
-    outcome = take_message(db, raw, via="imap")
+    outcome = inbound_message(db, raw, via="imap")
     assert (outcome.action, outcome.reason) == ("set_aside", "mailing_list")
     [trace] = traces(db)
     assert trace.detail == "List-Unsubscribe"
@@ -224,19 +224,19 @@ def test_a_set_aside_message_keeps_sender_subject_and_copy_encrypted(
 
 def test_the_same_set_aside_message_read_twice_leaves_one_trace(db: Session) -> None:
     raw = fixture("newsletter_list_unsubscribe.eml")
-    assert take_message(db, raw).action == "set_aside"
-    again = take_message(db, raw, via="imap")
+    assert inbound_message(db, raw).action == "set_aside"
+    again = inbound_message(db, raw, via="imap")
     assert (again.action, again.reason) == ("duplicate", "set_aside_before")
     assert len(traces(db)) == 1
 
 
 def test_what_the_poller_cannot_read_as_an_e_mail_leaves_a_trace(db: Session) -> None:
-    outcome = take_message(db, b"\x00\x01 not a message \xff", via="imap")
+    outcome = inbound_message(db, b"\x00\x01 not a message \xff", via="imap")
     assert (outcome.action, outcome.reason) == ("set_aside", "unreadable")
     [trace] = traces(db)
     assert trace.reason == SetAsideReason.unreadable
     assert trace.detail == "it has no headers" and trace.raw_enc is None
-    assert take_message(db, b"\x00\x01 not a message \xff", via="imap").action == "duplicate"
+    assert inbound_message(db, b"\x00\x01 not a message \xff", via="imap").action == "duplicate"
 
 
 def test_a_message_too_large_to_keep_leaves_a_trace_that_cannot_be_opened(
@@ -246,7 +246,7 @@ def test_a_message_too_large_to_keep_leaves_a_trace_that_cannot_be_opened(
     get_settings.cache_clear()
     try:
         raw = plain(body="x" * 4000, List_Id="<big.lists.example>")
-        assert take_message(db, raw).action == "set_aside"
+        assert inbound_message(db, raw).action == "set_aside"
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
@@ -271,9 +271,9 @@ def test_the_daily_retention_run_deletes_traces_past_their_period(
     db: Session, clock: Clock, seven_days: None
 ) -> None:
     clock.at(T0)
-    take_message(db, fixture("newsletter_list_unsubscribe.eml"))
+    inbound_message(db, fixture("newsletter_list_unsubscribe.eml"))
     clock.at(T0 + dt.timedelta(days=3))
-    take_message(db, plain(List_Id="<later.lists.example>"))
+    inbound_message(db, plain(List_Id="<later.lists.example>"))
     assert len(traces(db)) == 2
 
     clock.at(T0 + dt.timedelta(days=7) - dt.timedelta(minutes=1))
@@ -295,12 +295,12 @@ def test_the_daily_retention_run_deletes_traces_past_their_period(
 def test_erasing_a_request_deletes_what_its_thread_and_address_left_set_aside(
     db: Session,
 ) -> None:
-    req = request_of(db, take_message(db, plain(subject="Please help")).reference)
+    req = request_of(db, inbound_message(db, plain(subject="Please help")).reference)
     first = db.scalars(select(RequestMessage).where(RequestMessage.request_id == req.id)).one()
     # An auto-reply on its thread, a list message from the same address, and a stranger's.
-    take_message(db, plain(Auto_Submitted="auto-replied", In_Reply_To=f"<{first.message_id}>"))
-    take_message(db, plain(subject="digest", List_Id="<digest.lists.example>"))
-    take_message(db, plain(sender="someone@else.example", Precedence="bulk"))
+    inbound_message(db, plain(Auto_Submitted="auto-replied", In_Reply_To=f"<{first.message_id}>"))
+    inbound_message(db, plain(subject="digest", List_Id="<digest.lists.example>"))
+    inbound_message(db, plain(sender="someone@else.example", Precedence="bulk"))
     assert len(traces(db)) == 3
     assert sum(1 for t in traces(db) if t.request_id == req.id) == 1
 
@@ -317,7 +317,7 @@ def test_rotating_the_master_key_rewraps_the_keys_of_mail_set_aside(
 ) -> None:
     old_text = (get_settings().data_dir / "master.key").read_text().strip()
     new_text = crypto.generate_master_key_text("rotated7")
-    take_message(db, fixture("newsletter_list_unsubscribe.eml"))
+    inbound_message(db, fixture("newsletter_list_unsubscribe.eml"))
     try:
         monkeypatch.setenv("INTAKE_MASTER_KEY", new_text)
         monkeypatch.setenv("INTAKE_OLD_MASTER_KEYS", old_text)
@@ -350,7 +350,7 @@ def _three_set_aside(db: Session, clock: Clock) -> dict[str, bytes]:
     clock.at(T0)
     for n, raw in enumerate(raws.values()):
         clock.at(T0 + dt.timedelta(minutes=n))
-        assert take_message(db, raw).action == "set_aside"
+        assert inbound_message(db, raw).action == "set_aside"
     return raws
 
 
@@ -424,7 +424,7 @@ def test_staff_open_a_set_aside_message_as_a_request_without_acknowledgement(
     staff = create_user(db, role=Role.staff, display_name="Nadia Staff")
     headers = login(client, staff)
     raw = plain(subject="Expert report for my case", body="My hearing is soon.", List_Id="<g>")
-    assert take_message(db, raw).reason == "mailing_list"
+    assert inbound_message(db, raw).reason == "mailing_list"
     [trace] = traces(db)
 
     resp = _open(client, headers, trace.id)
@@ -469,7 +469,7 @@ def test_opening_an_auto_reply_on_a_thread_adds_it_to_its_request(
     raw = fixture(
         "exchange_inbox_rule_reply.eml", REFERENCE=req.reference, **{"ACK-MESSAGE-ID": ack_id}
     )
-    take_message(db, raw)
+    inbound_message(db, raw)
     [trace] = traces(db)
     resp = _open(client, login(client, create_user(db, role=Role.staff)), trace.id)
     assert resp.status_code == 200, resp.text
@@ -495,7 +495,7 @@ def test_opening_what_does_not_exist_is_refused(
 
 
 def test_our_own_mail_set_aside_cannot_be_opened(client: Any, db: Session) -> None:
-    take_message(db, plain(sender="no-reply@localhost"))
+    inbound_message(db, plain(sender="no-reply@localhost"))
     [trace] = traces(db)
     resp = _open(client, login(client, create_user(db, role=Role.staff)), trace.id)
     assert resp.status_code == 409
@@ -531,8 +531,8 @@ def test_the_page_lists_mail_set_aside_and_staff_open_one_as_a_request(
     web: TestClient, db: Session
 ) -> None:
     signed_in(web, create_user(db, role=Role.staff))
-    take_message(db, fixture("newsletter_list_unsubscribe.eml"))
-    take_message(db, plain(subject="Report for my appeal", List_Id="<intake.groups.example>"))
+    inbound_message(db, fixture("newsletter_list_unsubscribe.eml"))
+    inbound_message(db, plain(subject="Report for my appeal", List_Id="<intake.groups.example>"))
     queue = web.get("/staff/queue")
     assert f'href="{PAGE}"' in queue.text  # in the staff navigation
 
@@ -567,8 +567,8 @@ def test_the_page_lists_mail_set_aside_and_staff_open_one_as_a_request(
 
 def test_the_page_filters_by_reason(web: TestClient, db: Session) -> None:
     signed_in(web, create_user(db, role=Role.staff))
-    take_message(db, fixture("newsletter_list_unsubscribe.eml"))
-    take_message(db, fixture("out_of_office_exchange.eml"))
+    inbound_message(db, fixture("newsletter_list_unsubscribe.eml"))
+    inbound_message(db, fixture("out_of_office_exchange.eml"))
     page = web.get(PAGE, params={"reason": "auto_reply"})
     assert "Automatic reply: Expert report request" in page.text
     assert "detention conditions" not in page.text
@@ -577,7 +577,7 @@ def test_the_page_filters_by_reason(web: TestClient, db: Session) -> None:
 def test_opening_from_the_page_needs_the_form_token_and_a_staff_role(
     web: TestClient, db: Session
 ) -> None:
-    take_message(db, plain(List_Id="<intake.groups.example>"))
+    inbound_message(db, plain(List_Id="<intake.groups.example>"))
     [trace] = traces(db)
     signed_in(web, create_user(db, role=Role.staff))
     web.get(PAGE)
@@ -598,7 +598,7 @@ def test_on_the_embedded_default_traces_page_by_cursor_and_are_purged(
     clock.at(T0)
     for n in range(3):
         clock.at(T0 + dt.timedelta(days=n))
-        take_message(db, plain(subject=f"digest {n}", List_Id="<digest.lists.example>"))
+        inbound_message(db, plain(subject=f"digest {n}", List_Id="<digest.lists.example>"))
     seen, cursor = [], None
     while True:
         page = set_aside.listing(db, limit=2, cursor=cursor)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 from app.core.database import session_scope
+from app.flows import request as flows
 from app.inbound import imap
-from app.inbound.service import Outcome, take_message
+from app.inbound.service import Outcome
 from workers.celery_app import app
 
 POLL_TASK = "inbound.poll_imap"
@@ -15,7 +16,7 @@ POLL_TASK = "inbound.poll_imap"
 
 def take(raw: bytes, received_at: dt.datetime | None) -> Outcome:
     with session_scope() as session:
-        return take_message(session, raw, received_at=received_at, via="imap")
+        return flows.inbound_message(session, raw, received_at=received_at, via="imap")
 
 
 @app.task(name=POLL_TASK)

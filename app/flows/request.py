@@ -8,6 +8,7 @@ One transaction: every function takes the caller's session and only flushes.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session
 from app.cases import corrections
 from app.experts import assignments
 from app.experts import repository as experts_repository
+from app.inbound import service as inbound
+from app.intake import records
 from app.intake import service as intake
 from app.intake.status import FINAL
 from app.models import (
@@ -40,8 +43,8 @@ def submitted(session: Session, req: IntakeRequest) -> None:
     within seconds (the ``intake.submitted`` outbox row, ``app/flows/handlers.py``). The
     one-hour clock already runs from ``received_at``; a request that ended meanwhile
     (withdrawn in the first seconds) is left alone. Requests that arrive by e-mail take the
-    same steps in ``app/inbound/service.py::_new_request`` without routing: staff route them
-    when they complete them (``route_now``)."""
+    same steps (``inbound_message``, ``open_set_aside``) without routing: staff route them when
+    they complete them (``complete_email_request``)."""
     if req.status in FINAL:
         return
     sendouts.request_submitted(session, req)  # the documents after the wait
@@ -49,6 +52,57 @@ def submitted(session: Session, req: IntakeRequest) -> None:
     if req.source != RequestSource.email:
         assignments.route_safely(session, req, trigger="submitted")  # offer to an expert
     sla_scheduling.schedule(session, req)  # the reminders and the escalation
+
+
+def inbound_message(
+    session: Session, raw: bytes, *, received_at: dt.datetime | None = None, via: str = "webhook"
+) -> inbound.Outcome:
+    """An e-mail arrives (the IMAP poller's task, the inbound webhook): inbound takes it as a
+    reply, a delivery report, mail set aside or a new request (``take_message``); a new one
+    then goes through ``submitted``."""
+    outcome = inbound.take_message(session, raw, received_at=received_at, via=via)
+    _submitted_if_new(session, outcome)
+    return outcome
+
+
+def open_set_aside(session: Session, set_aside_id: uuid.UUID, by_user: User) -> inbound.Outcome:
+    """Staff open a message set aside as a person's: it becomes a reply or a new request, and a
+    new one goes through ``submitted``."""
+    outcome = inbound.open_set_aside(session, set_aside_id, by_user)
+    _submitted_if_new(session, outcome)
+    return outcome
+
+
+def _submitted_if_new(session: Session, outcome: inbound.Outcome) -> None:
+    if outcome.action in ("created", "follow_up") and outcome.reference is not None:
+        req = records.get_by_reference(session, outcome.reference)
+        assert req is not None
+        submitted(session, req)
+
+
+def complete_email_request(
+    session: Session,
+    req: IntakeRequest,
+    *,
+    country_of_origin: str,
+    country_of_residence: str,
+    language: str,
+    by_user: User,
+) -> IntakeRequest:
+    """Staff fill in what an e-mail did not say (``inbound.complete_email_request``); an open
+    request nobody has yet is then routed like one from the form."""
+    inbound.complete_email_request(
+        session,
+        req,
+        country_of_origin=country_of_origin,
+        country_of_residence=country_of_residence,
+        language=language,
+        by_user=by_user,
+    )
+    if req.assigned_expert_id is None and req.status not in FINAL:
+        route_now(session, req, actor=f"user:{by_user.id}")
+        session.flush()
+    return req
 
 
 def submitted_by_id(session: Session, request_id: uuid.UUID) -> None:

@@ -26,6 +26,7 @@ from app.core.errors import AppError, error_responses
 from app.core.security import constant_time_equals
 from app.core.settings import get_settings
 from app.core.validation import SafeStr
+from app.flows import request as flows
 from app.inbound import service, set_aside
 from app.inbound.errors import WebhookUnauthorized
 from app.inbound.schemas import (
@@ -90,7 +91,7 @@ async def _raw_body(request: Request) -> bytes:
     dependencies=[Depends(_authorised)],
 )
 def inbound_email(session: SessionDep, raw: Annotated[bytes, Depends(_raw_body)]) -> TakenOut:
-    outcome = service.take_message(session, raw, via="webhook")
+    outcome = flows.inbound_message(session, raw, via="webhook")
     return TakenOut(action=outcome.action, reason=outcome.reason)
 
 
@@ -106,7 +107,7 @@ def complete_triage(
     req = intake.get_by_reference(session, reference)
     if req is None:
         raise CaseNotFound()
-    service.complete_email_request(
+    flows.complete_email_request(
         session,
         req,
         country_of_origin=body.country_of_origin,
@@ -181,5 +182,5 @@ def list_set_aside(
     "our own mail, or no copy was kept.",
 )
 def open_set_aside(set_aside_id: uuid.UUID, user: RequireStaff, session: SessionDep) -> OpenedOut:
-    outcome = service.open_set_aside(session, set_aside_id, user)
+    outcome = flows.open_set_aside(session, set_aside_id, user)
     return OpenedOut(action=outcome.action, reference=outcome.reference or "")

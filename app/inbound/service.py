@@ -46,7 +46,6 @@ from app.core.security import REQUESTER_TOKEN_PREFIX, hash_token, new_token
 from app.core.settings import get_settings
 from app.core.time import now
 from app.documents import service as documents
-from app.experts import assignments
 from app.experts.assignments import on_duty_staff
 from app.inbound import dsn, hygiene, parsing, set_aside, threading
 from app.inbound.errors import (
@@ -82,9 +81,6 @@ from app.models import (
 from app.models.messages import MESSAGE_SEAL_KIND as SEAL_KIND
 from app.outbox import service as outbox
 from app.reference.service import iso_countries
-from app.roster import alerts as roster_alerts
-from app.sendouts import service as sendouts
-from app.sla import scheduling as sla_scheduling
 from app.sla import service as sla
 
 log = structlog.get_logger(__name__)
@@ -112,7 +108,9 @@ def take_message(
 ) -> Outcome:
     """Take one RFC 822 message. ``received_at``: when the mailbox got it, if the caller knows
     (IMAP INTERNALDATE); the topmost ``Received`` header wins over it, ``Date`` comes after.
-    Safe to call twice with the same message: the second call is a ``duplicate``."""
+    Safe to call twice with the same message: the second call is a ``duplicate``. A request
+    it opens (``created``, ``follow_up``) then goes through the submitted flow: callers go
+    through ``app.flows.request.inbound_message``."""
     settings = get_settings()
     try:
         parsed = parsing.parse(
@@ -499,12 +497,6 @@ def _new_request(
             details={"reason": no_ack},
             at=current,
         )
-    # The submitted flow (app/flows/request.py::submitted) without routing: staff route an
-    # e-mailed request once they complete it. Called here, not through the flow, because the
-    # flows sit above this domain.
-    sendouts.request_submitted(session, req)
-    roster_alerts.alert_if_uncovered(session, req)
-    sla_scheduling.schedule(session, req)
     _alert_triage(session, req)
     session.flush()
     return Outcome(
@@ -743,7 +735,7 @@ def complete_email_request(
     by_user: User,
 ) -> IntakeRequest:
     """Staff fill in what an e-mail did not say; the request then goes through routing like
-    one from the form (``app.flows.request.route_now``'s step)."""
+    one from the form (``app.flows.request.complete_email_request``)."""
     origin = _country("country_of_origin", country_of_origin)
     residence = _country("country_of_residence", country_of_residence)
     lang = language.strip()
@@ -772,14 +764,6 @@ def complete_email_request(
             "region_code": req.region_code,
         },
     )
-    session.flush()
-    if req.assigned_expert_id is None and req.status not in (
-        RequestStatus.closed,
-        RequestStatus.declined,
-        RequestStatus.spam,
-        RequestStatus.withdrawn,
-    ):
-        assignments.route_safely(session, req, trigger="staff_route", actor=actor)
     session.flush()
     return req
 

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from app.core.deps import SessionDep
 from app.core.errors import AppError
 from app.core.validation import SafeStr
-from app.inbound import service as inbound
+from app.flows import request as flows
 from app.inbound import set_aside
 from app.inbound.errors import SetAsideNotFound
 from app.models import SetAsideReason, User
@@ -104,7 +104,7 @@ def open_page(
     _form: CsrfForm,
 ) -> Response:
     try:
-        outcome = inbound.open_set_aside(session, _uuid(set_aside_id), user)
+        outcome = flows.open_set_aside(session, _uuid(set_aside_id), user)
     except AppError as exc:
         undo(session)
         return render(request, session, user, error=exc.message, status=exc.status_code)

@@ -21,7 +21,7 @@ import sys
 sys.path.insert(0, {root!r})
 from email.message import EmailMessage
 from app.core.database import session_scope
-from app.inbound.service import take_message
+from app.flows.request import inbound_message
 from app.models import Role
 from tests.factories import create_user
 from tests.test_inbound_requests import fixture
@@ -38,8 +38,8 @@ def grouped():
 
 with session_scope() as s:
     staff = create_user(s, role=Role.staff, display_name="Nadia Staff")
-    take_message(s, fixture("newsletter_list_unsubscribe.eml"))
-    take_message(s, grouped())
+    inbound_message(s, fixture("newsletter_list_unsubscribe.eml"))
+    inbound_message(s, grouped())
     print(staff.email)
 """
 
