@@ -3,9 +3,10 @@ staff and an expert, inside the test's rolled-back transaction.
 
 The data: the authorisation matrix's world (a request with an accepted expert and a booked
 consultation, a CV, a second request), plus a roster shift. Each operation gets a few examples
-generated from its schema, deterministically (derandomize): half with the world's real path
-values (so answers carry real objects through the response checks), half with generated ones.
-An operation the role may not call gets one example: its refusal must be documented too. Each
+generated from its schema, deterministically (derandomize): about half with the world's real
+path values (so answers carry real objects through the response checks), half generated; then
+a couple that violate the schema (negative data). An operation the role may not call gets one
+example: its refusal must be documented too. Each
 example runs in a savepoint rolled back afterwards, so none changes what the next one sees (a
 sign-out, a deletion).
 
@@ -34,6 +35,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
@@ -51,6 +54,9 @@ from tests.test_authz_matrix import world  # noqa: F401  (the fixture)
 # Examples per operation a role may call (one for an operation it may not). Enough to reach
 # every branch of the schemas' types; more is a longer run, not another kind of input.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4"))
+# Then a couple of schema-violating examples (wrong types, out-of-range values, bodies that
+# are not JSON): each must be a documented 4xx in the error shape, never a 5xx.
+NEGATIVE_EXAMPLES = max(1, EXAMPLES // 2)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -110,37 +116,45 @@ def test_every_operation_answers_as_documented(
     with asgi.get_client(app) as session:
         for operation in operations:
             allowed = _allowed(role, operation.method.upper(), operation.path)
-            strategy = operation.as_strategy()
-            real = _real_path(operation.path, values)
-            if allowed and real is not None:
-                strategy = st.one_of(strategy, operation.as_strategy(path_parameters=real))
+            real = _real_path(operation.path, values) if allowed else None
+            passes = [(GenerationMode.POSITIVE, EXAMPLES if allowed else 1)]
+            if allowed:
+                passes.append((GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES))
+            for mode, examples in passes:
+                strategy = operation.as_strategy(mode)
+                if real is not None:
+                    strategy = st.one_of(
+                        strategy, operation.as_strategy(mode, path_parameters=real)
+                    )
 
-            @given(case=strategy)
-            @settings(
-                max_examples=EXAMPLES if allowed else 1,
-                derandomize=True,
-                deadline=None,
-                database=None,
-                phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                suppress_health_check=list(HealthCheck),
-            )
-            def run(case: Any) -> None:
-                savepoint = db.begin_nested()
-                db.connection()  # SAVEPOINT now, not on the session's next statement
+                @given(case=strategy)
+                @settings(
+                    max_examples=examples,
+                    derandomize=True,
+                    deadline=None,
+                    database=None,
+                    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+                    suppress_health_check=list(HealthCheck),
+                )
+                def run(case: Any) -> None:
+                    savepoint = db.begin_nested()
+                    db.connection()  # SAVEPOINT now, not on the session's next statement
+                    try:
+                        response = case.call(session=session, headers=headers)
+                        seen.setdefault(case.operation.label, []).append(response.status_code)
+                        case.validate_response(response, checks=CHECKS)
+                    finally:
+                        savepoint.rollback()
+                        db.expire_all()
+
                 try:
-                    response = case.call(session=session, headers=headers)
-                    seen.setdefault(case.operation.label, []).append(response.status_code)
-                    case.validate_response(response, checks=CHECKS)
-                finally:
-                    savepoint.rollback()
-                    db.expire_all()
-
-            try:
-                run()
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # schemathesis' FailureGroup is a BaseExceptionGroup
-                failures.append(f"{operation.label}: {exc}"[:3000])
+                    run()
+                except Unsatisfiable:
+                    assert mode is GenerationMode.NEGATIVE  # nothing to make invalid
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as exc:  # schemathesis' FailureGroup: a BaseExceptionGroup
+                    failures.append(f"{operation.label} ({mode.value}): {exc}"[:3000])
     if os.environ.get("FUZZ_STATS") == "1":
         for label, statuses in seen.items():
             print(role, label, statuses)
@@ -148,7 +162,7 @@ def test_every_operation_answers_as_documented(
     assert not failures, f"{len(failures)} operations failed:\n\n" + "\n\n".join(failures)
 
 
-def test_every_documented_422_is_the_one_error_shape() -> None:
+def test_every_documented_422_and_400_is_the_one_error_shape() -> None:
     """FastAPI documents its own 422 as ``{"detail": [...]}``; what is answered is the error
     shape of app/core/errors.py, and the document says so."""
     app, _ = _app_and_operations()
@@ -164,6 +178,15 @@ def test_every_documented_422_is_the_one_error_shape() -> None:
     for answer in unprocessable:
         schema = answer["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, answer
+    # A body that is not JSON at all is a 400 before any field is read: documented wherever
+    # an operation takes a body.
+    with_body = [
+        op for ops in document["paths"].values() for op in ops.values() if "requestBody" in op
+    ]
+    assert len(with_body) >= 30
+    for op in with_body:
+        schema = op["responses"]["400"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, op["operationId"]
 
 
 def test_roster_shift_times_are_wall_clock_times_as_documented(

@@ -157,24 +157,33 @@ class UnexpectedErrorMiddleware:
 def _documented_error_shape(app: FastAPI) -> None:
     """FastAPI documents a 422 it adds by itself as ``HTTPValidationError`` (``{"detail":
     [...]}``); the validation handler above answers the one error shape instead. Document what
-    is answered: every such 422 refers to ``ErrorResponse``."""
+    is answered: every such 422 refers to ``ErrorResponse``, and every operation that takes a
+    body documents the 400 a malformed one gets."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         document = build()
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        shape = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in shape.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas.setdefault("ErrorResponse", shape)
+        error_shape = {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+        }
+        for operation in (op for ops in document.get("paths", {}).values() for op in ops.values()):
+            if "requestBody" in operation:
+                # A body that is not JSON (or not the form) at all: 400, before any field.
+                operation.setdefault("responses", {}).setdefault(
+                    "400", {"description": "Malformed request", "content": error_shape}
+                )
         if "HTTPValidationError" not in schemas:
             return document
-        shape = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(shape.pop("$defs", {}))
-        schemas.setdefault("ErrorResponse", shape)
         for operation in (op for ops in document.get("paths", {}).values() for op in ops.values()):
             answer = operation.get("responses", {}).get("422")
             if answer is not None and "HTTPValidationError" in str(answer):
                 answer["description"] = "Invalid input; `fields` names each problem"
-                answer["content"] = {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
-                }
+                answer["content"] = error_shape
         schemas.pop("HTTPValidationError")
         schemas.pop("ValidationError", None)
         return document
