@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core import database, migrate
+from app.intake.status import FINAL
 from app.models import Consultation, ConsultationStatus, IntakeRequest, RequestStatus
 from app.scheduling import service as scheduling
 from tests.conftest import child_env
@@ -141,3 +142,33 @@ def test_no_hook_lists_remain_to_be_filled_by_imports() -> None:
                 if isinstance(target, ast.Name) and target.id.endswith("HOOKS"):
                     lists.append(f"{path.relative_to(ROOT)}: {target.id}")
     assert lists == []
+
+
+def test_outside_the_flows_a_status_move_names_a_status_that_does_not_end_the_request() -> None:
+    """A move to a final status frees the expert and cancels the consultation only through
+    ``app.flows.request.change_status``; anywhere else, ``change_status`` is called with an
+    open status spelled out (booking, its cancellation, a meeting held), so a new caller that
+    could end a request is caught here."""
+    final = {s.name for s in FINAL}
+    found = []
+    for path in sorted([*(ROOT / "app").rglob("*.py"), *(ROOT / "workers").rglob("*.py")]):
+        if path.parent.name == "flows":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr != "change_status":
+                continue
+            callee = node.func.value
+            if isinstance(callee, ast.Name) and callee.id == "flows":
+                continue  # the edges call the flow with any status
+            target = node.args[2] if len(node.args) > 2 else None
+            named = (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "RequestStatus"
+                and target.attr not in final
+            )
+            if not named:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []
