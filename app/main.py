@@ -27,7 +27,6 @@ from app.documents.router import router as documents_router
 from app.experts.router import admin_router as admin_experts_router
 from app.experts.router import desk_router as expert_desk_router
 from app.experts.router import directory_router as experts_router
-from app.experts.router import staff_router as routing_router
 from app.health.metrics import HttpMetrics
 from app.health.router import router as health_router
 from app.inbound.router import set_aside_router as inbound_set_aside_router
@@ -46,6 +45,7 @@ from app.reference.router import public_router as reference_router
 from app.reports.router import router as reports_router
 from app.roster.router import admin_router as admin_roster_router
 from app.roster.router import case_router as escalation_router
+from app.routing.router import router as routing_router
 from app.scheduling.router import availability_router
 from app.scheduling.router import requests_router as consultations_router
 from app.sendouts.router import admin_router as admin_sample_reports_router

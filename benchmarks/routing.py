@@ -269,8 +269,8 @@ def main() -> None:
 
     from app.core import database
     from app.core.logging import configure_logging
-    from app.experts import assignments, repository
     from app.models import IntakeRequest
+    from app.routing import assignments, repository
     from tests.experts_support import make_request
 
     configure_logging("console", "WARNING")

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.time import now
-from app.experts import assignments, links
 from app.flows import request as flows
 from app.models import (
     Assignment,
@@ -24,6 +23,7 @@ from app.models import (
     RoutingDecision,
     RoutingRule,
 )
+from app.routing import assignments, links
 from tests.conftest import Clock
 from tests.experts_support import (
     MARKER,

@@ -128,7 +128,7 @@ def test_a_command_line_process_that_ends_a_request_cancels_its_consultation(
 def test_no_hook_lists_remain_to_be_filled_by_imports() -> None:
     """What a reassignment or an ended request does is called in order by the flow; no module
     keeps a list of callbacks that another module appends to when imported."""
-    import app.experts.assignments as assignments
+    import app.routing.assignments as assignments
 
     assert not hasattr(assignments, "REASSIGNMENT_HOOKS")
     assert not (ROOT / "app" / "experts" / "flows.py").exists()

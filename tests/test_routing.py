@@ -10,8 +10,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.experts import assignments
-from app.experts.routing import Candidate, decide
 from app.flows import request as flows
 from app.models import (
     Assignment,
@@ -27,6 +25,8 @@ from app.models import (
     RoutingDecision,
     RoutingRule,
 )
+from app.routing import assignments
+from app.routing.decision import Candidate, decide
 from tests.experts_support import (
     MARKER,
     add_absence,

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core import database, migrate
-from app.experts import assignments
 from app.models import Assignment, AssignmentStatus, ExpertProfile, IntakeRequest
+from app.routing import assignments
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.experts_support import create_expert, make_request
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.core.database import session_scope
-from app.experts import assignments
+from app.routing import assignments
 from workers.celery_app import app
 
 

@@ -40,14 +40,14 @@ from app.cases.schemas import (
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
 from app.core.validation import SafeStr
-from app.experts.queries import routing_out
-from app.experts.schemas import RoutingOut
 from app.flows import request as flows
 from app.intake import service as intake
 from app.intake.schemas import SlaOut
 from app.intake.status import allowed_moves
 from app.models import IntakeRequest, User
 from app.reference.schemas import CountryProfile
+from app.routing.queries import routing_out
+from app.routing.schemas import RoutingOut
 from app.scheduling.schemas import consultation_out
 from app.sla.service import contact_out
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.experts.schemas import DecisionOut, RoutingOut
 from app.intake.schemas import SlaOut
 from app.models import (
     CaseStage,
@@ -20,6 +19,7 @@ from app.models import (
 )
 from app.models.messages import DeliveryState, MessageDirection, MessageKind, PresenceActivity
 from app.reference.schemas import CountryProfile
+from app.routing.schemas import DecisionOut, RoutingOut
 from app.scheduling.schemas import ConsultationOut
 from app.sla.schemas import ContactOut
 

@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.time import now
-from app.experts import repository
 from app.intake import records as intake
 from app.models import (
     Assignment,
@@ -24,6 +23,7 @@ from app.models import (
     ExpertNotification,
     IntakeRequest,
 )
+from app.routing import repository
 from app.sendouts import service as sendouts
 
 log = structlog.get_logger(__name__)

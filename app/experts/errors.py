@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.core.errors import AppError, Conflict, NotFound
+from app.core.errors import Conflict, NotFound
 
 
 class ExpertNotFound(NotFound):
@@ -23,16 +23,3 @@ class NotAnExpertAccount(Conflict):
 
 class ProfileExists(Conflict):
     code = "expert_profile_exists"
-
-
-class OfferClosed(Conflict):
-    code = "offer_closed"
-
-
-class ExpertCannotTake(Conflict):
-    code = "expert_cannot_take"
-
-
-class InvalidOfferLink(AppError):
-    status_code = 400
-    code = "invalid_offer_link"

@@ -1,5 +1,5 @@
-"""Experts: admin CRUD (``/api/v1/admin/experts``), the directory (``/api/v1/experts``), an
-expert's own desk (``/api/v1/expert``), and staff's routing view (``/api/v1/requests/...``)."""
+"""Experts: admin CRUD (``/api/v1/admin/experts``), the directory (``/api/v1/experts``) and an
+expert's own desk (``/api/v1/expert``). Staff's routing view is ``app/routing/router.py``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile, status
 
-from app.accounts.deps import CurrentUser, RequireAdmin, RequireExpert, RequireStaff
+from app.accounts.deps import CurrentUser, RequireAdmin, RequireExpert
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
 from app.core.validation import DbId, SafeStr
 from app.documents import service as documents
 from app.documents.schemas import DocumentOut, document_out
-from app.experts import assignments, queries, service
+from app.experts import queries, service
 from app.experts.errors import CaseNotFound
 from app.experts.schemas import (
     AbsenceIn,
@@ -28,10 +28,8 @@ from app.experts.schemas import (
     ExpertPublicOut,
     ExpertUpdate,
     NotificationOut,
-    ReassignIn,
     RegionLeadIn,
     RegionLeadOut,
-    RoutingOut,
     assignment_out,
 )
 from app.flows import request as flows
@@ -50,7 +48,6 @@ from app.scheduling.schemas import ConsultationOut, consultation_out
 admin_router = APIRouter(prefix="/api/v1/admin/experts", tags=["admin: experts"])
 directory_router = APIRouter(prefix="/api/v1/experts", tags=["experts"])
 desk_router = APIRouter(prefix="/api/v1/expert", tags=["expert: my desk"])
-staff_router = APIRouter(prefix="/api/v1/requests", tags=["staff: routing"])
 
 
 def public_out(rec: service.ExpertRecord) -> ExpertPublicOut:
@@ -449,49 +446,3 @@ def my_add_absence(body: AbsenceIn, session: SessionDep, expert: RequireExpert) 
 )
 def my_delete_absence(period_id: DbId, session: SessionDep, expert: RequireExpert) -> None:
     service.delete_absence(session, expert.id, period_id)
-
-
-# Staff ---------------------------------------------------------------------------------------
-
-
-def _request(session: SessionDep, reference: str) -> IntakeRequest:
-    req = queries.request_by_reference(session, reference)
-    if req is None:
-        raise CaseNotFound("No such request.")
-    return req
-
-
-@staff_router.get(
-    "/{reference}/routing",
-    response_model=RoutingOut,
-    summary="Routing of a request: every decision with its reasons, every assignment",
-    responses=error_responses(401, 403, 404),
-)
-def routing(reference: SafeStr, session: SessionDep, _staff: RequireStaff) -> RoutingOut:
-    return queries.routing_out(session, _request(session, reference))
-
-
-@staff_router.post(
-    "/{reference}/reassign",
-    response_model=RoutingOut,
-    summary="Reassign: to a named expert, or to the next candidate",
-    responses=error_responses(401, 403, 404, 409, 422),
-)
-def reassign(
-    reference: SafeStr, body: ReassignIn, session: SessionDep, staff: RequireStaff
-) -> RoutingOut:
-    req = _request(session, reference)
-    flows.reassign(session, req, by=staff, expert_id=body.expert_id, reason=body.reason)
-    return queries.routing_out(session, req)
-
-
-@staff_router.post(
-    "/{reference}/route",
-    response_model=RoutingOut,
-    summary="Route a request now (e.g. one completed from an e-mail, or waiting in triage)",
-    responses=error_responses(401, 403, 404),
-)
-def route_now(reference: SafeStr, session: SessionDep, staff: RequireStaff) -> RoutingOut:
-    req = _request(session, reference)
-    flows.route_now(session, req, actor=assignments.actor_of(staff))
-    return queries.routing_out(session, req)

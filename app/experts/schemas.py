@@ -1,4 +1,4 @@
-"""Expert profiles (admin, staff, the expert, other experts), absences, assignments, routing."""
+"""Expert profiles (admin, staff, the expert, other experts), absences, assignments."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from app.core.validation import SafeDateTime, normalise_email
 from app.intake.schemas import ReportTopic, Want
-from app.models import AbsenceKind, Assignment, AssignmentStatus, CaseStage, RoutingRule
+from app.models import AbsenceKind, Assignment, AssignmentStatus, CaseStage
 from app.reference.service import valid_country_code
 
 _BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
@@ -249,44 +249,6 @@ class NotificationOut(BaseModel):
     assignment_id: int | None
     created_at: dt.datetime
     read_at: dt.datetime | None
-
-
-class CandidateOut(BaseModel):
-    expert_id: str
-    public_name: str | None
-    tier: str
-    outcome: str
-    reason: str | None
-    rank: int | None
-    language_match: bool
-    topic_match: bool
-    open_assignments: int
-    max_open_assignments: int
-    last_assigned_at: str | None
-
-
-class DecisionOut(BaseModel):
-    id: int
-    at: dt.datetime
-    trigger: str
-    rule: RoutingRule
-    chosen_expert_id: uuid.UUID | None
-    actor: str
-    candidates: list[CandidateOut]
-
-
-class RoutingOut(BaseModel):
-    reference: str
-    assigned_expert_id: uuid.UUID | None
-    assignments: list[AssignmentOut]
-    decisions: list[DecisionOut]
-
-
-class ReassignIn(StrictModel):
-    expert_id: uuid.UUID | None = Field(
-        None, description="offer to this expert; null: route again, skipping the current one"
-    )
-    reason: str | None = Field(None, max_length=64, pattern=r"^[a-z_]+$")
 
 
 def assignment_out(a: Assignment, reference: str) -> AssignmentOut:

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from app.core.errors import FieldProblem, Unprocessable
 from app.core.time import ensure_utc, now
 from app.documents import service as documents
-from app.experts import assignments
 from app.experts.errors import ExpertNotFound, NotAnExpertAccount, ProfileExists
 from app.experts.schemas import AbsenceIn, ExpertIn, ExpertUpdate
 from app.models import (
@@ -26,6 +25,7 @@ from app.models import (
     UnavailablePeriod,
     User,
 )
+from app.routing import assignments
 
 
 @dataclass

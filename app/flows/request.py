@@ -15,8 +15,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.cases import corrections
-from app.experts import assignments
-from app.experts import repository as experts_repository
 from app.inbound import service as inbound
 from app.intake import records
 from app.intake import service as intake
@@ -31,6 +29,8 @@ from app.models import (
 )
 from app.privacy import service as privacy
 from app.roster import alerts as roster_alerts
+from app.routing import assignments
+from app.routing import repository as routing_repository
 from app.scheduling import service as scheduling
 from app.sendouts import service as sendouts
 from app.sla import scheduling as sla_scheduling
@@ -167,7 +167,7 @@ def reassign(
 def reroute(session: Session, req: IntakeRequest, user: User) -> None:
     """Route again after a correction: away from the current expert (as a reassignment, so a
     booked consultation follows), or route a request that has none."""
-    if experts_repository.live_assignment(session, req.id) is not None:
+    if routing_repository.live_assignment(session, req.id) is not None:
         reassign(session, req, by=user, expert_id=None, reason="request_corrected")
     else:
         route_now(session, req, actor=assignments.actor_of(user))

@@ -46,7 +46,6 @@ from app.core.security import REQUESTER_TOKEN_PREFIX, hash_token, new_token
 from app.core.settings import get_settings
 from app.core.time import now
 from app.documents import service as documents
-from app.experts.assignments import on_duty_staff
 from app.inbound import dsn, hygiene, parsing, set_aside, threading
 from app.inbound.errors import (
     AttachmentNotFound,
@@ -81,6 +80,7 @@ from app.models import (
 from app.models.messages import MESSAGE_SEAL_KIND as SEAL_KIND
 from app.outbox import service as outbox
 from app.reference.service import iso_countries
+from app.routing.assignments import on_duty_staff
 from app.sla import service as sla
 
 log = structlog.get_logger(__name__)

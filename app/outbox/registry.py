@@ -19,7 +19,7 @@ HANDLER_MODULES = [
     "app.accounts.handlers",
     "app.cases.handlers",
     "app.intake.handlers",
-    "app.experts.handlers",
+    "app.routing.handlers",
     "app.flows.handlers",
     "app.inbound.handlers",
     "app.meetings.handlers",

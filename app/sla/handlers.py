@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
-from app.experts.assignments import on_duty_staff
 from app.intake.records import current_sla
 from app.models import ExpertProfile, ExpertRegion, IntakeRequest, OutboxMessage, Role, User
 from app.notifications import mail
@@ -39,6 +38,7 @@ from app.outbox import service as outbox
 from app.outbox.registry import PermanentFailure, handler
 from app.roster import escalation
 from app.roster import service as roster
+from app.routing.assignments import on_duty_staff
 from app.sla.scheduling import ESCALATION_KIND, MAIL_KIND, REMINDER_KIND, minute_of, step_key
 from app.sla.service import clock_stopped
 

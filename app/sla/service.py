@@ -17,7 +17,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.time import now
-from app.experts import repository as experts_repository
 from app.intake import keys
 from app.intake import records as intake
 from app.models import (
@@ -31,6 +30,7 @@ from app.models import (
     Role,
     User,
 )
+from app.routing import repository as routing_repository
 from app.sla.errors import CaseNotFound, InvalidContact, RequestErased
 from app.sla.scheduling import key_prefix
 from app.sla.schemas import ContactOut
@@ -53,7 +53,7 @@ def case_for(session: Session, reference: str, user: User) -> IntakeRequest:
     if user.role in (Role.staff, Role.admin):
         return req
     if user.role == Role.expert and req.assigned_expert_id == user.id:
-        live = experts_repository.live_assignment(session, req.id)
+        live = routing_repository.live_assignment(session, req.id)
         if (
             live is not None
             and live.expert_id == user.id

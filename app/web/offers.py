@@ -14,11 +14,11 @@ from fastapi.responses import HTMLResponse
 
 from app.core.deps import SessionDep
 from app.core.validation import SafeStr
-from app.experts import links
-from app.experts.errors import InvalidOfferLink, OfferClosed
 from app.flows import request as flows
 from app.models import Assignment, AssignmentStatus, IntakeRequest, User
 from app.notifications.facts import case_facts
+from app.routing import links
+from app.routing.errors import InvalidOfferLink, OfferClosed
 from app.web.pages import SECURITY_HEADERS, templates
 
 router = APIRouter(include_in_schema=False)

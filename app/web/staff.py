@@ -32,7 +32,6 @@ from app.core.errors import AppError, NotFound
 from app.core.settings import get_settings
 from app.core.time import now
 from app.core.validation import SafeStr
-from app.experts import queries as expert_queries
 from app.experts import service as experts
 from app.flows import request as flows
 from app.intake import records as intake
@@ -45,6 +44,7 @@ from app.queue.errors import InvalidQueueParameter
 from app.queue.repository import QueueFilters, QueueSort, QueueView
 from app.queue.schemas import QueuePage
 from app.reference import service as reference
+from app.routing import queries as routing_queries
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
 from app.web.auth import CsrfForm, StaffPageUser, not_found, page, redirect
@@ -300,7 +300,7 @@ PII_LABELS = {
 
 def case_context(session: SessionDep, req: IntakeRequest) -> dict[str, Any]:
     pii = cases.personal(req) or {}
-    rows, decisions = expert_queries.routing_of(session, req)
+    rows, decisions = routing_queries.routing_of(session, req)
     names = dict(session.execute(select(ExpertProfile.user_id, ExpertProfile.public_name)).all())
     expert_choices = [
         (r.profile.user_id, r.profile.public_name, r.available_now)

@@ -9,7 +9,7 @@ import datetime as dt
 
 from app.core import signed_links
 from app.core.settings import get_settings
-from app.experts.errors import InvalidOfferLink
+from app.routing.errors import InvalidOfferLink
 
 PURPOSE = b"asylum-intake/expert-offer-link/v1"
 

@@ -10,7 +10,6 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Exists, Select, Table, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
-from app.experts.routing import TIER_COUNTRY, TIER_REGION, Candidate
 from app.models import (
     LIVE_ASSIGNMENT,
     Assignment,
@@ -23,6 +22,7 @@ from app.models import (
     User,
 )
 from app.models.base import UTCDateTime
+from app.routing.decision import TIER_COUNTRY, TIER_REGION, Candidate
 
 # Why an expert who had this request before is not offered it again.
 PASSED_OVER = {

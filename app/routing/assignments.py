@@ -37,14 +37,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.settings import get_settings
 from app.core.time import now
-from app.experts import repository
-from app.experts.errors import (
-    AssignmentNotFound,
-    ExpertCannotTake,
-    ExpertNotFound,
-    OfferClosed,
-)
-from app.experts.routing import TIER_COUNTRY, TIER_REGION, Candidate, decide
+from app.experts.errors import AssignmentNotFound, ExpertNotFound
 from app.intake import records
 from app.intake.status import FINAL
 from app.models import (
@@ -62,6 +55,9 @@ from app.models import (
 from app.models.base import UTCDateTime
 from app.outbox import service as outbox
 from app.roster import service as roster
+from app.routing import repository
+from app.routing.decision import TIER_COUNTRY, TIER_REGION, Candidate, decide
+from app.routing.errors import ExpertCannotTake, OfferClosed
 
 log = structlog.get_logger(__name__)
 

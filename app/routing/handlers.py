@@ -12,8 +12,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
-from app.experts import links
-from app.experts.assignments import OFFER_KIND, TRIAGE_ALERT_KIND
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -26,6 +24,8 @@ from app.notifications import mail
 from app.notifications.facts import case_facts
 from app.notifications.render import render_pair
 from app.outbox.registry import PermanentFailure, handler
+from app.routing import links
+from app.routing.assignments import OFFER_KIND, TRIAGE_ALERT_KIND
 
 
 def _send(to: str, subject: str, template: str, context: dict[str, Any], row_id: int) -> None:
