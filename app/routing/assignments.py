@@ -61,6 +61,7 @@ from app.routing.errors import ExpertCannotTake, OfferClosed
 
 log = structlog.get_logger(__name__)
 
+# The kinds keep the names they had before routing left app/experts: queued rows carry them.
 OFFER_KIND = "experts.offer"
 TRIAGE_ALERT_KIND = "experts.triage_alert"
 
