@@ -271,7 +271,7 @@ def main() -> None:
     from app.core.logging import configure_logging
     from app.models import IntakeRequest
     from app.routing import assignments, repository
-    from tests.experts_support import make_request
+    from tests.factories import make_request
 
     configure_logging("console", "WARNING")
     rng = random.Random(5)  # the same data set every run

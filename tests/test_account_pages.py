@@ -13,8 +13,7 @@ from app.core.time import now
 from app.main import create_app
 from app.models import AccountToken, Role
 from tests.conftest import Clock
-from tests.factories import DEFAULT_PASSWORD, create_user
-from tests.web_helpers import hidden_fields
+from tests.factories import DEFAULT_PASSWORD, create_user, hidden_fields
 
 
 def _token(db: Session, email: str) -> str:

@@ -25,16 +25,17 @@ from app.models import (
 )
 from app.routing import assignments, links
 from tests.conftest import Clock
-from tests.experts_support import (
+from tests.factories import (
     MARKER,
     add_absence,
     create_expert,
+    create_user,
+    drain,
+    login,
     make_request,
     profile,
     submit,
 )
-from tests.factories import create_user, login
-from tests.outbox_helpers import drain
 
 EE = "eastern_europe_post_soviet"
 

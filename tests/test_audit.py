@@ -20,12 +20,17 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit
 from app.core.database import commit
 from app.models import AuditEvent, Role
-from tests.experts_support import MARKER, create_expert
-from tests.experts_support import submit as submit_in_process
-from tests.factories import create_user, login
-from tests.intake_helpers import bearer, submit
+from tests.factories import (
+    MARKER,
+    app_client,
+    bearer,
+    create_expert,
+    create_user,
+    login,
+    real_database,
+    submit,
+)
 from tests.processes import run_cli
-from tests.test_privacy_support import app_client, real_database
 
 
 def _rows(db: Session, **where: Any) -> list[AuditEvent]:
@@ -41,7 +46,7 @@ def test_every_access_to_a_case_is_recorded_with_who_where_and_the_outcome(
     c: Any = client
     staff = create_user(db, role=Role.staff)
     stranger = create_expert(db, countries=["AM"], languages=["ru"])
-    req = submit_in_process(db, country_of_origin="KG")
+    req = submit(db, country_of_origin="KG")
     commit(db)
     url = f"/api/v1/cases/{req.reference}"
     ua = {"User-Agent": "audit-test/1.0"}
@@ -131,7 +136,7 @@ def test_admins_search_by_actor_case_action_and_time_in_keyset_pages_and_as_csv(
     c: Any = client
     admin = create_user(db, role=Role.admin)
     staff = create_user(db, role=Role.staff)
-    req = submit_in_process(db)
+    req = submit(db)
     commit(db)
     as_admin, as_staff = login(c, admin), login(c, staff)
     for _ in range(5):
@@ -361,7 +366,7 @@ def test_an_access_that_cannot_be_recorded_is_refused(
 
     c: Any = client
     staff = create_user(db, role=Role.staff)
-    req = submit_in_process(db)
+    req = submit(db)
     commit(db)
     headers = login(c, staff)
 

@@ -26,9 +26,7 @@ from app.main import create_app
 from app.models import LoginThrottle, Role, User, UserSession
 from app.privacy.service import run_retention
 from tests.conftest import Clock
-from tests.factories import DEFAULT_PASSWORD, create_user, login
-from tests.outbox_helpers import drain
-from tests.test_privacy_support import RealDb, real_database
+from tests.factories import DEFAULT_PASSWORD, RealDb, create_user, drain, login, real_database
 
 
 def _login(client: TestClient, email: str, password: str, **extra: str) -> object:

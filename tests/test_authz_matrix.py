@@ -24,9 +24,16 @@ from app.models import Assignment, AssignmentStatus, IntakeRequest, Role, User
 from app.scheduling import service as scheduling
 from tests import authz_matrix as matrix
 from tests.authz_table import DOC, render
-from tests.experts_support import create_expert, submit, tiny_pdf
-from tests.factories import create_user, login
-from tests.scheduling_support import at, day_in, expert_with_hours
+from tests.factories import (
+    at,
+    create_expert,
+    create_user,
+    day_in,
+    expert_with_hours,
+    login,
+    submit,
+    tiny_pdf,
+)
 
 LONDON = "Europe/London"
 

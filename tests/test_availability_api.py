@@ -10,10 +10,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.models import Role
-from tests.experts_support import create_expert
-from tests.factories import create_user, login
-from tests.intake_helpers import bearer, field_problems, submit
-from tests.scheduling_support import at, day_in, starts, utc_text
+from tests.factories import (
+    at,
+    bearer,
+    create_expert,
+    create_user,
+    day_in,
+    field_problems,
+    login,
+    starts,
+    submit,
+    utc_text,
+)
 
 LONDON = "Europe/London"
 

@@ -28,21 +28,23 @@ from app.models import (
 )
 from app.scheduling.service import INVITE_KIND, MEETING_CREATE, send_invites
 from tests.conftest import Clock
-from tests.experts_support import add_absence, create_expert
-from tests.factories import create_user, login
-from tests.intake_helpers import bearer, field_problems, submit
-from tests.outbox_helpers import drain
-from tests.scheduling_support import (
+from tests.factories import (
+    add_absence,
     at,
+    bearer,
+    create_expert,
+    create_user,
     day_in,
-    event_of,
+    drain,
     expert_with_hours,
-    invites,
+    field_problems,
     iso,
-    raw_text,
+    login,
     starts,
+    submit,
     utc_text,
 )
+from tests.mail_reader import event_of, invites, raw_text
 
 LONDON = "Europe/London"
 NAME = "Zqxbooker Applicant"

@@ -22,8 +22,7 @@ from app.models import Consultation, ConsultationStatus, IntakeRequest, RequestS
 from app.scheduling import service
 from app.scheduling.errors import SlotTaken
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.experts_support import make_request
-from tests.scheduling_support import at, day_in, expert_with_hours
+from tests.factories import at, day_in, expert_with_hours, make_request
 
 THREADS = 50
 ZONE = "Europe/London"

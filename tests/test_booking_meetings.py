@@ -22,9 +22,8 @@ from app.meetings.providers import MeetingInfo, MeetingSpec
 from app.models import Consultation, OutboxMessage
 from app.scheduling import service
 from app.scheduling.service import MEETING_CREATE, MEETING_DELETE, MEETING_UPDATE, store_meeting
-from tests.intake_helpers import bearer, submit
-from tests.outbox_helpers import drain
-from tests.scheduling_support import at, day_in, event_of, expert_with_hours, invites, iso, raw_text
+from tests.factories import at, bearer, day_in, drain, expert_with_hours, iso, submit
+from tests.mail_reader import event_of, invites, raw_text
 
 LONDON = "Europe/London"
 

@@ -40,9 +40,7 @@ from app.models.messages import (
 )
 from app.sendouts import service as sendouts
 from app.sla.scheduling import key_prefix
-from tests.experts_support import MARKER, create_expert, submit, tiny_pdf
-from tests.factories import create_user, login
-from tests.outbox_helpers import drain
+from tests.factories import MARKER, create_expert, create_user, drain, login, submit, tiny_pdf
 from tests.smtp_server import smtp_server
 
 

@@ -13,8 +13,7 @@ from app.flows import request as flows
 from app.intake import keys, records
 from app.models import Assignment, AssignmentStatus, ContactChannel, IntakeRequest, Role, User
 from app.sla import service as sla
-from tests.experts_support import MARKER, create_expert, submit
-from tests.factories import create_user, login
+from tests.factories import MARKER, create_expert, create_user, login, submit
 
 
 def _url(req: IntakeRequest) -> str:

@@ -21,9 +21,8 @@ from app.models import OutboxMessage, OutboxStatus, Role
 from app.notifications.service import TEST_EMAIL
 from app.outbox import service
 from app.outbox.service import DEAD_LETTER_ALERT
-from tests.factories import create_user, login
-from tests.intake_helpers import messages, text_of
-from tests.outbox_helpers import drain
+from tests.factories import create_user, drain, login
+from tests.mail_reader import messages, text_of
 from tests.smtp_server import Inbox, smtp_server
 
 

@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from redis import Redis
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -58,9 +59,7 @@ from app.outbox import service
 from app.outbox.service import DEAD_LETTER_ALERT
 from app.sla.scheduling import MAIL_KIND, REMINDER_KIND
 from tests.conftest import Clock, create_pg_database, drop_pg_database
-from tests.factories import create_user
-from tests.intake_helpers import form
-from tests.outbox_helpers import TEST_WORKER, drain
+from tests.factories import TEST_WORKER, create_user, drain, form
 from tests.processes import (
     ManagedProcess,
     RedisServer,
@@ -240,6 +239,16 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str, *procs: Mana
         raise AssertionError(f"timed out waiting for {what}\n{logs}") from None
 
 
+#: What a worker logs on each failed attempt to reach the broker.
+WORKER_RETRY = "consumer: Cannot connect to"
+
+
+def _queued(redis: RedisServer) -> int:
+    """Messages waiting in the broker's default queue for a worker to take."""
+    with Redis.from_url(redis.url) as client:
+        return int(client.llen("celery"))
+
+
 def _kill_group(proc: ManagedProcess) -> None:
     """SIGKILL the worker and its prefork children at once: nothing gets to clean up."""
     proc.children()
@@ -278,8 +287,11 @@ def test_worker_killed_mid_backlog_delivers_every_email_after_restart(
         assert at_kill["claimed"] > 0, "no batch was in flight at the kill: nothing proven"
         assert not worker.leftovers()
 
-        # Nothing moves while no worker runs: the claimed rows wait for their lease.
-        time.sleep(1)
+        # Nothing moves while no worker runs: the claimed rows wait for their lease. Checked
+        # once beat has queued pumps for longer than a pool process holds a chunk uncommitted
+        # (one a poll, each left in the broker: nobody takes them).
+        queued = _queued(redis)
+        _wait(lambda: _queued(redis) >= queued + 3, 30, "3 pumps queued after the kill", beat)
         assert _counts(engine)["sent"] == at_kill["sent"]
 
         second = start_worker(tmp_path / "worker2", env=env, concurrency=2, name="worker2")
@@ -495,8 +507,10 @@ def test_request_accepted_while_the_broker_is_down_is_acknowledged_when_it_is_ba
     env = _env(pg_url, redis, smtp.port, tmp_path)
     procs: list[ManagedProcess] = []
     try:
-        procs.append(start_worker(tmp_path / "worker", env=env))
-        procs.append(start_beat(tmp_path / "beat", env=env))
+        worker = start_worker(tmp_path / "worker", env=env)
+        procs.append(worker)
+        beat = start_beat(tmp_path / "beat", env=env)
+        procs.append(beat)
         api = start_api(tmp_path / "api", env=env)
         procs.append(api)
 
@@ -507,7 +521,23 @@ def test_request_accepted_while_the_broker_is_down_is_acknowledged_when_it_is_ba
         reference = resp.json()["reference"]
         assert _counts(engine, "intake.ack") == Counter({"pending": 1})
 
-        time.sleep(4)  # beat and the nudge both need the broker: nothing can be sent
+        # Beat and the nudge both need the broker: nothing can be sent. Absence only counts once
+        # every path had its chance: the nudge failed, beat could not send its pump, and the
+        # worker tried the broker again after both.
+        _wait(lambda: "nudge_failed" in api.read_log(), 30, "the API's nudge to fail", api)
+        _wait(
+            lambda: "Couldn't apply scheduled task outbox-pump" in beat.read_log(),
+            30,
+            "beat's pump to fail",
+            beat,
+        )
+        tries = worker.read_log().count(WORKER_RETRY)
+        _wait(
+            lambda: worker.read_log().count(WORKER_RETRY) > tries,
+            30,
+            "the worker to try the broker again",
+            worker,
+        )
         assert inbox.messages == []
         assert _counts(engine, "intake.ack") == Counter({"pending": 1})
 
@@ -517,8 +547,12 @@ def test_request_accepted_while_the_broker_is_down_is_acknowledged_when_it_is_ba
         assert ack["To"] == body["email"]
         assert reference in str(ack["Subject"])
         _wait(lambda: _counts(engine, "intake.ack") == Counter({"sent": 1}), 10, "ack sent")
-        time.sleep(1.5)
-        assert len(inbox.messages) == 1, "acknowledged once"
+        # Once an e-mail queued after the acknowledgement was sent has arrived, every pump that
+        # could have sent the acknowledgement again has run.
+        _enqueue_test_emails(engine, 1)
+        _wait(lambda: _counts(engine) == Counter({"sent": 1}), 30, "a later e-mail", *procs)
+        _wait(lambda: len(inbox.messages) >= 2, 10, "the server to have the later e-mail")
+        assert [m["To"] for m in inbox.messages].count(body["email"]) == 1, "acknowledged once"
         for proc in procs:
             assert proc.running(), f"{proc.name} died:\n{proc.log_tail()}"
     finally:

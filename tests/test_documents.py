@@ -13,8 +13,7 @@ from app.core.settings import get_settings
 from app.documents import service
 from app.documents.errors import DocumentCorrupted, DocumentTooLarge, NotAPdf
 from app.models import DocumentKind, DocumentStorage, Role
-from tests.experts_support import tiny_pdf
-from tests.factories import create_user, login
+from tests.factories import create_user, login, tiny_pdf
 
 
 @pytest.fixture

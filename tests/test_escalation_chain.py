@@ -29,16 +29,16 @@ from app.roster import escalation, links
 from app.sla import scheduling
 from app.sla import service as sla
 from tests.conftest import Clock
-from tests.experts_support import MARKER, make_request
-from tests.factories import create_user, login
-from tests.roster_support import (
-    ack_token,
+from tests.factories import (
+    MARKER,
     around_the_clock,
+    create_user,
     drain_all,
-    recipients,
+    login,
+    make_request,
     set_time,
-    take,
 )
+from tests.mail_reader import ack_token, recipients, take
 
 START = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)  # Tuesday
 
@@ -258,7 +258,7 @@ def test_the_region_lead_expert_gets_the_first_level_with_the_duty_lead(
 ) -> None:
     """A region's lead expert is its fallback for escalations: level 1 goes to them too."""
     from app.models import Region
-    from tests.experts_support import create_expert
+    from tests.factories import create_expert
 
     team = Roster(db)
     lead_expert = create_expert(db, regions=["east_asia"], languages=["en"])

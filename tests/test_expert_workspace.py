@@ -11,10 +11,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.time import now
-from tests.experts_support import create_expert
-from tests.factories import login
-from tests.intake_helpers import bearer, submit
-from tests.scheduling_support import at, day_in, expert_with_hours, hours, iso
+from tests.factories import (
+    at,
+    bearer,
+    create_expert,
+    day_in,
+    expert_with_hours,
+    hours,
+    iso,
+    login,
+    submit,
+)
 
 LONDON = "Europe/London"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.models import Role
-from tests.experts_support import create_expert, tiny_pdf
-from tests.factories import create_user, login
+from tests.factories import create_expert, create_user, login, tiny_pdf
 
 PRIVATE = {
     "email",

@@ -35,9 +35,8 @@ from app.models import (
     Role,
 )
 from app.sla.scheduling import key_prefix
-from tests.factories import create_user
-from tests.intake_helpers import messages, text_of
-from tests.outbox_helpers import drain
+from tests.factories import create_user, drain
+from tests.mail_reader import messages, text_of
 from tests.test_inbound_requests import SENDER, fixture, plain, request_of
 
 

@@ -33,9 +33,8 @@ from app.models import (
     Role,
     RoutingDecision,
 )
-from tests.factories import create_user, login
-from tests.intake_helpers import messages, text_of
-from tests.outbox_helpers import drain
+from tests.factories import create_user, drain, login
+from tests.mail_reader import messages, text_of
 
 MAIL = Path(__file__).parent / "fixtures" / "mail"
 SENDER = "amina.k@example.net"

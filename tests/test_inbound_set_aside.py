@@ -45,11 +45,9 @@ from app.models import (
 from app.privacy.service import erase_request, run_retention
 from app.sla.scheduling import key_prefix
 from tests.conftest import Clock
-from tests.factories import DEFAULT_PASSWORD, create_user, login
-from tests.intake_helpers import messages
-from tests.outbox_helpers import drain
+from tests.factories import DEFAULT_PASSWORD, create_user, drain, hidden_fields, login
+from tests.mail_reader import messages
 from tests.test_inbound_requests import SENDER, fixture, history, outbox_rows, plain, request_of
-from tests.web_helpers import hidden_fields
 
 FARID = "farid.rahimi@outlook.example"
 T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)

@@ -16,11 +16,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.models import Role
-from tests.experts_support import create_expert, submission
-from tests.factories import create_user, login
-from tests.intake_helpers import bearer, submit
-from tests.scheduling_support import at, day_in, expert_with_hours, iso
-from tests.web_helpers import hidden_fields
+from tests.factories import (
+    at,
+    bearer,
+    create_expert,
+    create_user,
+    day_in,
+    expert_with_hours,
+    hidden_fields,
+    iso,
+    login,
+    submission,
+    submit,
+)
 
 BEYOND_64_BITS = 2**64
 LONDON = "Europe/London"

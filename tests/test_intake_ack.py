@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.models import IntakeRequest, OutboxMessage, OutboxStatus, RequestHistory
-from tests.intake_helpers import messages, submit, text_of
-from tests.outbox_helpers import drain
+from tests.factories import drain, submit
+from tests.mail_reader import messages, text_of
 
 
 def _req(db: Session, reference: str) -> IntakeRequest:

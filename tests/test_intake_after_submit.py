@@ -15,8 +15,7 @@ from app.intake import service as intake
 from app.intake.service import SUBMITTED_KIND
 from app.models import Assignment, IntakeRequest, OutboxMessage, OutboxStatus, RequestStatus
 from app.sla.scheduling import ESCALATION_KIND, REMINDER_KIND
-from tests.experts_support import create_expert, submission
-from tests.outbox_helpers import drain
+from tests.factories import create_expert, drain, submission
 
 EE = "eastern_europe_post_soviet"
 

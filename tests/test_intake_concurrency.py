@@ -15,8 +15,7 @@ from app.core.settings import get_settings
 from app.intake import service
 from app.intake.schemas import SubmitIn
 from app.models import Base, IntakeRequest, OutboxMessage, RequestHistory, SecretKey
-from tests.factories import backend_pid, wait_until_blocked
-from tests.intake_helpers import form
+from tests.factories import backend_pid, form, wait_until_blocked
 
 
 def _cleanup(factory: sessionmaker[Session], outbox_before: int, had_lookup_key: bool) -> None:

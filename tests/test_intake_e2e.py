@@ -4,7 +4,6 @@ the moment of submission."""
 
 from __future__ import annotations
 
-import time
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -13,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.intake_helpers import form
-from tests.processes import start_redis, start_service, stopping, wait_for
+from tests.factories import form
+from tests.processes import Service, start_redis, start_service, stopping, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +31,18 @@ def _text(msg: EmailMessage) -> str:
     body = msg.get_body(preferencelist=("plain",))
     assert body is not None
     return str(body.get_content())
+
+
+#: What the worker logs on each failed attempt to reach the broker.
+WORKER_RETRY = "consumer: Cannot connect to"
+
+
+def _wait_in_log(svc: Service, text: str, *, count: int = 1, what: str = "") -> None:
+    wait_for(
+        lambda: svc.read_log().count(text) >= count,
+        timeout=45,
+        what=what or f"{count} x {text!r} in the service's log",
+    )
 
 
 def test_submission_over_http_is_acknowledged_by_the_real_worker(tmp_path: Path) -> None:
@@ -84,7 +95,11 @@ def test_acknowledgement_goes_out_once_a_broker_that_was_down_is_back(tmp_path: 
         readiness = httpx.get(f"{svc.url}/readyz", timeout=15)
         assert readiness.status_code == 503
         assert readiness.json()["checks"]["broker"]["ok"] is False
-        time.sleep(4)
+        # Absence only counts once every path had its chance: the API's nudge failed, beat
+        # could not send its pump, and the worker tried the broker again after both.
+        _wait_in_log(svc, "nudge_failed", what="the API's nudge to fail")
+        _wait_in_log(svc, "Couldn't apply scheduled task outbox-pump", what="beat's pump to fail")
+        _wait_in_log(svc, WORKER_RETRY, count=svc.read_log().count(WORKER_RETRY) + 1)
         assert _mail_to(svc.mail_dir, body["email"]) == []  # nothing can move without it
 
         redis.start()

@@ -18,9 +18,8 @@ from app.core import crypto
 from app.core.settings import get_settings
 from app.intake import keys, service
 from app.models import AccountToken, Base, IntakeRequest, OutboxMessage, Role, SecretKey, User
-from tests.factories import create_user
-from tests.intake_helpers import bearer, messages, submit, text_of
-from tests.outbox_helpers import drain
+from tests.factories import bearer, create_user, drain, submit
+from tests.mail_reader import messages, text_of
 
 MARKER = "Zqxvmarker"
 

@@ -15,8 +15,7 @@ from app.flows import request as flows
 from app.intake.sla import SlaState, sla_state
 from app.intake.status import IllegalTransition, allowed_moves, check_move
 from app.models import ExpertProfile, IntakeRequest, RequestHistory, RequestStatus, Role
-from tests.factories import create_user, login
-from tests.intake_helpers import bearer, submit
+from tests.factories import bearer, create_user, login, submit
 
 
 def _req(db: Session, reference: str) -> IntakeRequest:

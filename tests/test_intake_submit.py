@@ -17,7 +17,7 @@ from app.intake import records
 from app.intake.records import CROCKFORD
 from app.models import IntakeRequest, RequestHistory
 from tests.conftest import Clock
-from tests.intake_helpers import field_problems, form, submit
+from tests.factories import field_problems, form, submit
 
 
 def _post(client: TestClient, body: object, **headers: str) -> object:

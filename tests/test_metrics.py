@@ -14,7 +14,7 @@ from app.intake import records
 from app.models import RequestStatus
 from app.outbox import service as outbox
 from tests.conftest import Clock
-from tests.intake_helpers import submit
+from tests.factories import submit
 
 
 def _value(text: str, name: str, labels: str = "") -> float:

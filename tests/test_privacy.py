@@ -32,10 +32,17 @@ from app.models import (
     Role,
     User,
 )
-from tests.factories import create_user, login
-from tests.intake_helpers import bearer, messages, submit
-from tests.outbox_helpers import drain
-from tests.test_privacy_support import RealDb, app_client, real_database
+from tests.factories import (
+    RealDb,
+    app_client,
+    bearer,
+    create_user,
+    drain,
+    login,
+    real_database,
+    submit,
+)
+from tests.mail_reader import messages
 
 
 def _marker() -> str:
@@ -519,7 +526,7 @@ def test_erasure_clears_the_email_look_up_and_every_meetings_link_and_password(
     from app.models import Consultation, ConsultationStatus
     from app.privacy.service import erase_request
     from app.scheduling.service.meetings import store_meeting
-    from tests.experts_support import create_expert
+    from tests.factories import create_expert
 
     c: Any = client
     reply = submit(c, email="erase-me@example.org")

@@ -24,9 +24,15 @@ from app.models import (
 )
 from app.sla import service as sla
 from tests.conftest import Clock
-from tests.experts_support import MARKER, create_expert, make_request, submit
-from tests.factories import create_user, login
-from tests.intake_helpers import field_problems
+from tests.factories import (
+    MARKER,
+    create_expert,
+    create_user,
+    field_problems,
+    login,
+    make_request,
+    submit,
+)
 
 URL = "/api/v1/queue"
 BOTH_DATABASES = pytest.mark.parametrize(

@@ -8,8 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import IntakeRequest, Role
-from tests.factories import create_user, login
-from tests.intake_helpers import submit
+from tests.factories import create_user, login, submit
 
 
 def _admin(client: TestClient, db: Session) -> dict[str, str]:

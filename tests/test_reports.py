@@ -21,9 +21,7 @@ from app.reports import service as reports
 from app.reports.service import Group
 from app.sla import service as sla
 from tests.conftest import Clock
-from tests.experts_support import create_expert, make_request
-from tests.factories import create_user, login
-from tests.roster_support import set_time
+from tests.factories import create_expert, create_user, login, make_request, set_time
 
 DAY = dt.datetime(2026, 11, 10, tzinfo=dt.UTC)  # a Tuesday with no other requests
 

@@ -22,8 +22,7 @@ from app.intake.status import FINAL
 from app.models import Consultation, ConsultationStatus, IntakeRequest, RequestStatus
 from app.scheduling import service as scheduling
 from tests.conftest import child_env
-from tests.experts_support import make_request
-from tests.scheduling_support import at, day_in, expert_with_hours
+from tests.factories import at, day_in, expert_with_hours, make_request
 
 ROOT = Path(__file__).resolve().parents[1]
 LONDON = "Europe/London"

@@ -24,17 +24,18 @@ from app.roster import alerts
 from app.roster import service as roster
 from app.sla import scheduling
 from tests.conftest import Clock
-from tests.experts_support import create_expert, make_request
-from tests.factories import create_user, login
-from tests.roster_support import (
+from tests.factories import (
     around_the_clock,
+    create_expert,
+    create_user,
     drain_all,
+    login,
+    make_request,
     override,
-    recipients,
     set_time,
     shift,
-    take,
 )
+from tests.mail_reader import recipients, take
 
 UTC = dt.UTC
 

@@ -27,17 +27,18 @@ from app.models import (
 )
 from app.routing import assignments
 from app.routing.decision import Candidate, decide
-from tests.experts_support import (
+from tests.factories import (
     MARKER,
     add_absence,
     create_expert,
-    mails,
+    create_user,
+    drain,
+    login,
     make_request,
     profile,
     submit,
 )
-from tests.factories import create_user, login
-from tests.outbox_helpers import drain
+from tests.mail_reader import mails
 
 EE = "eastern_europe_post_soviet"
 

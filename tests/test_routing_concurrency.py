@@ -15,7 +15,7 @@ from app.core import database, migrate
 from app.models import Assignment, AssignmentStatus, ExpertProfile, IntakeRequest
 from app.routing import assignments
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.experts_support import create_expert, make_request
+from tests.factories import create_expert, make_request
 
 THREADS = 12
 REQUESTS_PER_THREAD = 4

@@ -34,12 +34,22 @@ from app.models import (
 from app.sendouts import service as sendouts
 from app.sendouts.handlers import SUBJECTS
 from app.sendouts.service import REMINDER_KIND
-from tests.experts_support import MARKER, create_expert, make_request, submit, tiny_pdf
-from tests.factories import create_user, login
-from tests.intake_helpers import bearer, messages
-from tests.intake_helpers import submit as submit_api
-from tests.outbox_helpers import drain
-from tests.scheduling_support import at, day_in, expert_with_hours, iso
+from tests.factories import (
+    MARKER,
+    at,
+    bearer,
+    create_expert,
+    create_user,
+    day_in,
+    drain,
+    expert_with_hours,
+    iso,
+    login,
+    make_request,
+    submit,
+    tiny_pdf,
+)
+from tests.mail_reader import messages
 
 EE = "eastern_europe_post_soviet"
 LONDON = "Europe/London"
@@ -345,7 +355,7 @@ def test_the_acknowledgement_in_spanish_and_arabic(
     client: TestClient, db: Session, mail_dir: Path, language: str, subject_start: str
 ) -> None:
     address = _email()
-    body = submit_api(client, language=language, email=address)
+    body = submit(client, language=language, email=address)
     drain(db)
     (msg,) = _to(mail_dir, address)
     assert str(msg["Subject"]).startswith(subject_start)
@@ -400,7 +410,7 @@ def _consultation_request(client: TestClient, **extra: Any) -> dict[str, Any]:
         "wants": ["consultation"],
         "email": _email(),
     }
-    return submit_api(client, **(body | extra))
+    return submit(client, **(body | extra))
 
 
 def test_reminders_24_hours_and_1_hour_before_to_both_sides_with_the_join_link(

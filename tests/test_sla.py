@@ -33,10 +33,19 @@ from app.models import (
 )
 from app.sla import scheduling, service
 from tests.conftest import Clock
-from tests.experts_support import MARKER, add_absence, create_expert, mails, submission
-from tests.factories import create_user, login
-from tests.intake_helpers import bearer, field_problems
-from tests.outbox_helpers import drain, process_submissions
+from tests.factories import (
+    MARKER,
+    add_absence,
+    bearer,
+    create_expert,
+    create_user,
+    drain,
+    field_problems,
+    login,
+    process_submissions,
+    submission,
+)
+from tests.mail_reader import mails
 
 EE = "eastern_europe_post_soviet"
 REQUESTER_PHONE_DIGITS = "555123456"

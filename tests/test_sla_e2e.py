@@ -5,7 +5,6 @@ Arrival, +31 minutes: the real worker e-mails the reminder; staff record a conta
 
 from __future__ import annotations
 
-import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -14,12 +13,14 @@ import pytest
 
 from app.core.time import now
 from tests.conftest import Clock
-from tests.intake_helpers import form, messages, text_of
+from tests.factories import form
+from tests.mail_reader import messages, text_of
 from tests.processes import create_admin, sign_in, start_service, stopping, wait_for
 
 pytestmark = pytest.mark.slow
 
 MARKER = "Qvzmarker"
+LATER_ADDRESS = "later@example.org"
 
 
 def _with_subject(folder: Path, prefix: str) -> list[EmailMessage]:
@@ -84,7 +85,20 @@ def test_reminder_from_the_real_worker_and_no_escalation_after_a_contact(
             timeout=20,
             what="the link e-mail queued after the jump",
         )
-        time.sleep(3)  # a few more pumps
+        # The breach step's e-mails would be queued before anything queued now: once an
+        # invitation queued now is written, every pump that could send them has run.
+        later = httpx.post(
+            f"{svc.url}/api/v1/admin/users",
+            json={"email": LATER_ADDRESS, "display_name": "Later", "role": "staff"},
+            headers=admin,
+            timeout=10,
+        )
+        assert later.status_code == 201, later.text
+        wait_for(
+            lambda: any(m["To"] == LATER_ADDRESS for m in messages(svc.mail_dir)),
+            timeout=20,
+            what="the invitation queued after the link e-mail",
+        )
         assert _with_subject(svc.mail_dir, "Breached:") == []
         assert len(_with_subject(svc.mail_dir, "Reminder:")) == 1  # +45 was cancelled too
         listed = httpx.get(

@@ -29,11 +29,7 @@ from app.intake.status import FINAL
 from app.models import IntakeRequest, RequestHistory, RequestStatus, Role
 from app.queue.repository import open_clause
 from tests.conftest import Clock, create_pg_database, drop_pg_database
-from tests.experts_support import submit
-from tests.factories import create_user, login
-from tests.intake_helpers import bearer
-from tests.intake_helpers import submit as submit_api
-from tests.roster_support import set_time
+from tests.factories import bearer, create_user, login, set_time, submit
 
 T0 = dt.datetime(2026, 11, 10, 10, 0, tzinfo=dt.UTC)  # a Tuesday
 MIGRATION = "0a3b4850257e"
@@ -68,10 +64,10 @@ def test_a_request_withdrawn_or_marked_spam_minutes_after_arrival_is_ended_every
     h = login(c, staff)
     before = c.get("/metrics").text
     set_time(clock, T0)
-    withdrawn = submit_api(c)
-    spam = submit_api(c)
-    still_open = submit_api(c)
-    late_spam = submit_api(c)
+    withdrawn = submit(c)
+    spam = submit(c)
+    still_open = submit(c)
+    late_spam = submit(c)
 
     set_time(clock, _at(5))
     resp = c.post(

@@ -23,7 +23,7 @@ from app.intake.sla import SlaState, sla_state
 from app.models import IntakeRequest
 from app.queue.repository import sla_column
 from app.reports import service as reports
-from tests.experts_support import make_request
+from tests.factories import make_request
 
 BOTH_DATABASES = pytest.mark.parametrize(
     "database", ["postgresql", pytest.param("sqlite", marks=pytest.mark.sqlite)]

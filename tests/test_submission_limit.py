@@ -20,7 +20,7 @@ from app.core.settings import get_settings
 from app.intake import throttle
 from app.models import IntakeRequest, LoginThrottle
 from tests.conftest import Clock
-from tests.intake_helpers import form
+from tests.factories import form
 from tests.processes import free_port
 
 #: The machine's Redis (``.ci/run`` starts it), in a database of its own.

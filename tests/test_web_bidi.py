@@ -23,11 +23,17 @@ from app.models import Assignment, ExpertProfile, Role
 from app.models.inbound import SetAsideReason
 from app.web import bidi
 from tests.conftest import Clock
-from tests.experts_support import create_expert, submission, submit
-from tests.factories import create_user
-from tests.scheduling_support import at, expert_with_hours, hours
+from tests.factories import (
+    at,
+    create_expert,
+    create_user,
+    expert_with_hours,
+    hidden_fields,
+    hours,
+    submission,
+    submit,
+)
 from tests.test_web_staff import csrf, signed_in
-from tests.web_helpers import hidden_fields
 
 RLO = "\u202e"  # right-to-left override: reverses everything after it, up to the paragraph's end
 NAME = f"Ali {RLO}Reza"
@@ -109,7 +115,7 @@ def test_the_expert_sees_the_requesters_name_isolated_once_accepted(
 
 
 def _pin(clock: Clock, instant: dt.datetime) -> None:
-    clock.set((instant - dt.datetime.now(dt.UTC)).total_seconds())
+    clock.at(instant)  # clock.set counts from the suite's instant (INTAKE_TEST_NOW), not from now
 
 
 def test_an_arabic_page_keeps_times_and_the_time_range_whole(

@@ -23,9 +23,8 @@ from app.intake import records
 from app.intake import service as intake
 from app.models import Consultation, ConsultationStatus, IntakeRequest, RequestStatus, User
 from app.scheduling import service as scheduling
-from tests.experts_support import submission
-from tests.scheduling_support import at, day_in, event_of, expert_with_hours
-from tests.web_helpers import hidden_fields, title_of
+from tests.factories import at, day_in, expert_with_hours, hidden_fields, submission, title_of
+from tests.mail_reader import event_of
 
 LONDON = "Europe/London"
 AUCKLAND = "Pacific/Auckland"  # London's 09:00-12:00 crosses midnight there

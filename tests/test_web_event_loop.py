@@ -44,10 +44,16 @@ from app.core.security import hash_password, verify_password
 from app.core.settings import get_settings
 from app.main import build_routes, create_app
 from app.models import Assignment, ExpertNotification, Role, UnavailablePeriod
-from tests.experts_support import create_expert, submission, submit
-from tests.factories import create_user, login
+from tests.factories import (
+    create_expert,
+    create_user,
+    hidden_fields,
+    login,
+    post_form,
+    submission,
+    submit,
+)
 from tests.test_web_staff import csrf, sign_in, signed_in
-from tests.web_helpers import hidden_fields, post_form
 
 # Each async callable that routes may use, and why it does not block.
 ASYNC_ALLOWED = {

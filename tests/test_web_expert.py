@@ -27,8 +27,7 @@ from app.models import (
     UnavailablePeriod,
     User,
 )
-from tests.experts_support import MARKER, add_absence, create_expert, submit
-from tests.factories import create_user
+from tests.factories import MARKER, add_absence, create_expert, create_user, submit
 from tests.test_web_staff import csrf, field_error, sign_in, signed_in
 
 

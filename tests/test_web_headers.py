@@ -16,8 +16,7 @@ from app.health import service as health
 from app.main import create_app
 from app.models import Role
 from app.web.security import PAGE_CSP
-from tests.experts_support import submission, submit
-from tests.factories import create_user, login
+from tests.factories import create_user, login, submission, submit
 from tests.test_web_staff import signed_in
 
 

@@ -16,7 +16,7 @@ from app.core.settings import Settings, get_settings
 from app.intake import records, service
 from app.intake.schemas import SubmitIn
 from app.models import IntakeRequest, RequestStatus
-from tests.web_helpers import answers, hidden_fields, open_form, post_form, title_of
+from tests.factories import hidden_fields, open_form, page_answers, post_form, title_of
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_a_valid_form_stores_the_request_and_shows_reference_and_link(
 
 def test_sending_the_same_page_twice_replays_the_first_reply(web: TestClient, db: Session) -> None:
     hidden = open_form(web)
-    body = {**hidden, **answers()}
+    body = {**hidden, **page_answers()}
     first = web.post("/apply", data=body)
     second = web.post("/apply", data=body)
     assert first.status_code == second.status_code == 200
@@ -147,13 +147,13 @@ def test_mistakes_come_back_next_to_each_field_with_the_answers_kept(
 
 def test_errors_are_in_the_page_language(web: TestClient) -> None:
     hidden = open_form(web, "/apply?lang=ru")
-    resp = web.post("/apply?lang=ru", data={**hidden, **answers(email="nope", full_name="")})
+    resp = web.post("/apply?lang=ru", data={**hidden, **page_answers(email="nope", full_name="")})
     assert resp.status_code == 422
     assert "Укажите правильный адрес электронной почты" in resp.text
     assert "Это поле обязательно." in resp.text
     assert "Write a valid e-mail address" not in resp.text
     hidden = open_form(web, "/apply?lang=ar")
-    resp = web.post("/apply?lang=ar", data={**hidden, **answers(deadline="2001-01-01")})
+    resp = web.post("/apply?lang=ar", data={**hidden, **page_answers(deadline="2001-01-01")})
     assert "هذا التاريخ في الماضي" in resp.text
 
 
@@ -163,11 +163,11 @@ def test_errors_are_in_the_page_language(web: TestClient) -> None:
 def test_a_post_without_the_csrf_cookie_or_token_is_refused(web: TestClient, db: Session) -> None:
     before = _count(db)
     hidden = open_form(web)
-    wrong = web.post("/apply", data={**hidden, **answers(), "csrf_token": "forged"})
+    wrong = web.post("/apply", data={**hidden, **page_answers(), "csrf_token": "forged"})
     assert wrong.status_code == 403
     assert "Please try again" in wrong.text
     web.cookies.clear()
-    no_cookie = web.post("/apply", data={**hidden, **answers()})
+    no_cookie = web.post("/apply", data={**hidden, **page_answers()})
     assert no_cookie.status_code == 403
     assert _count(db) == before
     ok = post_form(web)  # a fresh page works again
@@ -188,9 +188,11 @@ def test_the_honeypot_and_a_too_fast_submission_store_nothing(
     assert 'value="Quick Typist"' in fast.text
     assert _count(db) == before
     monkeypatch.setattr(settings, "form_min_fill_seconds", 0.0)
-    forged = web.post("/apply", data={**hidden_fields(fast.text), **answers(), "form_stamp": "1.x"})
+    forged = web.post(
+        "/apply", data={**hidden_fields(fast.text), **page_answers(), "form_stamp": "1.x"}
+    )
     assert forged.status_code == 422 and _count(db) == before
-    again = web.post("/apply", data={**hidden_fields(fast.text), **answers()})
+    again = web.post("/apply", data={**hidden_fields(fast.text), **page_answers()})
     assert again.status_code == 200 and _count(db) == before + 1
 
 
@@ -228,7 +230,7 @@ def test_strict_headers_on_pages_and_hsts_only_over_https(
 def test_submissions_per_address_are_limited_with_429_and_retry_after(
     web: TestClient, db: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.intake_helpers import form
+    from tests.factories import form
 
     monkeypatch.setattr(settings, "submit_rate_limit", 2)
     assert web.post("/api/v1/requests", json=form()).status_code == 201
@@ -387,7 +389,7 @@ def test_the_organisations_site_may_post_to_the_api_when_its_origin_is_listed(
     db: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.main import create_app
-    from tests.intake_helpers import form
+    from tests.factories import form
 
     monkeypatch.setattr(settings, "cors_origins", ["https://www.example.org"])
     with TestClient(create_app(), base_url="https://testserver") as c:
@@ -417,7 +419,7 @@ def test_an_over_large_form_is_refused_before_it_is_read(web: TestClient, db: Se
     hidden = open_form(web)
     limit = get_settings().max_request_body_bytes
     big = "x" * (limit + 10)
-    resp = web.post("/apply", data={**hidden, **answers(case_summary=big)})
+    resp = web.post("/apply", data={**hidden, **page_answers(case_summary=big)})
     assert resp.status_code == 413
     # The requester's page forms too, with or without a declared length.
     declared = web.post("/r/ABCD1234/open", data={"token": big})

@@ -21,9 +21,16 @@ from app.main import create_app
 from app.models import IntakeRequest, RequestContact, RequestHistory, Role, User
 from app.web import staff as staff_pages
 from tests.conftest import Clock
-from tests.experts_support import MARKER, create_expert, make_request, submit
-from tests.factories import DEFAULT_PASSWORD, create_user
-from tests.web_helpers import hidden_fields, title_of
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    MARKER,
+    create_expert,
+    create_user,
+    hidden_fields,
+    make_request,
+    submit,
+    title_of,
+)
 
 
 @pytest.fixture

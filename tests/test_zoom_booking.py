@@ -47,11 +47,20 @@ from app.models import (
 from app.outbox import service as outbox
 from app.scheduling.service import MEETING_CREATE
 from tests.conftest import Clock, create_pg_database, drop_pg_database
-from tests.factories import create_user, login
+from tests.factories import (
+    TEST_WORKER,
+    at,
+    bearer,
+    create_user,
+    day_in,
+    drain,
+    expert_with_hours,
+    iso,
+    login,
+    submit,
+)
 from tests.fakes.zoom_server import FakeZoom
-from tests.intake_helpers import bearer, messages, submit, text_of
-from tests.outbox_helpers import TEST_WORKER, drain
-from tests.scheduling_support import at, day_in, event_of, expert_with_hours, invites, iso, raw_text
+from tests.mail_reader import event_of, invites, messages, raw_text, text_of
 
 LONDON = "Europe/London"
 MAX_ATTEMPTS = 3

@@ -36,10 +36,8 @@ from app.models import (
     ZoomWebhookEvent,
 )
 from tests.conftest import Clock
-from tests.factories import create_user
-from tests.intake_helpers import bearer, messages, submit, text_of
-from tests.outbox_helpers import drain
-from tests.scheduling_support import at, day_in, expert_with_hours, iso
+from tests.factories import at, bearer, create_user, day_in, drain, expert_with_hours, iso, submit
+from tests.mail_reader import messages, text_of
 
 SECRET = "whsec_webhook_test"
 LONDON = "Europe/London"

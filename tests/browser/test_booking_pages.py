@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS, AXE, _require
-from tests.intake_helpers import form
+from tests.factories import form
 from tests.processes import Service, create_admin, sign_in
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.browser.test_staff_pages import run_in_service, sign_in
-from tests.experts_support import submission
+from tests.factories import submission
 from tests.processes import Service
 
 pytestmark = pytest.mark.slow
@@ -21,8 +21,7 @@ import json, sys
 sys.path.insert(0, {root!r})
 from app.core.database import session_scope
 from app.models import Role
-from tests.experts_support import submit
-from tests.factories import create_user
+from tests.factories import create_user, submit
 
 with session_scope() as s:
     staff = create_user(s, role=Role.staff, display_name="Bidi Staff")

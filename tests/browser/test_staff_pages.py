@@ -24,8 +24,7 @@ import json, sys
 sys.path.insert(0, {root!r})
 from app.core.database import session_scope
 from app.models import Role
-from tests.experts_support import create_expert, submit
-from tests.factories import create_user
+from tests.factories import create_expert, create_user, submit
 
 with session_scope() as s:
     staff = create_user(s, role=Role.staff, display_name="Nadia Staff")
@@ -45,7 +44,7 @@ NEW_REQUEST = """
 import sys
 sys.path.insert(0, {root!r})
 from app.core.database import session_scope
-from tests.experts_support import submit
+from tests.factories import submit
 
 with session_scope() as s:
     print(submit(s, country_of_origin="AM").reference)
