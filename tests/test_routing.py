@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.logging import request_id_var
 from app.flows import request as flows
 from app.models import (
     Assignment,
@@ -20,6 +21,7 @@ from app.models import (
     ExpertRegion,
     IntakeRequest,
     OutboxMessage,
+    OutboxStatus,
     RequestHistory,
     Role,
     RoutingDecision,
@@ -425,6 +427,12 @@ def _offer_rows_are_complete(db: Session, req_id: uuid.UUID, expert_id: uuid.UUI
     assert note is not None and note.expert_id == expert_id and note.request_id == req_id
     message = db.scalar(select(OutboxMessage).where(OutboxMessage.kind == assignments.OFFER_KIND))
     assert message is not None and message.params == {"assignment_id": a.id}
+    # The row ``enqueue`` writes: pending, due at once, never tried, no dedup key, and tied to
+    # the id of the request that caused it (the worker's log lines carry it).
+    assert (message.status, message.attempts, message.dedup_key) == (OutboxStatus.pending, 0, None)
+    assert message.due_at == message.created_at == message.updated_at
+    assert dt.timedelta(0) <= message.due_at - a.offered_at < dt.timedelta(seconds=1)
+    assert message.correlation_id == CORRELATION
     # What the database holds (not what the session's objects say).
     db.expire_all()
     stored = db.execute(
@@ -439,10 +447,21 @@ def _offer_rows_are_complete(db: Session, req_id: uuid.UUID, expert_id: uuid.UUI
     assert load.open_assignments == 1 and load.last_assigned_at == a.offered_at
 
 
+CORRELATION = "req-routing-offer"
+
+
+def _route_in_a_request(db: Session, req: IntakeRequest) -> None:
+    token = request_id_var.set(CORRELATION)
+    try:
+        _route(db, req)
+    finally:
+        request_id_var.reset(token)
+
+
 def test_an_offer_writes_decision_assignment_notification_history_and_mail(db: Session) -> None:
     expert = create_expert(db, countries=["KG"])
     req = make_request(db)
-    _route(db, req)
+    _route_in_a_request(db, req)
     _offer_rows_are_complete(db, req.id, expert.id)
 
 
@@ -450,5 +469,5 @@ def test_an_offer_writes_decision_assignment_notification_history_and_mail(db: S
 def test_an_offer_writes_the_same_rows_on_sqlite(db: Session) -> None:
     expert = create_expert(db, countries=["KG"])
     req = make_request(db)
-    _route(db, req)
+    _route_in_a_request(db, req)
     _offer_rows_are_complete(db, req.id, expert.id)
