@@ -10,9 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from app.core.time import now
+from tests.mail_reader import parse
 
 
 def free_port() -> int:
@@ -41,9 +40,7 @@ class Inbox:
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
         if self.refuse_with:
             return self.refuse_with
-        self.messages.append(
-            BytesParser(policy=policy.default).parsebytes(envelope.original_content)
-        )
+        self.messages.append(parse(envelope.original_content))
         return "250 OK"
 
 
@@ -74,8 +71,7 @@ class GatedInbox(Inbox):
                 loop.call_soon_threadsafe(opened.set)
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
-        message = BytesParser(policy=policy.default).parsebytes(envelope.original_content)
-        assert isinstance(message, EmailMessage)
+        message = parse(envelope.original_content)
         self.messages.append(message)
         self.arrivals.append((str(message["Message-ID"]), now()))
         if not self._gate.is_set():

@@ -3,9 +3,7 @@ staff reassignment, release when the request ends, and what the expert may see w
 
 from __future__ import annotations
 
-import email as email_lib
 import re
-from email import policy as email_policy
 from pathlib import Path
 
 import pytest
@@ -36,6 +34,7 @@ from tests.factories import (
     profile,
     submit,
 )
+from tests.mail_reader import messages, text_of
 
 EE = "eastern_europe_post_soviet"
 
@@ -171,11 +170,9 @@ def test_notifications_are_listed_and_can_be_marked_read(db: Session, client: ob
 
 
 def _link_from_mail(mail_dir: Path, email: str) -> str:
-    for p in mail_dir.glob("*.eml"):
-        msg = email_lib.message_from_bytes(p.read_bytes(), policy=email_policy.default)
-        body = msg.get_body(("plain",))
-        text = body.get_content() if body is not None else ""  # type: ignore[union-attr]
-        if msg["To"] == email and "/experts/offers/" in text:
+    for msg in messages(mail_dir, to=email):
+        text = text_of(msg) if msg.get_body(("plain",)) is not None else ""
+        if "/experts/offers/" in text:
             match = re.search(r"/experts/offers/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)", text)
             assert match
             return match.group(1)

@@ -6,8 +6,6 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from app.models import LoginThrottle, Role, User, UserSession
 from app.privacy.service import run_retention
 from tests.conftest import Clock
 from tests.factories import DEFAULT_PASSWORD, RealDb, create_user, drain, login, real_database
+from tests.mail_reader import messages, text_of
 
 
 def _login(client: TestClient, email: str, password: str, **extra: str) -> object:
@@ -160,14 +159,11 @@ def test_role_change_signs_the_user_out(client: TestClient, db: Session) -> None
 
 
 def _link_token(mail_dir: Path, to: str) -> str:
-    for path in sorted(mail_dir.glob("*.eml")):
-        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        if msg["To"] == to:
-            body = msg.get_body(preferencelist=("plain",))
-            assert body is not None
-            found = re.search(r"token=(ot_[A-Za-z0-9_-]+)", body.get_content())
-            assert found, body.get_content()
-            return found.group(1)
+    for msg in messages(mail_dir, to=to):
+        body = text_of(msg)
+        found = re.search(r"token=(ot_[A-Za-z0-9_-]+)", body)
+        assert found, body
+        return found.group(1)
     raise AssertionError(f"no mail to {to}")
 
 

@@ -44,7 +44,7 @@ from tests.factories import (
     submit,
     utc_text,
 )
-from tests.mail_reader import event_of, invites, raw_text
+from tests.mail_reader import clear, event_of, invites, raw_text
 
 LONDON = "Europe/London"
 NAME = "Zqxbooker Applicant"
@@ -271,8 +271,7 @@ def test_booking_confirms_with_invites_and_moves_the_status(
     assert req.assigned_expert_id == expert.id  # routing offered it on submission
     start = at(day_in(LONDON, 2), "10:00", LONDON)
     drain(db)  # the acknowledgement and the offer
-    for f in mail_dir.glob("*.eml"):
-        f.unlink()
+    clear(mail_dir)
     resp = _book(client, sub, start)
     assert resp.status_code == 201, resp.text
     body = resp.json()
@@ -337,8 +336,7 @@ def test_russian_discreet_requester_gets_a_neutral_russian_invite(
     expert_with_hours(db)
     sub = _request(client, language="ru", discreet=True)
     drain(db)
-    for f in mail_dir.glob("*.eml"):
-        f.unlink()
+    clear(mail_dir)
     assert _book(client, sub, at(day_in(LONDON, 2), "09:00", LONDON)).status_code == 201
     drain(db)
     msg, *calendars = next(i for i in invites(mail_dir) if str(i[0]["To"]).startswith("applicant-"))
@@ -424,11 +422,6 @@ def test_pool_booking_assigns_the_picked_expert(client: TestClient, db: Session)
 # Reschedule and cancel -----------------------------------------------------------------------
 
 
-def _clear(mail_dir: Path) -> None:
-    for f in mail_dir.glob("*.eml"):
-        f.unlink()
-
-
 def test_requester_reschedules_same_uid_next_sequence(
     client: TestClient, db: Session, mail_dir: Path
 ) -> None:
@@ -437,7 +430,7 @@ def test_requester_reschedules_same_uid_next_sequence(
     day = day_in(LONDON, 2)
     booked = _book(client, sub, at(day, "09:00", LONDON)).json()
     drain(db)
-    _clear(mail_dir)
+    clear(mail_dir)
     resp = client.patch(
         f"/api/v1/requests/{sub['reference']}/consultation",
         json={"start": iso(at(day, "11:00", LONDON))},
@@ -482,7 +475,7 @@ def test_staff_cancels_with_method_cancel_and_the_request_goes_back(
     day = day_in(LONDON, 2)
     booked = _book(client, sub, at(day, "09:00", LONDON)).json()
     drain(db)
-    _clear(mail_dir)
+    clear(mail_dir)
     resp = client.delete(
         f"/api/v1/requests/{sub['reference']}/consultation", headers=login(client, staff)
     )
@@ -527,7 +520,7 @@ def test_the_expert_cancels_their_own_and_other_experts_get_404(
         == 404
     )
     drain(db)
-    _clear(mail_dir)
+    clear(mail_dir)
     resp = client.delete(url, headers=mine)
     assert resp.status_code == 200
     assert resp.json()["status"] == "cancelled" and resp.json()["ical_sequence"] == 1
@@ -551,7 +544,7 @@ def test_reassignment_moves_the_booking_when_the_new_expert_is_free(
     sub = _request(client)
     booked = _book(client, sub, at(day_in(LONDON, 2), "10:00", LONDON)).json()
     drain(db)
-    _clear(mail_dir)
+    clear(mail_dir)
     resp = client.post(
         f"/api/v1/requests/{sub['reference']}/reassign",
         json={"expert_id": str(new.id)},
@@ -591,7 +584,7 @@ def test_a_move_before_the_confirmations_went_out_tells_the_old_expert_once(
     staff = create_user(db, role=Role.staff)
     sub = _request(client)
     _book(client, sub, at(day_in(LONDON, 2), "10:00", LONDON))
-    _clear(mail_dir)  # nothing of the booking has been sent yet
+    clear(mail_dir)  # nothing of the booking has been sent yet
     resp = client.post(
         f"/api/v1/requests/{sub['reference']}/reassign",
         json={"expert_id": str(new.id)},
@@ -634,7 +627,7 @@ def test_reassignment_cancels_the_booking_when_the_new_expert_is_not_free(
     sub = _request(client)
     booked = _book(client, sub, at(day_in(LONDON, 2), "10:00", LONDON)).json()
     drain(db)
-    _clear(mail_dir)
+    clear(mail_dir)
     resp = client.post(
         f"/api/v1/requests/{sub['reference']}/reassign",
         json={"expert_id": str(busy.id)},
@@ -742,7 +735,7 @@ def test_withdrawing_the_request_cancels_its_consultation(
     day = day_in(LONDON, 2)
     booked = _book(client, sub, at(day, "09:00", LONDON)).json()
     drain(db)
-    _clear(mail_dir)
+    clear(mail_dir)
     resp = client.post(
         f"/api/v1/requests/{sub['reference']}/withdraw", headers=bearer(sub["access_token"])
     )
@@ -854,7 +847,7 @@ def test_staff_and_the_expert_reschedule_each_change_raises_the_sequence(
     )
     assert by_staff.status_code == 200 and by_staff.json()["ical_sequence"] == 1
     drain(db)
-    _clear(mail_dir)
+    clear(mail_dir)
     by_expert = client.patch(
         url, json={"start": iso(at(day, "11:00", LONDON))}, headers=login(client, expert)
     )

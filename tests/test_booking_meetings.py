@@ -23,7 +23,7 @@ from app.models import Consultation, OutboxMessage
 from app.scheduling import service
 from app.scheduling.service import MEETING_CREATE, MEETING_DELETE, MEETING_UPDATE, store_meeting
 from tests.factories import at, bearer, day_in, drain, expert_with_hours, iso, submit
-from tests.mail_reader import event_of, invites, raw_text
+from tests.mail_reader import clear, event_of, invites, raw_text
 
 LONDON = "Europe/London"
 
@@ -51,8 +51,7 @@ def test_link_follows_then_arrives_moves_and_goes(
     expert_with_hours(db)
     sub = submit(client, timezone=LONDON, full_name="Zqxmeet Person")
     drain(db)
-    for f in mail_dir.glob("*.eml"):
-        f.unlink()
+    clear(mail_dir)
     day = day_in(LONDON, 2)
     url = f"/api/v1/requests/{sub['reference']}/consultation"
     resp = client.post(

@@ -4,9 +4,6 @@ re-routing, merging duplicates, and presence."""
 
 from __future__ import annotations
 
-import email as email_lib
-from email import policy as email_policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +38,7 @@ from app.models.messages import (
 from app.sendouts import service as sendouts
 from app.sla.scheduling import key_prefix
 from tests.factories import MARKER, create_expert, create_user, drain, login, submit, tiny_pdf
+from tests.mail_reader import messages, text_of
 from tests.smtp_server import smtp_server
 
 
@@ -70,21 +68,6 @@ def _history(db: Session, req: IntakeRequest) -> list[RequestHistory]:
 
 def _fields(resp: Any) -> list[str]:
     return [f["field"] for f in resp.json()["error"]["fields"]]
-
-
-def _eml(mail_dir: Path) -> list[EmailMessage]:
-    out = []
-    for p in sorted(mail_dir.glob("*.eml")):
-        msg = email_lib.message_from_bytes(p.read_bytes(), policy=email_policy.default)
-        assert isinstance(msg, EmailMessage)
-        out.append(msg)
-    return out
-
-
-def _text(msg: EmailMessage) -> str:
-    part = msg.get_body(preferencelist=("plain",))
-    assert part is not None
-    return str(part.get_content())
 
 
 # Status -------------------------------------------------------------------------------------
@@ -230,13 +213,13 @@ def test_a_reply_is_threaded_sent_in_the_requesters_language_and_stops_the_clock
     assert req.first_responded_at is not None
 
     drain(db)
-    sent = [m for m in _eml(mail_dir) if str(m["Message-ID"]) == f"<{msg.message_id}>"]
-    assert len(sent) == 1, [str(m["Message-ID"]) for m in _eml(mail_dir)]
+    sent = [m for m in messages(mail_dir) if str(m["Message-ID"]) == f"<{msg.message_id}>"]
+    assert len(sent) == 1, [str(m["Message-ID"]) for m in messages(mail_dir)]
     mail = sent[0]
     assert str(mail["In-Reply-To"]) == "<second@requester.example>"
     assert str(mail["References"]) == "<first@requester.example> <second@requester.example>"
-    assert "Здравствуйте" in _text(mail) and MARKER in _text(mail)
-    assert "Номер запроса" in _text(mail)  # the Russian template
+    assert "Здравствуйте" in text_of(mail) and MARKER in text_of(mail)
+    assert "Номер запроса" in text_of(mail)  # the Russian template
     assert req.reference in str(mail["Subject"]) and "убежищ" in str(mail["Subject"])
     assert str(mail["Auto-Submitted"]) == "no"
     db.refresh(msg)
@@ -265,7 +248,7 @@ def test_a_discreet_requester_gets_a_neutral_subject_and_an_empty_reply_is_refus
     drain(db)
     msg = db.get(RequestMessage, resp.json()["id"])
     assert msg is not None
-    mail = next(m for m in _eml(mail_dir) if str(m["Message-ID"]) == f"<{msg.message_id}>")
+    mail = next(m for m in messages(mail_dir) if str(m["Message-ID"]) == f"<{msg.message_id}>")
     subject = str(mail["Subject"]).lower()
     assert req.reference.lower() in subject
     assert "asylum" not in subject and "report" not in subject
@@ -317,12 +300,14 @@ def test_resending_the_sample_report_sends_again_after_the_first_delivery(
     for outbox_id in ids:
         row = db.get(OutboxMessage, outbox_id)
         assert row is not None and row.status.value == "sent", row.last_error if row else None
-    sent = [m for m in _eml(mail_dir) if any(f"outbox-{i}@" in str(m["Message-ID"]) for i in ids)]
+    sent = [
+        m for m in messages(mail_dir) if any(f"outbox-{i}@" in str(m["Message-ID"]) for i in ids)
+    ]
     assert len(sent) == 2
     for mail in sent:
         names = [p.get_filename() for p in mail.iter_attachments()]
         assert names == [f"sample-report-{req.reference}.pdf"]
-        assert "Hola" in _text(mail)
+        assert "Hola" in text_of(mail)
         bare = str(mail["Message-ID"]).strip("<>")
         record = db.scalar(select(RequestMessage).where(RequestMessage.message_id == bare))
         assert record is not None and record.kind == MessageKind.automatic

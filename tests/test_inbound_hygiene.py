@@ -7,8 +7,6 @@ counting as the first response (the responder is told and the clock goes on)."""
 from __future__ import annotations
 
 import datetime as dt
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -36,13 +34,13 @@ from app.models import (
 )
 from app.sla.scheduling import key_prefix
 from tests.factories import create_user, drain
-from tests.mail_reader import messages, text_of
+from tests.mail_reader import messages, parse, text_of
 from tests.test_inbound_requests import SENDER, fixture, plain, request_of
 
 
 def with_headers(raw: bytes, *headers: tuple[str, str]) -> bytes:
     """``raw`` with headers added (a name may repeat, e.g. Received)."""
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    msg = parse(raw)
     for name, value in headers:
         msg[name] = value
     return msg.as_bytes()

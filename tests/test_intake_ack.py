@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.core.settings import get_settings
 from app.models import IntakeRequest, OutboxMessage, OutboxStatus, RequestHistory
 from tests.factories import drain, submit
-from tests.mail_reader import messages, text_of
+from tests.mail_reader import clear, messages, text_of
 
 
 def _req(db: Session, reference: str) -> IntakeRequest:
@@ -160,8 +160,7 @@ def test_recover_answers_the_same_and_mails_only_the_stored_address(
 ) -> None:
     body = submit(client, email="stored@example.org")
     drain(db)
-    for f in mail_dir.glob("*.eml"):
-        f.unlink()
+    clear(mail_dir)
     match = _recover(client, body["reference"].lower(), "Stored@Example.org")
     wrong_email = _recover(client, body["reference"], "attacker@example.org")
     unknown_ref = _recover(client, "ZZZZZZZZ", "stored@example.org")
@@ -194,8 +193,7 @@ def test_the_link_e_mail_is_in_the_requesters_language_and_discreet(
 ) -> None:
     body = submit(client, email="ru@example.org", language="ru", discreet=True)
     drain(db)
-    for f in mail_dir.glob("*.eml"):
-        f.unlink()
+    clear(mail_dir)
     _recover(client, body["reference"], "ru@example.org")
     drain(db)
     (msg,) = messages(mail_dir)

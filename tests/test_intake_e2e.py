@@ -4,33 +4,16 @@ the moment of submission."""
 
 from __future__ import annotations
 
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.factories import form
+from tests.mail_reader import messages, text_of
 from tests.processes import Service, start_redis, start_service, stopping, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def _mail_to(folder: Path, to: str) -> list[EmailMessage]:
-    found = []
-    for path in sorted(folder.glob("*.eml")):
-        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        if msg["To"] == to:
-            found.append(msg)
-    return found
-
-
-def _text(msg: EmailMessage) -> str:
-    body = msg.get_body(preferencelist=("plain",))
-    assert body is not None
-    return str(body.get_content())
 
 
 #: What the worker logs on each failed attempt to reach the broker.
@@ -55,13 +38,13 @@ def test_submission_over_http_is_acknowledged_by_the_real_worker(tmp_path: Path)
         reference, token = created["reference"], created["access_token"]
 
         wait_for(
-            lambda: bool(_mail_to(svc.mail_dir, body["email"])),
+            lambda: bool(messages(svc.mail_dir, to=body["email"])),
             timeout=45,
             what="the acknowledgement written by the worker",
         )
-        [ack] = _mail_to(svc.mail_dir, body["email"])
+        [ack] = messages(svc.mail_dir, to=body["email"])
         assert reference in ack["Subject"]
-        text = _text(ack)
+        text = text_of(ack)
         assert reference in text and token in text  # the link, rendered at send time
 
         # The requester's link works against the running API; a wrong one is 404.
@@ -100,13 +83,13 @@ def test_acknowledgement_goes_out_once_a_broker_that_was_down_is_back(tmp_path: 
         _wait_in_log(svc, "nudge_failed", what="the API's nudge to fail")
         _wait_in_log(svc, "Couldn't apply scheduled task outbox-pump", what="beat's pump to fail")
         _wait_in_log(svc, WORKER_RETRY, count=svc.read_log().count(WORKER_RETRY) + 1)
-        assert _mail_to(svc.mail_dir, body["email"]) == []  # nothing can move without it
+        assert messages(svc.mail_dir, to=body["email"]) == []  # nothing can move without it
 
         redis.start()
         wait_for(
-            lambda: bool(_mail_to(svc.mail_dir, body["email"])),
+            lambda: bool(messages(svc.mail_dir, to=body["email"])),
             timeout=60,
             what="the acknowledgement after the broker came back",
         )
-        assert resp.json()["reference"] in _mail_to(svc.mail_dir, body["email"])[0]["Subject"]
+        assert resp.json()["reference"] in messages(svc.mail_dir, to=body["email"])[0]["Subject"]
         assert svc.running, "the service kept running through the broker outage"

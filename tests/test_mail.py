@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
 
 from app.core.settings import load_settings
 from app.notifications import mail
+from tests.mail_reader import html_of, parse, text_of
 from tests.smtp_server import free_port, smtp_server
 
 
@@ -29,10 +28,10 @@ def test_file_backend_writes_a_complete_eml(tmp_path: Path) -> None:
     mail.send(_message(settings), settings)  # type: ignore[arg-type]
     files = list((tmp_path / "mail").glob("*.eml"))
     assert len(files) == 1
-    parsed = BytesParser(policy=policy.default).parsebytes(files[0].read_bytes())
+    parsed = parse(files[0].read_bytes())
     assert parsed["Subject"] == "Reference ABCD1234"
     assert parsed["Message-ID"] == "<outbox-42@localhost>"
-    assert parsed.get_body(("html",)).get_content().strip() == "<p>html body</p>"  # type: ignore[union-attr]
+    assert html_of(parsed).strip() == "<p>html body</p>"
     assert not list((tmp_path / "mail").glob("*.tmp"))
 
 
@@ -45,7 +44,7 @@ def test_smtp_plain_delivers_multipart_text_and_html(tmp_path: Path) -> None:
     assert len(inbox.messages) == 1
     got = inbox.messages[0]
     assert got["To"] == "someone@example.org"
-    assert got.get_body(("plain",)).get_content().strip() == "plain body"  # type: ignore[union-attr]
+    assert text_of(got).strip() == "plain body"
 
 
 def test_smtp_starttls_with_login(tmp_path: Path) -> None:
@@ -101,14 +100,14 @@ def test_non_ascii_sender_subject_and_file_name_are_encoded_and_read_back(tmp_pa
     mail.send(msg, settings)
     raw = next((tmp_path / "mail").glob("*.eml")).read_bytes()
     assert raw.isascii()  # 7-bit clean whatever the relay supports
-    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    parsed = parse(raw)
     assert parsed["Subject"] == "Ваш запрос ABCD1234: что дальше"
     assert parsed["From"].addresses[0].display_name == "Экспертные отчёты"
     assert parsed["From"].addresses[0].addr_spec == "reports@example.org"
     assert parsed["In-Reply-To"] == "<a@example.org>"
-    plain = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    plain = text_of(parsed)
     assert plain.startswith("Здравствуйте.") and "x" * 1200 in plain
-    assert parsed.get_body(("html",)).get_content().strip() == "<p>مرحبا</p>"  # type: ignore[union-attr]
+    assert html_of(parsed).strip() == "<p>مرحبا</p>"
     (attachment,) = parsed.iter_attachments()
     assert attachment.get_filename() == "отчёт.pdf"
     assert attachment.get_content() == b"%PDF-1.4 sample"

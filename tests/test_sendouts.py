@@ -49,7 +49,7 @@ from tests.factories import (
     submit,
     tiny_pdf,
 )
-from tests.mail_reader import messages
+from tests.mail_reader import html_of, messages, text_of
 
 EE = "eastern_europe_post_soviet"
 LONDON = "Europe/London"
@@ -103,10 +103,7 @@ def _docs_mails(mail_dir: Path, address: str) -> list[EmailMessage]:
 
 
 def _bodies(msg: EmailMessage) -> tuple[str, str]:
-    text = msg.get_body(preferencelist=("plain",))
-    html = msg.get_body(preferencelist=("html",))
-    assert text is not None and html is not None
-    return str(text.get_content()), str(html.get_content())  # type: ignore[attr-defined]
+    return text_of(msg), html_of(msg)
 
 
 def _offer(db: Session, req: IntakeRequest) -> Assignment:

@@ -8,27 +8,18 @@ import os
 import re
 import signal
 import time
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.mail_reader import messages, text_of
 from tests.processes import create_admin, sign_in, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 
 ADMIN_EMAIL = "admin@example.org"
 ADMIN_PASSWORD = "a long admin passphrase"
-
-
-def _mail_to(folder: Path, to: str) -> Path | None:
-    for path in sorted(folder.glob("*.eml")):
-        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        if msg["To"] == to:
-            return path
-    return None
 
 
 def test_service_runs_as_the_readme_says_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -66,14 +57,12 @@ def test_service_runs_as_the_readme_says_and_stops_on_ctrl_c(tmp_path: Path) -> 
         request_id = resp.headers["X-Request-ID"]
         assert re.fullmatch(r"[0-9a-f]{32}", request_id)
         wait_for(
-            lambda: _mail_to(svc.mail_dir, invited) is not None,
+            lambda: bool(messages(svc.mail_dir, to=invited)),
             timeout=30,
             what=f"the invite .eml under {svc.mail_dir}",
         )
-        eml = _mail_to(svc.mail_dir, invited)
-        assert eml is not None
-        body = BytesParser(policy=policy.default).parsebytes(eml.read_bytes())
-        assert "token=ot_" in body.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        invite = messages(svc.mail_dir, to=invited)[0]
+        assert "token=ot_" in text_of(invite)
 
         # The worker's line for that delivery carries the request id of the API call.
         def delivery_logged() -> bool:

@@ -45,7 +45,7 @@ from tests.factories import (
     process_submissions,
     submission,
 )
-from tests.mail_reader import mails
+from tests.mail_reader import mails, take
 
 EE = "eastern_europe_post_soviet"
 REQUESTER_PHONE_DIGITS = "555123456"
@@ -86,10 +86,7 @@ def _sla_mails(mail_dir: Path) -> list[tuple[str, str, str]]:
 
 def _take(mail_dir: Path) -> list[tuple[str, str, str]]:
     """The SLA e-mails written since the last call (the folder is emptied)."""
-    found = _sla_mails(mail_dir)
-    for p in mail_dir.glob("*.eml"):
-        p.unlink()
-    return found
+    return take(mail_dir, ("Reminder:", "Breached:"))
 
 
 def _assert_no_personal_data(found: list[tuple[str, str, str]]) -> None:

@@ -60,7 +60,7 @@ from tests.factories import (
     submit,
 )
 from tests.fakes.zoom_server import FakeZoom
-from tests.mail_reader import event_of, invites, messages, raw_text, text_of
+from tests.mail_reader import clear, event_of, invites, messages, raw_text, text_of
 
 LONDON = "Europe/London"
 MAX_ATTEMPTS = 3
@@ -102,8 +102,7 @@ def _book(client: TestClient, db: Session, fake: FakeZoom, mail_dir: Path) -> di
     fake.add_user(expert.email, "u_" + expert.email.split("@")[0])
     sub = submit(client, timezone=LONDON, full_name="Zqxzoom Person")
     drain(db)
-    for f in mail_dir.glob("*.eml"):
-        f.unlink()
+    clear(mail_dir)
     day = day_in(LONDON, 2)
     url = f"/api/v1/requests/{sub['reference']}/consultation"
     resp = client.post(
@@ -172,8 +171,7 @@ def test_zoom_down_for_the_whole_retry_window_then_staff_retry_sends_the_link(
     assert listed.status_code == 200
     assert [i["id"] for i in listed.json()["items"] if i["kind"] == MEETING_CREATE] == [row.id]
 
-    for f in mail_dir.glob("*.eml"):
-        f.unlink()
+    clear(mail_dir)
     _recover(zoom)  # Zoom is back
     resp = client.post(f"/api/v1/outbox/{row.id}/retry", headers=headers)
     assert resp.status_code == 200, resp.text
@@ -480,8 +478,7 @@ def _cancel_while_the_create_is_at_zoom(
         sub = submit(api, timezone=LONDON, email=requester)
         with Session(engine) as s:
             drain(s)  # the acknowledgement and the offer
-        for f in mail_dir.glob("*.eml"):
-            f.unlink()
+        clear(mail_dir)
         url = f"/api/v1/requests/{sub['reference']}/consultation"
         start = at(day_in(LONDON, 2), "09:00", LONDON)
         booked = api.post(url, json={"start": iso(start)}, headers=bearer(sub["access_token"]))
