@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.core import database
+from app.core.deps import SessionDep
 from app.core.logging import configure_logging
 from app.core.settings import get_settings
 from app.main import create_app
@@ -146,6 +148,25 @@ def test_unexpected_exception_is_500_without_internals(
     log_text = logged.out + logged.err
     assert "unhandled_error" in log_text and "in boom" in log_text
     assert "Jane" not in log_text and "X1234567" not in log_text
+
+
+def test_a_value_the_database_refuses_is_422_without_echoing_it(
+    db: Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app()
+
+    @app.get("/too-big")
+    def too_big(session: SessionDep) -> None:
+        session.execute(text("SELECT CAST(:v AS integer)"), {"v": "X1234567" + "9" * 20})
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        resp = client.get("/too-big")
+    assert resp.status_code == 422, resp.text
+    _assert_error_shape(resp.json(), "invalid_value")
+    assert "X1234567" not in resp.text
+    logged = capsys.readouterr()
+    assert "database_refused_a_value" in logged.out + logged.err
+    assert "X1234567" not in logged.out + logged.err
 
 
 def test_a_caller_request_id_is_kept_only_if_it_looks_like_one(client: TestClient) -> None:

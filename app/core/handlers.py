@@ -9,6 +9,7 @@ import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -108,6 +109,18 @@ async def http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def data_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value (out of its range, a byte it cannot store). The bounded
+    parameter types (app/core/validation.py) name the field before this can happen; this is the
+    net under them, so a value they missed is the caller's 422, never a 500. The database's
+    message is not echoed: it may quote the value."""
+    log.warning("database_refused_a_value", where=where(exc))
+    return JSONResponse(
+        _body("invalid_value", "A value in this request is out of range or not allowed."),
+        status_code=422,
+    )
+
+
 def where(exc: BaseException, frames: int = 8) -> list[str]:
     """The innermost stack frames as ``file:line in function``: enough to find the bug, without
     the exception's message or any local value, which could carry personal data."""
@@ -198,6 +211,7 @@ def install(app: FastAPI) -> None:
     _documented_error_shape(app)
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(DataError, data_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
     app.add_middleware(UnexpectedErrorMiddleware)
