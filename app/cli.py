@@ -141,10 +141,32 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
         print(f"A user with e-mail {body.email} exists already.", file=sys.stderr)
         return 1
     print(f"Admin created: {body.email} ({user_id})")
+    print(f"Sign in at {sign_in_url(get_settings())}")
+    if get_settings().public_url_is_derived:
+        print(
+            "  (that is where `asylum-intake run` serves by default; with --port or "
+            "INTAKE_API_HOST/INTAKE_API_PORT the address follows them, and INTAKE_PUBLIC_URL "
+            "overrides it)"
+        )
     return 0
 
 
-def _celery(argv: Sequence[str]) -> int:
+def sign_in_url(settings: Settings) -> str:
+    from app.web.auth import SIGN_IN_PATH
+
+    return f"{settings.public_url}{SIGN_IN_PATH}"
+
+
+def _warn_public_url(settings: Settings) -> None:
+    """A log line at start-up when e-mailed links are guessed from the served address."""
+    message = settings.public_url_warning()
+    if message:
+        import structlog
+
+        structlog.get_logger("app.cli").warning("public_url_not_set", detail=message)
+
+
+def _celery(argv: Sequence[str], *, renders_links: bool = False) -> int:
     settings = _settings_or_exit()
     from app.core.logging import configure_logging
     from workers.celery_app import app
@@ -152,6 +174,9 @@ def _celery(argv: Sequence[str]) -> int:
     # Before Celery starts, so its early warnings are log lines too. With JSON logs, no
     # start-up banner: every line on the output stays one JSON object.
     configure_logging(settings.resolved_log_format, settings.log_level)
+    if renders_links:
+        # A worker started on its own cannot know the API's --port: it only has the settings.
+        _warn_public_url(settings)
     quiet = ["--quiet"] if settings.resolved_log_format == "json" else []
     app.start(argv=[*quiet, *argv])
     return 0
@@ -167,7 +192,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
             str(args.concurrency),
             "-n",
             f"worker-{os.getpid()}@%h",
-        ]
+        ],
+        renders_links=True,
     )
 
 
@@ -177,15 +203,30 @@ def cmd_beat(_args: argparse.Namespace) -> int:
     return _celery(["beat", "--loglevel", "INFO"])
 
 
+def _serve_on(host: str | None, port: int | None) -> None:
+    """Make --host/--port the settings' api_host/api_port, in this process and its children,
+    so that links derived from them (no INTAKE_PUBLIC_URL) name the address really served."""
+    if host:
+        os.environ["INTAKE_API_HOST"] = host
+    if port:
+        os.environ["INTAKE_API_PORT"] = str(port)
+    get_settings.cache_clear()
+
+
 def cmd_api(args: argparse.Namespace) -> int:
+    _serve_on(args.host, args.port)
     settings = _settings_or_exit()
     import uvicorn
 
+    from app.core.logging import configure_logging
+
+    configure_logging(settings.resolved_log_format, settings.log_level)
+    _warn_public_url(settings)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
-        host=args.host or settings.api_host,
-        port=args.port or settings.api_port,
+        host=settings.api_host,
+        port=settings.api_port,
         workers=args.workers,
         # uvicorn would otherwise trust X-Forwarded-* from 127.0.0.1 whatever the setting says.
         proxy_headers=settings.trust_proxy_headers,
@@ -196,6 +237,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _serve_on(None, args.port)
     settings = _settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     problems = [e for _, e in _reachability(settings) if e]
@@ -208,10 +250,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     migrate.upgrade(settings.resolved_database_url)
     me = [sys.executable, "-m", "app.cli"]
     port = ["--port", str(args.port)] if args.port else []
+    # The worker renders the e-mailed links: it gets the base the API is served on, explicitly,
+    # so every child agrees on it (and none warns: this process does, once, below).
+    env = {**os.environ, "INTAKE_PUBLIC_URL": settings.public_url}
     children = {
-        "api": subprocess.Popen([*me, "api", *port]),
-        "worker": subprocess.Popen([*me, "worker", "--concurrency", str(args.concurrency)]),
-        "beat": subprocess.Popen([*me, "beat"]),
+        "api": subprocess.Popen([*me, "api", *port], env=env),
+        "worker": subprocess.Popen(
+            [*me, "worker", "--concurrency", str(args.concurrency)], env=env
+        ),
+        "beat": subprocess.Popen([*me, "beat"], env=env),
     }
     stopping = False
 
@@ -222,10 +269,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     print(
-        f"asylum-intake running: API on http://{settings.api_host}:{args.port or settings.api_port}"
+        f"asylum-intake running: API on http://{settings.api_host}:{settings.api_port}"
         " (Ctrl-C stops everything)",
         flush=True,
     )
+    print(
+        f"Links in e-mails start with {settings.public_url}; staff sign in at "
+        f"{sign_in_url(settings)}",
+        flush=True,
+    )
+    if settings.public_url_is_derived and settings.env == "production":
+        print(f"WARNING: {settings.public_url_warning()}", file=sys.stderr, flush=True)
     exit_code = 0
     while not stopping:
         for name, proc in children.items():

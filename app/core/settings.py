@@ -14,7 +14,14 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -57,7 +64,9 @@ class Settings(BaseSettings):
         "development", description="production enforces explicit PostgreSQL, Redis, SMTP, key"
     )
     data_dir: Path = Field(Path("var"), description="embedded files: database, broker, mail, key")
-    public_url: str = Field("http://localhost:8000", description="base of links in e-mails")
+    # Unset: the address the API is served on (api_host/api_port, which `run` and `api` set from
+    # their --host/--port), so links work on a developer's machine; production must set it.
+    public_url: str = Field("", description="base of links in e-mails; default: the served address")
 
     database_url: str = Field("", description="default: SQLite file under data_dir")
     broker_url: str = Field("", description="default: kombu SQLAlchemy transport over SQLite")
@@ -253,9 +262,16 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
+        if v and not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_server(self) -> Settings:
+        if not self.public_url:
+            self.public_url = served_url(self.api_host, self.api_port)
+            self._public_url_derived = True
+        return self
 
     @model_validator(mode="after")
     def _password_hashing_is_strong(self) -> Settings:
@@ -334,7 +350,29 @@ class Settings(BaseSettings):
             )
         return self
 
+    _public_url_derived: bool = PrivateAttr(default=False)
+
     # Derived values -----------------------------------------------------------------------
+    @property
+    def public_url_is_derived(self) -> bool:
+        """True when INTAKE_PUBLIC_URL is unset and links use the served host and port."""
+        return self._public_url_derived
+
+    def public_url_warning(self) -> str | None:
+        """What to warn about at start-up when links are guessed from the served address."""
+        if not self._public_url_derived:
+            return None
+        if self.env == "production":
+            return (
+                f"{_env_name('public_url')} is not set: production must set it to the address "
+                f"people reach the service at; links in e-mails use {self.public_url} meanwhile"
+            )
+        return (
+            f"{_env_name('public_url')} is not set: links in e-mails use {self.public_url} "
+            f"(from {_env_name('api_host')}/{_env_name('api_port')}); set it when people reach "
+            "the service at another address"
+        )
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'intake.sqlite3').resolve()}"
@@ -383,6 +421,15 @@ class Settings(BaseSettings):
         if self.master_key is None:
             out[_env_name("master_key")] = f"(generated, {self.data_dir / 'master.key'})"
         return out
+
+
+def served_url(host: str, port: int) -> str:
+    """The http base of a server bound to host:port; a wildcard bind is reached as localhost."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "localhost"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def mask_url(url: str) -> str:
