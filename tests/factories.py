@@ -6,6 +6,7 @@ Reading the e-mails sent is ``tests/mail_reader.py``; starting real processes is
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import io
 import re
 import secrets
@@ -15,6 +16,7 @@ import zoneinfo
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -38,8 +40,10 @@ from app.models import (
     DutyLevel,
     ExpertProfile,
     IntakeRequest,
+    OutboxMessage,
     OverrideKind,
     RequesterType,
+    RequestHistory,
     RequestSource,
     RequestStatus,
     Role,
@@ -206,6 +210,36 @@ def post_form(client: TestClient, url: str = "/apply", **overrides: Any) -> Any:
     """Open the form (cookie + hidden fields), then send the answers with them."""
     hidden = open_form(client, url)
     return client.post(url, data={**hidden, **page_answers(**overrides)})
+
+
+# Staff and expert pages: signing in and the CSRF token -------------------------------------------
+
+
+def sign_in(web: TestClient, user: User, password: str = DEFAULT_PASSWORD, **extra: str) -> Any:
+    hidden = hidden_fields(web.get("/staff/sign-in").text)
+    return web.post(
+        "/staff/sign-in",
+        data={**hidden, "email": user.email, "password": password, **extra},
+        follow_redirects=False,
+    )
+
+
+def signed_in(web: TestClient, user: User) -> TestClient:
+    resp = sign_in(web, user)
+    assert resp.status_code == 303, resp.text
+    return web
+
+
+def csrf(web: TestClient, url: str) -> dict[str, str]:
+    resp = web.get(url)
+    assert resp.status_code == 200, resp.text
+    return {"csrf_token": hidden_fields(resp.text)["csrf_token"]}
+
+
+def field_error(html: str, name: str) -> str:
+    found = re.search(rf'<p class="field-error" id="{name}-error">(.*?)</p>', html, re.S)
+    assert found is not None, f"no error next to {name}"
+    return found.group(1)
 
 
 # Requests, experts, documents --------------------------------------------------------------------
@@ -441,6 +475,55 @@ def override(
     return row
 
 
+# Inbound e-mail, and a request's history and outbox rows -----------------------------------------
+
+MAIL = Path(__file__).parent / "fixtures" / "mail"  # sample inbound messages
+SENDER = "amina.k@example.net"
+
+
+def fixture(name: str, **replace: str) -> bytes:
+    raw = (MAIL / name).read_bytes()
+    for key, value in replace.items():
+        raw = raw.replace(key.encode(), value.encode())
+    return raw
+
+
+def request_of(db: Session, reference: str | None) -> IntakeRequest:
+    assert reference is not None
+    req = records.get_by_reference(db, reference)
+    assert req is not None
+    return req
+
+
+def history(db: Session, req: IntakeRequest, action: str) -> list[RequestHistory]:
+    return list(
+        db.scalars(
+            select(RequestHistory).where(
+                RequestHistory.request_id == req.id, RequestHistory.action == action
+            )
+        ).all()
+    )
+
+
+def outbox_rows(db: Session, kind: str) -> list[OutboxMessage]:
+    return list(db.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind)).all())
+
+
+def plain(
+    *, sender: str = SENDER, subject: str = "Please help", body: str = "Hello", **headers: str
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = "requests@example.org"
+    msg["Subject"] = subject
+    msg["Date"] = email.utils.format_datetime(now() - dt.timedelta(minutes=2))
+    msg["Message-ID"] = email.utils.make_msgid(domain="mail.example.net")
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
 # The outbox, in-process (the same service functions the worker task calls) -----------------------
 
 TEST_WORKER = "test-worker"
@@ -470,7 +553,7 @@ def process_submissions(session: Session) -> int:
     """Deliver the pending ``intake.submitted`` rows now (routing, reminders, documents' timer),
     as the worker does within seconds of a submission, without sending anything else."""
     from app.intake.service import SUBMITTED_KIND
-    from app.models import OutboxMessage, OutboxStatus
+    from app.models import OutboxStatus
 
     ids = session.scalars(
         select(OutboxMessage.id).where(

@@ -33,9 +33,8 @@ from app.models import (
     Role,
 )
 from app.sla.scheduling import key_prefix
-from tests.factories import create_user, drain
+from tests.factories import SENDER, create_user, drain, fixture, plain, request_of
 from tests.mail_reader import messages, parse, text_of
-from tests.test_inbound_requests import SENDER, fixture, plain, request_of
 
 
 def with_headers(raw: bytes, *headers: tuple[str, str]) -> bytes:

@@ -25,62 +25,24 @@ from app.models import (
     IntakeRequest,
     MessageDirection,
     MessageKind,
-    OutboxMessage,
-    RequestHistory,
     RequestMessage,
     RequestSource,
     RequestStatus,
     Role,
     RoutingDecision,
 )
-from tests.factories import create_user, drain, login
+from tests.factories import (
+    SENDER,
+    create_user,
+    drain,
+    fixture,
+    history,
+    login,
+    outbox_rows,
+    plain,
+    request_of,
+)
 from tests.mail_reader import messages, text_of
-
-MAIL = Path(__file__).parent / "fixtures" / "mail"
-SENDER = "amina.k@example.net"
-
-
-def fixture(name: str, **replace: str) -> bytes:
-    raw = (MAIL / name).read_bytes()
-    for key, value in replace.items():
-        raw = raw.replace(key.encode(), value.encode())
-    return raw
-
-
-def request_of(db: Session, reference: str | None) -> IntakeRequest:
-    assert reference is not None
-    req = intake.get_by_reference(db, reference)
-    assert req is not None
-    return req
-
-
-def history(db: Session, req: IntakeRequest, action: str) -> list[RequestHistory]:
-    return list(
-        db.scalars(
-            select(RequestHistory).where(
-                RequestHistory.request_id == req.id, RequestHistory.action == action
-            )
-        ).all()
-    )
-
-
-def outbox_rows(db: Session, kind: str) -> list[OutboxMessage]:
-    return list(db.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind)).all())
-
-
-def plain(
-    *, sender: str = SENDER, subject: str = "Please help", body: str = "Hello", **headers: str
-) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = "requests@example.org"
-    msg["Subject"] = subject
-    msg["Date"] = email.utils.format_datetime(now() - dt.timedelta(minutes=2))
-    msg["Message-ID"] = email.utils.make_msgid(domain="mail.example.net")
-    for name, value in headers.items():
-        msg[name.replace("_", "-")] = value
-    msg.set_content(body)
-    return msg.as_bytes()
 
 
 @pytest.fixture

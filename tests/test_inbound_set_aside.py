@@ -45,9 +45,20 @@ from app.models import (
 from app.privacy.service import erase_request, run_retention
 from app.sla.scheduling import key_prefix
 from tests.conftest import Clock
-from tests.factories import DEFAULT_PASSWORD, create_user, drain, hidden_fields, login
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    SENDER,
+    create_user,
+    drain,
+    fixture,
+    hidden_fields,
+    history,
+    login,
+    outbox_rows,
+    plain,
+    request_of,
+)
 from tests.mail_reader import messages
-from tests.test_inbound_requests import SENDER, fixture, history, outbox_rows, plain, request_of
 
 FARID = "farid.rahimi@outlook.example"
 T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)

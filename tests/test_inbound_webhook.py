@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.models import IntakeRequest, RequestSource
-from tests.test_inbound_requests import fixture
+from tests.factories import fixture
 
 URL = "/webhooks/inbound-email"
 SECRET = "inbound-shared-secret-for-tests"

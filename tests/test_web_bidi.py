@@ -27,13 +27,14 @@ from tests.factories import (
     at,
     create_expert,
     create_user,
+    csrf,
     expert_with_hours,
     hidden_fields,
     hours,
+    signed_in,
     submission,
     submit,
 )
-from tests.test_web_staff import csrf, signed_in
 
 RLO = "\u202e"  # right-to-left override: reverses everything after it, up to the paragraph's end
 NAME = f"Ali {RLO}Reza"

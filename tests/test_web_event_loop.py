@@ -47,13 +47,15 @@ from app.models import Assignment, ExpertNotification, Role, UnavailablePeriod
 from tests.factories import (
     create_expert,
     create_user,
+    csrf,
     hidden_fields,
     login,
     post_form,
+    sign_in,
+    signed_in,
     submission,
     submit,
 )
-from tests.test_web_staff import csrf, sign_in, signed_in
 
 # Each async callable that routes may use, and why it does not block.
 ASYNC_ALLOWED = {

@@ -27,8 +27,17 @@ from app.models import (
     UnavailablePeriod,
     User,
 )
-from tests.factories import MARKER, add_absence, create_expert, create_user, submit
-from tests.test_web_staff import csrf, field_error, sign_in, signed_in
+from tests.factories import (
+    MARKER,
+    add_absence,
+    create_expert,
+    create_user,
+    csrf,
+    field_error,
+    sign_in,
+    signed_in,
+    submit,
+)
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from app.health import service as health
 from app.main import create_app
 from app.models import Role
 from app.web.security import PAGE_CSP
-from tests.factories import create_user, login, submission, submit
-from tests.test_web_staff import signed_in
+from tests.factories import create_user, login, signed_in, submission, submit
 
 
 @pytest.fixture

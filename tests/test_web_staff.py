@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pyotp
 import pytest
@@ -18,7 +17,7 @@ from app.accounts import service as accounts
 from app.core.settings import get_settings
 from app.core.time import now
 from app.main import create_app
-from app.models import IntakeRequest, RequestContact, RequestHistory, Role, User
+from app.models import IntakeRequest, RequestContact, RequestHistory, Role
 from app.web import staff as staff_pages
 from tests.conftest import Clock
 from tests.factories import (
@@ -26,8 +25,12 @@ from tests.factories import (
     MARKER,
     create_expert,
     create_user,
+    csrf,
+    field_error,
     hidden_fields,
     make_request,
+    sign_in,
+    signed_in,
     submit,
     title_of,
 )
@@ -39,33 +42,6 @@ def web(db: Session) -> Iterator[TestClient]:
         create_app(), base_url="https://testserver", raise_server_exceptions=False
     ) as c:
         yield c
-
-
-def sign_in(web: TestClient, user: User, password: str = DEFAULT_PASSWORD, **extra: str) -> Any:
-    hidden = hidden_fields(web.get("/staff/sign-in").text)
-    return web.post(
-        "/staff/sign-in",
-        data={**hidden, "email": user.email, "password": password, **extra},
-        follow_redirects=False,
-    )
-
-
-def signed_in(web: TestClient, user: User) -> TestClient:
-    resp = sign_in(web, user)
-    assert resp.status_code == 303, resp.text
-    return web
-
-
-def csrf(web: TestClient, url: str) -> dict[str, str]:
-    resp = web.get(url)
-    assert resp.status_code == 200, resp.text
-    return {"csrf_token": hidden_fields(resp.text)["csrf_token"]}
-
-
-def field_error(html: str, name: str) -> str:
-    found = re.search(rf'<p class="field-error" id="{name}-error">(.*?)</p>', html, re.S)
-    assert found is not None, f"no error next to {name}"
-    return found.group(1)
 
 
 # Sign-in -------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from app.core.database import session_scope
 from app.flows.request import inbound_message
 from app.models import Role
 from tests.factories import create_user
-from tests.test_inbound_requests import fixture
+from tests.factories import fixture
 
 def grouped():
     msg = EmailMessage()
