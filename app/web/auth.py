@@ -124,6 +124,11 @@ def page_session(request: Request, session: SessionDep) -> UserSession:
     # Plain values for whatever reads the request's state after the database session closed
     # (error pages, the audit middleware): an ORM object would be detached by then.
     request.state.viewer = request.state.user = Viewer(user.id, user.display_name, user.role)
+    if user.role == Role.admin:
+        # The navigation offers the first-run checklist to admins until it is all ticked.
+        from app.web.getting_started import needs_setup
+
+        request.state.getting_started = needs_setup(session, user)
     return user_session
 
 
@@ -186,6 +191,7 @@ def page(
         "csrf_token": csrf_token(value),
         "flash": None,
         "errors": {},
+        "getting_started": getattr(request.state, "getting_started", False),
     }
     body = i18n.environment(PAGE_LANG).get_template(template).render({**base, **context})
     response = HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})

@@ -33,6 +33,8 @@ from app.web.auth import (
     safe_next,
     set_session_cookie,
 )
+from app.web.getting_started import PATH as GETTING_STARTED
+from app.web.getting_started import needs_setup
 from app.web.security import CSRF_COOKIE
 
 router = APIRouter(include_in_schema=False)
@@ -166,6 +168,9 @@ def sign_in(request: Request, session: SessionDep, client: ClientDep, form: Csrf
             status=429,
             headers=exc.headers,
         )
+    if not target and needs_setup(session, result.user):
+        # An admin's first sign-in (and later ones until it is done) opens the checklist.
+        target = GETTING_STARTED
     response = redirect(target or home_of(result.user))
     set_session_cookie(response, result.token)
     return response

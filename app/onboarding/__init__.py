@@ -1,0 +1,1 @@
+"""Getting started: the first-run checklist an admin sees until the service can take requests."""

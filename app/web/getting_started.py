@@ -1,0 +1,119 @@
+"""``/staff/getting-started``: the first-run checklist (admins only).
+
+An admin who signs in without a page to return to lands here while an item is unticked, and
+the staff navigation shows "Getting started" until every item is ticked. The items are computed
+from the database (``app.onboarding.service``), so they tick themselves whether the work was
+done on pages or through the API.
+
+Where no admin page exists yet for an item, its link points at the matching section of the API
+documentation; the targets are the ``*_LINK`` constants below so they can be switched to the
+admin console's pages as those arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from app.core.deps import SessionDep
+from app.models import Role, User
+from app.onboarding import service as onboarding
+from app.web.auth import AdminPageUser, page
+
+router = APIRouter(include_in_schema=False)
+PATH = "/staff/getting-started"
+
+EXPERTS_LINK = "/docs#/admin:%20experts"
+HOURS_LINK = "/docs#/consultations:%20availability"
+SAMPLES_LINK = "/docs#/admin:%20sample%20reports"
+ROSTER_LINK = "/docs#/duty%20roster"
+SECOND_FACTOR_LINK = "/my-account"
+
+
+def N_(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class ItemText:
+    title: str
+    why: str
+    how: str
+    link: str
+    link_text: str
+
+
+ITEMS: dict[str, ItemText] = {
+    "experts": ItemText(
+        N_("Add experts"),
+        N_("Requests are offered to active experts who cover the requester's country or region."),
+        N_(
+            "Invite each expert (POST /api/v1/admin/users with the role expert), then create "
+            "their profile with their languages, countries and regions (POST "
+            "/api/v1/admin/experts)."
+        ),
+        EXPERTS_LINK,
+        N_("Experts in the API documentation"),
+    ),
+    "hours": ItemText(
+        N_("Set the experts' hours"),
+        N_("Every active expert needs weekly hours: requesters book consultations in them."),
+        N_("PUT /api/v1/experts/{expert_id}/availability, in the expert's own time zone."),
+        HOURS_LINK,
+        N_("Availability in the API documentation"),
+    ),
+    "samples": ItemText(
+        N_("Upload sample reports"),
+        N_(
+            "Requesters may ask for a sample report: each region that has an expert needs one "
+            "of its own."
+        ),
+        N_("POST /api/v1/admin/sample-reports with a PDF, tagged with the region."),
+        SAMPLES_LINK,
+        N_("Sample reports in the API documentation"),
+    ),
+    "roster": ItemText(
+        N_("Fill the duty roster"),
+        N_(
+            "Someone on staff, and an expert or the lead of each region, on duty at every hour "
+            "of the next 7 days, so that every request gets its answer within the hour."
+        ),
+        N_("POST /api/v1/admin/roster/shifts; GET /api/v1/admin/roster/gaps shows what is left."),
+        ROSTER_LINK,
+        N_("The roster in the API documentation"),
+    ),
+    "second_factor": ItemText(
+        N_("Turn on your second factor"),
+        N_("An admin account can do everything: protect yours with an authenticator app."),
+        N_("On your account page, enrol an authenticator app and keep the recovery codes."),
+        SECOND_FACTOR_LINK,
+        N_("Your account"),
+    ),
+}
+
+
+def needs_setup(session: Session, user: User) -> bool:
+    """True for an admin while an item of the checklist is unticked."""
+    return user.role == Role.admin and not onboarding.checklist(session, user).complete
+
+
+@router.get(PATH)
+def getting_started(request: Request, session: SessionDep, user: AdminPageUser) -> Response:
+    result = onboarding.checklist(session, user)
+    items = [(key, result.done[key], ITEMS[key]) for key in onboarding.ITEMS]
+    return page(
+        request,
+        "staff/getting_started.html",
+        {
+            "title": "Getting started",
+            "items": items,
+            "complete": result.complete,
+            "regions_without_sample": result.regions_without_sample,
+            "experts_without_hours": result.experts_without_hours,
+            "roster_uncovered": result.roster_uncovered,
+        },
+        user=user,
+    )

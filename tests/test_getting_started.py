@@ -1,0 +1,290 @@
+"""The first-run checklist: each item ticks itself from the database (and not one step before),
+an admin's sign-in lands on it while something is unticked, the navigation offers it until all
+is done, and staff and experts cannot open it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.accounts import service as accounts
+from app.core.time import now
+from app.main import create_app
+from app.models import Region, Role, User
+from app.models.roster import RosterShift
+from app.models.scheduling import ExpertAvailability
+from app.onboarding import service as onboarding
+from app.sendouts import service as sendouts
+from app.web import getting_started
+from tests.conftest import Clock
+from tests.factories import (
+    around_the_clock,
+    create_expert,
+    create_user,
+    expert_with_hours,
+    hidden_fields,
+    profile,
+    shift,
+    sign_in,
+    signed_in,
+    tiny_pdf,
+)
+
+REGION = "middle_east"
+OTHER_REGION = "eastern_europe_post_soviet"
+# A Monday: the 7 days ahead hold every weekday once.
+MONDAY = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def web(db: Session) -> Iterator[TestClient]:
+    with TestClient(
+        create_app(), base_url="https://testserver", raise_server_exceptions=False
+    ) as c:
+        yield c
+
+
+def done(db: Session, admin: User) -> dict[str, bool]:
+    return onboarding.checklist(db, admin).done
+
+
+def sample(db: Session, admin: User, *, region: str | None = None) -> None:
+    sendouts.upload_sample_report(
+        db,
+        data=tiny_pdf(),
+        filename="sample.pdf",
+        uploaded_by=admin.id,
+        country_code=None,
+        region_code=region,
+    )
+    db.flush()
+
+
+def all_regions(db: Session) -> tuple[str, ...]:
+    return tuple(db.scalars(select(Region.code)).all())
+
+
+def everything_ticked(db: Session, admin: User) -> str:
+    """Set up the whole checklist; returns the admin's TOTP secret (second factor on)."""
+    expert = expert_with_hours(db, countries=(), regions=all_regions(db))
+    for code in all_regions(db):
+        sample(db, admin, region=code)
+    around_the_clock(db, create_user(db, role=Role.staff))
+    around_the_clock(db, expert)
+    secret, _ = accounts.totp_setup(db, admin)
+    admin.totp_enabled = True
+    db.flush()
+    return secret
+
+
+# The items ---------------------------------------------------------------------------------
+
+
+def test_a_new_organisation_has_nothing_ticked(db: Session) -> None:
+    admin = create_user(db, role=Role.admin)
+    assert done(db, admin) == dict.fromkeys(onboarding.ITEMS, False)
+    assert not onboarding.checklist(db, admin).complete
+
+
+def test_experts_ticks_with_one_active_expert_and_not_for_an_inactive_one(db: Session) -> None:
+    admin = create_user(db, role=Role.admin)
+    expert = create_expert(db)
+    profile(db, expert).is_active = False
+    db.flush()
+    assert not done(db, admin)["experts"]
+    profile(db, expert).is_active = True
+    expert.is_active = False  # the account switched off counts as inactive too
+    db.flush()
+    assert not done(db, admin)["experts"]
+    expert.is_active = True
+    db.flush()
+    assert done(db, admin)["experts"]
+
+
+def test_hours_stays_unticked_while_one_active_expert_has_none(db: Session) -> None:
+    admin = create_user(db, role=Role.admin)
+    expert_with_hours(db)
+    assert done(db, admin)["hours"]
+    without = create_expert(db)
+    result = onboarding.checklist(db, admin)
+    assert not result.done["hours"] and result.experts_without_hours == 1
+    # Stored availability with no weekly hours is no hours either.
+    db.add(ExpertAvailability(expert_id=without.id, timezone="UTC", weekly=[]))
+    db.flush()
+    assert not done(db, admin)["hours"]
+    # An inactive expert without hours does not hold it back.
+    profile(db, without).is_active = False
+    db.flush()
+    assert done(db, admin)["hours"]
+
+
+def test_hours_is_not_ticked_without_any_expert(db: Session) -> None:
+    admin = create_user(db, role=Role.admin)
+    assert not done(db, admin)["hours"]
+
+
+def test_samples_need_one_tagged_with_each_region_that_has_an_expert(db: Session) -> None:
+    admin = create_user(db, role=Role.admin)
+    create_expert(db, regions=(REGION,))
+    sample(db, admin)  # general
+    sample(db, admin, region=OTHER_REGION)
+    result = onboarding.checklist(db, admin)
+    assert not result.done["samples"]
+    assert result.regions_without_sample == (REGION,)
+    sample(db, admin, region=REGION)
+    assert done(db, admin)["samples"]
+
+
+def test_samples_without_regional_experts_need_at_least_one(db: Session) -> None:
+    admin = create_user(db, role=Role.admin)
+    create_expert(db, countries=("KG",))
+    assert not done(db, admin)["samples"]
+    sample(db, admin)
+    assert done(db, admin)["samples"]
+
+
+def test_roster_ticks_only_without_a_gap_in_the_next_seven_days(db: Session, clock: Clock) -> None:
+    clock.at(MONDAY)
+    admin = create_user(db, role=Role.admin)
+    staff = create_user(db, role=Role.staff)
+    assert not done(db, admin)["roster"]  # an empty roster is not a filled one
+    # Every region is covered by an expert on duty around the clock.
+    around_the_clock(db, create_expert(db, regions=all_regions(db)))
+    # The staff every day around the clock but Sunday, which stops at 23:00: a one-hour gap.
+    for day in range(6):
+        shift(db, staff, day, "00:00", "00:00")
+    last = shift(db, staff, 6, "00:00", "23:00")
+    result = onboarding.checklist(db, admin)
+    assert not result.done["roster"] and result.roster_uncovered == ("staff",)
+    last.ends_local = dt.time(0, 0)
+    db.flush()
+    assert done(db, admin)["roster"]
+    # A region whose only expert leaves the roster is a gap too.
+    lonely = create_expert(db, regions=(REGION,))
+    db.get(Region, REGION).lead_expert_id = None  # type: ignore[union-attr]
+    db.flush()
+    assert done(db, admin)["roster"]  # still covered by the first expert
+    db.execute(delete(RosterShift).where(RosterShift.user_id != staff.id))
+    around_the_clock(db, lonely)
+    result = onboarding.checklist(db, admin)
+    assert not result.done["roster"] and REGION not in result.roster_uncovered
+    assert OTHER_REGION in result.roster_uncovered
+
+
+def test_second_factor_ticks_for_the_admin_who_has_it(db: Session) -> None:
+    admin = create_user(db, role=Role.admin)
+    other = create_user(db, role=Role.admin)
+    accounts.totp_setup(db, other)
+    other.totp_enabled = True
+    db.flush()
+    assert not done(db, admin)["second_factor"]
+    assert done(db, other)["second_factor"]
+
+
+def test_everything_set_up_completes_the_checklist(db: Session, clock: Clock) -> None:
+    clock.at(MONDAY)
+    admin = create_user(db, role=Role.admin)
+    everything_ticked(db, admin)
+    assert onboarding.checklist(db, admin).complete
+
+
+# The page and the sign-in ------------------------------------------------------------------
+
+
+def test_an_admins_first_sign_in_lands_on_the_checklist(web: TestClient, db: Session) -> None:
+    admin = create_user(db, role=Role.admin)
+    create_expert(db)  # an expert without hours
+    resp = sign_in(web, admin)
+    assert resp.status_code == 303
+    assert resp.headers["location"] == getting_started.PATH
+    page = web.get(getting_started.PATH)
+    assert page.status_code == 200
+    assert 'id="nav-getting-started"' in page.text
+    items = dict(
+        re.findall(
+            r'id="item-(\w+)">\s*<h2><span class="checklist-state" '
+            r'data-state="(\w+)"',
+            page.text,
+        )
+    )
+    assert items == {
+        "experts": "done",
+        "hours": "todo",
+        "samples": "todo",
+        "roster": "todo",
+        "second_factor": "todo",
+    }
+    assert getting_started.HOURS_LINK in page.text
+    assert getting_started.EXPERTS_LINK not in page.text  # a done item needs no directions
+    # The navigation offers it on the other staff pages too.
+    assert 'id="nav-getting-started"' in web.get("/staff/queue").text
+
+
+def test_an_admin_with_everything_ticked_lands_on_the_queue(
+    web: TestClient, db: Session, clock: Clock
+) -> None:
+    clock.at(MONDAY)
+    admin = create_user(db, role=Role.admin)
+    secret = everything_ticked(db, admin)
+    first = sign_in(web, admin)
+    hidden = hidden_fields(first.text)
+    resp = web.post(
+        "/staff/sign-in",
+        data={**hidden, "totp_code": pyotp.TOTP(secret).at(now())},
+        follow_redirects=False,
+    )
+    assert resp.status_code == 303
+    assert resp.headers["location"] == "/staff/queue"
+    assert 'id="nav-getting-started"' not in web.get("/staff/queue").text
+    page = web.get(getting_started.PATH)
+    assert page.status_code == 200 and 'id="setup-complete"' in page.text
+
+
+def test_an_admin_asked_for_a_page_goes_there_not_to_the_checklist(
+    web: TestClient, db: Session
+) -> None:
+    admin = create_user(db, role=Role.admin)
+    resp = sign_in(web, admin, next="/staff/reports")
+    assert resp.headers["location"] == "/staff/reports"
+
+
+def test_staff_land_on_the_queue_and_may_not_open_the_checklist(
+    web: TestClient, db: Session
+) -> None:
+    staff = create_user(db, role=Role.staff)
+    resp = sign_in(web, staff)
+    assert resp.headers["location"] == "/staff/queue"
+    assert 'id="nav-getting-started"' not in web.get("/staff/queue").text
+    assert web.get(getting_started.PATH).status_code == 403
+
+
+def test_experts_land_on_their_assignments_and_may_not_open_the_checklist(
+    web: TestClient, db: Session
+) -> None:
+    expert = create_expert(db)
+    resp = sign_in(web, expert)
+    assert resp.headers["location"] == "/expert/assignments"
+    assert web.get(getting_started.PATH).status_code == 403
+
+
+def test_the_checklist_needs_a_sign_in(web: TestClient) -> None:
+    resp = web.get(getting_started.PATH, follow_redirects=False)
+    assert resp.status_code == 303
+    assert resp.headers["location"].startswith("/staff/sign-in?next=/staff/getting-started")
+
+
+def test_the_checklist_page_renders_at_a_glance_for_a_signed_in_admin(
+    web: TestClient, db: Session
+) -> None:
+    admin = create_user(db, role=Role.admin)
+    signed_in(web, admin)
+    page = web.get(getting_started.PATH)
+    assert "<script" not in page.text.split("</head>")[1]  # works without JavaScript
+    assert page.headers["content-security-policy"]
