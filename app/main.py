@@ -57,6 +57,7 @@ from app.web.docs import router as api_docs
 from app.web.escalations import router as escalation_pages
 from app.web.expert import router as expert_pages
 from app.web.getting_started import router as getting_started_pages
+from app.web.my_account import router as my_account_pages
 from app.web.offers import router as offer_pages
 from app.web.public import LIMITED_ROUTES as PAGE_LIMITED_ROUTES
 from app.web.public import STATIC_DIR
@@ -162,6 +163,7 @@ def create_app() -> FastAPI:
     app.include_router(public_pages)
     app.include_router(booking_pages)
     app.include_router(sign_in_pages)
+    app.include_router(my_account_pages)
     app.include_router(staff_pages)
     app.include_router(getting_started_pages)
     app.include_router(expert_pages)

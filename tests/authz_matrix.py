@@ -66,6 +66,7 @@ PATH_VALUES: dict[str, str] = {
     "shift_id": "999999",
     "token": "not-a-token",
     "set_aside_id": "00000000-0000-4000-8000-000000000000",
+    "session_id": "00000000-0000-4000-8000-000000000000",
 }
 
 
@@ -283,12 +284,32 @@ MATRIX: dict[tuple[str, str], Row] = {
         "Ask for a password-reset link",
         "422 422 422 422 422 422 422",
     ),
+    ("POST", "/api/v1/auth/recovery-codes"): row(
+        "Generate new recovery codes (the old ones stop working)",
+        "401 401 401 422 422 422 422",
+    ),
+    ("GET", "/api/v1/auth/sessions"): row(
+        "My live sessions (newest first)",
+        "401 401 401 200 200 200 200",
+    ),
+    ("POST", "/api/v1/auth/sessions/end-others"): row(
+        "Sign out everywhere else (every session but this one)",
+        "401 401 401 204 204 204 204",
+    ),
+    ("DELETE", "/api/v1/auth/sessions/{session_id}"): row(
+        "End one of my sessions (its token stops working)",
+        "401 401 401 404 404 404 404",
+    ),
     ("POST", "/api/v1/auth/set-password"): row(
         "Set a password with an invite or reset link",
         "422 422 422 422 422 422 422",
     ),
     ("POST", "/api/v1/auth/totp/confirm"): row(
         "Confirm the second factor with a first code",
+        "401 401 401 422 422 422 422",
+    ),
+    ("POST", "/api/v1/auth/totp/disable"): row(
+        "Turn off my second factor (to reset it: turn it off, then on again)",
         "401 401 401 422 422 422 422",
     ),
     ("POST", "/api/v1/auth/totp/setup"): row(

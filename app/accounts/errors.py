@@ -44,3 +44,7 @@ class UserNotFound(NotFound):
 
 class EmailTaken(Conflict):
     code = "email_taken"
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"

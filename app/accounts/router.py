@@ -15,15 +15,20 @@ from app.accounts.schemas import (
     LoginIn,
     LoginOut,
     PasswordResetIn,
+    RecoveryCodesIn,
+    RecoveryCodesOut,
+    SessionOut,
     SetPasswordIn,
     TotpConfirmIn,
+    TotpConfirmOut,
+    TotpDisableIn,
     TotpSetupOut,
     UserOut,
     UserUpdate,
 )
 from app.core.deps import ClientDep, SessionDep
 from app.core.errors import error_responses
-from app.models import Role, User
+from app.models import Role, User, UserSession
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
 admin_router = APIRouter(prefix="/api/v1/admin/users", tags=["admin: users"])
@@ -113,6 +118,8 @@ def set_password(body: SetPasswordIn, session: SessionDep) -> UserOut:
     "/change-password",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change my password (signs out all sessions)",
+    description="Every session of the account ends, this one too: sign in again with the new "
+    "password. A wrong current password answers `401` `invalid_credentials`.",
     responses=error_responses(401, 422),
 )
 def change_password(body: ChangePasswordIn, session: SessionDep, user: CurrentUser) -> None:
@@ -132,12 +139,91 @@ def totp_setup(session: SessionDep, user: CurrentUser) -> TotpSetupOut:
 
 @auth_router.post(
     "/totp/confirm",
-    response_model=UserOut,
+    response_model=TotpConfirmOut,
     summary="Confirm the second factor with a first code",
+    description="Turns the second factor on and answers with ten one-time recovery codes, "
+    "shown only here (keep them offline; each signs in once in place of the 6-digit code). "
+    "A wrong code answers `400`.",
     responses=error_responses(400, 401, 422),
 )
-def totp_confirm(body: TotpConfirmIn, session: SessionDep, user: CurrentUser) -> UserOut:
-    return user_out(service.totp_confirm(session, user, body.code))
+def totp_confirm(body: TotpConfirmIn, session: SessionDep, user: CurrentUser) -> TotpConfirmOut:
+    codes = service.totp_confirm(session, user, body.code)
+    return TotpConfirmOut(**user_out(user).model_dump(), recovery_codes=codes)
+
+
+@auth_router.post(
+    "/totp/disable",
+    response_model=UserOut,
+    summary="Turn off my second factor (to reset it: turn it off, then on again)",
+    description="Needs the password and a current 6-digit code or a recovery code; the recovery "
+    "codes are dropped too. Wrong password or code: `401` `invalid_credentials` (codes are "
+    "counted by the sign-in's code throttle). Already off: `400`.",
+    responses=error_responses(400, 401, 422),
+)
+def totp_disable(body: TotpDisableIn, session: SessionDep, user: CurrentUser) -> UserOut:
+    service.totp_disable(session, user, password=body.password, code=body.code)
+    return user_out(user)
+
+
+@auth_router.post(
+    "/recovery-codes",
+    response_model=RecoveryCodesOut,
+    summary="Generate new recovery codes (the old ones stop working)",
+    description="Needs the current password (`401` `invalid_credentials` when wrong) and the "
+    "second factor on (`400` otherwise). The codes are shown only in this answer.",
+    responses=error_responses(400, 401, 422),
+)
+def recovery_codes(
+    body: RecoveryCodesIn, session: SessionDep, user: CurrentUser
+) -> RecoveryCodesOut:
+    return RecoveryCodesOut(
+        recovery_codes=service.regenerate_recovery_codes(session, user, password=body.password)
+    )
+
+
+def session_out(row: UserSession, current: UserSession) -> SessionOut:
+    return SessionOut(
+        id=row.id,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        expires_at=row.expires_at,
+        user_agent=row.user_agent,
+        ip_address=row.ip_address,
+        current=row.id == current.id,
+    )
+
+
+@auth_router.get(
+    "/sessions",
+    response_model=list[SessionOut],
+    summary="My live sessions (newest first)",
+    responses=error_responses(401),
+)
+def sessions(session: SessionDep, user: CurrentUser, current: CurrentSession) -> list[SessionOut]:
+    return [session_out(row, current) for row in service.live_sessions(session, user)]
+
+
+@auth_router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End one of my sessions (its token stops working)",
+    description="Another user's session, an ended one or an unknown id: `404` `session_not_found`.",
+    responses=error_responses(401, 404, 422),
+)
+def end_session(
+    session_id: uuid.UUID, session: SessionDep, user: CurrentUser, _s: CurrentSession
+) -> None:
+    service.end_own_session(session, user, session_id)
+
+
+@auth_router.post(
+    "/sessions/end-others",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Sign out everywhere else (every session but this one)",
+    responses=error_responses(401),
+)
+def end_other_sessions(session: SessionDep, user: CurrentUser, current: CurrentSession) -> None:
+    service.end_other_sessions(session, user, current)
 
 
 # Admin ----------------------------------------------------------------------------------------

@@ -28,7 +28,12 @@ class LoginIn(StrictModel):
     email: Email
     password: str = Field(min_length=1, max_length=256)
     totp_code: str | None = Field(
-        None, pattern=r"^\d{6}$", description="6-digit code, required when the second factor is on"
+        None,
+        min_length=6,
+        max_length=20,
+        pattern=r"^[0-9A-Za-z -]+$",
+        description="6-digit code, required when the second factor is on; a recovery code "
+        "(`xxxxx-xxxxx`) works in its place, once",
     )
 
 
@@ -92,3 +97,46 @@ class TotpConfirmIn(StrictModel):
 
 class Accepted(BaseModel):
     detail: str
+
+
+class TotpConfirmOut(UserOut):
+    recovery_codes: list[str] = Field(
+        description="one-time codes that stand in for the authenticator app (a lost phone); "
+        "shown only now, each works once at sign-in in place of the 6-digit code"
+    )
+
+
+SecondFactorCode = Annotated[
+    str,
+    Field(
+        min_length=6,
+        max_length=20,
+        pattern=r"^[0-9A-Za-z -]+$",
+        description="a 6-digit code from the authenticator app, or a recovery code",
+    ),
+]
+
+
+class TotpDisableIn(StrictModel):
+    password: str = Field(min_length=1, max_length=256)
+    code: SecondFactorCode
+
+
+class RecoveryCodesIn(StrictModel):
+    password: str = Field(min_length=1, max_length=256, description="the current password")
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str] = Field(
+        description="the new one-time codes, shown only now; the earlier ones stop working"
+    )
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    created_at: dt.datetime
+    last_seen_at: dt.datetime | None = Field(description="last use, to the minute")
+    expires_at: dt.datetime
+    user_agent: str | None
+    ip_address: str | None
+    current: bool = Field(description="the session this request was made with")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyotp
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -20,6 +21,7 @@ from app.accounts.errors import (
     InvalidCredentials,
     InvalidLink,
     SecondFactorRequired,
+    SessionNotFound,
     SessionRevoked,
     TokenExpired,
     UserNotFound,
@@ -39,7 +41,14 @@ from app.core.security import (
 )
 from app.core.settings import get_settings
 from app.core.time import now
-from app.models import AccountToken, AccountTokenPurpose, Role, User, UserSession
+from app.models import (
+    AccountToken,
+    AccountTokenPurpose,
+    RecoveryCode,
+    Role,
+    User,
+    UserSession,
+)
 from app.outbox import service as outbox
 
 TOTP_ISSUER = "Asylum Intake"
@@ -163,6 +172,7 @@ def reset_second_factor(session: Session, user_id: uuid.UUID) -> User:
     user.totp_secret_enc = None
     user.totp_key_id = None
     user.totp_last_step = None
+    _drop_recovery_codes(session, user)
     revoke_all_sessions(session, user.id)
     audit.record(session, action="users.second_factor_reset", actor="admin", target=str(user.id))
     session.flush()
@@ -211,9 +221,9 @@ def login(
         code_refused = _count_code(session, keys)
         if code_refused is not None:
             raise throttle.too_many(code_refused, "with a wrong code for this account")
-        if not _use_code(session, user, totp_code):
+        if not _use_second_factor(session, user, totp_code):
             _failed(session, keys, user, "second_factor", ip, user_agent)
-            raise InvalidCredentials("The 6-digit code is incorrect or was used already.")
+            raise InvalidCredentials("The code is incorrect or was used already.")
     return _signed_in(session, keys, user, password, ip, user_agent)
 
 
@@ -246,7 +256,7 @@ def _login_with_both_factors(
         or not user.is_active
         or not user.totp_enabled
         or _count_code(session, keys) is not None
-        or not _use_code(session, user, totp_code)
+        or not _use_second_factor(session, user, totp_code)
     ):
         _failed(session, keys, user, "account_throttled", ip, user_agent, status_code=429)
         raise problem
@@ -358,26 +368,98 @@ def logout(session: Session, user_session: UserSession) -> None:
     session.flush()
 
 
-def revoke_all_sessions(session: Session, user_id: uuid.UUID) -> None:
-    session.execute(
-        update(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=now())
-        .execution_options(synchronize_session=False)
+def revoke_all_sessions(
+    session: Session, user_id: uuid.UUID, *, keep: uuid.UUID | None = None
+) -> int:
+    """End the user's live sessions (all but ``keep``); how many were ended."""
+    stmt = update(UserSession).where(
+        UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
+    )
+    if keep is not None:
+        stmt = stmt.where(UserSession.id != keep)
+    result = session.execute(
+        stmt.values(revoked_at=now()).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def change_password(
+    session: Session, user: User, *, current: str, new: str, keep: UserSession | None = None
+) -> None:
+    """Every session ends, but ``keep`` (the page's own: its user just proved the password)."""
+    if not verify_password(user.password_hash, current):
+        raise InvalidCredentials("The current password is incorrect.")
+    _set_password(session, user, new, keep=keep.id if keep is not None else None)
+    audit.record(
+        session,
+        action="auth.password_changed",
+        actor=str(user.id),
+        actor_role=user.role.value,
+        target=str(user.id),
+        details={"other_sessions_ended": True},
     )
 
 
-def change_password(session: Session, user: User, *, current: str, new: str) -> None:
-    if not verify_password(user.password_hash, current):
-        raise InvalidCredentials("The current password is incorrect.")
-    _set_password(session, user, new)
-
-
-def _set_password(session: Session, user: User, password: str) -> None:
+def _set_password(
+    session: Session, user: User, password: str, *, keep: uuid.UUID | None = None
+) -> None:
     user.password_hash = hash_password(password)
     user.password_changed_at = now()
-    revoke_all_sessions(session, user.id)
+    revoke_all_sessions(session, user.id, keep=keep)
     session.flush()
+
+
+# One's own sessions ---------------------------------------------------------------------------
+
+
+def live_sessions(session: Session, user: User) -> Sequence[UserSession]:
+    """The user's sessions that still sign in (not ended, not expired), newest first."""
+    return session.scalars(
+        select(UserSession)
+        .where(
+            UserSession.user_id == user.id,
+            UserSession.revoked_at.is_(None),
+            UserSession.expires_at > now(),
+        )
+        .order_by(UserSession.created_at.desc(), UserSession.id)
+    ).all()
+
+
+def end_own_session(session: Session, user: User, session_id: uuid.UUID) -> None:
+    """End one of the user's own sessions; another user's or an unknown id is "not found"."""
+    result = session.execute(
+        update(UserSession)
+        .where(
+            UserSession.id == session_id,
+            UserSession.user_id == user.id,
+            UserSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=now())
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        raise SessionNotFound("No live session of yours with this id.")
+    audit.record(
+        session,
+        action="auth.session_ended",
+        actor=str(user.id),
+        actor_role=user.role.value,
+        target=str(session_id),
+    )
+
+
+def end_other_sessions(session: Session, user: User, keep: UserSession) -> int:
+    """Sign out everywhere else: every session of the user but ``keep``."""
+    ended = revoke_all_sessions(session, user.id, keep=keep.id)
+    audit.record(
+        session,
+        action="auth.other_sessions_ended",
+        actor=str(user.id),
+        actor_role=user.role.value,
+        target=str(user.id),
+        details={"ended": ended},
+    )
+    return ended
 
 
 # One-time links (invite, password reset) -----------------------------------------------------
@@ -515,7 +597,17 @@ def totp_setup(session: Session, user: User) -> tuple[str, str]:
     return secret, uri
 
 
-def totp_confirm(session: Session, user: User, code: str) -> User:
+def totp_pending(user: User) -> tuple[str, str] | None:
+    """The secret being set up (not yet confirmed) and its otpauth URI, for the QR code."""
+    secret = _totp_secret(user)
+    if user.totp_enabled or secret is None:
+        return None
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
+    return secret, uri
+
+
+def totp_confirm(session: Session, user: User, code: str) -> list[str]:
+    """Turn the second factor on with a first code; returns the recovery codes (shown once)."""
     if user.totp_enabled:
         raise BadRequest("The second factor is on already.")
     if not _use_code(session, user, code):
@@ -529,7 +621,137 @@ def totp_confirm(session: Session, user: User, code: str) -> User:
         target=str(user.id),
     )
     session.flush()
-    return user
+    return new_recovery_codes(session, user, reason="enrolled")
+
+
+def totp_disable(session: Session, user: User, *, password: str, code: str) -> None:
+    """Turn the second factor off (to reset it: turn it off, then on again) with the password
+    and a current code or a recovery code; the recovery codes go with it."""
+    if not user.totp_enabled:
+        raise BadRequest("The second factor is off already.")
+    if not verify_password(user.password_hash, password):
+        raise InvalidCredentials("The current password is incorrect.")
+    if _count_code(session, throttle.keys_for(user.email, None)) is not None:
+        raise InvalidCredentials("Too many wrong codes; try again later.")
+    if not _use_second_factor(session, user, code):
+        raise InvalidCredentials("The code is incorrect or was used already.")
+    user.totp_enabled = False
+    user.totp_secret_enc = None
+    user.totp_key_id = None
+    user.totp_last_step = None
+    _drop_recovery_codes(session, user)
+    audit.record(
+        session,
+        action="auth.second_factor_disabled",
+        actor=str(user.id),
+        actor_role=user.role.value,
+        target=str(user.id),
+    )
+    session.flush()
+
+
+# Recovery codes -------------------------------------------------------------------------------
+
+RECOVERY_CODE_COUNT = 10
+# No 0/o, 1/l/i: read off paper and typed in by hand.
+_RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def normalise_code(code: str) -> str:
+    return "".join(code.split()).replace("-", "").lower()
+
+
+def _recovery_hash(user: User, code: str) -> str:
+    # Bound to the user: the same code typed for another account matches nothing.
+    return hash_token(f"{user.id}:{normalise_code(code)}")
+
+
+def recovery_codes_left(session: Session, user: User) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(RecoveryCode)
+            .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+        )
+        or 0
+    )
+
+
+def _drop_recovery_codes(session: Session, user: User) -> None:
+    session.execute(
+        delete(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def new_recovery_codes(session: Session, user: User, *, reason: str = "generated") -> list[str]:
+    """Ten new one-time codes (``xxxxx-xxxxx``, 50 bits each); the old ones stop working.
+    Only their hashes are stored: the caller shows them once."""
+    if not user.totp_enabled:
+        raise BadRequest("Turn on the second factor first; recovery codes stand in for it.")
+    _drop_recovery_codes(session, user)
+    codes = []
+    current = now()
+    for _ in range(RECOVERY_CODE_COUNT):
+        raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(10))
+        code = f"{raw[:5]}-{raw[5:]}"
+        codes.append(code)
+        session.add(
+            RecoveryCode(user_id=user.id, code_hash=_recovery_hash(user, code), created_at=current)
+        )
+    audit.record(
+        session,
+        action="auth.recovery_codes_generated",
+        actor=str(user.id),
+        actor_role=user.role.value,
+        target=str(user.id),
+        details={"reason": reason, "count": RECOVERY_CODE_COUNT},
+    )
+    session.flush()
+    return codes
+
+
+def regenerate_recovery_codes(session: Session, user: User, *, password: str) -> list[str]:
+    if not verify_password(user.password_hash, password):
+        raise InvalidCredentials("The current password is incorrect.")
+    return new_recovery_codes(session, user)
+
+
+def _use_recovery_code(session: Session, user: User, code: str) -> bool:
+    """Use the code up: one conditional UPDATE, so of parallel sign-ins with one code exactly
+    one wins (the others wait for its row lock, then find it used)."""
+    if not normalise_code(code):
+        return False
+    result = session.execute(
+        update(RecoveryCode)
+        .where(
+            RecoveryCode.user_id == user.id,
+            RecoveryCode.code_hash == _recovery_hash(user, code),
+            RecoveryCode.used_at.is_(None),
+        )
+        .values(used_at=now())
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        return False
+    audit.record(
+        session,
+        action="auth.recovery_code_used",
+        actor=str(user.id),
+        actor_role=user.role.value,
+        target=str(user.id),
+        details={"left": recovery_codes_left(session, user)},
+    )
+    return True
+
+
+def _use_second_factor(session: Session, user: User, code: str) -> bool:
+    """A 6-digit code from the app, or else one of the recovery codes."""
+    plain = normalise_code(code)
+    if len(plain) == 6 and plain.isdigit():
+        return _use_code(session, user, plain)
+    return _use_recovery_code(session, user, plain)
 
 
 def resend_invite(session: Session, user_id: uuid.UUID) -> User:

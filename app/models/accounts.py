@@ -57,6 +57,20 @@ class UserSession(UUIDPk, Base):
     __table_args__ = (Index("ix_user_sessions_user_id", "user_id"),)
 
 
+class RecoveryCode(UUIDPk, Base):
+    """A one-time code that stands in for the authenticator app (a lost phone), stored only as
+    its SHA-256 hash; used once (``used_at``), all replaced when new ones are generated."""
+
+    __tablename__ = "recovery_codes"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (Index("ix_recovery_codes_user_id_code_hash", "user_id", "code_hash"),)
+
+
 class AccountTokenPurpose(enum.StrEnum):
     invite = "invite"
     password_reset = "password_reset"

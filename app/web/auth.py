@@ -93,7 +93,9 @@ def safe_next(value: str | None) -> str | None:
     """Only a path of these pages (no scheme, no host, no ``//``): no open redirect."""
     if not value or len(value) > 500:
         return None
-    if not value.startswith(("/staff/", "/expert/")) or value.startswith(SIGN_IN_PATH):
+    if not value.startswith(("/staff/", "/expert/", "/my-account")) or value.startswith(
+        SIGN_IN_PATH
+    ):
         return None
     if "//" in value or "\\" in value or any(ord(c) < 32 for c in value):
         return None

@@ -1,0 +1,234 @@
+"""``/my-account``: every signed-in user's own account (staff, admins, experts).
+
+Change the password (the other sessions end, this browser's stays: its user just proved the
+password), turn the second factor on with a QR code drawn here (segno, inline SVG: nothing from
+elsewhere, no image request) and the key for manual entry, confirmed by a first code; ten
+one-time recovery codes shown once; turn it off with the password and a code; see and end one's
+own sessions. Every action calls the API's service (app/accounts/service.py) and is audited
+there. Plain forms: no JavaScript needed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import segno
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from markupsafe import Markup
+from pydantic import TypeAdapter, ValidationError
+
+from app.accounts import service as accounts
+from app.accounts.errors import InvalidCredentials, SessionNotFound
+from app.accounts.schemas import Password
+from app.core.deps import SessionDep
+from app.core.errors import BadRequest
+from app.core.validation import SafeStr
+from app.models import User, UserSession
+from app.web.auth import CsrfForm, PageSession, PageUser, page, redirect
+
+router = APIRouter(include_in_schema=False)
+HOME = "/my-account"
+_PASSWORD = TypeAdapter(Password)
+
+
+def qr_svg(uri: str) -> Markup:
+    """The otpauth URI as an inline SVG QR code (no style attribute: the CSP forbids inline
+    style; fill/stroke are presentation attributes)."""
+    svg = segno.make(uri, error="m").svg_inline(
+        scale=4, border=4, dark="#000", light="#fff", title="QR code for your authenticator app"
+    )
+    return Markup(svg)  # noqa: S704 - segno's own markup of our own URI
+
+
+def _overview(
+    request: Request,
+    db: SessionDep,
+    user: User,
+    current: UserSession,
+    *,
+    status: int = 200,
+    **context: Any,
+) -> Response:
+    ctx = {
+        "title": "Your account",
+        "sessions": accounts.live_sessions(db, user),
+        "current_id": current.id,
+        "codes_left": accounts.recovery_codes_left(db, user) if user.totp_enabled else 0,
+        **context,
+    }
+    return page(request, "staff/account.html", ctx, user=user, status=status)
+
+
+def _field(form: Any, name: str, limit: int = 256) -> str:
+    return str(form.get(name) or "")[:limit]
+
+
+@router.get("/my-account")
+def overview(
+    request: Request, db: SessionDep, user: PageUser, current: PageSession, done: SafeStr = ""
+) -> Response:
+    flash = {
+        "password": "Your password is changed. Your other sessions are signed out.",
+        "off": "The second factor is off. Turn it on again to use a new device.",
+        "ended": "The session is ended.",
+        "others": "Every other session is signed out.",
+    }.get(done[:20])
+    return _overview(request, db, user, current, flash=flash)
+
+
+@router.post("/my-account/password")
+def change_password(
+    request: Request, db: SessionDep, user: PageUser, current: PageSession, form: CsrfForm
+) -> Response:
+    old, new, again = _field(form, "current_password"), _field(form, "new_password"), ""
+    again = _field(form, "new_password_again")
+    errors: dict[str, str] = {}
+    if not old:
+        errors["current_password"] = "Enter your current password."
+    try:
+        _PASSWORD.validate_python(new)
+    except ValidationError:
+        errors["new_password"] = "The new password needs at least 12 characters (at most 256)."
+    if not errors and new != again:
+        errors["new_password_again"] = "The two new passwords differ."
+    if not errors:
+        try:
+            accounts.change_password(db, user, current=old, new=new, keep=current)
+        except InvalidCredentials:
+            errors["current_password"] = "The current password is incorrect."
+    if errors:
+        return _overview(request, db, user, current, status=422, errors=errors)
+    return redirect(f"{HOME}?done=password")
+
+
+@router.post("/my-account/second-factor/start")
+def totp_start(
+    request: Request, db: SessionDep, user: PageUser, current: PageSession, _f: CsrfForm
+) -> Response:
+    if user.totp_enabled:
+        return redirect(HOME)
+    accounts.totp_setup(db, user)
+    return redirect(f"{HOME}/second-factor")
+
+
+@router.get("/my-account/second-factor")
+def totp_page(request: Request, db: SessionDep, user: PageUser, current: PageSession) -> Response:
+    return _totp_page(request, user)
+
+
+def _totp_page(request: Request, user: User, status: int = 200, **context: Any) -> Response:
+    pending = accounts.totp_pending(user)
+    if user.totp_enabled or pending is None:
+        return redirect(HOME)
+    secret, uri = pending
+    ctx = {
+        "title": "Turn on the second factor",
+        "qr": qr_svg(uri),
+        "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        **context,
+    }
+    return page(request, "staff/account_totp.html", ctx, user=user, status=status)
+
+
+@router.post("/my-account/second-factor/confirm")
+def totp_confirm(
+    request: Request, db: SessionDep, user: PageUser, current: PageSession, form: CsrfForm
+) -> Response:
+    code = "".join(_field(form, "code", 20).split())
+    if not (len(code) == 6 and code.isdigit()):
+        return _totp_page(
+            request, user, 422, errors={"code": "Enter the 6-digit code your app shows."}
+        )
+    try:
+        codes = accounts.totp_confirm(db, user, code)
+    except BadRequest as exc:
+        if user.totp_enabled:
+            return redirect(HOME)
+        return _totp_page(request, user, 422, errors={"code": exc.message})
+    return _codes_page(request, user, codes, "The second factor is on.")
+
+
+def _codes_page(request: Request, user: User, codes: list[str], flash: str) -> Response:
+    ctx = {"title": "Your recovery codes", "codes": codes, "flash": flash}
+    return page(request, "staff/account_codes.html", ctx, user=user)
+
+
+@router.post("/my-account/second-factor/disable")
+def totp_disable(
+    request: Request, db: SessionDep, user: PageUser, current: PageSession, form: CsrfForm
+) -> Response:
+    password, code = _field(form, "password"), _field(form, "code", 20)
+    errors: dict[str, str] = {}
+    if not password:
+        errors["disable_password"] = "Enter your password."
+    if not code.strip():
+        errors["disable_code"] = "Enter a 6-digit code or a recovery code."
+    if not errors:
+        try:
+            accounts.totp_disable(db, user, password=password, code=code)
+        except InvalidCredentials as exc:
+            key = "disable_password" if "password" in exc.message else "disable_code"
+            errors[key] = exc.message
+        except BadRequest:
+            return redirect(HOME)
+    if errors:
+        return _overview(request, db, user, current, status=422, errors=errors)
+    return redirect(f"{HOME}?done=off")
+
+
+@router.post("/my-account/recovery-codes")
+def new_codes(
+    request: Request, db: SessionDep, user: PageUser, current: PageSession, form: CsrfForm
+) -> Response:
+    try:
+        codes = accounts.regenerate_recovery_codes(db, user, password=_field(form, "password"))
+    except InvalidCredentials as exc:
+        return _overview(
+            request, db, user, current, status=422, errors={"codes_password": exc.message}
+        )
+    except BadRequest:
+        return redirect(HOME)
+    return _codes_page(request, user, codes, "New recovery codes: the earlier ones no longer work.")
+
+
+@router.post("/my-account/sessions/end-others")
+def end_others(
+    request: Request, db: SessionDep, user: PageUser, current: PageSession, _f: CsrfForm
+) -> Response:
+    accounts.end_other_sessions(db, user, current)
+    return redirect(f"{HOME}?done=others")
+
+
+@router.post("/my-account/sessions/{session_id}/end")
+def end_session(
+    request: Request,
+    db: SessionDep,
+    session_id: uuid.UUID,
+    user: PageUser,
+    current: PageSession,
+    _f: CsrfForm,
+) -> Response:
+    if session_id == current.id:
+        # Ending this browser's own session is signing out: the sign-out button does that.
+        return _overview(
+            request,
+            db,
+            user,
+            current,
+            status=422,
+            errors={"sessions": "This is the session you are using: sign out instead."},
+        )
+    try:
+        accounts.end_own_session(db, user, session_id)
+    except SessionNotFound:
+        return _overview(
+            request,
+            db,
+            user,
+            current,
+            status=404,
+            errors={"sessions": "That session is ended already or is not yours."},
+        )
+    return redirect(f"{HOME}?done=ended")
