@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
 from app.core import database
+from app.core.settings import get_settings
 from app.core.time import now
 from app.main import create_app
 from app.models import AuditEvent, RecoveryCode, Role, User, UserSession
@@ -352,6 +353,29 @@ def test_turning_the_second_factor_off_needs_the_password_and_a_code(
     assert db.scalar(select(func.count()).select_from(RecoveryCode)) == 0
     _api_token(client, user)  # the password alone signs in again
     assert "auth.second_factor_disabled" in _actions(db, user)
+
+
+def test_wrong_recovery_codes_are_counted_by_the_sign_in_code_throttle(
+    db: Session, clock: Clock
+) -> None:
+    """Guessing recovery codes from many addresses is as slow as guessing 6-digit codes: the
+    same account-wide count of codes, and a good recovery code is refused while it holds."""
+    slow = get_settings().login_slow_after_failures
+    user = create_user(db)
+    accounts.totp_setup(db, user)
+    user.totp_enabled = True
+    codes = accounts.new_recovery_codes(db, user)
+    app = create_app()
+    answers = []
+    for i in range(slow + 2):
+        with TestClient(app, client=(f"198.51.100.{40 + i}", 50000)) as c:
+            body = {"email": user.email, "password": DEFAULT_PASSWORD, "totp_code": "zzzzz-zzzzz"}
+            answers.append(c.post("/api/v1/auth/login", json=body).status_code)
+    assert answers == [401] * slow + [429, 429]
+    with TestClient(app, client=("198.51.100.60", 50000)) as c:
+        body = {"email": user.email, "password": DEFAULT_PASSWORD, "totp_code": codes[0]}
+        assert c.post("/api/v1/auth/login", json=body).status_code == 429
+    assert accounts.recovery_codes_left(db, user) == 10  # the refused one was not used up
 
 
 # Sessions ---------------------------------------------------------------------------------------
