@@ -21,6 +21,7 @@ from tests.processes import (
     run_cli,
     start_api,
     start_service,
+    start_worker,
     stopping,
     wait_for,
 )
@@ -102,6 +103,22 @@ def test_api_started_on_its_own_in_development_warns_with_the_derived_base(
         log = api.read_log()
         assert "public_url_not_set" in log
         assert f"links in e-mails use http://127.0.0.1:{port}" in log
+
+
+def test_worker_started_on_its_own_warns_and_names_the_base_it_will_use(tmp_path: Path) -> None:
+    migrate(tmp_path)
+    worker = start_worker(tmp_path, env={"INTAKE_API_PORT": "9124"})
+    with stopping(worker):
+        log = worker.read_log()
+        assert "public_url_not_set" in log
+        assert "links in e-mails use http://127.0.0.1:9124" in log
+
+
+def test_worker_with_public_url_set_does_not_warn(tmp_path: Path) -> None:
+    migrate(tmp_path)
+    worker = start_worker(tmp_path, env={"INTAKE_PUBLIC_URL": "https://intake.example.org"})
+    with stopping(worker):
+        assert "public_url_not_set" not in worker.read_log()
 
 
 def test_create_admin_prints_the_sign_in_page_of_the_served_address(tmp_path: Path) -> None:
