@@ -378,6 +378,22 @@ def test_wrong_recovery_codes_are_counted_by_the_sign_in_code_throttle(
     assert accounts.recovery_codes_left(db, user) == 10  # the refused one was not used up
 
 
+def test_an_admin_reset_of_the_second_factor_retires_the_recovery_codes(
+    client: TestClient, db: Session
+) -> None:
+    user = create_user(db)
+    accounts.totp_setup(db, user)
+    user.totp_enabled = True
+    codes = accounts.new_recovery_codes(db, user)
+    accounts.reset_second_factor(db, user.id)
+    assert accounts.recovery_codes_left(db, user) == 0
+    accounts.totp_setup(db, user)
+    user.totp_enabled = True  # on again, with a new phone: the old paper codes stay dead
+    db.flush()
+    body = {"email": user.email, "password": DEFAULT_PASSWORD, "totp_code": codes[0]}
+    assert client.post("/api/v1/auth/login", json=body).status_code == 401
+
+
 # Sessions ---------------------------------------------------------------------------------------
 
 

@@ -82,7 +82,7 @@ def overview(
 def change_password(
     request: Request, db: SessionDep, user: PageUser, current: PageSession, form: CsrfForm
 ) -> Response:
-    old, new, again = _field(form, "current_password"), _field(form, "new_password"), ""
+    old, new = _field(form, "current_password"), _field(form, "new_password")
     again = _field(form, "new_password_again")
     errors: dict[str, str] = {}
     if not old:
