@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Document, ExpertProfile, Region, User
+from app.models import Document, ExpertProfile, Region, Role, User
 from app.models.documents import DocumentKind
 from app.models.scheduling import ExpertAvailability
 from app.roster import service as roster
@@ -109,3 +109,8 @@ def checklist(session: Session, admin: User) -> Checklist:
         experts_without_hours=without_hours,
         roster_uncovered=tuple(uncovered),
     )
+
+
+def needs_setup(session: Session, user: User) -> bool:
+    """True for an admin while an item of the checklist is unticked."""
+    return user.role == Role.admin and not checklist(session, user).complete

@@ -46,6 +46,7 @@ from app.accounts.deps import SESSION_COOKIE
 from app.core.deps import SessionDep
 from app.core.errors import NotAuthenticated
 from app.models import Role, User, UserSession
+from app.onboarding import service as onboarding
 from app.web import i18n
 from app.web.security import (
     CSRF_FIELD,
@@ -128,9 +129,7 @@ def page_session(request: Request, session: SessionDep) -> UserSession:
     request.state.viewer = request.state.user = Viewer(user.id, user.display_name, user.role)
     if user.role == Role.admin:
         # The navigation offers the first-run checklist to admins until it is all ticked.
-        from app.web.getting_started import needs_setup
-
-        request.state.getting_started = needs_setup(session, user)
+        request.state.getting_started = onboarding.needs_setup(session, user)
     return user_session
 
 

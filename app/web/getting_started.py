@@ -16,10 +16,8 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
 from app.core.deps import SessionDep
-from app.models import Role, User
 from app.onboarding import service as onboarding
 from app.web.auth import AdminPageUser, page
 
@@ -93,11 +91,6 @@ ITEMS: dict[str, ItemText] = {
         N_("Your account"),
     ),
 }
-
-
-def needs_setup(session: Session, user: User) -> bool:
-    """True for an admin while an item of the checklist is unticked."""
-    return user.role == Role.admin and not onboarding.checklist(session, user).complete
 
 
 @router.get(PATH)

@@ -22,6 +22,7 @@ from app.core import crypto
 from app.core.deps import ClientDep, SessionDep
 from app.core.errors import TooManyRequests
 from app.core.validation import SafeStr
+from app.onboarding import service as onboarding
 from app.web.auth import (
     SIGN_IN_PATH,
     CsrfForm,
@@ -34,7 +35,6 @@ from app.web.auth import (
     set_session_cookie,
 )
 from app.web.getting_started import PATH as GETTING_STARTED
-from app.web.getting_started import needs_setup
 from app.web.security import CSRF_COOKIE
 
 router = APIRouter(include_in_schema=False)
@@ -168,7 +168,7 @@ def sign_in(request: Request, session: SessionDep, client: ClientDep, form: Csrf
             status=429,
             headers=exc.headers,
         )
-    if not target and needs_setup(session, result.user):
+    if not target and onboarding.needs_setup(session, result.user):
         # An admin's first sign-in (and later ones until it is done) opens the checklist.
         target = GETTING_STARTED
     response = redirect(target or home_of(result.user))
