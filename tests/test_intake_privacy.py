@@ -16,7 +16,7 @@ from app import cli
 from app.accounts import service as accounts
 from app.core import crypto
 from app.core.settings import get_settings
-from app.intake import keys, service
+from app.intake import keys, records
 from app.models import AccountToken, Base, IntakeRequest, OutboxMessage, Role, SecretKey, User
 from tests.factories import bearer, create_user, drain, submit
 from tests.mail_reader import messages, text_of
@@ -71,10 +71,10 @@ def test_personal_data_is_not_in_any_column(client: TestClient, db: Session) -> 
     assert found == []
     # ... and yet it is all there for whoever holds the keys.
     req = db.scalars(select(IntakeRequest)).one()
-    pii = service.reveal_pii(req)
+    pii = records.reveal_pii(req)
     assert pii is not None and pii["full_name"] == f"{MARKER} Client"
     assert pii["email"] == f"{MARKER.lower()}@example.org"
-    assert service.reveal_token(req) == body["access_token"]
+    assert records.reveal_token(req) == body["access_token"]
 
 
 def test_outbox_rows_hold_ids_only(client: TestClient, db: Session) -> None:
@@ -188,7 +188,7 @@ def test_rotate_key_rewraps_everything_and_nothing_is_lost(
     db.expire_all()
     for ref in (first["reference"], second["reference"]):
         req = db.scalar(select(IntakeRequest).where(IntakeRequest.reference == ref))
-        assert req is not None and service.reveal_pii(req) is not None
+        assert req is not None and records.reveal_pii(req) is not None
     assert keys.email_lookup(db, "rotate@example.org") == lookup_before
     refreshed = db.get(User, user.id)
     assert refreshed is not None
