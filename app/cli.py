@@ -10,13 +10,12 @@ import argparse
 import getpass
 import os
 import signal
-import smtplib
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 
-from app.core.settings import Settings, SettingsError, get_settings, mask_url
+from app.core.settings import Settings, SettingsError, get_settings
 
 EXIT_CONFIG = 2
 
@@ -29,63 +28,19 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def _reachability(settings: Settings) -> list[tuple[str, str | None]]:
-    """(what, error or None) for each dependency."""
-    from sqlalchemy import text
-
-    from app.core.database import build_engine
-    from app.health.service import check_broker
-
-    results: list[tuple[str, str | None]] = []
-    engine = build_engine(settings.resolved_database_url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        results.append(("database", None))
-    except Exception as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
-        results.append(
-            (
-                "database",
-                f"INTAKE_DATABASE_URL: cannot connect to "
-                f"{mask_url(settings.resolved_database_url)} ({reason})",
-            )
-        )
-    finally:
-        engine.dispose()
-    broker_error = check_broker(settings.resolved_broker_url)
-    results.append(("broker", f"INTAKE_BROKER_URL: {broker_error}" if broker_error else None))
-    if settings.mail_backend == "smtp":
-        try:
-            with smtplib.SMTP(
-                settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds
-            ) as client:
-                client.ehlo()
-            results.append(("smtp", None))
-        except (OSError, smtplib.SMTPException) as exc:
-            results.append(
-                (
-                    "smtp",
-                    f"INTAKE_SMTP_HOST: cannot reach {settings.smtp_host}:{settings.smtp_port} "
-                    f"({type(exc).__name__}: {exc})",
-                )
-            )
-    else:
-        results.append(("mail", None))
-    return results
-
-
 def cmd_check(_args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
+    from app.health.service import check_report
+
+    # The same report as the admins' Operations page.
+    report = check_report(settings)
     print("Configuration:")
-    for key, value in settings.describe().items():
+    for key, value in report.settings.items():
         print(f"  {key} = {value}")
     print("Dependencies:")
-    ok = True
-    for name, error in _reachability(settings):
-        print(f"  {name}: {'ok' if error is None else 'UNREACHABLE - ' + error}")
-        ok = ok and error is None
-    return 0 if ok else 1
+    for dep in report.dependencies:
+        print(f"  {dep.name}: {'ok' if dep.error is None else 'UNREACHABLE - ' + dep.error}")
+    return 0 if report.ok else 1
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -240,7 +195,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     _serve_on(None, args.port)
     settings = _settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    problems = [e for _, e in _reachability(settings) if e]
+    from app.health.service import reachability
+
+    # Start-up may wait longer than the check does (a database still coming up).
+    problems = [d.error for d in reachability(settings, timeout=10.0) if d.error]
     if problems:
         print("Cannot start:\n  " + "\n  ".join(problems), file=sys.stderr)
         return EXIT_CONFIG

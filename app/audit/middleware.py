@@ -9,8 +9,11 @@ the response starts. What it records:
   write, whatever the outcome;
 - any change (POST/PUT/PATCH/DELETE) under ``/api/v1/admin/`` (users, reference data, regions'
   leads, documents: the settings of the service);
-- any read of the audit trail itself (``/api/v1/admin/audit...``) and any download of a
-  document (``/api/v1/documents/{id}``: attachments are personal data);
+- any read of the audit trail itself (``/api/v1/admin/audit...``, and on the Operations page
+  ``/admin/operations/audit...``) and any download of a document (``/api/v1/documents/{id}``:
+  attachments are personal data);
+- a dead letter's retry (``POST /api/v1/outbox/{id}/retry`` and the Operations page's
+  form): a message sent again;
 - any request refused for its rate (429): a locked sign-in, a flood of submissions.
 
 It never reads the body, the query string, cookies or the Authorization header. The actor is
@@ -40,6 +43,12 @@ ADMIN_PREFIX = "/api/v1/admin/"
 AUDIT_PREFIX = "/api/v1/admin/audit"
 # Documents can be a request's attachments (personal data): every download is recorded.
 DOCUMENTS_PREFIX = "/api/v1/documents/"
+PAGE_AUDIT_PREFIX = "/admin/operations/audit"
+# A dead letter's retry sends a message again: the API's and the Operations page's.
+RETRIES = (
+    "/api/v1/outbox/{message_id}/retry",
+    "/admin/operations/dead-letters/{message_id}/retry",
+)
 _REFERENCE_CHARS = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
@@ -81,7 +90,8 @@ def entry_for(
     if "{reference}" in template:
         target: str | None = _reference(params.get("reference", ""))
     elif (
-        template.startswith((AUDIT_PREFIX, DOCUMENTS_PREFIX))
+        template.startswith((AUDIT_PREFIX, DOCUMENTS_PREFIX, PAGE_AUDIT_PREFIX))
+        or (template in RETRIES and method not in READ_METHODS)
         or (template.startswith(ADMIN_PREFIX) and method not in READ_METHODS)
         or status_code == 429
     ):

@@ -5,8 +5,6 @@ Both are themselves recorded by ``AuditMiddleware``.
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -21,7 +19,7 @@ from app.core.validation import DbId, SafeAwareDateTime, SafeStr
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin: audit trail"])
 
-CSV_MAX_ROWS = 100_000
+CSV_MAX_ROWS = service.CSV_MAX_ROWS
 
 Actor = Annotated[
     SafeStr | None,
@@ -85,21 +83,11 @@ def export_csv(
     since: Since = None,
     until: Until = None,
 ) -> Response:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(service.CSV_COLUMNS)
-    for row in service.search(
-        session,
-        limit=CSV_MAX_ROWS,
-        actor=actor,
-        reference=reference,
-        action=action,
-        since=since,
-        until=until,
-    ):
-        writer.writerow(service.csv_row(row))
+    body = service.csv_text(
+        session, actor=actor, reference=reference, action=action, since=since, until=until
+    )
     return Response(
-        buffer.getvalue(),
+        body,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
     )

@@ -14,8 +14,10 @@ HTTP request by ``AuditMiddleware``); outside a request they are empty.
 from __future__ import annotations
 
 import contextvars
+import csv
 import datetime as dt
 import hashlib
+import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -296,3 +298,17 @@ def csv_row(row: AuditEvent) -> list[str]:
         # A cell starting with = + - @ would run as a formula in a spreadsheet.
         out.append("'" + s if s[:1] in ("=", "+", "-", "@") else s)
     return out
+
+
+#: The CSV's row limit (newest first): the API's download and the Operations page's.
+CSV_MAX_ROWS = 100_000
+
+
+def csv_text(session: Session, **filters: Any) -> str:
+    """The search as CSV text (header, then at most ``CSV_MAX_ROWS`` rows, newest first)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for row in search(session, limit=CSV_MAX_ROWS, **filters):
+        writer.writerow(csv_row(row))
+    return buffer.getvalue()

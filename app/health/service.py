@@ -1,8 +1,13 @@
-"""Liveness and readiness: is the database reachable, is the broker reachable."""
+"""Liveness and readiness: is the database reachable, is the broker reachable; and what
+``asylum-intake check`` and the admins' Operations page report (``check_report``: the settings
+with secrets masked and each dependency's reachability), one function so the two cannot
+disagree."""
 
 from __future__ import annotations
 
 import hmac
+import smtplib
+from dataclasses import dataclass
 from typing import Any
 
 from kombu import Connection  # type: ignore[attr-defined]
@@ -10,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.core.errors import NotAuthenticated, NotFound
-from app.core.settings import get_settings, mask_url
+from app.core.settings import Settings, get_settings, mask_url
 from app.outbox import service as outbox
 
 
@@ -30,6 +35,83 @@ def check_broker(url: str | None = None, timeout: float = 2.0) -> str | None:
     except Exception as exc:
         return f"{type(exc).__name__}: cannot reach the broker at {mask_url(url)}"
     return None
+
+
+#: Seconds each reachability check may wait: the page runs them in its request's thread.
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Reachability:
+    name: str
+    error: str | None  # None: reachable
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    settings: dict[str, Any]
+    dependencies: list[Reachability]
+
+    @property
+    def ok(self) -> bool:
+        return all(dep.error is None for dep in self.dependencies)
+
+
+def _database_error(settings: Settings, timeout: float) -> str | None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from app.core.database import build_engine
+
+    url = settings.resolved_database_url
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = build_engine(url)  # creates the embedded default's folder, as `run` does
+    else:
+        # A short connect timeout (the app's pooled engine would wait much longer).
+        timeout_s = max(1, round(timeout))
+        engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": timeout_s})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+    except Exception as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+        return f"INTAKE_DATABASE_URL: cannot connect to {mask_url(url)} ({reason})"
+    finally:
+        engine.dispose()
+
+
+def reachability(settings: Settings, timeout: float = CHECK_TIMEOUT_SECONDS) -> list[Reachability]:
+    """Each dependency and why it cannot be reached (blocking: call it from a thread)."""
+    results = [Reachability("database", _database_error(settings, timeout))]
+    broker_error = check_broker(settings.resolved_broker_url, timeout=timeout)
+    results.append(
+        Reachability("broker", f"INTAKE_BROKER_URL: {broker_error}" if broker_error else None)
+    )
+    if settings.mail_backend == "smtp":
+        wait = min(timeout, settings.smtp_timeout_seconds)
+        try:
+            with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=wait) as client:
+                client.ehlo()
+            results.append(Reachability("smtp", None))
+        except (OSError, smtplib.SMTPException) as exc:
+            results.append(
+                Reachability(
+                    "smtp",
+                    f"INTAKE_SMTP_HOST: cannot reach {settings.smtp_host}:{settings.smtp_port} "
+                    f"({type(exc).__name__}: {exc})",
+                )
+            )
+    else:
+        results.append(Reachability("mail", None))
+    return results
+
+
+def check_report(settings: Settings, timeout: float = CHECK_TIMEOUT_SECONDS) -> CheckReport:
+    """What ``asylum-intake check`` prints and the Operations page shows: the resolved settings
+    (secrets masked by ``Settings.describe``) and the reachability of each dependency."""
+    return CheckReport(settings.describe(), reachability(settings, timeout))
 
 
 def readiness(session: Session) -> tuple[bool, dict[str, Any]]:

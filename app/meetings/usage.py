@@ -18,7 +18,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.meetings.quota import DailyMeetingQuota, UsageStatus
+from app.meetings.quota import (
+    NEARING_CAP_AT,
+    ZOOM_DAILY_MEETING_WRITES,
+    DailyMeetingQuota,
+    UsageStatus,
+)
 from app.models import ZoomDailyUsage
 from app.outbox import service as outbox
 
@@ -77,3 +82,19 @@ def count_meeting_write(session: Session, host: str) -> UsageStatus:
         if row is not None:
             log.warning("zoom_daily_cap_alert", count=status.count, limit=status.limit)
     return status
+
+
+def daily_counts(session: Session, day: dt.date) -> list[UsageStatus]:
+    """Each Zoom host's count of creates/updates on ``day`` (UTC) against the daily cap,
+    busiest first (the admins' Operations page)."""
+    rows = session.execute(
+        select(ZoomDailyUsage.host, ZoomDailyUsage.count)
+        .where(ZoomDailyUsage.day == day)
+        .order_by(ZoomDailyUsage.count.desc(), ZoomDailyUsage.host)
+    ).all()
+    return [
+        UsageStatus(
+            host=host, day=day, count=count, limit=ZOOM_DAILY_MEETING_WRITES, warn_at=NEARING_CAP_AT
+        )
+        for host, count in rows
+    ]

@@ -431,6 +431,12 @@ def stats(session: Session) -> dict[str, Any]:
     )
     return {
         "due": int(due or 0),
+        # Every row by state (pending counts rows scheduled for later too), and the oldest
+        # due row's moment: the Operations page shows them beside the lag.
+        "pending": int(counts.get(OutboxStatus.pending, 0)),
+        "claimed": int(counts.get(OutboxStatus.claimed, 0)),
+        "sent": int(counts.get(OutboxStatus.sent, 0)),
+        "oldest_due_at": oldest_due,
         "in_flight": int(counts.get(OutboxStatus.claimed, 0)),
         "dead": int(counts.get(OutboxStatus.dead, 0)),
         "oldest_due_age_seconds": (
