@@ -60,6 +60,7 @@ from app.web.getting_started import router as getting_started_pages
 from app.web.my_account import router as my_account_pages
 from app.web.offers import router as offer_pages
 from app.web.operations import router as operations_pages
+from app.web.people import router as people_pages
 from app.web.public import LIMITED_ROUTES as PAGE_LIMITED_ROUTES
 from app.web.public import STATIC_DIR
 from app.web.public import router as public_pages
@@ -168,6 +169,7 @@ def create_app() -> FastAPI:
     app.include_router(staff_pages)
     app.include_router(getting_started_pages)
     app.include_router(operations_pages)
+    app.include_router(people_pages)
     app.include_router(expert_pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(outbox_router)

@@ -246,10 +246,10 @@ def list_users(
     description="Creates the account without a password and e-mails a one-time link to set one.",
     responses=error_responses(401, 403, 409, 422),
 )
-def invite(body: InviteIn, session: SessionDep, _admin: RequireAdmin) -> UserOut:
+def invite(body: InviteIn, session: SessionDep, admin: RequireAdmin) -> UserOut:
     return user_out(
         service.invite_user(
-            session, email=body.email, display_name=body.display_name, role=body.role
+            session, email=body.email, display_name=body.display_name, role=body.role, by=admin
         )
     )
 
@@ -258,7 +258,8 @@ def invite(body: InviteIn, session: SessionDep, _admin: RequireAdmin) -> UserOut
     "/{user_id}",
     response_model=UserOut,
     summary="Change a user's name or role (a role change signs them out)",
-    responses=error_responses(401, 403, 404, 422),
+    description="The last active admin cannot be made staff or expert: `400`.",
+    responses=error_responses(400, 401, 403, 404, 422),
 )
 def update(
     user_id: uuid.UUID, body: UserUpdate, session: SessionDep, admin: RequireAdmin
@@ -274,6 +275,7 @@ def update(
     "/{user_id}/deactivate",
     response_model=UserOut,
     summary="Deactivate a user and revoke their sessions",
+    description="Refused with `400`: one's own account, and the last active admin.",
     responses=error_responses(400, 401, 403, 404),
 )
 def deactivate(user_id: uuid.UUID, session: SessionDep, admin: RequireAdmin) -> UserOut:
@@ -286,8 +288,8 @@ def deactivate(user_id: uuid.UUID, session: SessionDep, admin: RequireAdmin) -> 
     summary="Reactivate a user",
     responses=error_responses(401, 403, 404),
 )
-def reactivate(user_id: uuid.UUID, session: SessionDep, _admin: RequireAdmin) -> UserOut:
-    return user_out(service.reactivate_user(session, user_id))
+def reactivate(user_id: uuid.UUID, session: SessionDep, admin: RequireAdmin) -> UserOut:
+    return user_out(service.reactivate_user(session, user_id, by=admin))
 
 
 @admin_router.post(
@@ -296,8 +298,8 @@ def reactivate(user_id: uuid.UUID, session: SessionDep, _admin: RequireAdmin) ->
     summary="Turn off a user's second factor (lost device) and revoke their sessions",
     responses=error_responses(401, 403, 404),
 )
-def reset_second_factor(user_id: uuid.UUID, session: SessionDep, _a: RequireAdmin) -> UserOut:
-    return user_out(service.reset_second_factor(session, user_id))
+def reset_second_factor(user_id: uuid.UUID, session: SessionDep, admin: RequireAdmin) -> UserOut:
+    return user_out(service.reset_second_factor(session, user_id, by=admin))
 
 
 @admin_router.post(
@@ -306,5 +308,5 @@ def reset_second_factor(user_id: uuid.UUID, session: SessionDep, _a: RequireAdmi
     summary="Send a new invite link (the old one stops working)",
     responses=error_responses(400, 401, 403, 404),
 )
-def resend_invite(user_id: uuid.UUID, session: SessionDep, _a: RequireAdmin) -> UserOut:
-    return user_out(service.resend_invite(session, user_id))
+def resend_invite(user_id: uuid.UUID, session: SessionDep, admin: RequireAdmin) -> UserOut:
+    return user_out(service.resend_invite(session, user_id, by=admin))

@@ -108,10 +108,40 @@ def create_user(
     return user
 
 
-def invite_user(session: Session, *, email: str, display_name: str, role: Role) -> User:
+def invite_user(
+    session: Session, *, email: str, display_name: str, role: Role, by: User | None = None
+) -> User:
     user = create_user(session, email=email, display_name=display_name, role=role)
     _issue_account_token(session, user, AccountTokenPurpose.invite)
+    audit.record(
+        session, action="users.invited", actor=_actor(by), actor_role=_role(by), target=str(user.id)
+    )
     return user
+
+
+def _actor(by: User | None) -> str:
+    """The audit row's actor: the admin who acted (the API and the pages pass them)."""
+    return "admin" if by is None else str(by.id)
+
+
+def _role(by: User | None) -> str | None:
+    return None if by is None else by.role.value
+
+
+def _refuse_losing_last_admin(session: Session, user: User) -> None:
+    """The organisation keeps at least one active admin: nobody else could undo the change.
+    The active admins' rows are locked, so two admins deactivating each other at once cannot
+    both pass (the second re-reads after the first commits)."""
+    if user.role != Role.admin or not user.is_active:
+        return
+    admins = session.scalars(
+        select(User.id).where(User.role == Role.admin, User.is_active.is_(True)).with_for_update()
+    ).all()
+    if len(admins) <= 1:
+        raise BadRequest(
+            "This is the last active admin: make someone else an admin first, "
+            "so that the organisation keeps one."
+        )
 
 
 def update_user(
@@ -126,11 +156,13 @@ def update_user(
     if display_name is not None:
         user.display_name = display_name
     if role is not None and role != user.role:
+        if role != Role.admin:
+            _refuse_losing_last_admin(session, user)
         audit.record(
             session,
             action="users.role_changed",
-            actor="admin" if by is None else str(by.id),
-            actor_role=None if by is None else by.role.value,
+            actor=_actor(by),
+            actor_role=_role(by),
             target=str(user.id),
             details={"from": user.role.value, "to": role.value},
         )
@@ -145,6 +177,7 @@ def deactivate_user(session: Session, user_id: uuid.UUID, *, by: User) -> User:
     user = get_user(session, user_id)
     if user.id == by.id:
         raise BadRequest("You cannot deactivate your own account.")
+    _refuse_losing_last_admin(session, user)
     user.is_active = False
     revoke_all_sessions(session, user.id)
     audit.record(
@@ -158,15 +191,21 @@ def deactivate_user(session: Session, user_id: uuid.UUID, *, by: User) -> User:
     return user
 
 
-def reactivate_user(session: Session, user_id: uuid.UUID) -> User:
+def reactivate_user(session: Session, user_id: uuid.UUID, *, by: User | None = None) -> User:
     user = get_user(session, user_id)
     user.is_active = True
-    audit.record(session, action="users.reactivated", actor="admin", target=str(user.id))
+    audit.record(
+        session,
+        action="users.reactivated",
+        actor=_actor(by),
+        actor_role=_role(by),
+        target=str(user.id),
+    )
     session.flush()
     return user
 
 
-def reset_second_factor(session: Session, user_id: uuid.UUID) -> User:
+def reset_second_factor(session: Session, user_id: uuid.UUID, *, by: User | None = None) -> User:
     user = get_user(session, user_id)
     user.totp_enabled = False
     user.totp_secret_enc = None
@@ -174,7 +213,13 @@ def reset_second_factor(session: Session, user_id: uuid.UUID) -> User:
     user.totp_last_step = None
     _drop_recovery_codes(session, user)
     revoke_all_sessions(session, user.id)
-    audit.record(session, action="users.second_factor_reset", actor="admin", target=str(user.id))
+    audit.record(
+        session,
+        action="users.second_factor_reset",
+        actor=_actor(by),
+        actor_role=_role(by),
+        target=str(user.id),
+    )
     session.flush()
     return user
 
@@ -754,9 +799,16 @@ def _use_second_factor(session: Session, user: User, code: str) -> bool:
     return _use_recovery_code(session, user, plain)
 
 
-def resend_invite(session: Session, user_id: uuid.UUID) -> User:
+def resend_invite(session: Session, user_id: uuid.UUID, *, by: User | None = None) -> User:
     user = get_user(session, user_id)
     if user.password_hash is not None:
         raise BadRequest("This user has set a password already; use a password reset.")
     _issue_account_token(session, user, AccountTokenPurpose.invite)
+    audit.record(
+        session,
+        action="users.invite_resent",
+        actor=_actor(by),
+        actor_role=_role(by),
+        target=str(user.id),
+    )
     return user

@@ -8,7 +8,8 @@ the response starts. What it records:
   requester's own request, consultations, contacts, routing, exports, erasure, ...): read or
   write, whatever the outcome;
 - any change (POST/PUT/PATCH/DELETE) under ``/api/v1/admin/`` (users, reference data, regions'
-  leads, documents: the settings of the service);
+  leads, documents: the settings of the service) and under ``/admin/`` (the admin console's
+  page forms doing the same changes);
 - any read of the audit trail itself (``/api/v1/admin/audit...``, and on the Operations page
   ``/admin/operations/audit...``) and any download of a document (``/api/v1/documents/{id}``:
   attachments are personal data);
@@ -40,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN_PREFIX = "/api/v1/admin/"
+ADMIN_PAGES_PREFIX = "/admin/"
 AUDIT_PREFIX = "/api/v1/admin/audit"
 # Documents can be a request's attachments (personal data): every download is recorded.
 DOCUMENTS_PREFIX = "/api/v1/documents/"
@@ -92,7 +94,7 @@ def entry_for(
     elif (
         template.startswith((AUDIT_PREFIX, DOCUMENTS_PREFIX, PAGE_AUDIT_PREFIX))
         or (template in RETRIES and method not in READ_METHODS)
-        or (template.startswith(ADMIN_PREFIX) and method not in READ_METHODS)
+        or (template.startswith((ADMIN_PREFIX, ADMIN_PAGES_PREFIX)) and method not in READ_METHODS)
         or status_code == 429
     ):
         target = _params_target(params)

@@ -94,7 +94,7 @@ def safe_next(value: str | None) -> str | None:
     """Only a path of these pages (no scheme, no host, no ``//``): no open redirect."""
     if not value or len(value) > 500:
         return None
-    if not value.startswith(("/staff/", "/expert/", "/my-account")) or value.startswith(
+    if not value.startswith(("/staff/", "/expert/", "/admin/", "/my-account")) or value.startswith(
         SIGN_IN_PATH
     ):
         return None
