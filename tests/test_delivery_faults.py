@@ -591,18 +591,15 @@ def _alerted(engine: Engine, row_id: int) -> bool:
 
 @contextlib.contextmanager
 def _fault_stack(
-    pg_url: str, redis: RedisServer, tmp_path: Path, smtp_port: int
+    pg_url: str, redis: RedisServer, tmp_path: Path, smtp_port: int, **extra: str
 ) -> Iterator[tuple[str, dict[str, str], list[ManagedProcess]]]:
-    env = _env(
-        pg_url,
-        redis,
-        smtp_port,
-        tmp_path,
-        INTAKE_OUTBOX_MAX_ATTEMPTS="3",
-        INTAKE_OUTBOX_BACKOFF_BASE_SECONDS="0.2",
-        INTAKE_OUTBOX_BACKOFF_MAX_SECONDS="1",
-        INTAKE_SMTP_TIMEOUT_SECONDS="1",
-    )
+    settings = {
+        "INTAKE_OUTBOX_MAX_ATTEMPTS": "3",
+        "INTAKE_OUTBOX_BACKOFF_BASE_SECONDS": "0.2",
+        "INTAKE_OUTBOX_BACKOFF_MAX_SECONDS": "1",
+        "INTAKE_SMTP_TIMEOUT_SECONDS": "1",
+    }
+    env = _env(pg_url, redis, smtp_port, tmp_path, **{**settings, **extra})
     create_admin(tmp_path, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, env=env)
     procs: list[ManagedProcess] = []
     try:
@@ -622,7 +619,10 @@ def test_smtp_refusals_retry_or_dead_letter_and_a_staff_retry_delivers(
     smtp = SmtpOnPort(free_port())
     inbox = smtp.start()
     try:
-        with _fault_stack(pg_url, redis, tmp_path, smtp.port) as (url, headers, procs):
+        # The server refuses at once: a timeout as short as the hanging server's test needs
+        # would turn a slow answer on a loaded machine into another failure than the refusal.
+        stack = _fault_stack(pg_url, redis, tmp_path, smtp.port, INTAKE_SMTP_TIMEOUT_SECONDS="10")
+        with stack as (url, headers, procs):
             # 451: temporary. Tried three times with backoff, then dead-lettered.
             inbox.refuse_with = "451 try later"
             busy = _ask_for_test_email(url, headers, "busy@example.org")
