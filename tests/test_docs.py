@@ -8,7 +8,10 @@ from app.core.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-TEST_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e '.[dev]' && .venv/bin/pytest"
+TEST_COMMAND = (
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[dev]' && "
+    ".venv/bin/pytest -n 2 --dist loadfile"
+)
 RUN_COMMAND = (
     "python3 -m venv .venv && .venv/bin/pip install -e '.[dev]' && .venv/bin/asylum-intake run"
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 from collections.abc import Iterator
 
@@ -23,8 +24,11 @@ from tests.conftest import Clock
 from tests.factories import form
 from tests.processes import free_port
 
-#: The machine's Redis (``.ci/run`` starts it), in a database of its own.
-SHARED_REDIS = "redis://127.0.0.1:6379/15"
+#: The machine's Redis (``.ci/run`` starts it), in a database of its own: one per parallel
+#: worker (pytest-xdist's gw0, gw1, ...: 15, 14, ...), as these tests empty it.
+SHARED_REDIS = (
+    f"redis://127.0.0.1:6379/{15 - int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:])}"
+)
 
 
 def _hit(address: str) -> float:
