@@ -329,6 +329,7 @@ def test_a_bad_filter_is_named_next_to_its_field(web: TestClient, db: Session) -
     resp = web.get(AUDIT, params={"from": "2026-13-01", "reference": "x" * 17})
     assert resp.status_code == 422
     assert 'id="from-error"' in resp.text and 'id="reference-error"' in resp.text
+    assert 'id="audit-csv"' not in resp.text  # no download of a search that was refused
     backwards = web.get(AUDIT, params={"from": "2026-12-07", "to": "2026-12-06"})
     assert backwards.status_code == 422 and 'id="to-error"' in backwards.text
     assert web.get(f"{AUDIT}.csv", params={"actor": "a\x01b"}).status_code == 422

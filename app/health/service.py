@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import smtplib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kombu import Connection  # type: ignore[attr-defined]
@@ -62,11 +63,14 @@ def _database_error(settings: Settings, timeout: float) -> str | None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
 
-    from app.core.database import build_engine
-
     url = settings.resolved_database_url
-    if make_url(url).get_backend_name() == "sqlite":
-        engine = build_engine(url)  # creates the embedded default's folder, as `run` does
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)  # as `run` does
+        # Not the app's engine: its BEGIN IMMEDIATE would wait for the write lock that the
+        # page's own request holds (the Operations page runs this inside a request).
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": timeout})
     else:
         # A short connect timeout (the app's pooled engine would wait much longer).
         timeout_s = max(1, round(timeout))
