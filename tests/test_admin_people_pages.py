@@ -387,7 +387,7 @@ def test_the_last_admin_cannot_demote_themselves_on_the_page(
     create_user(db, role=Role.admin)
     assert post(web, f"{PATH}/{admin.id}/role", role="staff").status_code == 303
     db.expire_all()
-    assert admin.role == Role.staff
+    assert db.scalar(select(User.role).where(User.id == admin.id)) == Role.staff
 
 
 def test_the_page_does_not_offer_deactivating_oneself_and_refuses_it(
