@@ -144,7 +144,7 @@ def create_app() -> FastAPI:
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(SecureTransportMiddleware)
     app.add_middleware(NoStoreMiddleware, exempt=("/static/", "/docs/assets/"))
-    # Inside the request-id middleware: records case access and admin changes (issue 11).
+    # Inside the request-id middleware: records case access and admin changes.
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestContextMiddleware, observer=app.state.http_metrics.observe)
     app.include_router(health_router)
@@ -180,7 +180,7 @@ def create_app() -> FastAPI:
     app.include_router(contacts_router)
     app.include_router(queue_router)
     app.include_router(cases_router)
-    app.include_router(admin_roster_router)  # issue 13: roster, escalation chain, reports
+    app.include_router(admin_roster_router)  # roster, escalation chain, reports
     app.include_router(escalation_router)
     app.include_router(escalation_pages)
     app.include_router(reports_router)

@@ -14,7 +14,7 @@ service (encrypted personal data, history, outbox rows) and ``--staff`` staff ac
    between pages, for ``--seconds``; meanwhile new requests arrive at a steady ``--arrivals``
    per second through ``POST /api/v1/requests`` and ``/healthz`` is probed every 50 ms.
 
-Goals (issue 18): page p95 (queue and case pages) under 150 ms, and ``/healthz`` never over
+Goals: page p95 (queue and case pages) under 150 ms, and ``/healthz`` never over
 50 ms during the load (sign-ins included): a page's database work or argon2 must never hold
 up the event loop. The figures are wall-clock times seen by the client, which runs on the same
 machine.

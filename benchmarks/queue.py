@@ -11,7 +11,7 @@ and the next 10 pages by cursor, through ``app.queue.service.queue_page`` (SQL a
 the header counts (per status and SLA state over open requests) separately; and a primary-key
 read of a request as the baseline.
 
-Goal (issue 10): page p95 under 50 ms on this machine. The run is repeated with ad hoc indexes
+Goal: page p95 under 50 ms on this machine. The run is repeated with ad hoc indexes
 created in the benchmark database only (labelled ``adhoc_index_*``), to show what a later
 migration would bring.
 """

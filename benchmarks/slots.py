@@ -1,4 +1,4 @@
-"""Benchmark of the slot engine (issue 6): ``python -m benchmarks.slots``.
+"""Benchmark of the slot engine: ``python -m benchmarks.slots``.
 
 * One expert (Europe/London, two ranges a weekday, a Saturday range, a range past midnight,
   45-minute consultations on a 15-minute interval, buffers, a daily cap) over 30 days with 300

@@ -1,4 +1,4 @@
-"""The audit trail (issue 11): what is recorded, who may search it, the append-only table, and
+"""The audit trail: what is recorded, who may search it, the append-only table, and
 ``asylum-intake audit verify`` finding an altered, removed or inserted row (a real CLI process
 on a database whose commits are real)."""
 

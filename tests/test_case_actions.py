@@ -1,4 +1,4 @@
-"""Actions on a case (issue 10): status, notes, assignment, replies by e-mail (threaded, in the
+"""Actions on a case: status, notes, assignment, replies by e-mail (threaded, in the
 requester's language, the first response), resending the sample report, corrections with
 re-routing, merging duplicates, and presence."""
 

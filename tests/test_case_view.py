@@ -1,4 +1,4 @@
-"""The read-only case view (issue 10, first part): who may see it, and what it holds."""
+"""The read-only case view: who may see it, and what it holds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The escalation chain (issue 13): a breached request is escalated to on-duty staff, then the
+"""The escalation chain: a breached request is escalated to on-duty staff, then the
 duty lead, then the supervisors, one level per INTAKE_ESCALATION_ACK_MINUTES nobody
 acknowledges; one click from the e-mail (GET shows, POST acknowledges) or the case's endpoint
 stops it; every level and the acknowledgement are in the history."""

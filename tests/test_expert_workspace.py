@@ -1,4 +1,4 @@
-"""The expert's workspace (issue 10): an expert lists their assignments and consultations,
+"""The expert's workspace: an expert lists their assignments and consultations,
 accepts, replies, logs contacts, adds notes, reschedules and cancels their own consultation and
 edits their availability; a request not assigned to them is 404 and in none of their lists."""
 

@@ -1,4 +1,4 @@
-"""The IMAP way in (issue 9), against a real IMAP server (Dovecot, tests/imap_server.py): a
+"""The IMAP way in, against a real IMAP server (Dovecot, tests/imap_server.py): a
 message appended with IMAP APPEND is taken once even when the poller runs twice or crashed
 after taking it, it is marked (or moved) only after the take committed, and the clock starts at
 the mailbox's Received time."""

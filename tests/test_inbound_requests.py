@@ -1,4 +1,4 @@
-"""Requests and replies that arrive by e-mail (issue 9): a new message opens a request in
+"""Requests and replies that arrive by e-mail: a new message opens a request in
 triage on the mailbox's clock, replies thread onto their request, acknowledgements are capped,
 a 25 MB message still opens a request, and staff completing the fields routes it."""
 

@@ -1,4 +1,4 @@
-"""The webhook way in (issue 9): ``POST /webhooks/inbound-email`` with a raw RFC 822 body and
+"""The webhook way in: ``POST /webhooks/inbound-email`` with a raw RFC 822 body and
 the shared secret; 401 without it, 422 naming the body for garbage, never a 500; the same
 message posted twice is taken once."""
 

@@ -1,4 +1,4 @@
-"""Data rights (issue 11): export, erasure (admin and requester), and what erasure leaves.
+"""Data rights: export, erasure (admin and requester), and what erasure leaves.
 
 The byte searches run on databases whose commits are real (a fresh SQLite file, a dedicated
 PostgreSQL database): the per-run test database lives inside a rolled-back transaction.

@@ -1,4 +1,4 @@
-"""The staff queue (issue 10, first part): filters, views, search, keyset pages, counts, roles,
+"""The staff queue: filters, views, search, keyset pages, counts, roles,
 and that the list carries no personal data."""
 
 from __future__ import annotations

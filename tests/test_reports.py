@@ -1,4 +1,4 @@
-"""SLA reports (issue 13): per request met/breached against the target stored with it, the
+"""SLA reports: per request met/breached against the target stored with it, the
 grouped figures and CSV equal a count made directly from the requests, and the staff page
 draws its charts on the server."""
 

@@ -1,4 +1,4 @@
-"""The duty roster (issue 13): shifts in the person's own zone, one-off changes, who is on duty,
+"""The duty roster: shifts in the person's own zone, one-off changes, who is on duty,
 gaps, the empty-roster rule, the admin API, and the alerts the roster raises."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 8's e-mails to requesters: the sample report and the expert's CV (once, when an expert
+"""E-mails to requesters: the sample report and the expert's CV (once, when an expert
 accepts or at the wait, whichever comes first; best match country > region > general; staff
 alerted when something is missing), the consultation reminders (24 h and 1 h before, moved by a
 reschedule, dropped by a cancel), the languages, and discretion."""

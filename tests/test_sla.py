@@ -1,4 +1,4 @@
-"""The one-hour promise (issue 8): reminders at +30 and +45, escalation at +60, and only a
+"""The one-hour promise: reminders at +30 and +45, escalation at +60, and only a
 recorded contact with the requester stops them. Runs in-process with the controlled clock and
 ``drain`` (the worker's own service functions)."""
 
@@ -206,7 +206,7 @@ def test_without_a_contact_supervisors_get_the_escalation_at_60_and_it_shows_bre
 
     clock.advance(minutes=1, seconds=1)  # 11:00
     _drain_all(db)
-    # The escalation chain (issue 13) with an empty roster: no duty lead, so the supervisors
+    # The escalation chain with an empty roster: no duty lead, so the supervisors
     # (every active admin) at once; the staff who had the reminders are not mailed again.
     escalated = _take(mail_dir)
     assert {to for to, _, _ in escalated} == {team.admin.email, second_admin.email}

@@ -61,7 +61,7 @@ app.conf.update(
             "schedule": timedelta(minutes=5),
             "options": {"expires": 600},
         },
-        # Gaps in the duty roster: checked hourly, e-mailed at most once a day (issue 13).
+        # Gaps in the duty roster: checked hourly, e-mailed at most once a day.
         "roster-check-gaps": {
             "task": "roster.check_gaps",
             "schedule": timedelta(hours=1),
@@ -71,7 +71,7 @@ app.conf.update(
     beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
 )
 if settings.imap_host:
-    # Inbound e-mail (issue 9): poll the mailbox only when one is configured.
+    # Inbound e-mail: poll the mailbox only when one is configured.
     app.conf.beat_schedule["inbound-poll-imap"] = {
         "task": "inbound.poll_imap",
         "schedule": timedelta(seconds=settings.imap_poll_seconds),

@@ -132,13 +132,13 @@ class Settings(BaseSettings):
     # Only honoured with env=test: a file holding a clock offset in seconds, read by every process.
     test_clock_file: Path | None = None
 
-    # Applicant intake (issue 4).
+    # Applicant intake.
     sla_first_response_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
     sla_due_soon_minutes: int = Field(15, ge=1, le=24 * 60)
     # Reminders to the expert and on-duty staff, minutes after arrival (JSON list); the
-    # escalation to supervisors comes at the target itself (issue 8).
+    # escalation to supervisors comes at the target itself.
     sla_reminder_minutes: list[int] = Field(default_factory=lambda: [30, 45])
-    # Escalation chain (issue 13): an unacknowledged level goes to the next after this long.
+    # Escalation chain: an unacknowledged level goes to the next after this long.
     escalation_ack_minutes: int = Field(15, ge=1, le=24 * 60)
     # How long a one-click acknowledgement link in an escalation e-mail stays valid.
     escalation_link_hours: int = Field(72, ge=1, le=24 * 30)
@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     privacy_notice_version: str = Field("2026-11", min_length=1, max_length=32)
     max_request_body_bytes: int = Field(65536, ge=1024, le=10 * 1024 * 1024)
     request_link_window_hours: int = Field(24, ge=1, le=24 * 30)
-    # Retention (issue 11): requests that ended as spam, declined or withdrawn are erased this
+    # Retention: requests that ended as spam, declined or withdrawn are erased this
     # many days after they ended; closed ones after the longer period. Open ones never.
     retention_ended_days: int = Field(90, ge=1, le=3650)
     retention_closed_days: int = Field(730, ge=1, le=36500)
@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     # Self-hosted meeting server, e.g. https://meet.example.org/{room}; the room is random.
     meeting_link_template: str = ""
 
-    # Experts, documents and routing (issue 5).
+    # Experts, documents and routing.
     document_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     document_storage: Literal["db", "path"] = Field("db", description="where document bytes live")
     document_dir: Path | None = Field(
@@ -173,11 +173,11 @@ class Settings(BaseSettings):
     offer_response_minutes: int = Field(15, ge=1, le=24 * 60)
     offer_sweep_seconds: float = Field(30.0, ge=1, le=3600)
 
-    # Documents and reminders to requesters (issue 8): minutes after submission at which the
+    # Documents and reminders to requesters: minutes after submission at which the
     # sample report and CV go out if no expert accepted the request sooner.
     documents_wait_minutes: int = Field(20, ge=0, le=7 * 24 * 60)
 
-    # Inbound e-mail (issue 9): the webhook's shared secret (header X-Inbound-Secret), the daily
+    # Inbound e-mail: the webhook's shared secret (header X-Inbound-Secret), the daily
     # cap of acknowledgements per sender, the largest message whose attachments are kept, and
     # the IMAP mailbox polled every imap_poll_seconds when imap_host is set.
     inbound_webhook_secret: SecretStr | None = None
@@ -198,7 +198,7 @@ class Settings(BaseSettings):
     imap_poll_seconds: float = Field(60.0, ge=1, le=3600)
     imap_timeout_seconds: float = Field(30.0, gt=0, le=600)
 
-    # Public pages (issue 12).
+    # Public pages.
     quick_exit_url: str = Field(
         "https://www.bbc.com/weather", description="the neutral site the quick-exit button opens"
     )

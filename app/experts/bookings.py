@@ -1,4 +1,4 @@
-"""Where booking a consultation meets routing (shared/domain.md "Booking and assignment"):
+"""Where booking a consultation meets routing (docs/domain.md "Booking and assignment"):
 booking pins the request to that expert and accepts the assignment for them.
 
 ``respond()`` cannot be used for this: it refuses an offer whose answer time has run out (a
@@ -92,7 +92,7 @@ def pin_for_booking(
                 at=current,
             )
             _notify(session, expert_id, "assignment_booked", req, live, current)
-            sendouts.expert_assigned(session, req, expert_id)  # documents now (issue 8)
+            sendouts.expert_assigned(session, req, expert_id)  # documents now
         return live
     if not repository.take_capacity(session, expert_id, current):
         return None
@@ -121,6 +121,6 @@ def pin_for_booking(
         at=current,
     )
     _notify(session, expert_id, "assignment_booked", req, assignment, current)
-    sendouts.expert_assigned(session, req, expert_id)  # documents now (issue 8)
+    sendouts.expert_assigned(session, req, expert_id)  # documents now
     log.info("assignment_booked_from_pool", reference=req.reference, assignment_id=assignment.id)
     return assignment

@@ -1,4 +1,4 @@
-"""Inbound e-mail (issue 9): addresses flagged after a permanent bounce, the daily count of
+"""Inbound e-mail: addresses flagged after a permanent bounce, the daily count of
 acknowledgements per sender, and the mail set aside (not taken as a person's message).
 
 The first two are keyed by the keyed e-mail hash (the same as ``requests.email_lookup``), never by

@@ -104,7 +104,7 @@ class IntakeRequest(UUIDPk, Timestamps, Base):
     # withdrawn) or was merged into another request; null while open. Undoing a merge puts it
     # back (or to the final status's instant). The SLA rule reads it (app/intake/sla.py).
     ended_at: Mapped[dt.datetime | None]
-    # Set when the request's personal data was erased (its data key destroyed; issue 11).
+    # Set when the request's personal data was erased (its data key destroyed).
     erased_at: Mapped[dt.datetime | None]
     assigned_expert_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")

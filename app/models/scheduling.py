@@ -60,7 +60,7 @@ BUSY_STATUSES = (ConsultationStatus.booked, ConsultationStatus.held, Consultatio
 def guard_band(buffer_before_minutes: int, buffer_after_minutes: int) -> dt.timedelta:
     """Half the minimum gap between two consultations of one expert, put on each side.
 
-    The engine's rule (app/scheduling/slots.py, shared/domain.md "Buffers surround every
+    The engine's rule (app/scheduling/slots.py, docs/domain.md "Buffers surround every
     booking"; buffers may overlap other buffers) leaves at least ``max(before, after)``
     minutes between two consultations. Two ranges ``[start - m/2, end + m/2)`` are disjoint
     exactly when the gap is at least ``m``, so the exclusion constraint refuses exactly what

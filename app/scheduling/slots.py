@@ -5,7 +5,7 @@ list a requester is shown (:func:`free_slots`) and re-checks one slot when it is
 (:func:`is_slot_free`): both generate the expert's candidate starts with ``_candidates`` and judge
 each with ``_judge``, so a booking re-checks exactly what the listing showed.
 
-Rules (docs: shared/domain.md "Scheduling decisions", "One absence model"):
+Rules (docs: docs/domain.md "Scheduling decisions", "One absence model"):
 
 * **Working hours** are wall-clock times in the expert's IANA zone. ``WeeklyRange.weekday`` is
   0 = Monday ... 6 = Sunday. A range whose end is not after its start runs past midnight into the

@@ -1,2 +1,2 @@
 """E-mails that send things to requesters: the sample report and the expert's CV, and the
-consultation reminders (issue 8)."""
+consultation reminders."""

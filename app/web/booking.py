@@ -1,4 +1,4 @@
-"""The requester's booking pages (issue 12): free slots, booking, rescheduling, cancelling, the
+"""The requester's booking pages: free slots, booking, rescheduling, cancelling, the
 calendar file.
 
 - ``GET /r/{reference}/book`` (``?tz=Area/City&from=YYYY-MM-DD&lang=``): a week of free slots

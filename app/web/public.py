@@ -1,4 +1,4 @@
-"""The public pages of issue 12: apply, confirmation, the requester's page, privacy.
+"""The public pages: apply, confirmation, the requester's page, privacy.
 
 - ``GET/POST /apply`` (``?lang=en|ru|es|ar``; else Accept-Language; else English): the form for
   everything ``SubmitIn`` takes; the POST builds the same ``SubmitIn`` and calls the same

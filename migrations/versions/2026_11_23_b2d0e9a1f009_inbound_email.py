@@ -1,4 +1,4 @@
-"""inbound email (issue 9)
+"""inbound email
 
 Flagged addresses (after a permanent bounce) and the per-sender daily count of acknowledgements;
 a request's countries may be unknown (a request that arrived by e-mail, until staff complete it).

@@ -1,4 +1,4 @@
-"""audit trail and retention (issue 11)
+"""audit trail and retention
 
 Revision ID: c3e0a0d1f011
 Revises: b2d0e9a1f009

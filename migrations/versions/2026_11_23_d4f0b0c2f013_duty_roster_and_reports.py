@@ -1,4 +1,4 @@
-"""duty roster, escalation chain and SLA reports (issue 13)
+"""duty roster, escalation chain and SLA reports
 
 Revision ID: d4f0b0c2f013
 Revises: c3e0a0d1f011

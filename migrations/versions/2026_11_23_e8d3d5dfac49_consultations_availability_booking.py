@@ -1,4 +1,4 @@
-"""consultations, availability, booking (issue 6)
+"""consultations, availability, booking
 
 On PostgreSQL also: the btree_gist extension and the exclusion constraint that refuses two
 booked consultations of one expert whose blocked ranges overlap (declared on the model with
