@@ -6,8 +6,11 @@ changes nothing; staff and experts get 403; the last active admin stays one."""
 from __future__ import annotations
 
 import re
+import secrets
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -16,11 +19,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
+from app.core import database, migrate
 from app.core.errors import BadRequest
 from app.main import create_app
 from app.models import AccountToken, AuditEvent, Role, User, UserSession
 from app.web import people as people_page
-from tests.factories import create_user, csrf, field_error, login, sign_in, signed_in
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.factories import (
+    backend_pid,
+    create_user,
+    csrf,
+    field_error,
+    login,
+    sign_in,
+    signed_in,
+    wait_until_blocked,
+)
 
 PATH = people_page.PATH
 
@@ -436,3 +450,63 @@ def _row(html: str, person: User) -> str:
     found = re.search(rf'<tr id="person-{person.id}".*?</tr>', html, re.S)
     assert found is not None, f"no row for {person.display_name}"
     return found.group(0)
+
+
+def test_two_admins_deactivating_each_other_at_once_leave_one_active(pg_engine: object) -> None:
+    """The second deactivation counts the active admins while the first one's is uncommitted:
+    it waits for the first one's row locks (seen in pg_locks), then finds itself the last
+    admin and is refused. Without the lock both would pass and no admin would be left."""
+    name = f"intake_admins_{secrets.token_hex(3)}"
+    url = create_pg_database(name)
+    engine = None
+    try:
+        migrate.upgrade(url)
+        engine = database.build_engine(url, for_tests=True)
+        with Session(engine) as s:
+            first_id = create_user(s, role=Role.admin).id
+            second_id = create_user(s, role=Role.admin).id
+            s.commit()
+        pid: Future[int] = Future()
+        done = threading.Event()
+        outcome: list[object] = []
+
+        def second() -> None:
+            try:
+                with Session(engine) as s2:
+                    pid.set_result(backend_pid(s2))
+                    by = s2.get(User, second_id)
+                    assert by is not None
+                    accounts.deactivate_user(s2, first_id, by=by)
+                    s2.commit()
+                    outcome.append("deactivated")
+            except BadRequest as exc:
+                outcome.append(exc.message)
+            except BaseException as exc:  # reported below
+                outcome.append(exc)
+                if not pid.done():
+                    pid.set_exception(exc)
+            finally:
+                done.set()
+
+        with Session(engine) as s1:
+            holder = backend_pid(s1)
+            by = s1.get(User, first_id)
+            assert by is not None
+            accounts.deactivate_user(s1, second_id, by=by)  # uncommitted, rows locked
+            racer = threading.Thread(target=second)
+            racer.start()
+            waited = wait_until_blocked(engine, pid.result(30), holder, finished=done.is_set)
+            s1.commit()
+        racer.join(60)
+        assert not racer.is_alive()
+        assert waited, "the second deactivation never waited for the first one's locks"
+        assert len(outcome) == 1 and "last active admin" in str(outcome[0])
+        with Session(engine) as s:
+            active = s.scalars(
+                select(User.id).where(User.role == Role.admin, User.is_active.is_(True))
+            ).all()
+            assert active == [first_id]
+    finally:
+        if engine is not None:
+            engine.dispose()
+        drop_pg_database(name)

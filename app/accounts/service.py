@@ -135,7 +135,7 @@ def _refuse_losing_last_admin(session: Session, user: User) -> None:
     if user.role != Role.admin or not user.is_active:
         return
     admins = session.scalars(
-        select(User.id).where(User.role == Role.admin, User.is_active.is_(True))
+        select(User.id).where(User.role == Role.admin, User.is_active.is_(True)).with_for_update()
     ).all()
     if len(admins) <= 1:
         raise BadRequest(
