@@ -16,6 +16,7 @@ import datetime as dt
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +103,11 @@ from app.core import database  # noqa: E402
 from app.core.settings import get_settings  # noqa: E402
 
 get_settings.cache_clear()
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A pytest-xdist worker ignores Ctrl-C (SIGINT) and every process a test starts would
+    # inherit that, so a Python child could not be stopped the way stop() stops it (as Ctrl-C
+    # does): children start with the default again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # Session fixtures (and child processes they start) already run at the suite's instant.
 write_clock_offset(suite_offset())
 
