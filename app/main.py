@@ -97,7 +97,7 @@ def build_routes(app: FastAPI) -> None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Before serving, off the event loop. Not in tests: the suite makes an app per test and
-    # most use a few routes (tests/test_web_event_loop.py builds them like this).
+    # most use a few routes (tests/web/test_web_event_loop.py builds them like this).
     if get_settings().env != "test":
         await anyio.to_thread.run_sync(build_routes, app)
         # What start-up made lives as long as the process: keep it out of the collector's full

@@ -1,15 +1,15 @@
 """The authorisation matrix: every API route x every kind of caller, with the status each gets.
 
-``tests/test_authz_matrix.py`` calls every cell for real (each call inside a savepoint that is
-rolled back, so one cell's effects never reach the next) and checks the status; a route of the
-app that has no row here fails that test, naming it. ``python -m tests.authz_table`` writes the
-role x action table of ``docs/authorization.md`` from this file (the test checks it is current).
+``tests/system/test_authz_matrix.py`` calls every cell for real (each call inside a savepoint
+that is rolled back, so one cell's effects never reach the next) and checks the status; a route
+of the app that has no row here fails that test, naming it. ``python -m tests.authz_table`` writes
+the role x action table of ``docs/authorization.md`` from this file (the test checks it is current).
 
 Adding a route: add a row to ``MATRIX`` keyed ``(METHOD, path template)`` with the action in
 words, the seven statuses in ``ROLES`` order, and (for POST/PUT/PATCH) the JSON body to send;
 add a value to ``PATH_VALUES`` if it uses a new path parameter; then run
-``python -m tests.authz_table``. ``AUTHZ_RECORD=1 pytest tests/test_authz_matrix.py`` prints the
-statuses observed for every route (a starting point; read each one before you copy it).
+``python -m tests.authz_table``. ``AUTHZ_RECORD=1 pytest tests/system/test_authz_matrix.py``
+prints the statuses observed for every route (a starting point; read each one before you copy it).
 
 The callers (``ROLES``): nobody signed in; the requester of request A (their link token); the
 requester of request B; the expert who accepted A; an expert who accepted B (not A); staff;
@@ -20,7 +20,7 @@ A body of ``{}`` is sent where none is given: callers who pass the gate get 422 
 
 Web pages (``include_in_schema=False``: the HTML and form routes of app/web, ``/docs``) are not
 in this matrix: they sign in through a cookie and answer redirects and pages; their access
-rules are tested with the pages (tests/test_web_*.py) and they call the same service functions
+rules are tested with the pages (tests/web/test_web_*.py) and they call the same service functions
 as the API routes below.
 """
 

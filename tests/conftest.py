@@ -77,7 +77,7 @@ def write_clock_offset(seconds: float, path: Path = CLOCK_FILE) -> None:
     t._cache.clear()
 
 
-# argon2 at production cost would take most of the suite's time; tests/test_settings.py proves
+# argon2 at production cost would take most of the suite's time; tests/core/test_settings.py proves
 # the default stays strong and that only the test environment may go this low.
 CHEAP_PASSWORD_HASHING = {
     "INTAKE_PASSWORD_HASH_MEMORY_KIB": "8",

@@ -12,7 +12,7 @@ arithmetic. So the bounds sit in the types, once:
 
 ``reject_control_characters`` is the guard before every endpoint (installed by
 ``app.core.handlers.install``): any path or query value with a control character is refused
-naming it, declared or read by hand. ``tests/test_input_bounds.py`` walks every route and fails
+naming it, declared or read by hand. ``tests/core/test_input_bounds.py`` walks every route and fails
 when a parameter does not use these types.
 """
 

@@ -3,7 +3,7 @@ its encrypted personal fields and link token, its first-response state.
 
 A leaf: it imports only ``app.core``, ``app.models`` and intake's own leaves (``keys`` for the
 data key, ``sla`` for the one SLA rule), so any domain may import it without pulling intake's
-service, and through it other domains, into its imports (``tests/test_architecture.py``).
+service, and through it other domains, into its imports (``tests/system/test_architecture.py``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ already is (``current >= due_at``), and ending it cannot undo that.
 
 The rule is written twice, in Python (``sla_state``, for one request in hand) and as a SQL
 ``CASE`` (``sla_state_sql``, for filters, counts and figures over many rows);
-``tests/test_sla_rule.py`` proves the two agree on PostgreSQL and SQLite over generated cases,
+``tests/sla/test_sla_rule.py`` proves the two agree on PostgreSQL and SQLite over generated cases,
 boundaries included.
 """
 

@@ -83,7 +83,7 @@ OPEN_STATUSES: list[RequestStatus] = [s for s in RequestStatus if s not in FINAL
 
 def open_clause() -> ColumnElement[bool]:
     """Not ended, and not a duplicate merged into another request (that one is worked). The
-    same requests as ``ended_at IS NULL`` (set by exactly these moves: tests/test_sla_ended.py),
+    same requests as ``ended_at IS NULL`` (set by exactly these moves: tests/sla/test_sla_ended.py),
     written on the indexed columns."""
     return and_(R.status.in_(OPEN_STATUSES), R.merged_into_id.is_(None))
 

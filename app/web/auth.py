@@ -25,7 +25,7 @@ missing session still redirects to the sign-in.
 
 Handlers are plain ``def`` (FastAPI runs them in its thread pool): the database and argon2
 block, and on the event loop they would stall every other request of the process. Only
-``require_csrf`` is ``async``, because reading the body is. ``tests/test_web_event_loop.py``
+``require_csrf`` is ``async``, because reading the body is. ``tests/web/test_web_event_loop.py``
 fails when an endpoint or dependency does blocking work on the loop.
 """
 

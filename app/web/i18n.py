@@ -1,7 +1,7 @@
 """Languages of the public pages: gettext catalogs (Babel) and one Jinja2 environment each.
 
 Catalogs live in ``app/web/locale/<lang>/LC_MESSAGES/messages.po`` with the compiled ``.mo``
-beside them (committed; ``tests/test_web_i18n.py`` checks that they match). To change texts::
+beside them (committed; ``tests/web/test_web_i18n.py`` checks that they match). To change texts::
 
     .venv/bin/pybabel extract -F app/web/babel.cfg -o app/web/locale/messages.pot app/web
     .venv/bin/pybabel update -i app/web/locale/messages.pot -d app/web/locale

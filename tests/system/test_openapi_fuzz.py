@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 from app.models import User
 from tests import authz_matrix as matrix
 from tests.factories import shift
-from tests.test_authz_matrix import world  # noqa: F401  (the fixture)
+from tests.system.test_authz_matrix import world  # noqa: F401  (the fixture)
 
 # Examples per operation a role may call (one for an operation it may not). Enough to reach
 # every branch of the schemas' types; more is a longer run, not another kind of input.

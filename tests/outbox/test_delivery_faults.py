@@ -14,7 +14,7 @@ on loopback.
 - The broker down when a request arrives: the request is accepted (201), its acknowledgement is
   not sent while Redis is down, and arrives, once, when Redis is back on the same port. (The
   embedded default - ``asylum-intake run``, SQLite, .eml files - is covered by
-  tests/test_intake_e2e.py; this one is the production topology: PostgreSQL, separate api,
+  tests/intake/test_intake_e2e.py; this one is the production topology: PostgreSQL, separate api,
   worker and beat processes, and a real SMTP server that counts what it receives.)
 - An SMTP server refusing with 451 (retried with backoff, then dead-lettered), refusing with 550
   (dead-lettered at once: retrying cannot help) or hanging past the timeout (retried, then

@@ -24,7 +24,7 @@ from app.scheduling import service as scheduling
 from tests.conftest import child_env
 from tests.factories import at, day_in, expert_with_hours, make_request
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LONDON = "Europe/London"
 
 # The child: the modules the command line imports, then the flow a new command would call.

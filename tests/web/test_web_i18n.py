@@ -12,7 +12,7 @@ from babel.messages.pofile import read_po
 
 from app.web.i18n import LANGUAGES, LOCALE_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REVIEW = "needs review by a native speaker"
 
 

@@ -608,7 +608,7 @@ def test_booking_with_the_offered_expert_sends_the_documents_at_once(
 
 
 def test_every_translation_is_marked_for_review_and_arabic_html_is_rtl() -> None:
-    root = Path(__file__).resolve().parents[1] / "app/notifications/templates"
+    root = Path(__file__).resolve().parents[2] / "app/notifications/templates"
     written = [
         root / "sendouts" / f"{n}_{lang}"
         for n in ("documents", "reminder")

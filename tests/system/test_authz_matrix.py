@@ -37,7 +37,7 @@ from tests.factories import (
 
 LONDON = "Europe/London"
 
-DOCS = Path(__file__).resolve().parents[1] / DOC
+DOCS = Path(__file__).resolve().parents[2] / DOC
 
 
 def api_routes(app: FastAPI) -> Iterator[tuple[str, str]]:

@@ -454,7 +454,7 @@ def test_every_public_page_has_the_quick_exit_link(
         "continue": web.get(f"/r/{reference}?token={token}").text,
         "request": web.get(f"/r/{reference}").text,
     }
-    assert 'id="book-link"' in pages["request"]  # booking: tests/test_web_booking.py
+    assert 'id="book-link"' in pages["request"]  # booking: tests/web/test_web_booking.py
     for name, html in pages.items():
         assert exit_link in html, name
         assert '<script src="/static/public.js" defer></script>' in html, name
