@@ -12,6 +12,8 @@ from app.core import tasks
 
 
 def _recorder(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    # A nudge an earlier test left in flight would send into this test's recorder.
+    _settle()
     sent: list[str] = []
     lock = threading.Lock()
 
@@ -52,6 +54,7 @@ def test_a_burst_of_nudges_is_sent_once_then_once_more_at_the_end_of_the_interva
 def test_a_single_nudge_is_sent_once_and_a_failing_broker_is_only_logged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    _settle()  # nothing left in flight from an earlier test
     calls: list[str] = []
 
     def broken(name: str, kwargs: dict[str, Any] | None = None) -> None:
