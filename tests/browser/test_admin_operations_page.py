@@ -42,6 +42,8 @@ with session_scope() as s:
 
 
 def _fits(page: Any) -> None:
+    # Laid out with the stylesheet: an element of the new page can be there before it loaded.
+    page.wait_for_load_state("load")
     widths = page.evaluate(
         "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
     )
