@@ -82,10 +82,11 @@ def test_acknowledgement_goes_out_once_a_broker_that_was_down_is_back(tmp_path: 
         assert readiness.status_code == 503
         assert readiness.json()["checks"]["broker"]["ok"] is False
         # Absence only counts once the paths had their chance: the API's nudge failed, and the
-        # worker tried the broker again after it. Beat's own failure is awaited in tests/outbox/test_delivery_faults.py, where beat runs
-        # alone; beside the API and worker of `run` it may sit in the broker's reconnect backoff
-        # for longer than a test should wait (seen: over 45 s), so here the worker's retry is
-        # the last signal.
+        # worker tried the broker again after it. Beat's own failure is awaited in
+        # tests/outbox/test_delivery_faults.py, where beat runs alone; beside the API and worker
+        # of `run` it may sit in the broker's reconnect backoff for longer than a test should
+        # wait (seen: over 45 s).
+        _wait_in_log(svc, "nudge_failed", what="the API's nudge to fail")
         _wait_in_log(svc, WORKER_RETRY, count=svc.read_log().count(WORKER_RETRY) + 1)
         assert messages(svc.mail_dir, to=body["email"]) == []  # nothing can move without it
 
