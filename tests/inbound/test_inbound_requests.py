@@ -31,6 +31,7 @@ from app.models import (
     Role,
     RoutingDecision,
 )
+from tests.conftest import Clock
 from tests.factories import (
     SENDER,
     create_user,
@@ -54,8 +55,11 @@ def cap(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_a_new_message_opens_a_request_in_triage_on_the_mailbox_clock(
-    db: Session, mail_dir: Path
+    db: Session, mail_dir: Path, clock: Clock
 ) -> None:
+    # Taken in five minutes after the mailbox received it (a mailbox time ahead of now is not
+    # believed, so the suite's own instant must not come before it).
+    clock.at(dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC))
     staff = create_user(db, role=Role.staff)
     outcome = inbound_message(db, fixture("new_request_gmail.eml"), via="webhook")
     assert outcome.action == "created"
