@@ -52,6 +52,10 @@ from app.sendouts.router import admin_router as admin_sample_reports_router
 from app.sla.router import router as contacts_router
 from app.web import auth as page_auth
 from app.web.account import router as account_pages
+from app.web.admin_experts import router as admin_expert_pages
+from app.web.admin_regions import router as admin_region_pages
+from app.web.admin_roster import router as admin_roster_pages
+from app.web.admin_samples import router as admin_sample_pages
 from app.web.booking import router as booking_pages
 from app.web.docs import router as api_docs
 from app.web.escalations import router as escalation_pages
@@ -170,6 +174,10 @@ def create_app() -> FastAPI:
     app.include_router(getting_started_pages)
     app.include_router(operations_pages)
     app.include_router(people_pages)
+    app.include_router(admin_expert_pages)
+    app.include_router(admin_region_pages)
+    app.include_router(admin_sample_pages)
+    app.include_router(admin_roster_pages)
     app.include_router(expert_pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(outbox_router)

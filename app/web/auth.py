@@ -201,6 +201,11 @@ def page(
     return response
 
 
+def viewer_zone(user: User | Viewer | None) -> str:
+    """The IANA zone a signed-in person sees times in (their own setting; UTC until set)."""
+    return "UTC"
+
+
 def not_found(request: Request, user: User | Viewer | None = None) -> HTMLResponse:
     """The same 404 page for what does not exist and what is not this user's to see."""
     return page(request, "staff/not_found.html", {"title": "Not found"}, user=user, status=404)

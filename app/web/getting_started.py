@@ -24,10 +24,10 @@ from app.web.auth import AdminPageUser, page
 router = APIRouter(include_in_schema=False)
 PATH = "/staff/getting-started"
 
-EXPERTS_LINK = "/docs#/admin:%20experts"
-HOURS_LINK = "/docs#/consultations:%20availability"
-SAMPLES_LINK = "/docs#/admin:%20sample%20reports"
-ROSTER_LINK = "/docs#/duty%20roster"
+EXPERTS_LINK = "/admin/experts"
+HOURS_LINK = "/admin/experts"
+SAMPLES_LINK = "/admin/sample-reports"
+ROSTER_LINK = "/admin/roster"
 SECOND_FACTOR_LINK = "/my-account"
 
 

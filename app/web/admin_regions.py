@@ -1,0 +1,8 @@
+"""``/admin/regions``: the admin console's Regions and countries (admins only). Being built."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
+PATH = "/admin/regions"

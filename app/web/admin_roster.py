@@ -1,0 +1,8 @@
+"""``/admin/roster``: the admin console's Roster (admins only). Being built."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
+PATH = "/admin/roster"
