@@ -7,6 +7,7 @@ from app.models.accounts import (
     RecoveryCode,
     Role,
     User,
+    UserLanguage,
     UserSession,
 )
 from app.models.assignments import (
@@ -121,6 +122,7 @@ __all__ = [
     "SetAsideReason",
     "UnavailablePeriod",
     "User",
+    "UserLanguage",
     "UserSession",
     "ZoomDailyUsage",
     "ZoomWebhookEvent",

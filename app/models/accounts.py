@@ -18,6 +18,15 @@ class Role(enum.StrEnum):
     expert = "expert"
 
 
+class UserLanguage(enum.StrEnum):
+    """Languages of the desk pages (the catalogs of app/web/locale); ``ar`` is right to left."""
+
+    en = "en"
+    ru = "ru"
+    es = "es"
+    ar = "ar"
+
+
 class User(UUIDPk, Timestamps, Base):
     __tablename__ = "users"
 
@@ -34,6 +43,14 @@ class User(UUIDPk, Timestamps, Base):
     totp_last_step: Mapped[int | None]
     password_changed_at: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]
+    # The person's own zone (IANA name) and language for pages and e-mails. An expert's zone
+    # IS their profile's (expert_profiles.timezone): both services that change one change both.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    language: Mapped[UserLanguage] = mapped_column(
+        str_enum(UserLanguage, "user_language", length=8),
+        default=UserLanguage.en,
+        server_default=UserLanguage.en.value,
+    )
 
     sessions: Mapped[list[UserSession]] = relationship(back_populates="user", lazy="raise")
 
