@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.core.settings import get_settings
 from app.core.time import now
@@ -138,20 +138,44 @@ def region_of(session: Session, req: IntakeRequest) -> str | None:
     return country.region_code if country is not None else None
 
 
-def best_sample_report(session: Session, req: IntakeRequest) -> Document | None:
-    """Country of origin, else region, else general (untagged); the newest in that tier."""
-    base = select(Document).where(Document.kind == DocumentKind.sample_report)
+def best_sample_report_id(
+    session: Session, *, country_code: str, region_code: str | None
+) -> uuid.UUID | None:
+    """The one best-match rule, for sending and for the admins' coverage list alike: tagged
+    with the country, else its region (and no country), else general (untagged); the newest
+    in that tier. Only the id: the coverage list asks it for every country."""
+    base = select(Document.id).where(Document.kind == DocumentKind.sample_report)
     newest = (Document.created_at.desc(), Document.id)
-    tiers = [base.where(Document.country_code == (req.country_of_origin or "").upper())]
-    region = region_of(session, req)
-    if region:
-        tiers.append(base.where(Document.region_code == region, Document.country_code.is_(None)))
+    tiers = [base.where(Document.country_code == country_code.upper())]
+    if region_code:
+        tiers.append(
+            base.where(Document.region_code == region_code, Document.country_code.is_(None))
+        )
     tiers.append(base.where(Document.country_code.is_(None), Document.region_code.is_(None)))
     for stmt in tiers:
-        doc = session.scalars(stmt.order_by(*newest).limit(1)).first()
-        if doc is not None:
-            return doc
+        found = session.scalars(stmt.order_by(*newest).limit(1)).first()
+        if found is not None:
+            return found
     return None
+
+
+def best_sample_report(session: Session, req: IntakeRequest) -> Document | None:
+    """Country of origin, else region, else general (untagged); the newest in that tier."""
+    found = best_sample_report_id(
+        session, country_code=req.country_of_origin or "", region_code=region_of(session, req)
+    )
+    return session.get(Document, found) if found is not None else None
+
+
+def sample_report_coverage(
+    session: Session, countries: Iterable[tuple[str, str | None]]
+) -> dict[str, uuid.UUID | None]:
+    """For each (country, its region): the sample report a request from there would get now
+    (``best_sample_report_id``), or None."""
+    return {
+        code: best_sample_report_id(session, country_code=code, region_code=region)
+        for code, region in countries
+    }
 
 
 def accepted_expert(session: Session, req: IntakeRequest) -> uuid.UUID | None:
@@ -253,6 +277,8 @@ def list_sample_reports(session: Session) -> Sequence[Document]:
         select(Document)
         .where(Document.kind == DocumentKind.sample_report)
         .order_by(Document.country_code, Document.region_code, Document.created_at.desc())
+        # A list never needs the bytes (stored in the database, they would all be read).
+        .options(defer(Document.data))
     ).all()
 
 
