@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import exists, select
@@ -315,3 +315,148 @@ def gaps(session: Session, start: dt.datetime, end: dt.datetime) -> list[Gap]:
 def upcoming_gaps(session: Session, days: int = 7) -> list[Gap]:
     start = now()
     return gaps(session, start, start + dt.timedelta(days=days))
+
+
+# The week view -------------------------------------------------------------------------------
+# Pure: the admin console's week grid (app/web/admin_roster.py) lays the roster out on the 7
+# local days of the viewer's zone. Every instant comes from zoneinfo on the actual dates, so a
+# week with a daylight-saving change has a 23- or 25-hour day and each shift keeps the
+# wall-clock hours of its own zone.
+
+
+@dataclass(frozen=True)
+class WeekEntry:
+    """One piece of duty on one local day of the viewer's week.
+
+    ``kind``: "shift" (weekly), "extra" or "cancel" (one-off changes); ``source_id`` is the
+    shift's or override's id. ``start``/``end`` are the piece in the viewer's zone (an end at the
+    next local midnight when the duty runs on into the next day); ``from_previous_day`` and
+    ``into_next_day`` say it was cut there. ``own_start``/``own_end`` are the whole occurrence in
+    ``own_zone`` (the shift's zone; for an override the person's). ``off`` tells how much of a
+    shift's piece a cancellation of the same person covers: "", "part" or "all".
+    """
+
+    kind: str
+    source_id: int
+    user_id: uuid.UUID
+    level: DutyLevel
+    day: dt.date
+    start: dt.datetime
+    end: dt.datetime
+    from_previous_day: bool
+    into_next_day: bool
+    own_zone: str
+    own_start: dt.datetime
+    own_end: dt.datetime
+    note: str | None = None
+    off: str = ""
+
+
+def week_monday(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def week_days(monday: dt.date, viewer_zone: str) -> list[tuple[dt.date, dt.datetime, dt.datetime]]:
+    """The 7 local days from ``monday`` in ``viewer_zone``, each with its UTC ``[start, end)``
+    (consecutive: a day's end is the next day's start)."""
+    tz = zone(viewer_zone)
+    edges = [
+        dt.datetime.combine(monday + dt.timedelta(days=i), dt.time(), tzinfo=tz).astimezone(dt.UTC)
+        for i in range(8)
+    ]
+    return [(monday + dt.timedelta(days=i), edges[i], edges[i + 1]) for i in range(7)]
+
+
+def _pieces(
+    kind: str,
+    source_id: int,
+    user_id: uuid.UUID,
+    level: DutyLevel,
+    span: tuple[dt.datetime, dt.datetime],
+    days: list[tuple[dt.date, dt.datetime, dt.datetime]],
+    viewer: ZoneInfo,
+    own_zone: str,
+    note: str | None,
+) -> list[WeekEntry]:
+    s, e = span
+    own = zone(own_zone)
+    out = []
+    for day, d_start, d_end in days:
+        lo, hi = max(s, d_start), min(e, d_end)
+        if lo >= hi:
+            continue
+        out.append(
+            WeekEntry(
+                kind=kind,
+                source_id=source_id,
+                user_id=user_id,
+                level=level,
+                day=day,
+                start=lo.astimezone(viewer),
+                end=hi.astimezone(viewer),
+                from_previous_day=s < d_start,
+                into_next_day=e > d_end,
+                own_zone=own_zone,
+                own_start=s.astimezone(own),
+                own_end=e.astimezone(own),
+                note=note,
+            )
+        )
+    return out
+
+
+def _covered_by(entry: WeekEntry, cancels: Sequence[tuple[dt.datetime, dt.datetime]]) -> str:
+    # In UTC: aware times sharing one zone compare by wall clock (wrong in a repeated hour).
+    whole = (entry.start.astimezone(dt.UTC), entry.end.astimezone(dt.UTC))
+    pieces = [whole]
+    for cut in cancels:
+        pieces = _subtract(pieces, cut)
+    if not pieces:
+        return "all"
+    return "part" if pieces != [whole] else ""
+
+
+def week_entries(
+    shifts: Iterable[RosterShift],
+    overrides: Iterable[RosterOverride],
+    monday: dt.date,
+    viewer_zone: str,
+    person_zones: dict[uuid.UUID, str] | None = None,
+) -> list[WeekEntry]:
+    """Every shift and one-off change of the week from ``monday`` (a local date in
+    ``viewer_zone``), cut at the viewer's local midnights, sorted by person, day and start.
+    ``person_zones`` names each person's zone for their overrides (default UTC)."""
+    days = week_days(monday, viewer_zone)
+    start, end = days[0][1], days[-1][2]
+    viewer = zone(viewer_zone)
+    zones = person_zones or {}
+    out: list[WeekEntry] = []
+    for shift in shifts:
+        for span in shift_occurrences(shift, start, end):
+            out.extend(
+                _pieces(
+                    "shift",
+                    shift.id,
+                    shift.user_id,
+                    shift.level,
+                    span,
+                    days,
+                    viewer,
+                    shift.timezone,
+                    shift.note,
+                )
+            )
+    cancels: dict[uuid.UUID, list[tuple[dt.datetime, dt.datetime]]] = {}
+    for o in overrides:
+        span = (o.starts_at.astimezone(dt.UTC), o.ends_at.astimezone(dt.UTC))
+        if o.kind == OverrideKind.cancel:
+            cancels.setdefault(o.user_id, []).append(span)
+        own = zones.get(o.user_id, "UTC")
+        out.extend(_pieces(o.kind.value, o.id, o.user_id, o.level, span, days, viewer, own, o.note))
+    marked = [
+        replace(e, off=_covered_by(e, cancels.get(e.user_id, [])))
+        if e.kind != OverrideKind.cancel.value
+        else e
+        for e in out
+    ]
+    return sorted(marked, key=lambda e: (str(e.user_id), e.day, e.start, e.kind, e.source_id))
