@@ -57,11 +57,12 @@ def missing(lang: str) -> list[str]:
         catalog = read_po(fh, locale=lang)
     out: list[str] = []
     for msgid in wanted:
-        message = catalog.get(msgid[0] if isinstance(msgid, tuple) else msgid)
+        key = msgid if isinstance(msgid, str) else msgid[0]
+        message = catalog.get(key)
         strings = message.string if message is not None else ""
         filled = all(strings) if isinstance(strings, tuple) else bool(strings)
         if message is None or message.fuzzy or not filled:
-            out.append(msgid[0] if isinstance(msgid, tuple) else msgid)
+            out.append(key)
     return out
 
 
