@@ -35,7 +35,11 @@ from app.intake import service as intake
 from app.intake.schemas import SubmitIn
 from app.models import (
     AbsenceKind,
+    Assignment,
+    AssignmentStatus,
     CaseStage,
+    Consultation,
+    ConsultationStatus,
     ContactChannel,
     DutyLevel,
     ExpertProfile,
@@ -344,6 +348,52 @@ def add_absence(
     session.add(period)
     session.flush()
     return period
+
+
+def assignment(
+    session: Session,
+    expert: User,
+    req: IntakeRequest,
+    *,
+    status: AssignmentStatus = AssignmentStatus.offered,
+) -> Assignment:
+    """An assignment row of ``req`` to ``expert`` as routing leaves it (no counter, no e-mail):
+    offered now, or accepted ten minutes after the offer."""
+    offered = now() - dt.timedelta(minutes=30)
+    a = Assignment(
+        request_id=req.id,
+        expert_id=expert.id,
+        status=status,
+        offered_at=offered,
+        respond_by=offered + dt.timedelta(minutes=15),
+        responded_at=offered + dt.timedelta(minutes=10)
+        if status != AssignmentStatus.offered
+        else None,
+    )
+    session.add(a)
+    session.flush()
+    return a
+
+
+def booked_consultation(
+    session: Session, req: IntakeRequest, expert: User, *, hours: int = 3, minutes: int = 60
+) -> Consultation:
+    """A booked consultation row starting ``hours`` from now (no meeting, no invites)."""
+    start = now() + dt.timedelta(hours=hours)
+    c = Consultation(
+        request_id=req.id,
+        expert_id=expert.id,
+        start_at=start,
+        end_at=start + dt.timedelta(minutes=minutes),
+        blocked_from=start,
+        blocked_until=start + dt.timedelta(minutes=minutes),
+        status=ConsultationStatus.booked,
+        ical_uid=f"{secrets.token_hex(8)}@test",
+        created_by="requester",
+    )
+    session.add(c)
+    session.flush()
+    return c
 
 
 def tiny_pdf(pages: int = 1) -> bytes:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.time import now
@@ -14,6 +15,7 @@ from app.experts.errors import AssignmentNotFound, CaseNotFound
 from app.models import (
     LIVE_ASSIGNMENT,
     Assignment,
+    AssignmentStatus,
     Consultation,
     ConsultationStatus,
     ExpertAvailability,
@@ -107,3 +109,44 @@ def expert_zone(session: Session, expert_id: uuid.UUID) -> str:
         return availability.timezone
     profile = session.get(ExpertProfile, expert_id)
     return profile.timezone if profile is not None else "UTC"
+
+
+@dataclass(frozen=True)
+class Load:
+    """An expert's load at a glance: live assignments by state (capacity counts both)."""
+
+    accepted: int = 0
+    offered: int = 0
+
+    @property
+    def open(self) -> int:
+        return self.accepted + self.offered
+
+
+def loads(session: Session, expert_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Load]:
+    """Accepted and pending (offered) assignments of each expert, in one query."""
+    counts: dict[uuid.UUID, dict[AssignmentStatus, int]] = {i: {} for i in expert_ids}
+    if expert_ids:
+        rows = session.execute(
+            select(Assignment.expert_id, Assignment.status, func.count())
+            .where(Assignment.expert_id.in_(expert_ids), Assignment.status.in_(LIVE_ASSIGNMENT))
+            .group_by(Assignment.expert_id, Assignment.status)
+        ).all()
+        for expert_id, status, count in rows:
+            counts[expert_id][status] = int(count)
+    return {
+        i: Load(c.get(AssignmentStatus.accepted, 0), c.get(AssignmentStatus.offered, 0))
+        for i, c in counts.items()
+    }
+
+
+def with_weekly_hours(session: Session, expert_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """The experts among these whose stored availability has at least one weekly range."""
+    if not expert_ids:
+        return set()
+    rows = session.execute(
+        select(ExpertAvailability.expert_id, ExpertAvailability.weekly).where(
+            ExpertAvailability.expert_id.in_(expert_ids)
+        )
+    ).all()
+    return {expert_id for expert_id, weekly in rows if weekly}

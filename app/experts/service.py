@@ -102,6 +102,17 @@ def list_profiles(session: Session, *, active_only: bool = False) -> list[Expert
     return records(session, session.scalars(stmt).all())
 
 
+def accounts_without_profile(session: Session) -> Sequence[User]:
+    """Active accounts of role expert that have no expert profile yet (the admin's "Add an
+    expert" offers them), by name."""
+    return session.scalars(
+        select(User)
+        .outerjoin(ExpertProfile, ExpertProfile.user_id == User.id)
+        .where(User.role == Role.expert, User.is_active.is_(True), ExpertProfile.user_id.is_(None))
+        .order_by(User.display_name, User.id)
+    ).all()
+
+
 def _check_regions(session: Session, codes: list[str]) -> None:
     if not codes:
         return
