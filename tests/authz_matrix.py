@@ -280,6 +280,11 @@ MATRIX: dict[tuple[str, str], Row] = {
         "Who am I",
         "401 401 401 200 200 200 200",
     ),
+    ("PATCH", "/api/v1/auth/me"): row(
+        "Set my time zone and language",
+        "401 401 401 200 200 200 200",
+        {"timezone": "Asia/Bishkek", "language": "ru"},
+    ),
     ("POST", "/api/v1/auth/password-reset"): row(
         "Ask for a password-reset link",
         "422 422 422 422 422 422 422",

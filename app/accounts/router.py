@@ -10,6 +10,7 @@ from app.accounts import service
 from app.accounts.deps import CurrentSession, CurrentUser, RequireAdmin
 from app.accounts.schemas import (
     Accepted,
+    AccountSettingsIn,
     ChangePasswordIn,
     InviteIn,
     LoginIn,
@@ -45,6 +46,8 @@ def user_out(user: User) -> UserOut:
         has_password=user.password_hash is not None,
         created_at=user.created_at,
         last_login_at=user.last_login_at,
+        timezone=user.timezone,
+        language=user.language,
     )
 
 
@@ -87,6 +90,20 @@ def logout(session: SessionDep, user_session: CurrentSession) -> None:
 @auth_router.get("/me", response_model=UserOut, summary="Who am I", responses=error_responses(401))
 def me(user: CurrentUser) -> UserOut:
     return user_out(user)
+
+
+@auth_router.patch(
+    "/me",
+    response_model=UserOut,
+    summary="Set my time zone and language",
+    description="`timezone` (IANA, e.g. `Asia/Bishkek`) is the zone every page and e-mail shows "
+    "times in; `language` (`en`, `ru`, `es`, `ar`) the language of the pages. An expert's zone is "
+    "their profile's zone too. An unknown zone or language answers `422` naming the field.",
+    responses=error_responses(401, 422),
+)
+def update_me(body: AccountSettingsIn, session: SessionDep, user: CurrentUser) -> UserOut:
+    changed = service.update_settings(session, user, timezone=body.timezone, language=body.language)
+    return user_out(changed)
 
 
 @auth_router.post(

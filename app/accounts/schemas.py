@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import zoneinfo
+from functools import cache
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.core.validation import normalise_email
-from app.models import Role
+from app.models import Role, UserLanguage
 
 Email = Annotated[str, Field(max_length=320), AfterValidator(normalise_email)]
 Password = Annotated[
@@ -17,6 +19,28 @@ Password = Annotated[
         max_length=256,
         description="at least 12 characters; a passphrase of several words is best",
     ),
+]
+
+
+ZONE_PROBLEM = "must be a time zone name like 'Europe/Berlin' or 'Asia/Bishkek'"
+LANGUAGE_PROBLEM = "must be one of " + ", ".join(code.value for code in UserLanguage)
+
+
+@cache
+def known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_zone(value: str) -> str:
+    if value not in known_zones():
+        raise ValueError(ZONE_PROBLEM)
+    return value
+
+
+TimeZoneName = Annotated[
+    str,
+    Field(max_length=64, description="IANA zone, e.g. Asia/Bishkek"),
+    AfterValidator(check_zone),
 ]
 
 
@@ -59,6 +83,15 @@ class UserOut(BaseModel):
     has_password: bool = Field(description="false until the invite link was used")
     created_at: dt.datetime
     last_login_at: dt.datetime | None
+    timezone: str = Field(description="IANA zone the person sees times in (pages and e-mails)")
+    language: UserLanguage = Field(description="language of the person's pages and e-mails")
+
+
+class AccountSettingsIn(StrictModel):
+    """One's own time zone and language; an absent field stays as it is."""
+
+    timezone: TimeZoneName | None = None
+    language: UserLanguage | None = Field(None, description=LANGUAGE_PROBLEM)
 
 
 class InviteIn(StrictModel):

@@ -26,9 +26,10 @@ from app.accounts.errors import (
     TokenExpired,
     UserNotFound,
 )
+from app.accounts.schemas import LANGUAGE_PROBLEM, ZONE_PROBLEM, known_zones
 from app.audit import service as audit
 from app.core import crypto
-from app.core.errors import BadRequest, NotAuthenticated
+from app.core.errors import BadRequest, FieldProblem, NotAuthenticated, Unprocessable
 from app.core.security import (
     ONE_TIME_TOKEN_PREFIX,
     REQUESTER_TOKEN_PREFIX,
@@ -44,9 +45,11 @@ from app.core.time import now
 from app.models import (
     AccountToken,
     AccountTokenPurpose,
+    ExpertProfile,
     RecoveryCode,
     Role,
     User,
+    UserLanguage,
     UserSession,
 )
 from app.outbox import service as outbox
@@ -452,6 +455,46 @@ def _set_password(
     user.password_changed_at = now()
     revoke_all_sessions(session, user.id, keep=keep)
     session.flush()
+
+
+# One's own zone and language ----------------------------------------------------------------
+
+
+def update_settings(
+    session: Session, user: User, *, timezone: str | None = None, language: str | None = None
+) -> User:
+    """Set one's own time zone and language (``None``: unchanged). An unknown zone or language
+    is refused naming the field. An expert's zone is their profile's zone too (one setting:
+    app/experts/service.py keeps it the other way round); their weekly hours keep the zone
+    they were saved in."""
+    problems: list[FieldProblem] = []
+    if timezone is not None and timezone not in known_zones():
+        problems.append(FieldProblem(field="timezone", message=ZONE_PROBLEM))
+    if language is not None and language not in set(UserLanguage):
+        problems.append(FieldProblem(field="language", message=LANGUAGE_PROBLEM))
+    if problems:
+        raise Unprocessable("Check the time zone and language.", fields=problems)
+    changes: dict[str, dict[str, str]] = {}
+    if timezone is not None and timezone != user.timezone:
+        changes["timezone"] = {"from": user.timezone, "to": timezone}
+        user.timezone = timezone
+        profile = session.get(ExpertProfile, user.id)
+        if profile is not None:
+            profile.timezone = timezone
+    if language is not None and language != user.language:
+        changes["language"] = {"from": str(user.language), "to": language}
+        user.language = UserLanguage(language)
+    if changes:
+        audit.record(
+            session,
+            action="auth.settings_changed",
+            actor=str(user.id),
+            actor_role=user.role.value,
+            target=str(user.id),
+            details=changes,
+        )
+    session.flush()
+    return user
 
 
 # One's own sessions ---------------------------------------------------------------------------

@@ -163,10 +163,20 @@ def create(session: Session, data: ExpertIn) -> ExpertRecord:
         is_active=True,
     )
     session.add(profile)
+    user.timezone = profile.timezone  # one zone per expert: the account's is the profile's
     session.flush()
     _set_coverage(session, user.id, data.regions, data.countries)
     session.flush()
     return get_record(session, user.id)
+
+
+def _same_zone_for_account(session: Session, expert_id: uuid.UUID, zone: str) -> None:
+    """An expert's zone is one setting: their account's zone (pages, e-mails) follows the
+    profile's, as app/accounts/service.py::update_settings moves the profile's with the
+    account's."""
+    user = session.get(User, expert_id)
+    if user is not None:
+        user.timezone = zone
 
 
 REQUIRED = ("public_name", "email", "timezone", "languages", "max_open_assignments")
@@ -196,6 +206,8 @@ def update(session: Session, expert_id: uuid.UUID, data: ExpertUpdate) -> Expert
         setattr(profile, name, given[name])
     if "topics" in given and data.topics is not None:
         profile.topics = [t.value for t in data.topics]
+    if "timezone" in given:
+        _same_zone_for_account(session, expert_id, profile.timezone)
     _set_coverage(
         session,
         expert_id,

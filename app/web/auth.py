@@ -45,9 +45,12 @@ from app.accounts import service as accounts
 from app.accounts.deps import SESSION_COOKIE
 from app.core.deps import SessionDep
 from app.core.errors import NotAuthenticated
+from app.core.time import now
 from app.models import Role, User, UserSession
+from app.notifications.facts import zone_label
 from app.onboarding import service as onboarding
 from app.web import i18n
+from app.web.i18n import N_
 from app.web.security import (
     CSRF_FIELD,
     PAGE_HEADERS,
@@ -58,7 +61,6 @@ from app.web.security import (
 )
 
 SIGN_IN_PATH = "/staff/sign-in"
-PAGE_LANG = "en"  # staff and expert pages are English for now (texts are marked with _())
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class Viewer:
     id: uuid.UUID
     display_name: str
     role: Role
+    timezone: str = "UTC"
+    language: str = i18n.DEFAULT
 
 
 class SignInRequired(Exception):
@@ -126,7 +130,9 @@ def page_session(request: Request, session: SessionDep) -> UserSession:
     request.state.user_session = user_session
     # Plain values for whatever reads the request's state after the database session closed
     # (error pages, the audit middleware): an ORM object would be detached by then.
-    request.state.viewer = request.state.user = Viewer(user.id, user.display_name, user.role)
+    request.state.viewer = request.state.user = Viewer(
+        user.id, user.display_name, user.role, user.timezone, str(user.language)
+    )
     if user.role == Role.admin:
         # The navigation offers the first-run checklist to admins until it is all ticked.
         request.state.getting_started = onboarding.needs_setup(session, user)
@@ -182,10 +188,17 @@ def page(
     status: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
-    """Render a staff/expert page (English for now, texts marked with ``_()``)."""
+    """Render a staff/expert page in the viewer's language (``page_language``) with times in
+    their zone (the ``local`` filter, app/web/i18n.py). The context's ``title``, ``flash`` and
+    field errors are translated here: mark them with ``N_()`` where they are written."""
     value, new = csrf_value(request)
+    lang = page_language(request, user)
+    zone = viewer_zone(user)
+    context = _translated(lang, context)
     base: dict[str, Any] = {
-        "lang": i18n.LANGUAGES[PAGE_LANG],
+        "lang": i18n.LANGUAGES[lang],
+        "viewer_zone": zone,
+        "viewer_zone_label": zone_label(zone, now()),
         "user": user,
         "path": request.url.path,
         "csrf_field": CSRF_FIELD,
@@ -194,7 +207,7 @@ def page(
         "errors": {},
         "getting_started": getattr(request.state, "getting_started", False),
     }
-    body = i18n.environment(PAGE_LANG).get_template(template).render({**base, **context})
+    body = i18n.environment(lang).get_template(template).render({**base, **context})
     response = HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
     if new:
         set_csrf_cookie(response, value)
@@ -202,13 +215,40 @@ def page(
 
 
 def viewer_zone(user: User | Viewer | None) -> str:
-    """The IANA zone a signed-in person sees times in (their own setting; UTC until set)."""
-    return "UTC"
+    """The IANA zone a signed-in person sees times in: their own setting (UTC by default and
+    before signing in). An expert's is their profile's zone too."""
+    zone = getattr(user, "timezone", None)
+    return zone if isinstance(zone, str) and zone else "UTC"
+
+
+def page_language(request: Request, user: User | Viewer | None) -> str:
+    """The signed-in person's own language; before signing in, ``?lang=`` or the browser's
+    Accept-Language, as on the public pages."""
+    if user is not None:
+        chosen = str(getattr(user, "language", "") or "")
+        return chosen if chosen in i18n.LANGUAGES else i18n.DEFAULT
+    return i18n.negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def _translated(lang: str, context: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Texts a page module wrote (title, flash, field errors) in ``lang``; one without a
+    translation, or with values filled in, stays as written."""
+    if lang == i18n.DEFAULT:
+        return context
+    tr = i18n.translations(lang).gettext
+    out = dict(context)
+    for key in ("title", "flash"):
+        if type(out.get(key)) is str and out[key]:
+            out[key] = tr(out[key])
+    errors = out.get("errors")
+    if isinstance(errors, Mapping):
+        out["errors"] = {k: tr(v) if type(v) is str and v else v for k, v in errors.items()}
+    return out
 
 
 def not_found(request: Request, user: User | Viewer | None = None) -> HTMLResponse:
     """The same 404 page for what does not exist and what is not this user's to see."""
-    return page(request, "staff/not_found.html", {"title": "Not found"}, user=user, status=404)
+    return page(request, "staff/not_found.html", {"title": N_("Not found")}, user=user, status=404)
 
 
 def redirect(location: str) -> RedirectResponse:
@@ -235,13 +275,15 @@ async def _sign_in_required(request: Request, exc: Exception) -> Response:
 async def _forbidden(request: Request, _exc: Exception) -> Response:
     user = getattr(request.state, "user", None)
     return page(
-        request, "staff/forbidden.html", {"title": "Not for your role"}, user=user, status=403
+        request, "staff/forbidden.html", {"title": N_("Not for your role")}, user=user, status=403
     )
 
 
 async def _csrf_refused(request: Request, _exc: Exception) -> Response:
     user = getattr(request.state, "viewer", None)
-    return page(request, "staff/refused.html", {"title": "Please try again"}, user=user, status=403)
+    return page(
+        request, "staff/refused.html", {"title": N_("Please try again")}, user=user, status=403
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import zoneinfo
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -39,7 +38,8 @@ from app.scheduling.schemas import AvailabilityIn
 from app.scheduling.service.mine import expert_consultations
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
-from app.web.auth import CsrfForm, ExpertPageUser, not_found, page, redirect
+from app.web.auth import CsrfForm, ExpertPageUser, not_found, page, redirect, viewer_zone
+from app.web.i18n import from_local_input
 from app.web.staff import sla_context, undo
 
 router = APIRouter(include_in_schema=False)
@@ -264,23 +264,8 @@ def my_case_note(
 @router.get("/expert/consultations")
 def my_consultations(request: Request, session: SessionDep, user: ExpertPageUser) -> Response:
     rows = expert_consultations(session, user.id, ending_after=now() - dt.timedelta(hours=12))
-    profile = experts.get_profile(session, user.id)
-    ctx = {
-        "title": "My consultations",
-        "rows": rows,
-        "zone": profile.timezone,
-        "to_local": _to_local(profile.timezone),
-    }
+    ctx = {"title": "My consultations", "rows": rows}
     return page(request, "expert/consultations.html", ctx, user=user)
-
-
-def _to_local(zone: str) -> Any:
-    tz = zoneinfo.ZoneInfo(zone)
-
-    def convert(value: dt.datetime) -> str:
-        return value.astimezone(tz).strftime("%a %Y-%m-%d %H:%M")
-
-    return convert
 
 
 @router.get("/expert/consultations/{consultation_id}/host")
@@ -338,7 +323,6 @@ def _availability_page(
         **{f"day{i}": _ranges_text(weekly, i) for i in range(7)},
         **(values or {}),
     }
-    tz = zoneinfo.ZoneInfo(profile.timezone)
     absences = experts.list_absences(session, user.id)
     ctx = {
         "title": "My availability",
@@ -346,8 +330,7 @@ def _availability_page(
         "weekdays": WEEKDAYS,
         "v": form_values,
         "overrides": overrides,
-        "absences": [(p, p.starts_at.astimezone(tz), p.ends_at.astimezone(tz)) for p in absences],
-        "zone": profile.timezone,
+        "absences": absences,
         "kinds": [k.value for k in AbsenceKind],
         "errors": errors or {},
         "flash": _flash(request),
@@ -438,13 +421,12 @@ def add_absence(
     request: Request, session: SessionDep, user: ExpertPageUser, form: CsrfForm
 ) -> Response:
     values = {k: _text(form, k, 500) for k in ("starts_at", "ends_at", "kind", "note")}
-    profile = experts.get_profile(session, user.id)
-    tz = zoneinfo.ZoneInfo(profile.timezone)
     errors: dict[str, str] = {}
     parsed: dict[str, dt.datetime] = {}
     for name in ("starts_at", "ends_at"):
         try:
-            parsed[name] = dt.datetime.fromisoformat(values[name]).replace(tzinfo=tz)
+            # A datetime-local input, in the viewer's zone (the page names it).
+            parsed[name] = from_local_input(values[name], viewer_zone(user))
         except ValueError:
             errors[name] = "Enter a date and time."
     if not errors:

@@ -12,15 +12,19 @@ Texts written by the project carry the translator comment "needs review by a nat
 
 from __future__ import annotations
 
+import datetime as dt
 import gettext
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from babel import Locale
 from babel.support import Translations
+from markupsafe import Markup
 
+from app.notifications.facts import TimeForm, local_time, zone_of
 from app.web import bidi
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -79,6 +83,45 @@ def negotiate(chosen: str | None, accept_language: str | None, fallback: str | N
     return DEFAULT
 
 
+def N_(text: str) -> str:
+    """Marks a text of a page module for the catalogs; ``page()`` translates it when shown."""
+    return text
+
+
+# Times on the desk pages, in the viewer's zone and language ---------------------------------
+# ``page()`` (app/web/auth.py) puts ``viewer_zone`` and ``lang`` in every desk page's context;
+# the page names the zone once (base.html), so a time stands alone: "Sun 28 Mar 2027, 06:30".
+
+
+@jinja2.pass_context
+def _local(ctx: Any, value: dt.datetime | None, form: TimeForm = "datetime") -> Markup:
+    """``{{ when|local }}`` (or ``|local("time")``, ``"date"``, ``"seconds"``): isolated, so a
+    right-to-left page keeps it whole."""
+    if value is None:
+        return Markup("—")
+    lang = ctx.get("lang")
+    return bidi.bdi(
+        local_time(value, ctx.get("viewer_zone", "UTC"), getattr(lang, "code", DEFAULT), form)
+    )
+
+
+def local_input_value(value: dt.datetime | None, zone: str) -> str:
+    """A ``datetime-local`` input's value: the instant as wall-clock time in ``zone``."""
+    if value is None:
+        return ""
+    return value.astimezone(zone_of(zone)).strftime("%Y-%m-%dT%H:%M")
+
+
+def from_local_input(text: str, zone: str) -> dt.datetime:
+    """What a ``datetime-local`` input sent, read as wall-clock time in ``zone``, as aware UTC.
+    A time the clocks skip is read with the offset before the change; a repeated hour means
+    its first occurrence. Raises ``ValueError`` when it is not a date and time."""
+    naive = dt.datetime.fromisoformat(text.strip())
+    if naive.tzinfo is not None:
+        raise ValueError("a local date and time without an offset")
+    return naive.replace(tzinfo=zone_of(zone)).astimezone(dt.UTC)
+
+
 @cache
 def translations(lang: str) -> gettext.NullTranslations:
     if lang == DEFAULT:
@@ -97,6 +140,7 @@ def environment(lang: str) -> jinja2.Environment:
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(bidi.FILTERS)
+    env.filters["local"] = _local
     return env
 
 

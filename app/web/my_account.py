@@ -4,8 +4,10 @@ Change the password (the other sessions end, this browser's stays: its user just
 password), turn the second factor on with a QR code drawn here (segno, inline SVG: nothing from
 elsewhere, no image request) and the key for manual entry, confirmed by a first code; ten
 one-time recovery codes shown once; turn it off with the password and a code; see and end one's
-own sessions. Every action calls the API's service (app/accounts/service.py) and is audited
-there. Plain forms: no JavaScript needed.
+own sessions; choose one's time zone and language (every page and e-mail then shows times in
+that zone, the pages in that language; an expert's zone is their profile's zone too). Every
+action calls the API's service (app/accounts/service.py) and is audited there. Plain forms: no
+JavaScript needed.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from app.accounts import service as accounts
 from app.accounts.errors import InvalidCredentials, SessionNotFound
 from app.accounts.schemas import Password
 from app.core.deps import SessionDep
-from app.core.errors import BadRequest
+from app.core.errors import BadRequest, Unprocessable
 from app.core.validation import SafeStr
 from app.models import User, UserSession
+from app.web import i18n
 from app.web.auth import CsrfForm, PageSession, PageUser, page, redirect
+from app.web.i18n import N_
+from app.web.public import time_zones
 
 router = APIRouter(include_in_schema=False)
 HOME = "/my-account"
@@ -51,8 +56,12 @@ def _overview(
     status: int = 200,
     **context: Any,
 ) -> Response:
+    zones = time_zones()
     ctx = {
-        "title": "Your account",
+        "title": N_("Your account"),
+        "zones": zones if user.timezone in zones else [user.timezone, *zones],
+        "languages": i18n.LANGUAGES.values(),
+        "values": {"timezone": user.timezone, "language": str(user.language)},
         "sessions": accounts.live_sessions(db, user),
         "current_id": current.id,
         "codes_left": accounts.recovery_codes_left(db, user) if user.totp_enabled else 0,
@@ -70,12 +79,33 @@ def overview(
     request: Request, db: SessionDep, user: PageUser, current: PageSession, done: SafeStr = ""
 ) -> Response:
     flash = {
-        "password": "Your password is changed. Your other sessions are signed out.",
-        "off": "The second factor is off. Turn it on again to use a new device.",
-        "ended": "The session is ended.",
-        "others": "Every other session is signed out.",
+        "password": N_("Your password is changed. Your other sessions are signed out."),
+        "off": N_("The second factor is off. Turn it on again to use a new device."),
+        "ended": N_("The session is ended."),
+        "others": N_("Every other session is signed out."),
+        "settings": N_("Your time zone and language are saved."),
     }.get(done[:20])
     return _overview(request, db, user, current, flash=flash)
+
+
+FIELD_MESSAGES = {
+    "timezone": N_("Choose a time zone from the list, like Europe/Berlin or Asia/Bishkek."),
+    "language": N_("Choose one of the languages in the list."),
+}
+
+
+@router.post("/my-account/settings")
+def change_settings(
+    request: Request, db: SessionDep, user: PageUser, current: PageSession, form: CsrfForm
+) -> Response:
+    zone, language = _field(form, "timezone", 64).strip(), _field(form, "language", 8).strip()
+    try:
+        accounts.update_settings(db, user, timezone=zone, language=language)
+    except Unprocessable as exc:
+        errors = {p.field: FIELD_MESSAGES.get(p.field, p.message) for p in exc.fields}
+        values = {"timezone": zone, "language": language}
+        return _overview(request, db, user, current, status=422, errors=errors, values=values)
+    return redirect(f"{HOME}?done=settings")
 
 
 @router.post("/my-account/password")

@@ -35,13 +35,14 @@ from app.web.auth import (
     set_session_cookie,
 )
 from app.web.getting_started import PATH as GETTING_STARTED
+from app.web.i18n import LANGUAGES, N_
 from app.web.security import CSRF_COOKIE
 
 router = APIRouter(include_in_schema=False)
 # The sign-in form is open to anyone: its body is limited like the API's (app/main.py).
 LIMITED_ROUTES = {("POST", "/staff/sign-in")}
 PENDING_SECONDS = 300
-TITLE = "Sign in"
+TITLE = N_("Sign in")
 
 
 def _aad(request: Request) -> bytes:
@@ -73,6 +74,7 @@ def _form(request: Request, status: int = 200, **context: Any) -> Response:
         "pending": "",
         "step": "password",
         "errors": {},
+        "languages": LANGUAGES.values(),
         **context,
     }
     return page(request, "staff/sign_in.html", ctx, status=status)
@@ -80,7 +82,7 @@ def _form(request: Request, status: int = 200, **context: Any) -> Response:
 
 @router.get("/staff/sign-in")
 def sign_in_form(request: Request, next: SafeStr = "", signed_out: SafeStr = "") -> Response:
-    flash = "You are signed out." if signed_out else None
+    flash = N_("You are signed out.") if signed_out else None
     return _form(request, next=safe_next(next) or "", flash=flash)
 
 
@@ -96,7 +98,7 @@ def sign_in(request: Request, session: SessionDep, client: ClientDep, form: Csrf
                 request,
                 400,
                 next=target,
-                errors={"email": "The sign-in took too long. Please start again."},
+                errors={"email": N_("The sign-in took too long. Please start again.")},
             )
         email, password = opened
         if not code:
@@ -107,16 +109,16 @@ def sign_in(request: Request, session: SessionDep, client: ClientDep, form: Csrf
                 email=email,
                 step="code",
                 pending=pending,
-                errors={"totp_code": "Enter the 6-digit code from your authenticator app."},
+                errors={"totp_code": N_("Enter the 6-digit code from your authenticator app.")},
             )
     else:
         email = str(form.get("email") or "").strip()[:320]
         password = str(form.get("password") or "")[:256]
         errors = {}
         if not email:
-            errors["email"] = "Enter your e-mail address."
+            errors["email"] = N_("Enter your e-mail address.")
         if not password:
-            errors["password"] = "Enter your password."
+            errors["password"] = N_("Enter your password.")
         if errors:
             return _form(request, 422, next=target, email=email, errors=errors)
         code = None
@@ -164,7 +166,7 @@ def sign_in(request: Request, session: SessionDep, client: ClientDep, form: Csrf
         return page(
             request,
             "staff/too_many.html",
-            {"title": "Please wait", "message": exc.message},
+            {"title": N_("Please wait"), "message": exc.message},
             status=429,
             headers=exc.headers,
         )
@@ -181,6 +183,8 @@ def sign_out(
     request: Request, session: SessionDep, user_session: PageSession, _form: CsrfForm
 ) -> Response:
     accounts.logout(session, user_session)
-    response = redirect(SIGN_IN_PATH + "?signed_out=1")
+    # The sign-in page that follows stays in the language the person chose.
+    lang = str(getattr(request.state.page_user, "language", "en"))
+    response = redirect(f"{SIGN_IN_PATH}?signed_out=1&lang={lang}")
     clear_session_cookie(response)
     return response

@@ -47,7 +47,8 @@ from app.reference import service as reference
 from app.routing import queries as routing_queries
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
-from app.web.auth import CsrfForm, StaffPageUser, not_found, page, redirect
+from app.web.auth import CsrfForm, StaffPageUser, not_found, page, redirect, viewer_zone
+from app.web.i18n import from_local_input
 
 router = APIRouter(include_in_schema=False)
 REFRESH_SECONDS = 30
@@ -502,8 +503,8 @@ def log_contact(
         contacted_at = now()
     else:
         try:
-            # datetime-local from the page, in UTC (the page says so).
-            contacted_at = dt.datetime.fromisoformat(values["contacted_at"]).replace(tzinfo=dt.UTC)
+            # datetime-local from the page, in the viewer's zone (the page says so).
+            contacted_at = from_local_input(values["contacted_at"], viewer_zone(user))
         except ValueError:
             errors["contact_at"] = "Enter a date and time, e.g. 2026-11-23 14:05."
     if not errors:

@@ -24,6 +24,7 @@ from app.health import service as health
 from app.main import create_app
 from app.meetings.quota import ZOOM_DAILY_MEETING_WRITES, usage_day
 from app.models import AuditEvent, OutboxMessage, OutboxStatus, Role, ZoomDailyUsage
+from app.notifications.facts import local_time
 from app.notifications.service import TEST_EMAIL
 from app.outbox import service as outbox
 from app.web import operations
@@ -107,7 +108,7 @@ def test_the_page_shows_the_outbox_a_dead_letter_zoom_and_the_check(
         shown = re.search(rf'id="outbox-{key}"><bdi dir="ltr">(\d+)</bdi>', box)
         assert shown is not None and int(shown.group(1)) == stats[key], key
     assert stats["dead"] >= 1 and stats["pending"] >= 2
-    assert late.due_at.strftime("%Y-%m-%d %H:%M:%S") in box  # the oldest due row
+    assert local_time(late.due_at, "UTC", form="seconds") in box  # the oldest due row
     lag = re.search(r'id="outbox-lag"><bdi dir="ltr">(\d+)</bdi>', box)
     assert lag is not None and int(lag.group(1)) >= 300  # five minutes late at least
 
@@ -116,7 +117,7 @@ def test_the_page_shows_the_outbox_a_dead_letter_zoom_and_the_check(
     assert item is not None
     assert TEST_EMAIL in item.group(1)
     assert f'<bdi dir="ltr">{row.attempts}</bdi>' in item.group(1)
-    assert row.updated_at.strftime("%Y-%m-%d %H:%M") in item.group(1)
+    assert local_time(row.updated_at, "UTC") in item.group(1)
     assert row.last_error and row.last_error.split(":")[0] in item.group(1)
     assert f'action="{DEAD}/{row.id}/retry"' in item.group(1)
 
