@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, case, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from app.core.settings import get_settings
@@ -143,20 +143,19 @@ def best_sample_report_id(
 ) -> uuid.UUID | None:
     """The one best-match rule, for sending and for the admins' coverage list alike: tagged
     with the country, else its region (and no country), else general (untagged); the newest
-    in that tier. Only the id: the coverage list asks it for every country."""
-    base = select(Document.id).where(Document.kind == DocumentKind.sample_report)
-    newest = (Document.created_at.desc(), Document.id)
-    tiers = [base.where(Document.country_code == country_code.upper())]
+    in that tier. One statement returning the id: the coverage list asks it for every country.
+    """
+    tiers: list[ColumnElement[bool]] = [Document.country_code == country_code.upper()]
     if region_code:
-        tiers.append(
-            base.where(Document.region_code == region_code, Document.country_code.is_(None))
-        )
-    tiers.append(base.where(Document.country_code.is_(None), Document.region_code.is_(None)))
-    for stmt in tiers:
-        found = session.scalars(stmt.order_by(*newest).limit(1)).first()
-        if found is not None:
-            return found
-    return None
+        tiers.append(and_(Document.region_code == region_code, Document.country_code.is_(None)))
+    tiers.append(and_(Document.country_code.is_(None), Document.region_code.is_(None)))
+    rank = case(*((tier, number) for number, tier in enumerate(tiers)))
+    return session.scalars(
+        select(Document.id)
+        .where(Document.kind == DocumentKind.sample_report, or_(*tiers))
+        .order_by(rank, Document.created_at.desc(), Document.id)
+        .limit(1)
+    ).first()
 
 
 def best_sample_report(session: Session, req: IntakeRequest) -> Document | None:

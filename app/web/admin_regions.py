@@ -104,19 +104,25 @@ class Coverage:
 
 
 def expert_covered(session: Session, countries: Sequence[Country]) -> set[str]:
-    """Codes of the countries an active expert covers: routing's own candidates (the country
-    tier, else the region's), whether or not they are free right now."""
+    """Codes of the countries an active expert covers, free right now or not: routing's own
+    candidates. Routing asks the country's tier, then the region's (those covering the region
+    but not the country by name); together they are every expert covering one or the other,
+    so a region is asked once (for no country) and a country by name only when its region
+    has nobody."""
     current = now()
+    region_has: dict[str, bool] = {}
     covered: set[str] = set()
     for c in countries:
-        found = routing.candidates(
-            session, country=c.code, region=c.region_code, current=current, tier=TIER_COUNTRY
-        )
-        if not found and c.region_code:
-            found = routing.candidates(
-                session, country=c.code, region=c.region_code, current=current, tier=TIER_REGION
+        region = c.region_code
+        if region is not None and region not in region_has:
+            region_has[region] = bool(
+                routing.candidates(
+                    session, country="", region=region, current=current, tier=TIER_REGION
+                )
             )
-        if found:
+        if (region is not None and region_has[region]) or routing.candidates(
+            session, country=c.code, region=region, current=current, tier=TIER_COUNTRY
+        ):
             covered.add(c.code)
     return covered
 
