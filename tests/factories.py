@@ -41,6 +41,7 @@ from app.models import (
     Consultation,
     ConsultationStatus,
     ContactChannel,
+    Document,
     DutyLevel,
     ExpertProfile,
     IntakeRequest,
@@ -59,6 +60,7 @@ from app.models import (
 from app.outbox import service as outbox
 from app.scheduling import service as scheduling
 from app.scheduling.schemas import AvailabilityIn
+from app.sendouts import service as sendouts
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -403,6 +405,27 @@ def tiny_pdf(pages: int = 1) -> bytes:
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
+
+
+def sample_report(
+    session: Session,
+    by: User,
+    *,
+    country: str | None = None,
+    region: str | None = None,
+    filename: str = "report.pdf",
+    pages: int = 1,
+) -> Document:
+    """A sample report stored as the admins' upload stores it: tagged with a country, a region,
+    or neither (general)."""
+    return sendouts.upload_sample_report(
+        session,
+        data=tiny_pdf(pages),
+        filename=filename,
+        uploaded_by=by.id,
+        country_code=country,
+        region_code=region,
+    )
 
 
 # Consultation hours and times --------------------------------------------------------------------
