@@ -284,13 +284,14 @@ def _roster(
     rows, overrides = _grid(db, monday, zone_name)
     tz = roster.zone(zone_name)
     names = {r.person.id: r.person for r in rows}
+    sunday = monday + dt.timedelta(days=6)
     empty, gaps = _gaps(db, zone_name)
     ctx: dict[str, Any] = {
         "title": "Roster",
         "zone": zone_name,
         "week": monday.isoformat(),
         "week_text": week_text if week_text is not None else monday.isoformat(),
-        "week_words": f"{day_words(monday)} {DASH} {day_words(monday + dt.timedelta(days=6))}",
+        "week_words": f"{day_words(monday)} {DASH} {day_words(sunday)} {sunday.year}",
         "previous_week": (monday - dt.timedelta(days=7)).isoformat(),
         "next_week": (monday + dt.timedelta(days=7)).isoformat(),
         "this_week": this_week(zone_name).isoformat(),

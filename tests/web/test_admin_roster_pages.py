@@ -104,18 +104,28 @@ def _view(entries: list[roster.WeekEntry]) -> list[tuple[str, str, str, str]]:
 def test_a_shift_past_the_viewers_midnight_is_cut_into_one_piece_per_day() -> None:
     # The week of Monday 4 January 2027, viewer and shifts in UTC: Monday 22:00-06:00 runs into
     # Tuesday; last week's Sunday night runs into this Monday, this Sunday's into next week.
+    # Wednesday's shifts start and end on its midnights: neither is cut.
     monday = dt.date(2027, 1, 4)
-    entries = roster.week_entries(
-        [_shift(0, "22:00", "06:00", id=1), _shift(6, "22:00", "06:00", id=2)], [], monday, "UTC"
-    )
+    shifts = [_shift(0, "22:00", "06:00", id=1), _shift(6, "22:00", "06:00", id=2)]
+    shifts += [_shift(2, "00:00", "04:00", id=3), _shift(2, "20:00", "00:00", id=4)]
+    entries = roster.week_entries(shifts, [], monday, "UTC")
     assert _view(entries) == [
         ("2027-01-04", "00:00", "06:00", "22:00-06:00"),
         ("2027-01-04", "22:00", "24:00", "22:00-06:00"),
         ("2027-01-05", "00:00", "06:00", "22:00-06:00"),
+        ("2027-01-06", "00:00", "04:00", "00:00-04:00"),
+        ("2027-01-06", "20:00", "00:00", "20:00-00:00"),
         ("2027-01-10", "22:00", "24:00", "22:00-06:00"),
     ]
     flags = [(e.source_id, e.from_previous_day, e.into_next_day) for e in entries]
-    assert flags == [(2, True, False), (1, False, True), (1, True, False), (2, False, True)]
+    assert flags == [
+        (2, True, False),
+        (1, False, True),
+        (1, True, False),
+        (3, False, False),
+        (4, False, False),
+        (2, False, True),
+    ]
 
 
 def test_a_viewer_ahead_of_utc_sees_a_london_evening_shift_on_their_next_morning() -> None:
