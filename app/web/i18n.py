@@ -1,11 +1,15 @@
-"""Languages of the public pages: gettext catalogs (Babel) and one Jinja2 environment each.
+"""Languages of the pages (public, staff, expert and admin alike): gettext catalogs (Babel) and
+one Jinja2 environment each.
 
 Catalogs live in ``app/web/locale/<lang>/LC_MESSAGES/messages.po`` with the compiled ``.mo``
-beside them (committed; ``tests/web/test_web_i18n.py`` checks that they match). To change texts::
+beside them (committed; ``tests/web/test_web_i18n.py`` checks that they list every marked text,
+that ru/es/ar translate each one and that the ``.mo`` match). Texts are marked with ``_()`` and
+``ngettext()`` in templates, ``N_()`` in page modules (``t()``/``tr()`` in the public ones);
+``app/web/babel.cfg`` reads every ``app/web/*.py`` and every template. After changing texts::
 
-    .venv/bin/pybabel extract -F app/web/babel.cfg -o app/web/locale/messages.pot app/web
-    .venv/bin/pybabel update -i app/web/locale/messages.pot -d app/web/locale
-    .venv/bin/pybabel compile -d app/web/locale
+    .venv/bin/python app/web/locale/catalogs.py        # extract, update, compile, list the missing
+    # translate what it lists in the ru/es/ar messages.po (no fuzzy flag), then run it again
+    .venv/bin/python app/web/locale/catalogs.py check  # only the list
 
 Texts written by the project carry the translator comment "needs review by a native speaker".
 """

@@ -5,8 +5,8 @@
 
 Extraction reads every page module ``app/web/*.py`` and every template under
 ``app/web/templates/`` (``app/web/babel.cfg``) with the keywords below. ``update`` merges the new
-template into the en/ru/es/ar catalogs; a changed text comes back fuzzy (the old translation as a
-hint) and counts as missing until a person checks it and removes the fuzzy flag. ``check`` lists,
+template into the en/ru/es/ar catalogs; a new or changed text comes in empty (no fuzzy guesses)
+and counts as missing, as does one a translator flags fuzzy. ``check`` lists,
 per language, every text that is missing, empty or fuzzy, and exits 1 if there is one.
 """
 
@@ -40,7 +40,19 @@ def extract(out: Path = TEMPLATE) -> None:
 
 
 def update() -> None:
-    _pybabel("update", "-i", str(TEMPLATE), "-d", str(LOCALE_DIR), "-w", WIDTH, "--ignore-obsolete")
+    # No fuzzy matching: a guess from a similar text would only mislead (and may carry another
+    # text's placeholders); a new or changed text comes in empty.
+    _pybabel(
+        "update",
+        "-i",
+        str(TEMPLATE),
+        "-d",
+        str(LOCALE_DIR),
+        "-w",
+        WIDTH,
+        "--ignore-obsolete",
+        "--no-fuzzy-matching",
+    )
 
 
 def compile_all() -> None:
