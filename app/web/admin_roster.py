@@ -506,7 +506,7 @@ def change_shift(
         return _shift_page(
             request, db, user, shift, monday.isoformat(), answers=answers, errors=errors, status=422
         )
-    return redirect(f"{PATH}?week={monday.isoformat()}&done=shift_changed#shift-{shift_id}")
+    return redirect(f"{PATH}?week={monday.isoformat()}&done=shift_changed#person-{shift.user_id}")
 
 
 @router.post(PATH + "/shifts/{shift_id}/delete")

@@ -504,7 +504,9 @@ def test_an_admin_changes_a_shift_from_its_page_audited(
     form = shift_form(staff, weekday="2", starts_local="10:00", level="supervisor", note="cover")
     resp = post(web, f"{PATH}/shifts/{existing.id}", **form)
     assert resp.status_code == 303
-    assert resp.headers["location"].startswith(f"{PATH}?week=2027-03-29&done=shift_changed")
+    assert resp.headers["location"] == (
+        f"{PATH}?week=2027-03-29&done=shift_changed#person-{staff.id}"
+    )
     db.refresh(existing)
     assert (existing.weekday, existing.starts_local, existing.timezone) == (
         2,
