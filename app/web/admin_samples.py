@@ -13,14 +13,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from babel.dates import format_date
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
@@ -34,7 +31,7 @@ from app.models import Country, Document, User
 from app.reference import service as reference
 from app.sendouts import service as sendouts
 from app.sendouts.errors import BadSampleReportTag, SampleReportNotFound
-from app.web.auth import AdminPageUser, CsrfForm, not_found, page, redirect, viewer_zone
+from app.web.auth import AdminPageUser, CsrfForm, not_found, page, redirect
 
 router = APIRouter(include_in_schema=False)
 PATH = "/admin/sample-reports"
@@ -83,11 +80,6 @@ def coverage(
     return out
 
 
-def uploaded_on(value: dt.datetime, zone: str) -> str:
-    """The date in the viewer's zone, in words."""
-    return format_date(value.astimezone(zoneinfo.ZoneInfo(zone)).date(), "long", locale="en")
-
-
 def size_of(size: int) -> str:
     if size < 1024:
         return f"{size} B"
@@ -110,7 +102,6 @@ def _samples_page(
     countries = reference.list_countries(db)
     regions = reference.list_regions(db)
     covered = coverage(db, countries, reports)
-    zone = viewer_zone(user)
     ctx: dict[str, Any] = {
         "title": "Sample reports",
         "reports": reports,
@@ -122,9 +113,7 @@ def _samples_page(
         "uncovered": [c for c in covered if c.document is None],
         "tiers": TIERS,
         "tier_of": tier_of,
-        "uploaded_on": lambda value: uploaded_on(value, zone),
         "size_of": size_of,
-        "zone": zone,
         "tag": tag,
         "errors": errors or {},
         "done_message": done_message,
