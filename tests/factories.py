@@ -459,6 +459,7 @@ def expert_with_hours(
     assert p is not None
     p.personal_meeting_link = link or f"https://meet.example.org/{secrets.token_hex(4)}"
     p.timezone = zone
+    user.timezone = zone  # one zone per expert: the account's is the profile's
     body: dict[str, Any] = {"weekly": hours(), "slot_minutes": 60} | availability
     scheduling.put_availability(session, user.id, AvailabilityIn.model_validate(body), actor="test")
     session.flush()

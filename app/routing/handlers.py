@@ -21,7 +21,7 @@ from app.models import (
     User,
 )
 from app.notifications import mail
-from app.notifications.facts import case_facts
+from app.notifications.facts import case_facts, local_time_named, recipient_zone
 from app.notifications.render import render_pair
 from app.outbox.registry import PermanentFailure, handler
 from app.routing import links
@@ -54,7 +54,8 @@ def send_offer(session: Session, row: OutboxMessage) -> None:
         raise PermanentFailure("request or expert is gone")
     context = case_facts(session, req) | {
         "link": links.offer_url(links.sign(a.id, a.respond_by)),
-        "respond_by": a.respond_by.strftime("%Y-%m-%d %H:%M UTC"),
+        # In the expert's own zone, named: "Sun 28 Mar 2027, 06:45 (Asia/Bishkek, UTC+06:00)".
+        "respond_by": local_time_named(a.respond_by, recipient_zone(session, a.expert_id)),
         "minutes": get_settings().offer_response_minutes,
     }
     _send(

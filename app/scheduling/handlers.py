@@ -44,7 +44,7 @@ from app.models import (
     RequestStatus,
 )
 from app.notifications import mail
-from app.notifications.facts import country_name
+from app.notifications.facts import country_name, recipient_zone
 from app.notifications.render import render_pair
 from app.notifications.requester import send_to_requester
 from app.outbox import service as outbox
@@ -254,7 +254,7 @@ def _send_to_expert(
         log.info("invite_superseded", consultation_id=str(c.id), to="expert")
         return
     cancelled = event in CANCELLED_EVENTS
-    zone = _expert_zone(session, expert_id, profile.timezone)
+    zone = recipient_zone(session, expert_id)  # the expert's own zone (their setting)
     context = {
         "event": event,
         "cancelled": cancelled,

@@ -28,7 +28,6 @@ from app.models import (
     Consultation,
     ConsultationStatus,
     Document,
-    ExpertAvailability,
     ExpertProfile,
     IntakeRequest,
     OutboxMessage,
@@ -36,7 +35,7 @@ from app.models import (
     User,
 )
 from app.notifications import mail
-from app.notifications.facts import country_name
+from app.notifications.facts import country_name, recipient_zone
 from app.notifications.render import render_pair
 from app.notifications.requester import send_to_requester
 from app.outbox.registry import PermanentFailure, handler
@@ -344,8 +343,7 @@ def _remind_expert(
     profile = session.get(ExpertProfile, c.expert_id)
     if profile is None:
         raise PermanentFailure("expert is gone")
-    availability = session.get(ExpertAvailability, c.expert_id)
-    zone = availability.timezone if availability is not None else profile.timezone
+    zone = recipient_zone(session, c.expert_id)  # the expert's own zone (their setting)
     when = WHEN["en"].get(offset, WHEN["en"][60])
     context = {
         "reference": req.reference,
