@@ -44,6 +44,7 @@ from tests.factories import (
     create_expert,
     create_user,
     csrf,
+    day_in,
     expert_with_hours,
     field_error,
     make_request,
@@ -741,6 +742,20 @@ def test_a_date_override_is_added_replaced_and_removed(
     assert post(web, f"{url}/{day}/remove").status_code == 404
     row = stored_availability(db, expert)
     assert row is not None and len(row.weekly) == 7  # the weekly hours stay
+
+
+def test_an_override_for_today_in_the_experts_zone_is_fine(
+    web: TestClient, db: Session, admin: User
+) -> None:
+    expert = expert_with_hours(db, zone="Pacific/Kiritimati")  # UTC+14: often a day ahead
+    today = day_in("Pacific/Kiritimati", 0)
+    signed_in(web, admin)
+    resp = post(web, f"{PATH}/{expert.id}/overrides", override_date=str(today))
+    assert resp.status_code == 303, resp.text
+    assert overrides_of(db, expert) == {today: []}
+    yesterday = str(today - dt.timedelta(days=1))
+    resp = post(web, f"{PATH}/{expert.id}/overrides", override_date=yesterday)
+    assert resp.status_code == 422
 
 
 @pytest.mark.parametrize(
