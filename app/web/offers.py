@@ -16,7 +16,7 @@ from app.core.deps import SessionDep
 from app.core.validation import SafeStr
 from app.flows import request as flows
 from app.models import Assignment, AssignmentStatus, IntakeRequest, User
-from app.notifications.facts import case_facts
+from app.notifications.facts import case_facts, local_time_named, recipient_zone
 from app.routing import links
 from app.routing.errors import InvalidOfferLink, OfferClosed
 from app.web.pages import SECURITY_HEADERS, templates
@@ -50,9 +50,9 @@ def offer_page(request: Request, token: SafeStr, session: SessionDep) -> HTMLRes
     facts = case_facts(session, req)
     if a.status != AssignmentStatus.offered:
         return _page(request, 409, facts=facts, error=f"This offer is {a.status.value}.")
-    return _page(
-        request, facts=facts, token=token, respond_by=a.respond_by.strftime("%Y-%m-%d %H:%M UTC")
-    )
+    # The link's holder is the expert it was sent to: their own zone, named, as in the e-mail.
+    respond_by = local_time_named(a.respond_by, recipient_zone(session, a.expert_id))
+    return _page(request, facts=facts, token=token, respond_by=respond_by)
 
 
 @router.post("/experts/offers/{token}", response_class=HTMLResponse)

@@ -1,11 +1,14 @@
-"""The offer e-mail gives the answer-by time in the expert's own zone, named beside it."""
+"""The offer e-mail, and the page its link opens, give the answer-by time in the expert's own
+zone, named beside it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from pathlib import Path
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,7 +22,7 @@ INSTANT = dt.datetime(2027, 3, 28, 0, 30, tzinfo=dt.UTC)
 
 
 def test_an_offer_to_an_expert_in_bishkek_says_when_to_answer_in_bishkek_time(
-    db: Session, mail_dir: Path, clock: Clock
+    db: Session, client: TestClient, mail_dir: Path, clock: Clock
 ) -> None:
     clock.at(INSTANT)
     expert = create_expert(db, countries=["KG"], languages=["ru"])
@@ -35,3 +38,8 @@ def test_an_offer_to_an_expert_in_bishkek_says_when_to_answer_in_bishkek_time(
     shown = f"{local:%a} {local.day} {local:%b %Y, %H:%M} (Asia/Bishkek, UTC+06:00)"
     assert shown in " ".join(text.split())
     assert f"{a.respond_by:%H:%M} UTC" not in text
+    link = re.search(r"/experts/offers/\S+", text)
+    assert link is not None
+    page = client.get(link.group(0))
+    assert page.status_code == 200, page.text
+    assert shown in " ".join(re.sub(r"<[^>]+>", "", page.text).split())
