@@ -42,7 +42,7 @@ from app.accounts.schemas import InviteIn
 from app.core.deps import SessionDep
 from app.core.errors import AppError
 from app.core.time import now
-from app.core.validation import DbId, SafeStr
+from app.core.validation import DbId, SafeDate, SafeStr
 from app.documents import service as documents
 from app.documents.errors import DocumentTooLarge, NotAPdf
 from app.experts import queries as expert_queries
@@ -732,7 +732,7 @@ def add_override(
 @router.post(PATH + "/{expert_id}/overrides/{day}/remove")
 def remove_override(
     expert_id: uuid.UUID,
-    day: dt.date,
+    day: SafeDate,
     request: Request,
     db: SessionDep,
     user: AdminPageUser,
