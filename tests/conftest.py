@@ -112,6 +112,20 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 write_clock_offset(suite_offset())
 
 
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Modules that start real processes first, the rest after, each module's order kept.
+
+    pytest-xdist (``--dist loadfile``) hands out whole modules in this order as workers free
+    up: the long ones dealt first and the many short ones filling in behind them keeps both
+    workers busy to the end, instead of one running a long module alone at the tail."""
+    rank = {
+        module: index for index, module in enumerate(dict.fromkeys(item.module for item in items))
+    }
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, rank[item.module]))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The run's temporary folder (clock file, embedded mail and files) goes with the run."""
     shutil.rmtree(TMP, ignore_errors=True)

@@ -3,7 +3,9 @@
 Never ``playwright install``: `.ci/run` installs Chromium from Debian's packages and axe-core
 from the npm registry into ``.cache/npm``. Without Chromium the tests skip with the reason, but
 not under CI (``CI`` set): there they fail loudly. One real service (``asylum-intake run``, the
-embedded default) per module. Each test saves a screenshot of its last page under
+embedded default) and one Chromium per test process, shared by the modules it runs (each start
+costs seconds of CPU; tests seed their own data under their own names, so they do not meet); a
+test that needs a service of its own (first run, a fresh database) starts it itself. Each test saves a screenshot of its last page under
 ``artifacts/browser/`` (git-ignored).
 """
 
@@ -46,7 +48,7 @@ def _require(path: Path, what: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def service() -> Iterator[Service]:
     _require(CHROMIUM, "Chromium")
     port = free_port()
@@ -65,7 +67,7 @@ def service() -> Iterator[Service]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(service: Service) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
