@@ -18,16 +18,18 @@ and the expert's CV (the ``{document_id}``); other ids do not
 exist (so "may do it" shows as 404/422 past the role check, and the role check as 401/403).
 A body of ``{}`` is sent where none is given: callers who pass the gate get 422 from it.
 
-Web pages (``include_in_schema=False``: the HTML and form routes of app/web, ``/docs``) are not
-in this matrix: they sign in through a cookie and answer redirects and pages; their access
-rules are tested with the pages (tests/web/test_web_*.py) and they call the same service functions
-as the API routes below.
+Web pages (``include_in_schema=False``: the HTML and form routes of app/web, ``/docs``) are in
+``PAGES`` below, one row per route with its gate (``PAGE_GATES``: who may use it). They sign in
+through a cookie and answer pages and redirects rather than statuses, so the table says what
+each kind of caller gets; ``tests/system/test_authz_matrix.py`` checks that every page route has
+a row and calls every signed-in page (GET and POST, the POSTs with a valid CSRF token) as each
+caller, checking the gate: a sign-in redirect, a 403 that changes nothing, or through.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = (
@@ -601,3 +603,252 @@ def markdown_table() -> str:
 def iter_rows() -> Iterator[tuple[str, str, Row]]:
     for (method, path), r in MATRIX.items():
         yield method, path, r
+
+
+# Web pages -----------------------------------------------------------------------------------
+#
+# Adding a page: add a row to ``PAGES`` keyed ``(METHOD, path template)`` with what it does and
+# its gate; add a value to ``PAGE_PATH_VALUES`` (or the row's ``params``) if it uses a new path
+# parameter; then run ``python -m tests.authz_table``.
+
+PAGE_ROLES = ("anonymous", "requester", "expert", "staff", "admin")
+PAGE_ROLE_TITLES = ("anonymous", "requester (their link)", "expert", "staff", "admin")
+
+#: What each caller (``PAGE_ROLES`` order) gets from a page behind each gate. ``sign-in``: a
+#: redirect (303) to ``/staff/sign-in?next=...``; ``403``: a refusal page, nothing done;
+#: ``yes``: the page or the form's answer; ``link``: whoever opens the page's own signed link
+#: (an invite, an offer, an escalation); ``no``: the page answers as for a request that does not
+#: exist, or asks for the link.
+PAGE_GATES: dict[str, tuple[str, ...]] = {
+    "public": ("yes", "yes", "yes", "yes", "yes"),
+    "link": ("link", "link", "link", "link", "link"),
+    "requester": ("no", "yes", "no", "no", "no"),
+    "signed-in": ("sign-in", "sign-in", "yes", "yes", "yes"),
+    "staff": ("sign-in", "sign-in", "403", "yes", "yes"),
+    "expert": ("sign-in", "sign-in", "yes", "403", "403"),
+    "admin": ("sign-in", "sign-in", "403", "403", "yes"),
+}
+#: The gates of a signed-in page session (``app/web/auth.py``), which the test calls for real.
+SESSION_GATES = frozenset({"signed-in", "staff", "expert", "admin"})
+
+#: Values of the pages' path parameters (``@name``: a thing the test makes; else a literal that
+#: names nothing, so a caller past the gate gets the page's 404).
+PAGE_PATH_VALUES: dict[str, str] = {
+    "reference": "@reference",
+    "expert_id": "@expert_id",
+    "user_id": "@user_id",
+    "code": "@region_code",
+    "region_code": "@region_code",
+    "document_id": "@document_id",
+    "shift_id": "@shift_id",
+    "override_id": "@override_id",
+    "period_id": "@period_id",
+    "assignment_id": "@assignment_id",
+    "answer": "accept",
+    "day": "2031-01-06",
+    "message_id": "999999",
+    "notification_id": "999999",
+    "consultation_id": "00000000-0000-4000-8000-000000000000",
+    "session_id": "00000000-0000-4000-8000-000000000000",
+    "set_aside_id": "00000000-0000-4000-8000-000000000000",
+    "token": "not-a-token",
+    "name": "none.js",
+}
+
+
+@dataclass(frozen=True)
+class PageRow:
+    action: str
+    gate: str
+    #: Path values for this row only (e.g. ``code`` is a country's, not a region's).
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def page(action: str, gate: str, **params: str) -> PageRow:
+    assert gate in PAGE_GATES, f"{action}: unknown gate {gate!r}"
+    return PageRow(action, gate, params)
+
+
+COUNTRY = {"code": "KG"}
+
+PAGES: dict[tuple[str, str], PageRow] = {
+    # The admin console
+    ("GET", "/admin/experts"): page("Experts: the list with load at a glance", "admin"),
+    ("POST", "/admin/experts"): page("Add an expert (an account, or an invite)", "admin"),
+    ("GET", "/admin/experts/{expert_id}"): page("One expert's page", "admin"),
+    ("POST", "/admin/experts/{expert_id}/profile"): page("Save an expert's profile", "admin"),
+    ("POST", "/admin/experts/{expert_id}/deactivate"): page("Deactivate an expert", "admin"),
+    ("POST", "/admin/experts/{expert_id}/reactivate"): page("Reactivate an expert", "admin"),
+    ("POST", "/admin/experts/{expert_id}/lead"): page("Make an expert a region's lead", "admin"),
+    ("POST", "/admin/experts/{expert_id}/lead/{region_code}/remove"): page(
+        "Remove an expert as a region's lead", "admin"
+    ),
+    ("POST", "/admin/experts/{expert_id}/cv"): page("Upload an expert's CV (PDF)", "admin"),
+    ("POST", "/admin/experts/{expert_id}/hours"): page("Set an expert's weekly hours", "admin"),
+    ("POST", "/admin/experts/{expert_id}/settings"): page(
+        "Set an expert's consultation settings", "admin"
+    ),
+    ("POST", "/admin/experts/{expert_id}/overrides"): page(
+        "Add a date override to an expert's hours", "admin"
+    ),
+    ("POST", "/admin/experts/{expert_id}/overrides/{day}/remove"): page(
+        "Remove a date override", "admin"
+    ),
+    ("POST", "/admin/experts/{expert_id}/unavailable"): page(
+        "Add an unavailable period for an expert", "admin"
+    ),
+    ("POST", "/admin/experts/{expert_id}/unavailable/{period_id}/remove"): page(
+        "Remove an expert's unavailable period", "admin"
+    ),
+    ("GET", "/admin/operations"): page(
+        "Operations: outbox, dead letters, Zoom's count, the check report, the audit search",
+        "admin",
+    ),
+    ("GET", "/admin/operations/audit"): page("Search the audit trail", "admin"),
+    ("GET", "/admin/operations/audit.csv"): page("The audit search as CSV", "admin"),
+    ("GET", "/admin/operations/dead-letters"): page(
+        "Dead letters (staff too, as the API's)", "staff"
+    ),
+    ("POST", "/admin/operations/dead-letters/{message_id}/retry"): page(
+        "Retry a dead letter (staff too, as the API's)", "staff"
+    ),
+    ("GET", "/admin/people"): page("People: staff, experts and admins, role and state", "admin"),
+    ("POST", "/admin/people/invite"): page("Invite a person", "admin"),
+    ("POST", "/admin/people/{user_id}/role"): page("Change a person's role", "admin"),
+    ("POST", "/admin/people/{user_id}/deactivate"): page("Deactivate a person", "admin"),
+    ("POST", "/admin/people/{user_id}/reactivate"): page("Reactivate a person", "admin"),
+    ("POST", "/admin/people/{user_id}/resend-invite"): page("Send a new invite link", "admin"),
+    ("POST", "/admin/people/{user_id}/reset-second-factor"): page(
+        "Turn off a person's second factor", "admin"
+    ),
+    ("GET", "/admin/regions"): page("Regions and countries", "admin"),
+    ("POST", "/admin/regions/add"): page("Add a region", "admin"),
+    ("POST", "/admin/regions/{code}/rename"): page("Rename a region", "admin"),
+    ("POST", "/admin/regions/{code}/delete"): page(
+        "Delete a region no country belongs to", "admin"
+    ),
+    ("POST", "/admin/regions/{code}/lead"): page("Name a region's lead expert", "admin"),
+    ("GET", "/admin/regions/countries/new"): page("The form for a new country", "admin"),
+    ("POST", "/admin/regions/countries/new"): page("Add a country", "admin"),
+    ("GET", "/admin/regions/countries/{code}"): page("One country's profile", "admin", **COUNTRY),
+    ("POST", "/admin/regions/countries/{code}/edit"): page(
+        "Edit a country's profile", "admin", **COUNTRY
+    ),
+    ("POST", "/admin/regions/countries/{code}/delete"): page(
+        "Remove a country", "admin", **COUNTRY
+    ),
+    ("GET", "/admin/roster"): page("Roster: weekly shifts, one-off changes, gaps", "admin"),
+    ("POST", "/admin/roster/shifts"): page("Add a weekly shift", "admin"),
+    ("GET", "/admin/roster/shifts/{shift_id}"): page("One shift's form", "admin"),
+    ("POST", "/admin/roster/shifts/{shift_id}"): page("Change a shift", "admin"),
+    ("POST", "/admin/roster/shifts/{shift_id}/delete"): page("Remove a shift", "admin"),
+    ("POST", "/admin/roster/overrides"): page("Add a one-off change", "admin"),
+    ("POST", "/admin/roster/overrides/{override_id}/delete"): page(
+        "Remove a one-off change", "admin"
+    ),
+    ("GET", "/admin/sample-reports"): page(
+        "Sample reports by tag, and the countries and regions without one", "admin"
+    ),
+    ("POST", "/admin/sample-reports/upload"): page("Upload a sample report (PDF)", "admin"),
+    ("POST", "/admin/sample-reports/{document_id}/delete"): page("Delete a sample report", "admin"),
+    ("GET", "/staff/getting-started"): page("Getting started: the first-run checklist", "admin"),
+    # Staff (and admins)
+    ("GET", "/staff/queue"): page("The queue", "staff"),
+    ("GET", "/staff/queue/live"): page("The queue's live part (refreshed)", "staff"),
+    ("GET", "/staff/cases/{reference}"): page("A case", "staff"),
+    ("POST", "/staff/cases/{reference}/presence"): page("I have this case open", "staff"),
+    ("POST", "/staff/cases/{reference}/contact"): page("Record a contact", "staff"),
+    ("POST", "/staff/cases/{reference}/assign"): page("Assign or reassign", "staff"),
+    ("POST", "/staff/cases/{reference}/reply"): page("Reply to the requester", "staff"),
+    ("POST", "/staff/cases/{reference}/notes"): page("Add an internal note", "staff"),
+    ("POST", "/staff/cases/{reference}/status"): page("Change the status", "staff"),
+    ("GET", "/staff/inbound/set-aside"): page("Mail set aside", "staff"),
+    ("POST", "/staff/inbound/set-aside/{set_aside_id}/open"): page(
+        "Open set-aside mail as a person's", "staff"
+    ),
+    ("GET", "/staff/reports"): page("SLA reports", "staff"),
+    # Experts
+    ("GET", "/expert/assignments"): page("My assignments", "expert"),
+    ("POST", "/expert/assignments/{assignment_id}/{answer}"): page(
+        "Accept or decline an offer", "expert"
+    ),
+    ("GET", "/expert/cases/{reference}"): page("A case offered to or accepted by me", "expert"),
+    ("POST", "/expert/cases/{reference}/contact"): page("Record a contact", "expert"),
+    ("POST", "/expert/cases/{reference}/notes"): page("Add an internal note", "expert"),
+    ("GET", "/expert/consultations"): page("My consultations", "expert"),
+    ("GET", "/expert/consultations/{consultation_id}/host"): page(
+        "Start my consultation's meeting as host", "expert"
+    ),
+    ("GET", "/expert/availability"): page("My hours and unavailable periods", "expert"),
+    ("POST", "/expert/availability"): page("Save my weekly hours", "expert"),
+    ("POST", "/expert/availability/absences"): page("Add leave or a day off", "expert"),
+    ("POST", "/expert/availability/absences/{period_id}/delete"): page(
+        "Remove leave or a day off", "expert"
+    ),
+    ("GET", "/expert/notifications"): page("My notifications", "expert"),
+    ("POST", "/expert/notifications/{notification_id}/read"): page(
+        "Mark a notification read", "expert"
+    ),
+    # Everyone signed in: their own account
+    ("GET", "/my-account"): page("My account", "signed-in"),
+    ("POST", "/my-account/settings"): page("Set my time zone and language", "signed-in"),
+    ("POST", "/my-account/password"): page("Change my password", "signed-in"),
+    ("GET", "/my-account/second-factor"): page("Turning on the second factor", "signed-in"),
+    ("POST", "/my-account/second-factor/start"): page(
+        "Start turning on the second factor", "signed-in"
+    ),
+    ("POST", "/my-account/second-factor/confirm"): page("Confirm the second factor", "signed-in"),
+    ("POST", "/my-account/second-factor/disable"): page("Turn off my second factor", "signed-in"),
+    ("POST", "/my-account/recovery-codes"): page("New recovery codes", "signed-in"),
+    ("POST", "/my-account/sessions/end-others"): page("Sign out everywhere else", "signed-in"),
+    ("POST", "/my-account/sessions/{session_id}/end"): page("End one of my sessions", "signed-in"),
+    ("POST", "/staff/sign-out"): page("Sign out", "signed-in"),
+    # Signing in, and pages opened by their own link
+    ("GET", "/staff/sign-in"): page("The sign-in page (staff, experts, admins)", "public"),
+    ("POST", "/staff/sign-in"): page("Sign in (password, then the second factor)", "public"),
+    ("GET", "/account/set-password"): page("Set a password (invite or reset link)", "link"),
+    ("POST", "/account/set-password"): page("Set a password (invite or reset link)", "link"),
+    ("GET", "/experts/offers/{token}"): page("An offer e-mailed to an expert", "link"),
+    ("POST", "/experts/offers/{token}"): page("Answer an e-mailed offer", "link"),
+    ("GET", "/escalations/ack/{token}"): page("An escalation's acknowledgement", "link"),
+    ("POST", "/escalations/ack/{token}"): page("Acknowledge an escalation", "link"),
+    # The requester's pages
+    ("GET", "/apply"): page("The request form", "public"),
+    ("POST", "/apply"): page("Submit the request form", "public"),
+    ("GET", "/privacy"): page("The privacy notice", "public"),
+    ("GET", "/r/{reference}"): page("My request (the link sets its cookie)", "requester"),
+    ("POST", "/r/{reference}/open"): page("Open my request with the link's token", "requester"),
+    ("POST", "/r/{reference}/withdraw"): page("Withdraw my request", "requester"),
+    ("POST", "/r/{reference}/forget"): page("Forget the link on this browser", "requester"),
+    ("GET", "/r/{reference}/book"): page("Free consultation times", "requester"),
+    ("POST", "/r/{reference}/book"): page("Book a consultation", "requester"),
+    ("GET", "/r/{reference}/booked"): page("My booked consultation", "requester"),
+    ("GET", "/r/{reference}/consultation.ics"): page(
+        "My consultation as a calendar file", "requester"
+    ),
+    ("GET", "/r/{reference}/cancel"): page("Cancel my consultation: the question", "requester"),
+    ("POST", "/r/{reference}/cancel"): page("Cancel my consultation", "requester"),
+    ("GET", "/r/{reference}/export"): page(
+        "Download everything held about my request", "requester"
+    ),
+    # The API's documentation
+    ("GET", "/docs"): page("The API's documentation", "public"),
+    ("GET", "/docs/assets/{name}"): page("The documentation page's assets", "public"),
+    ("GET", "/openapi.json"): page("The OpenAPI schema", "public"),
+}
+
+
+def page_cells(method: str, path: str) -> dict[str, str]:
+    """What each caller gets from a page: ``PAGE_ROLES`` -> a cell of ``PAGE_GATES``."""
+    return dict(zip(PAGE_ROLES, PAGE_GATES[PAGES[(method, path)].gate], strict=True))
+
+
+def page_markdown_table() -> str:
+    """The pages' table (docs/authorization.md), one line per route, in path order."""
+    head = "| page | what it does | who | " + " | ".join(PAGE_ROLE_TITLES) + " |"
+    sep = "|" + "---|" * (len(PAGE_ROLES) + 3)
+    lines = [head, sep]
+    for (method, path), r in sorted(PAGES.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        cells = " | ".join(PAGE_GATES[r.gate])
+        lines.append(f"| `{method} {path}` | {r.action} | {r.gate} | {cells} |")
+    return "\n".join(lines) + "\n"
