@@ -120,10 +120,8 @@ def pytest_collection_modifyitems(
     pytest-xdist (``--dist loadfile``) hands out whole modules in this order as workers free
     up: the long ones dealt first and the many short ones filling in behind them keeps both
     workers busy to the end, instead of one running a long module alone at the tail."""
-    rank = {
-        module: index for index, module in enumerate(dict.fromkeys(item.module for item in items))
-    }
-    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, rank[item.module]))
+    rank = {path: index for index, path in enumerate(dict.fromkeys(item.path for item in items))}
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, rank[item.path]))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
