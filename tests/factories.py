@@ -487,6 +487,14 @@ def utc_text(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).replace(microsecond=0).isoformat()
 
 
+def named_time(value: dt.datetime, zone: str) -> str:
+    """How a staff or expert e-mail shows an instant, worked out here on its own (not with the
+    service's helper): "Sun 28 Mar 2027, 06:30 (Asia/Bishkek, UTC+06:00)"."""
+    local = value.astimezone(zoneinfo.ZoneInfo(zone))
+    offset = f"{local:%z}"  # "+0600"
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} ({zone}, UTC{offset[:3]}:{offset[3:]})"
+
+
 def starts(slots_body: dict[str, Any]) -> list[str]:
     return [s["start_utc"] for day in slots_body["days"] for s in day["slots"]]
 

@@ -8,6 +8,7 @@ Alerts carry a reference, a time, a count: never a requester's name or address.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ from app.models import (
     ZoomWebhookEvent,
 )
 from app.notifications import mail
+from app.notifications.facts import local_time_named
 from app.outbox.registry import PermanentFailure, handler
 
 
@@ -35,23 +37,26 @@ def process_webhook_event(session: Session, row: OutboxMessage) -> None:
     apply_event(session, event)
 
 
-def _emails(session: Session, roles: list[Role]) -> list[str]:
-    return list(
-        session.scalars(
-            select(User.email)
-            .where(User.is_active.is_(True), User.role.in_(roles))
-            .order_by(User.email)
-        )
+def _people(session: Session, roles: list[Role]) -> list[tuple[str, str]]:
+    """(address, zone) of each active user with one of ``roles``, by address."""
+    found = session.execute(
+        select(User.email, User.timezone)
+        .where(User.is_active.is_(True), User.role.in_(roles))
+        .order_by(User.email)
     )
+    return [(email, zone) for email, zone in found]
 
 
-def _send_each(row: OutboxMessage, to: list[str], subject: str, text: str) -> None:
-    for n, address in enumerate(to):
+def _send_each(
+    row: OutboxMessage, to: list[tuple[str, str]], subject: str, text: Callable[[str], str]
+) -> None:
+    """One e-mail per person (Message-ID by position, as before), its text in their zone."""
+    for n, (address, zone) in enumerate(to):
         mail.send(
             mail.build_message(
                 to=address,
                 subject=subject,
-                text=text,
+                text=text(zone),
                 message_id=mail.stable_message_id(f"outbox-{row.id}-{n}"),
             )
         )
@@ -64,17 +69,20 @@ def send_deleted_alert(session: Session, row: OutboxMessage) -> None:
         return
     req = session.get(IntakeRequest, c.request_id)
     reference = req.reference if req is not None else "?"
-    when = f"{c.start_at:%Y-%m-%d %H:%M} UTC"
-    text = (
-        f"Zoom reports that the meeting of consultation {reference} ({when}) was deleted "
-        "outside this service, while the consultation is still booked.\n\n"
-        "The join link the requester and the expert received no longer works. Please arrange "
-        "a new meeting with the expert, or cancel and rebook the consultation.\n\n"
-        f"{get_settings().public_url}\n"
-    )
+
+    def text(zone: str) -> str:
+        return (
+            f"Zoom reports that the meeting of consultation {reference} "
+            f"({local_time_named(c.start_at, zone)}) was deleted outside this service, while "
+            "the consultation is still booked.\n\n"
+            "The join link the requester and the expert received no longer works. Please "
+            "arrange a new meeting with the expert, or cancel and rebook the consultation.\n\n"
+            f"{get_settings().public_url}\n"
+        )
+
     _send_each(
         row,
-        _emails(session, [Role.staff, Role.admin]),
+        _people(session, [Role.staff, Role.admin]),
         f"Zoom meeting deleted outside the service [{reference}]",
         text,
     )
@@ -83,6 +91,7 @@ def send_deleted_alert(session: Session, row: OutboxMessage) -> None:
 @handler(CAP_ALERT_KIND)
 def send_cap_alert(session: Session, row: OutboxMessage) -> None:
     p = row.params
+    # Zoom counts per UTC day: the day and its reset are Zoom's, in UTC for everyone.
     text = (
         f"The Zoom user {p['host']} has had {p['count']} meeting creates/updates today "
         f"({p['day']}, UTC); Zoom allows {p['limit']} a day per user and refuses the rest "
@@ -92,7 +101,7 @@ def send_cap_alert(session: Session, row: OutboxMessage) -> None:
     )
     _send_each(
         row,
-        _emails(session, [Role.admin]),
+        _people(session, [Role.admin]),
         f"Zoom daily meeting cap nearly reached ({p['count']}/{p['limit']})",
-        text,
+        lambda _zone: text,
     )

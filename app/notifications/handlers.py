@@ -10,6 +10,7 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.models import OutboxMessage, User
 from app.notifications import mail
+from app.notifications.facts import local_time, zone_label
 from app.notifications.render import render_pair
 from app.notifications.service import TEST_EMAIL
 from app.outbox.registry import PermanentFailure, handler
@@ -20,11 +21,13 @@ SERVICE_NAME = "the expert reports service"
 @handler(TEST_EMAIL)
 def send_test_email(session: Session, row: OutboxMessage) -> None:
     to = row.params.get("to")
+    zone = "UTC"  # an address the admin typed belongs to nobody we know: UTC, named
     if to is None:
         user = session.get(User, uuid.UUID(row.params["user_id"]))
         if user is None:
             raise PermanentFailure("the admin who asked is gone")
-        to = user.email
+        to, zone = user.email, user.timezone
+    sent_at = now()
     settings = get_settings()
     backend = (
         f"SMTP {settings.smtp_host}:{settings.smtp_port}"
@@ -35,7 +38,7 @@ def send_test_email(session: Session, row: OutboxMessage) -> None:
         "notifications/test_email",
         {
             "service": SERVICE_NAME,
-            "sent_at": now().strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "sent_at": f"{local_time(sent_at, zone, form='seconds')} ({zone_label(zone, sent_at)})",
             "backend": backend,
         },
     )

@@ -1,6 +1,7 @@
 """Outbox handlers of the roster: the escalation chain's levels and e-mails, the alert about a
 region nobody covers, and the daily gap e-mail. Staff e-mails carry the reference, country, what
-was asked and the deadline only."""
+was asked and the deadline only. Each e-mail goes to one person, so its times are in that
+person's own zone, named beside them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.models import Escalation, ExpertProfile, IntakeRequest, OutboxMessage, Role, User
 from app.notifications import mail
-from app.notifications.facts import case_facts
+from app.notifications.facts import (
+    case_facts,
+    local_time,
+    local_time_named,
+    recipient_zone,
+    zone_label,
+)
 from app.notifications.render import render_pair
 from app.outbox.registry import PermanentFailure, handler
 from app.roster import escalation, links
@@ -23,8 +30,17 @@ from app.roster.alerts import GAPS_KIND, UNCOVERED_KIND
 from app.sla.service import clock_stopped
 
 
-def _when(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _span(start: dt.datetime, end: dt.datetime, zone: str) -> str:
+    """A gap in the reader's zone, named once: "Sun 28 Mar 2027, 02:00 to 03:00 (Europe/Berlin,
+    UTC+02:00)"; the end's date only when it is another day, and each end named on its own when
+    the clocks change in between."""
+    same_day = local_time(end, zone, form="date") == local_time(start, zone, form="date")
+    to = local_time(end, zone, form="time" if same_day else "datetime")
+    shown = local_time(start, zone)
+    first, last = zone_label(zone, start), zone_label(zone, end)
+    if first == last:
+        return f"{shown} to {to} ({first})"
+    return f"{shown} ({first}) to {to} ({last})"
 
 
 def _address(session: Session, user: User) -> str:
@@ -84,14 +100,15 @@ def escalation_mail(session: Session, row: OutboxMessage) -> None:
         return
     level = int(row.params["level"])
     base = get_settings().public_url
+    zone = recipient_zone(session, user.id)
     ctx = case_facts(session, req) | {
         "level": level,
         "level_name": escalation.LEVELS[level].replace("_", " "),
         "last_level": level >= escalation.LAST_LEVEL,
         "ack_minutes": get_settings().escalation_ack_minutes,
         "minutes": req.sla_minutes,
-        "received_at": _when(req.received_at),
-        "due_at": _when(req.first_response_due_at),
+        "received_at": local_time_named(req.received_at, zone),
+        "due_at": local_time_named(req.first_response_due_at, zone),
         "ack_link": links.ack_url(links.sign(esc.id, user.id)),
         "case_ack": f"{base}/api/v1/cases/{req.reference}/escalation/ack",
         "contacts": f"{base}/api/v1/cases/{req.reference}/contacts",
@@ -115,7 +132,7 @@ def uncovered_alert(session: Session, row: OutboxMessage) -> None:
         return
     ctx = case_facts(session, req) | {
         "region": req.region_code,
-        "due_at": _when(req.first_response_due_at),
+        "due_at": local_time_named(req.first_response_due_at, recipient_zone(session, user.id)),
         "link": f"{get_settings().public_url}/api/v1/cases/{req.reference}",
     }
     subject = f"Nobody on duty for request {req.reference}: please take it"
@@ -130,11 +147,11 @@ def gaps_mail(session: Session, row: OutboxMessage) -> None:
     found = roster.upcoming_gaps(session, 7)
     if not found:
         return  # fixed since the row was written
+    zone = recipient_zone(session, user.id)
     lines = [
         {
             "what": "no staff on duty" if g.kind == "staff" else f"region {g.region_code}: nobody",
-            "start": _when(g.start),
-            "end": _when(g.end),
+            "when": _span(g.start, g.end, zone),
         }
         for g in found[:100]
     ]
@@ -143,7 +160,7 @@ def gaps_mail(session: Session, row: OutboxMessage) -> None:
         "gaps": lines,
         "more": max(0, len(found) - len(lines)),
         "link": f"{get_settings().public_url}/api/v1/admin/roster/gaps?days=7",
-        "checked_at": _when(now()),
+        "checked_at": local_time_named(now(), zone),
     }
     _send(
         session,

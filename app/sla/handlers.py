@@ -19,7 +19,6 @@ contact detail or the summary.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Sequence
 
@@ -32,7 +31,7 @@ from app.core.time import now
 from app.intake.records import current_sla
 from app.models import ExpertProfile, ExpertRegion, IntakeRequest, OutboxMessage, Role, User
 from app.notifications import mail
-from app.notifications.facts import case_facts
+from app.notifications.facts import case_facts, local_time_named, recipient_zone
 from app.notifications.render import render_pair
 from app.outbox import service as outbox
 from app.outbox.registry import PermanentFailure, handler
@@ -142,10 +141,6 @@ def _address(session: Session, user: User) -> str:
     return user.email
 
 
-def _when(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 @handler(MAIL_KIND)
 def send_mail(session: Session, row: OutboxMessage) -> None:
     req = _request(session, row)
@@ -158,11 +153,12 @@ def send_mail(session: Session, row: OutboxMessage) -> None:
     minute = int(row.params["minute"])
     current = now()
     left = int((req.first_response_due_at - current).total_seconds() // 60)
+    zone = recipient_zone(session, user.id)  # each person's own zone, named beside the time
     context = case_facts(session, req) | {
         "minutes": minute,
         "sla_minutes": req.sla_minutes,
-        "received_at": _when(req.received_at),
-        "due_at": _when(req.first_response_due_at),
+        "received_at": local_time_named(req.received_at, zone),
+        "due_at": local_time_named(req.first_response_due_at, zone),
         "minutes_left": max(0, left),
         "sla_state": current_sla(req, current).value,
         "link": f"{get_settings().public_url}/api/v1/cases/{req.reference}/contacts",

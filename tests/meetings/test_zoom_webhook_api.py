@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.accounts import service as accounts
 from app.core.settings import get_settings
 from app.core.time import now
 from app.meetings.events import WEBHOOK_EVENT_KIND, mark_no_shows
@@ -36,7 +37,17 @@ from app.models import (
     ZoomWebhookEvent,
 )
 from tests.conftest import Clock
-from tests.factories import at, bearer, create_user, day_in, drain, expert_with_hours, iso, submit
+from tests.factories import (
+    at,
+    bearer,
+    create_user,
+    day_in,
+    drain,
+    expert_with_hours,
+    iso,
+    named_time,
+    submit,
+)
 from tests.mail_reader import clear, messages, text_of
 
 SECRET = "whsec_webhook_test"
@@ -228,6 +239,8 @@ def test_a_meeting_deleted_outside_the_service_alerts_staff(
     client: TestClient, db: Session, mail_dir: Path, secret: str
 ) -> None:
     staff = create_user(db, role=Role.staff)
+    accounts.update_settings(db, staff, timezone="Asia/Bishkek")
+    in_utc = create_user(db, role=Role.staff)
     c = _book(client, db)
     cancelled = _book(client, db, hhmm="11:00", zoom_id=MEETING_ID + 1)
     cancelled.status = ConsultationStatus.cancelled  # cancelled by us: its deletion is ours
@@ -247,9 +260,14 @@ def test_a_meeting_deleted_outside_the_service_alerts_staff(
     [alert] = [m for m in sent if str(m["To"]) == staff.email and "Zoom" in str(m["Subject"])]
     text = text_of(alert)
     assert req.reference in str(alert["Subject"])
-    assert f"{c.start_at:%Y-%m-%d %H:%M} UTC" in text
+    # When, in each reader's own zone, named: one e-mail each.
+    assert named_time(c.start_at, "Asia/Bishkek") in " ".join(text.split())
+    assert named_time(c.start_at, "UTC") not in " ".join(text.split())
+    [other] = [m for m in sent if str(m["To"]) == in_utc.email and "Zoom" in str(m["Subject"])]
+    assert named_time(c.start_at, "UTC") in " ".join(text_of(other).split())
     assert "Zqxhook" not in str(alert) and "applicant-" not in str(alert)
-    assert len([m for m in sent if "Zoom" in str(m["Subject"])]) == 1  # not for the cancelled
+    alerts = [m for m in sent if "Zoom" in str(m["Subject"])]
+    assert len({str(m["To"]) for m in alerts}) == len(alerts)  # not for the cancelled
 
 
 def test_no_show_is_marked_by_the_clock_for_zoom_consultations_only(
