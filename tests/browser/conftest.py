@@ -5,8 +5,8 @@ from the npm registry into ``.cache/npm``. Without Chromium the tests skip with 
 not under CI (``CI`` set): there they fail loudly. One real service (``asylum-intake run``, the
 embedded default) and one Chromium per test process, shared by the modules it runs (each start
 costs seconds of CPU; tests seed their own data under their own names, so they do not meet); a
-test that needs a service of its own (first run, a fresh database) starts it itself. Each test saves a screenshot of its last page under
-``artifacts/browser/`` (git-ignored).
+test that needs a service of its own (first run, a fresh database) starts it itself. Each test
+saves a screenshot of its last page under ``artifacts/browser/`` (git-ignored).
 """
 
 from __future__ import annotations
