@@ -1,9 +1,13 @@
 """Small server-side SVG charts (no scripts, no third-party code): bars, lines, and bars with a
-line over them. Every text is escaped; the output is safe to put into a page as markup."""
+line over them. Every text is escaped; the output is safe to put into a page as markup.
+
+Titles, labels and series names come in as the viewer reads them; the one text of the charts'
+own ("No data in this range") goes through the ``gettext`` the page passes in (the viewer's
+language; this module knows nothing of the pages)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -16,6 +20,12 @@ PAD_RIGHT = 12
 PAD_TOP = 24
 PAD_BOTTOM = 56
 COLOURS = ("#1f5fa8", "#c0392b", "#2e8b57", "#8e44ad")
+NO_DATA = "No data in this range"
+Gettext = Callable[[str], str]
+
+
+def _untranslated(text: str) -> str:
+    return text
 
 
 @dataclass(frozen=True)
@@ -106,11 +116,11 @@ def _legend(series: Sequence[Series]) -> list[str]:
     return out
 
 
-def _empty(title: str) -> Markup:
+def _empty(title: str, gettext: Gettext) -> Markup:
     parts = _open(title)
     parts.append(
         f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" fill="#666">'
-        "No data in this range</text></svg>"
+        f"{escape(gettext(NO_DATA))}</text></svg>"
     )
     return _markup(parts)
 
@@ -119,9 +129,15 @@ def _label_every(n: int) -> int:
     return max(1, -(-n // 31))
 
 
-def bar_chart(title: str, labels: Sequence[str], values: Sequence[float]) -> Markup:
+def bar_chart(
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    gettext: Gettext = _untranslated,
+) -> Markup:
     if not labels:
-        return _empty(title)
+        return _empty(title, gettext)
     frame = _Frame(len(labels), _nice_max(max(values, default=0)))
     parts = _open(title) + _axes(frame, labels, _label_every(len(labels)))
     w = frame.slot() * 0.7
@@ -136,10 +152,16 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float]) -> Mar
     return _markup(parts)
 
 
-def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> Markup:
+def line_chart(
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    *,
+    gettext: Gettext = _untranslated,
+) -> Markup:
     values = [v for s in series for v in s.values if v is not None]
     if not labels or not values:
-        return _empty(title)
+        return _empty(title, gettext)
     frame = _Frame(len(labels), _nice_max(max(values)))
     parts = _open(title) + _axes(frame, labels, _label_every(len(labels))) + _legend(series)
     for k, s in enumerate(series):
@@ -169,12 +191,18 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> M
 
 
 def bars_with_line(
-    title: str, labels: Sequence[str], bars: Series, line: Series, *, label_every: int = 12
+    title: str,
+    labels: Sequence[str],
+    bars: Series,
+    line: Series,
+    *,
+    label_every: int = 12,
+    gettext: Gettext = _untranslated,
 ) -> Markup:
     """Bars (e.g. arrivals) with a step line over them (e.g. people on duty), one scale."""
     values = [v for v in [*bars.values, *line.values] if v is not None]
     if not labels:
-        return _empty(title)
+        return _empty(title, gettext)
     frame = _Frame(len(labels), _nice_max(max(values, default=0)))
     parts = _open(title) + _axes(frame, labels, label_every) + _legend([bars, line])
     w = frame.slot() * 0.8

@@ -62,6 +62,7 @@ from app.scheduling import service as scheduling
 from app.scheduling.schemas import AvailabilityIn
 from app.web.auth import AdminPageUser, CsrfForm, not_found, page, redirect, viewer_zone
 from app.web.expert import WEEKDAYS, _parse_ranges, _ranges_text
+from app.web.i18n import filled
 from app.web.staff import undo
 
 router = APIRouter(include_in_schema=False)
@@ -256,7 +257,7 @@ def _list_page(
     ids = [r.profile.user_id for r in records]
     regions = experts.region_leads(db)
     ctx: dict[str, Any] = {
-        "title": "Experts",
+        "title": N_("Experts"),
         "records": records,
         "loads": expert_queries.loads(db, ids),
         "with_hours": expert_queries.with_weekly_hours(db, ids),
@@ -415,7 +416,7 @@ def _expert_page(
     cv = db.get(Document, profile.cv_document_id) if profile.cv_document_id else None
     assignments = expert_queries.expert_assignments(db, expert_id, live_only=True)
     ctx: dict[str, Any] = {
-        "title": f"Expert {profile.public_name}",
+        "title": filled(N_("Expert %(name)s"), name=profile.public_name),
         "rec": rec,
         "p": profile,
         "account": db.get(User, expert_id),

@@ -48,6 +48,7 @@ from app.routing import repository as routing
 from app.routing.decision import TIER_COUNTRY, TIER_REGION
 from app.sendouts import service as sendouts
 from app.web.auth import AdminPageUser, CsrfForm, not_found, page, redirect
+from app.web.i18n import pN_
 
 router = APIRouter(include_in_schema=False)
 PATH = "/admin/regions"
@@ -60,12 +61,13 @@ def N_(text: str) -> str:
     return text
 
 
+# Shown with pgettext("civic space", label): "Open" and "Closed" mean other things elsewhere.
 RATINGS: dict[str, str] = {
-    CivicSpaceRating.closed.value: N_("Closed"),
-    CivicSpaceRating.repressed.value: N_("Repressed"),
-    CivicSpaceRating.obstructed.value: N_("Obstructed"),
-    CivicSpaceRating.narrowed.value: N_("Narrowed"),
-    CivicSpaceRating.open.value: N_("Open"),
+    CivicSpaceRating.closed.value: pN_("civic space", "Closed"),
+    CivicSpaceRating.repressed.value: pN_("civic space", "Repressed"),
+    CivicSpaceRating.obstructed.value: pN_("civic space", "Obstructed"),
+    CivicSpaceRating.narrowed.value: pN_("civic space", "Narrowed"),
+    CivicSpaceRating.open.value: pN_("civic space", "Open"),
 }
 DONE: dict[str, str] = {
     "region_added": N_("The region is added."),
@@ -189,7 +191,7 @@ def _regions_page(
     leads = experts.region_leads(db)
     region_names = {region.code: region.name for region, _name in leads}
     ctx: dict[str, Any] = {
-        "title": "Regions and countries",
+        "title": N_("Regions and countries"),
         "regions": leads,
         "members": members,
         "region_names": region_names,
@@ -336,7 +338,7 @@ def _country_page(
     errors: dict[str, str] | None = None,
 ) -> Response:
     ctx: dict[str, Any] = {
-        "title": country.name if country is not None else "Add a country",
+        "title": country.name if country is not None else N_("Add a country"),
         "country": country,
         "answers": answers,
         "regions": reference.list_regions(db),

@@ -287,7 +287,7 @@ def _roster(
     sunday = monday + dt.timedelta(days=6)
     empty, gaps = _gaps(db, zone_name)
     ctx: dict[str, Any] = {
-        "title": "Roster",
+        "title": N_("Roster"),
         "zone": zone_name,
         "week": monday.isoformat(),
         "week_text": week_text if week_text is not None else monday.isoformat(),
@@ -444,7 +444,7 @@ def _shift_page(
 ) -> Response:
     person = db.get(User, shift.user_id)
     ctx: dict[str, Any] = {
-        "title": "Change a shift",
+        "title": N_("Change a shift"),
         "shift_row": shift,
         "person_name": person.display_name if person is not None else "",
         "shift": answers or _shift_answers(shift),

@@ -103,7 +103,7 @@ def _samples_page(
     regions = reference.list_regions(db)
     covered = coverage(db, countries, reports)
     ctx: dict[str, Any] = {
-        "title": "Sample reports",
+        "title": N_("Sample reports"),
         "reports": reports,
         "region_names": {r.code: r.name for r in regions},
         "country_names": dict(reference.iso_countries()) | {c.code: c.name for c in countries},

@@ -233,16 +233,21 @@ def page_language(request: Request, user: User | Viewer | None) -> str:
 def _translated(lang: str, context: Mapping[str, Any]) -> Mapping[str, Any]:
     """Texts a page module wrote (title, flash, field errors) in ``lang``; one without a
     translation, or with values filled in, stays as written."""
-    if lang == i18n.DEFAULT:
-        return context
-    tr = i18n.translations(lang).gettext
+    gettext = i18n.translations(lang).gettext
+
+    def tr(value: Any) -> Any:
+        # A text with values (i18n.Text) is translated, then filled in, in English too.
+        if isinstance(value, i18n.Text):
+            return value.translated(gettext)
+        return gettext(value) if type(value) is str and value and lang != i18n.DEFAULT else value
+
     out = dict(context)
     for key in ("title", "flash"):
-        if type(out.get(key)) is str and out[key]:
+        if key in out:
             out[key] = tr(out[key])
     errors = out.get("errors")
     if isinstance(errors, Mapping):
-        out["errors"] = {k: tr(v) if type(v) is str and v else v for k, v in errors.items()}
+        out["errors"] = {k: tr(v) for k, v in errors.items()}
     return out
 
 

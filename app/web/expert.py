@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -32,27 +33,47 @@ from app.experts.schemas import AbsenceIn
 from app.flows import request as flows
 from app.intake import records as intake
 from app.meetings.host import fresh_host_link
-from app.models import AbsenceKind, AssignmentStatus, ContactChannel, IntakeRequest, User
+from app.models import AbsenceKind, AssignmentStatus, IntakeRequest, User
 from app.scheduling import service as scheduling
 from app.scheduling.schemas import AvailabilityIn
 from app.scheduling.service.mine import expert_consultations
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
-from app.web.auth import CsrfForm, ExpertPageUser, not_found, page, redirect, viewer_zone
-from app.web.i18n import from_local_input
-from app.web.staff import sla_context, undo
+from app.web.auth import (
+    CsrfForm,
+    ExpertPageUser,
+    not_found,
+    page,
+    page_language,
+    redirect,
+    viewer_zone,
+)
+from app.web.i18n import N_, Text, filled, from_local_input
+from app.web.staff import ASSIGNMENT_LABELS, CHANNELS, PII_LABELS, labels_context, sla_context, undo
 
 router = APIRouter(include_in_schema=False)
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAYS = (
+    N_("Monday"),
+    N_("Tuesday"),
+    N_("Wednesday"),
+    N_("Thursday"),
+    N_("Friday"),
+    N_("Saturday"),
+    N_("Sunday"),
+)
+ABSENCE_KINDS: dict[str, str] = {
+    AbsenceKind.leave.value: N_("Leave"),
+    AbsenceKind.day_off.value: N_("Day off"),
+}
 DONE = {
-    "accepted": "You accepted the request. The person's details are on its page.",
-    "declined": "You declined the request. It is offered to another expert.",
-    "contact": "The contact is recorded.",
-    "hours": "Your weekly hours are saved.",
-    "absence": "The absence is added: no offers and no consultation slots then.",
-    "absence_removed": "The absence is removed.",
-    "read": "Marked as read.",
-    "note": "The note is added.",
+    "accepted": N_("You accepted the request. The person's details are on its page."),
+    "declined": N_("You declined the request. It is offered to another expert."),
+    "contact": N_("The contact is recorded."),
+    "hours": N_("Your weekly hours are saved."),
+    "absence": N_("The absence is added: no offers and no consultation slots then."),
+    "absence_removed": N_("The absence is removed."),
+    "read": N_("Marked as read."),
+    "note": N_("The note is added."),
 }
 PII_KEYS = ("full_name", "law_firm_name", "contact_name", "email", "phone", "whatsapp")
 
@@ -74,7 +95,7 @@ def _assignments_page(
     session: SessionDep,
     user: User,
     *,
-    errors: dict[str, str] | None = None,
+    errors: Mapping[str, str | Text] | None = None,
     status: int = 200,
 ) -> Response:
     rows = expert_queries.expert_assignments(session, user.id, live_only=False)
@@ -84,10 +105,11 @@ def _assignments_page(
     live = (AssignmentStatus.offered, AssignmentStatus.accepted)
     past = [(a, ref) for a, ref in rows if a.status not in live][:50]
     ctx = {
-        "title": "My assignments",
+        "title": N_("My assignments"),
         "offered": offered,
         "accepted": accepted,
         "past": past,
+        "assignment_labels": ASSIGNMENT_LABELS,
         "now": current,
         "errors": errors or {},
         "flash": _flash(request),
@@ -138,7 +160,7 @@ def _case_page(
     user: User,
     reference: str,
     *,
-    errors: dict[str, str] | None = None,
+    errors: Mapping[str, str | Text] | None = None,
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
@@ -150,17 +172,19 @@ def _case_page(
     )
     notes = cases.notes(session, req) if accepted else []
     ctx: dict[str, Any] = {
-        "title": f"Request {req.reference}",
+        "title": filled(N_("Request %(reference)s"), reference=req.reference),
         "req": req,
         "assignment": a,
         "accepted": accepted,
         "pii": pii or {},
         "pii_keys": PII_KEYS,
+        "pii_labels": PII_LABELS,
         "summary": (pii or {}).get("case_summary"),
         "contacts": contacts,
         "notes": notes,
         **sla_context(req),
-        "channels": {c.value: c.value.capitalize() for c in ContactChannel},
+        "channels": CHANNELS,
+        **labels_context(page_language(request, user)),
         "errors": errors or {},
         "values": values or {},
         "flash": _flash(request),
@@ -201,7 +225,7 @@ def my_case_contact(
             session,
             user,
             reference,
-            errors={"contact_channel": "Choose e-mail, phone or WhatsApp."},
+            errors={"contact_channel": N_("Choose e-mail, phone or WhatsApp.")},
             values=values,
             status=422,
         )
@@ -264,7 +288,7 @@ def my_case_note(
 @router.get("/expert/consultations")
 def my_consultations(request: Request, session: SessionDep, user: ExpertPageUser) -> Response:
     rows = expert_consultations(session, user.id, ending_after=now() - dt.timedelta(hours=12))
-    ctx = {"title": "My consultations", "rows": rows}
+    ctx = {"title": N_("My consultations"), "rows": rows}
     return page(request, "expert/consultations.html", ctx, user=user)
 
 
@@ -280,12 +304,12 @@ def my_host_link(
         return page(
             request,
             "expert/host_link.html",
-            {"title": "Start the meeting", "url": None, "error": exc.message},
+            {"title": N_("Start the meeting"), "url": None, "error": exc.message},
             user=user,
             status=exc.status_code,
             headers=exc.headers,
         )
-    ctx = {"title": "Start the meeting", "url": url, "provider": provider, "error": None}
+    ctx = {"title": N_("Start the meeting"), "url": url, "provider": provider, "error": None}
     return page(request, "expert/host_link.html", ctx, user=user)
 
 
@@ -301,7 +325,7 @@ def _availability_page(
     session: SessionDep,
     user: User,
     *,
-    errors: dict[str, str] | None = None,
+    errors: Mapping[str, str | Text] | None = None,
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
@@ -325,13 +349,13 @@ def _availability_page(
     }
     absences = experts.list_absences(session, user.id)
     ctx = {
-        "title": "My availability",
+        "title": N_("My availability"),
         "configured": row is not None,
         "weekdays": WEEKDAYS,
         "v": form_values,
         "overrides": overrides,
         "absences": absences,
-        "kinds": [k.value for k in AbsenceKind],
+        "kinds": ABSENCE_KINDS,
         "errors": errors or {},
         "flash": _flash(request),
     }
@@ -343,6 +367,12 @@ def my_availability(request: Request, session: SessionDep, user: ExpertPageUser)
     return _availability_page(request, session, user)
 
 
+class RangeError(ValueError):
+    def __init__(self, part: str) -> None:
+        super().__init__(f"'{part}' is not a range like 09:00-12:00")
+        self.part = part
+
+
 def _parse_ranges(text: str, weekday: int) -> list[dict[str, Any]]:
     out = []
     for part in text.replace(";", ",").split(","):
@@ -351,7 +381,7 @@ def _parse_ranges(text: str, weekday: int) -> list[dict[str, Any]]:
             continue
         start, sep, end = part.partition("-")
         if not sep:
-            raise ValueError(f"'{part}' is not a range like 09:00-12:00")
+            raise RangeError(part)
         out.append({"weekday": weekday, "start": start.strip(), "end": end.strip()})
     return out
 
@@ -374,13 +404,15 @@ def save_availability(
     )
     values = {n: _text(form, n, 64) for n in names}
     values.update({f"day{i}": _text(form, f"day{i}", 300) for i in range(7)})
-    errors: dict[str, str] = {}
+    errors: dict[str, str | Text] = {}
     weekly: list[dict[str, Any]] = []
     for i in range(7):
         try:
             weekly += _parse_ranges(values[f"day{i}"], i)
-        except ValueError as exc:
-            errors[f"day{i}"] = str(exc)
+        except RangeError as exc:
+            errors[f"day{i}"] = filled(
+                N_("'%(part)s' is not a range like 09:00-12:00"), part=exc.part[:40]
+            )
     _, _, overrides = scheduling.get_availability(session, user.id)
     body: AvailabilityIn | None = None
     if not errors:
@@ -408,7 +440,7 @@ def save_availability(
             request,
             session,
             user,
-            errors=errors or {"form": "Check the hours."},
+            errors=errors or {"form": N_("Check the hours.")},
             values=values,
             status=422,
         )
@@ -428,7 +460,7 @@ def add_absence(
             # A datetime-local input, in the viewer's zone (the page names it).
             parsed[name] = from_local_input(values[name], viewer_zone(user))
         except ValueError:
-            errors[name] = "Enter a date and time."
+            errors[name] = N_("Enter a date and time.")
     if not errors:
         try:
             body = AbsenceIn.model_validate(
@@ -469,10 +501,10 @@ def remove_absence(
 # Notifications -------------------------------------------------------------------------------
 
 KIND_TEXT = {
-    "assignment_offered": "A request was offered to you",
-    "offer_expired": "An offer to you ran out of time",
-    "assignment_withdrawn": "A request was reassigned away from you",
-    "assignment_booked": "A consultation was booked with you",
+    "assignment_offered": N_("A request was offered to you"),
+    "offer_expired": N_("An offer to you ran out of time"),
+    "assignment_withdrawn": N_("A request was reassigned away from you"),
+    "assignment_booked": N_("A consultation was booked with you"),
 }
 
 
@@ -480,7 +512,7 @@ KIND_TEXT = {
 def my_notifications(request: Request, session: SessionDep, user: ExpertPageUser) -> Response:
     rows = expert_queries.notifications(session, user.id)
     ctx = {
-        "title": "My notifications",
+        "title": N_("My notifications"),
         "rows": rows,
         "kind_text": KIND_TEXT,
         "flash": _flash(request),

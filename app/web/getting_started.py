@@ -101,7 +101,7 @@ def getting_started(request: Request, session: SessionDep, user: AdminPageUser) 
         request,
         "staff/getting_started.html",
         {
-            "title": "Getting started",
+            "title": N_("Getting started"),
             "items": items,
             "complete": result.complete,
             "regions_without_sample": result.regions_without_sample,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gettext
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -90,6 +91,34 @@ def negotiate(chosen: str | None, accept_language: str | None, fallback: str | N
 def N_(text: str) -> str:
     """Marks a text of a page module for the catalogs; ``page()`` translates it when shown."""
     return text
+
+
+def pN_(context: str, text: str) -> str:
+    """``N_()`` for a text whose English has two meanings ("Open": a verb, or a rating): the
+    catalogs keep it apart by ``context``; a template shows it with
+    ``pgettext(context, text)``."""
+    return text
+
+
+@dataclass(frozen=True)
+class Text:
+    """A page module's text with values (a title, a flash, a field error), marked with
+    ``N_()``: ``page()`` translates ``msgid`` into the viewer's language, then fills in the
+    values, so "Case %(reference)s" becomes "Дело K7M-4QX-2P"."""
+
+    msgid: str
+    values: Mapping[str, object]
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        return gettext(self.msgid) % dict(self.values)
+
+    def __str__(self) -> str:
+        return self.msgid % dict(self.values)
+
+
+def filled(msgid: str, **values: object) -> Text:
+    """``filled(N_("Case %(reference)s"), reference=req.reference)``."""
+    return Text(msgid, values)
 
 
 # Times on the desk pages, in the viewer's zone and language ---------------------------------

@@ -116,18 +116,18 @@ def change_password(
     again = _field(form, "new_password_again")
     errors: dict[str, str] = {}
     if not old:
-        errors["current_password"] = "Enter your current password."
+        errors["current_password"] = N_("Enter your current password.")
     try:
         _PASSWORD.validate_python(new)
     except ValidationError:
-        errors["new_password"] = "The new password needs at least 12 characters (at most 256)."
+        errors["new_password"] = N_("The new password needs at least 12 characters (at most 256).")
     if not errors and new != again:
-        errors["new_password_again"] = "The two new passwords differ."
+        errors["new_password_again"] = N_("The two new passwords differ.")
     if not errors:
         try:
             accounts.change_password(db, user, current=old, new=new, keep=current)
         except InvalidCredentials:
-            errors["current_password"] = "The current password is incorrect."
+            errors["current_password"] = N_("The current password is incorrect.")
     if errors:
         return _overview(request, db, user, current, status=422, errors=errors)
     return redirect(f"{HOME}?done=password")
@@ -154,7 +154,7 @@ def _totp_page(request: Request, user: User, status: int = 200, **context: Any) 
         return redirect(HOME)
     secret, uri = pending
     ctx = {
-        "title": "Turn on the second factor",
+        "title": N_("Turn on the second factor"),
         "qr": qr_svg(uri),
         "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
         **context,
@@ -169,7 +169,7 @@ def totp_confirm(
     code = "".join(_field(form, "code", 20).split())
     if not (len(code) == 6 and code.isdigit()):
         return _totp_page(
-            request, user, 422, errors={"code": "Enter the 6-digit code your app shows."}
+            request, user, 422, errors={"code": N_("Enter the 6-digit code your app shows.")}
         )
     try:
         codes = accounts.totp_confirm(db, user, code)
@@ -177,11 +177,11 @@ def totp_confirm(
         if user.totp_enabled:
             return redirect(HOME)
         return _totp_page(request, user, 422, errors={"code": exc.message})
-    return _codes_page(request, user, codes, "The second factor is on.")
+    return _codes_page(request, user, codes, N_("The second factor is on."))
 
 
 def _codes_page(request: Request, user: User, codes: list[str], flash: str) -> Response:
-    ctx = {"title": "Your recovery codes", "codes": codes, "flash": flash}
+    ctx = {"title": N_("Your recovery codes"), "codes": codes, "flash": flash}
     return page(request, "staff/account_codes.html", ctx, user=user)
 
 
@@ -192,9 +192,9 @@ def totp_disable(
     password, code = _field(form, "password"), _field(form, "code", 20)
     errors: dict[str, str] = {}
     if not password:
-        errors["disable_password"] = "Enter your password."
+        errors["disable_password"] = N_("Enter your password.")
     if not code.strip():
-        errors["disable_code"] = "Enter a 6-digit code or a recovery code."
+        errors["disable_code"] = N_("Enter a 6-digit code or a recovery code.")
     if not errors:
         try:
             accounts.totp_disable(db, user, password=password, code=code)
@@ -220,7 +220,9 @@ def new_codes(
         )
     except BadRequest:
         return redirect(HOME)
-    return _codes_page(request, user, codes, "New recovery codes: the earlier ones no longer work.")
+    return _codes_page(
+        request, user, codes, N_("New recovery codes: the earlier ones no longer work.")
+    )
 
 
 @router.post("/my-account/sessions/end-others")
@@ -248,7 +250,7 @@ def end_session(
             user,
             current,
             status=422,
-            errors={"sessions": "This is the session you are using: sign out instead."},
+            errors={"sessions": N_("This is the session you are using: sign out instead.")},
         )
     try:
         accounts.end_own_session(db, user, session_id)
@@ -259,6 +261,6 @@ def end_session(
             user,
             current,
             status=404,
-            errors={"sessions": "That session is ended already or is not yours."},
+            errors={"sessions": N_("That session is ended already or is not yours.")},
         )
     return redirect(f"{HOME}?done=ended")

@@ -36,6 +36,7 @@ from app.meetings.quota import usage_day
 from app.models import Role, User
 from app.outbox import service as outbox
 from app.web.auth import AdminPageUser, CsrfForm, StaffPageUser, page, redirect
+from app.web.i18n import N_, Text, filled
 from app.web.staff import undo
 
 router = APIRouter(include_in_schema=False)
@@ -57,7 +58,7 @@ def _dead_letters(session: SessionDep) -> Any:
 
 
 def _done(request: Request) -> str | None:
-    return {"retried": "The message is due again: the worker sends it shortly."}.get(
+    return {"retried": N_("The message is due again: the worker sends it shortly.")}.get(
         request.query_params.get("done", "")[:20]
     )
 
@@ -78,7 +79,7 @@ def _operations(
     stats = outbox.stats(session)
     today = usage_day(now())
     context = {
-        "title": "Operations",
+        "title": N_("Operations"),
         "stats": stats,
         "dead_letters": _dead_letters(session),
         "zoom_day": today,
@@ -105,7 +106,7 @@ def _dead_letters_page(
     status: int = 200,
 ) -> Response:
     context = {
-        "title": "Dead letters",
+        "title": N_("Dead letters"),
         "dead_letters": _dead_letters(session),
         "flash": _done(request),
         "error": error,
@@ -169,18 +170,18 @@ def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
 
 
-def _text(request: Request, name: str, errors: dict[str, str]) -> str:
+def _text(request: Request, name: str, errors: dict[str, str | Text]) -> str:
     value = (request.query_params.get(name) or "").strip()
     if len(value) > FILTER_LIMITS[name]:
-        errors[name] = f"At most {FILTER_LIMITS[name]} characters."
+        errors[name] = filled(N_("At most %(num)d characters."), num=FILTER_LIMITS[name])
         return ""
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        errors[name] = "Control characters are not allowed."
+        errors[name] = N_("Control characters are not allowed.")
         return ""
     return value
 
 
-def _date(request: Request, name: str, errors: dict[str, str]) -> dt.date | None:
+def _date(request: Request, name: str, errors: dict[str, str | Text]) -> dt.date | None:
     raw = (request.query_params.get(name) or "").strip()[:40]
     try:
         value = parse_date(raw, name)
@@ -188,12 +189,12 @@ def _date(request: Request, name: str, errors: dict[str, str]) -> dt.date | None
         errors[name] = exc.message
         return None
     if raw and value is None:
-        errors[name] = "Enter a date as YYYY-MM-DD."
+        errors[name] = N_("Enter a date as YYYY-MM-DD.")
     return value
 
 
-def _filters(request: Request) -> tuple[AuditFilters, dict[str, str]]:
-    errors: dict[str, str] = {}
+def _filters(request: Request) -> tuple[AuditFilters, dict[str, str | Text]]:
+    errors: dict[str, str | Text] = {}
     filters = AuditFilters(
         actor=_text(request, "actor", errors),
         action=_text(request, "action", errors),
@@ -202,7 +203,7 @@ def _filters(request: Request) -> tuple[AuditFilters, dict[str, str]]:
         end=_date(request, "to", errors),
     )
     if filters.start and filters.end and filters.end < filters.start:
-        errors["to"] = "The last day comes before the first."
+        errors["to"] = N_("The last day comes before the first.")
     return filters, errors
 
 
@@ -229,7 +230,7 @@ def audit_search(request: Request, session: SessionDep, user: AdminPageUser) -> 
         if len(found) > AUDIT_PAGE_SIZE:
             older = f"{AUDIT_PATH}?{filters.query(cursor=str(rows[-1].seq))}"
     context = {
-        "title": "Audit trail",
+        "title": N_("Audit trail"),
         "filters": filters,
         "rows": rows,
         "older": older,
@@ -244,7 +245,7 @@ def audit_search(request: Request, session: SessionDep, user: AdminPageUser) -> 
 def audit_csv(request: Request, session: SessionDep, user: AdminPageUser) -> Response:
     filters, errors = _filters(request)
     if errors:
-        context = {"title": "Audit trail", "filters": filters, "rows": [], "errors": errors}
+        context = {"title": N_("Audit trail"), "filters": filters, "rows": [], "errors": errors}
         return page(request, "staff/audit.html", context, user=user, status=422)
     return Response(
         audit.csv_text(session, **filters.service_filters()),

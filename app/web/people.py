@@ -92,7 +92,7 @@ def _people(
     if state in STATES:
         people = [p for p in people if state_of(p) == state]
     ctx: dict[str, Any] = {
-        "title": "People",
+        "title": N_("People"),
         "people": people,
         "state_of": state_of,
         "roles": ROLES,
@@ -138,7 +138,7 @@ def invite(request: Request, db: SessionDep, user: AdminPageUser, form: CsrfForm
                 db, email=body.email, display_name=body.display_name, role=body.role, by=user
             )
         except EmailTaken:
-            errors["email"] = "Someone has an account with this e-mail address already."
+            errors["email"] = N_("Someone has an account with this e-mail address already.")
     if errors:
         return _people(request, db, user, status=422, errors=errors, invite=answers)
     return redirect(f"{PATH}?done=invited")
@@ -155,7 +155,7 @@ def _invite_errors(exc: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for problem in exc.errors():
         name = str(problem["loc"][0]) if problem["loc"] else ""
-        errors[name] = INVITE_MESSAGES.get(name, "Check this field.")
+        errors[name] = INVITE_MESSAGES.get(name, N_("Check this field."))
     return errors
 
 
@@ -189,7 +189,7 @@ def change_role(
     try:
         role = _RoleIn.model_validate({"role": _field(form, "role", 20)}).role
     except ValidationError:
-        errors = {f"person-{user_id}": "Choose staff, expert or admin."}
+        errors = {f"person-{user_id}": N_("Choose staff, expert or admin.")}
         return _people(request, db, user, status=422, errors=errors)
     return _act(
         request,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from babel import Locale
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
@@ -16,10 +17,13 @@ from app.core.validation import parse_date
 from app.reports import service as reports
 from app.reports import svg
 from app.reports.service import Group
-from app.web.auth import StaffPageUser, page
+from app.web import i18n
+from app.web.auth import StaffPageUser, page, page_language
+from app.web.i18n import N_
 
 router = APIRouter(include_in_schema=False)
-DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# The charts' own text (app/reports/svg.py::NO_DATA), marked here for the catalogs.
+NO_DATA = N_("No data in this range")
 
 
 @router.get("/staff/reports", response_class=HTMLResponse)
@@ -40,32 +44,39 @@ def reports_page(
     by_day = reports.sla_report(session, lo, hi, Group.day)
     by_region = reports.sla_report(session, lo, hi, Group.region)
     by_channel = reports.sla_report(session, lo, hi, Group.channel)
+    # The charts in the viewer's language: their texts translated here, the weekdays Babel's.
+    lang = page_language(request, user)
+    tr = i18n.translations(lang).gettext
     days = [g.key for g in by_day.groups]
     times_chart = svg.line_chart(
-        "Minutes to first response by day of arrival (UTC)",
+        tr(N_("Minutes to first response by day of arrival (UTC)")),
         days,
         [
-            svg.Series("median", [g.median_minutes for g in by_day.groups]),
-            svg.Series("90th percentile", [g.p90_minutes for g in by_day.groups]),
+            svg.Series(tr(N_("median")), [g.median_minutes for g in by_day.groups]),
+            svg.Series(tr(N_("90th percentile")), [g.p90_minutes for g in by_day.groups]),
         ],
+        gettext=tr,
     )
     breach_chart = svg.bar_chart(
-        "Breached requests by region",
+        tr(N_("Breached requests by region")),
         [g.label for g in by_region.groups],
         [float(g.breached) for g in by_region.groups],
+        gettext=tr,
     )
     arrivals = reports.arrivals_by_hour_of_week(session, lo, hi)
     week = reports.monday_of(now())
     coverage = reports.coverage_by_hour_of_week(session, week)
-    hours = [f"{DAYS[h // 24]} {h % 24:02d}:00" for h in range(168)]
+    weekdays = Locale.parse(lang).days["format"]["abbreviated"]
+    hours = [f"{weekdays[h // 24]} {h % 24:02d}:00" for h in range(168)]
     coverage_chart = svg.bars_with_line(
-        "Arrivals by hour of the week (UTC) against staff on duty this week",
+        tr(N_("Arrivals by hour of the week (UTC) against staff on duty this week")),
         hours,
-        svg.Series("requests arrived (range)", [float(a) for a in arrivals]),
-        svg.Series("staff on duty (roster)", [float(c) for c in coverage]),
+        svg.Series(tr(N_("requests arrived (range)")), [float(a) for a in arrivals]),
+        svg.Series(tr(N_("staff on duty (roster)")), [float(c) for c in coverage]),
+        gettext=tr,
     )
     context = {
-        "title": "SLA reports",
+        "title": N_("SLA reports"),
         "start": lo.date().isoformat(),
         "end": (hi - dt.timedelta(days=1)).date().isoformat(),
         "error": error,

@@ -76,7 +76,7 @@ def render(
         older = f"{PATH}?{urlencode(query)}"
     opened = params.get("opened") if params.get("done") == "opened" else None
     context = {
-        "title": "Mail set aside",
+        "title": N_("Mail set aside"),
         "items": found.items,
         "retention_days": found.retention_days,
         "reasons": REASONS,

@@ -35,9 +35,21 @@ from app.core.validation import SafeStr
 from app.experts import service as experts
 from app.flows import request as flows
 from app.intake import records as intake
+from app.intake.schemas import ReportTopic, Want
 from app.intake.sla import SlaState
 from app.intake.status import FINAL, allowed_moves
-from app.models import ContactChannel, ExpertProfile, IntakeRequest, RequestStatus, User
+from app.models import (
+    AssignmentStatus,
+    CaseStage,
+    ContactChannel,
+    ContactVia,
+    ExpertProfile,
+    IntakeRequest,
+    RequesterType,
+    RequestSource,
+    RequestStatus,
+    User,
+)
 from app.models.messages import MessageDirection, MessageKind, PresenceActivity
 from app.queue import service as queue
 from app.queue.errors import InvalidQueueParameter
@@ -47,17 +59,22 @@ from app.reference import service as reference
 from app.routing import queries as routing_queries
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
-from app.web.auth import CsrfForm, StaffPageUser, not_found, page, redirect, viewer_zone
-from app.web.i18n import from_local_input
+from app.web.admin_regions import RATINGS
+from app.web.auth import (
+    CsrfForm,
+    StaffPageUser,
+    not_found,
+    page,
+    page_language,
+    redirect,
+    viewer_zone,
+)
+from app.web.i18n import N_, Text, country_names, filled, from_local_input, pN_
 
 router = APIRouter(include_in_schema=False)
 REFRESH_SECONDS = 30
 PRESENCE_SECONDS = 15
 PAGE_SIZE = 50
-
-
-def N_(text: str) -> str:
-    return text
 
 
 VIEWS: dict[QueueView, str] = {
@@ -86,7 +103,60 @@ STATUS_LABELS: dict[str, str] = {
     RequestStatus.spam.value: N_("Spam"),
     RequestStatus.withdrawn.value: N_("Withdrawn"),
 }
-CHANNELS = {c.value: c.value.capitalize() for c in ContactChannel}
+CHANNELS: dict[str, str] = {
+    ContactChannel.email.value: N_("E-mail"),
+    ContactChannel.phone.value: N_("Phone"),
+    ContactChannel.whatsapp.value: N_("WhatsApp"),
+}
+# The request's fixed values as the desk reads them (short; the public form asks in full).
+WANT_LABELS: dict[str, str] = {
+    Want.sample_report.value: N_("Sample report"),
+    Want.expert_cv.value: N_("Expert's CV"),
+    Want.consultation.value: N_("Consultation"),
+}
+TOPIC_LABELS: dict[str, str] = {
+    ReportTopic.freedom_of_speech.value: N_("Freedom of speech"),
+    ReportTopic.political_repression.value: N_("Political repression"),
+    ReportTopic.corruption.value: N_("Corruption"),
+    ReportTopic.war_crimes.value: N_("War crimes"),
+    ReportTopic.ethnic_persecution.value: N_("Persecution for ethnicity"),
+    ReportTopic.religious_persecution.value: N_("Persecution for religion"),
+    ReportTopic.social_status_persecution.value: N_("Persecution for social status"),
+    ReportTopic.gender_based_violence.value: N_("Gender-based violence"),
+    ReportTopic.lgbt_persecution.value: N_("Persecution of LGBT people"),
+    ReportTopic.forced_conscription.value: N_("Forced conscription"),
+    ReportTopic.cartel_gang_violence.value: N_("Cartel and gang violence"),
+    ReportTopic.statelessness.value: N_("Statelessness"),
+    ReportTopic.detention_conditions.value: N_("Conditions in detention"),
+}
+STAGE_LABELS: dict[str, str] = {
+    CaseStage.not_filed.value: N_("Not filed yet"),
+    CaseStage.filed_pending.value: N_("Filed, waiting for a decision"),
+    CaseStage.refused_appeal.value: N_("Refused, appealing"),
+    CaseStage.hearing_scheduled.value: N_("A hearing is scheduled"),
+    CaseStage.other.value: N_("Other"),
+}
+REQUESTER_LABELS: dict[str, str] = {
+    RequesterType.applicant.value: N_("The applicant"),
+    RequesterType.law_firm.value: N_("A law firm"),
+}
+SOURCE_LABELS: dict[str, str] = {
+    RequestSource.form.value: N_("Web form"),
+    RequestSource.email.value: N_("E-mail"),
+}
+VIA_LABELS: dict[str, str] = {
+    ContactVia.logged.value: N_("logged"),
+    ContactVia.reply.value: N_("reply from the case"),
+}
+# Shown with pgettext("assignment", label): "accepted" alone also reads "accepted <when>".
+ASSIGNMENT_LABELS: dict[str, str] = {
+    AssignmentStatus.offered.value: pN_("assignment", "offered"),
+    AssignmentStatus.accepted.value: pN_("assignment", "accepted"),
+    AssignmentStatus.declined.value: pN_("assignment", "declined"),
+    AssignmentStatus.expired.value: pN_("assignment", "expired"),
+    AssignmentStatus.reassigned.value: pN_("assignment", "reassigned"),
+    AssignmentStatus.cancelled.value: pN_("assignment", "cancelled"),
+}
 DONE: dict[str, str] = {
     "contact": N_("The contact is recorded."),
     "assigned": N_("The request is offered to the expert."),
@@ -99,12 +169,21 @@ DONE: dict[str, str] = {
 }
 
 
-def minutes_text(minutes: int | None) -> str:
-    if minutes is None:
-        return ""
-    if minutes < 0:
-        return f"{-minutes} min overdue"
-    return f"{minutes} min left"
+def labels_context(lang: str) -> dict[str, Any]:
+    """Labels of a request's fixed values (msgids; the templates translate them) and the
+    countries' names in the viewer's language, for the desk's case pages and the queue."""
+    return {
+        "want_labels": WANT_LABELS,
+        "topic_labels": TOPIC_LABELS,
+        "stage_labels": STAGE_LABELS,
+        "requester_labels": REQUESTER_LABELS,
+        "source_labels": SOURCE_LABELS,
+        "channel_labels": CHANNELS,
+        "assignment_labels": ASSIGNMENT_LABELS,
+        "via_labels": VIA_LABELS,
+        "rating_labels": RATINGS,
+        "country_names": dict(country_names(lang)),
+    }
 
 
 # The queue -----------------------------------------------------------------------------------
@@ -121,18 +200,18 @@ class QueueQuery:
     assigned: str = ""
     q: str = ""
     cursor: str = ""
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str | Text] = field(default_factory=dict)
 
 
 def _enum_values(
-    raw: list[str], allowed: Sequence[str], name: str, errors: dict[str, str]
+    raw: list[str], allowed: Sequence[str], name: str, errors: dict[str, str | Text]
 ) -> list[str]:
     out = []
     for v in raw:
         if v in allowed:
             out.append(v)
         elif v:
-            errors[name] = f"'{v[:40]}' is not a choice here."
+            errors[name] = filled(N_("'%(value)s' is not a choice here."), value=v[:40])
     return out
 
 
@@ -142,11 +221,11 @@ def parse_query(request: Request) -> QueueQuery:
     try:
         qq.view = QueueView(p.get("view") or QueueView.all_open.value)
     except ValueError:
-        qq.errors["view"] = "Not a view of the queue."
+        qq.errors["view"] = N_("Not a view of the queue.")
     try:
         qq.sort = QueueSort(p.get("sort") or QueueSort.due.value)
     except ValueError:
-        qq.errors["sort"] = "Not a sort order."
+        qq.errors["sort"] = N_("Not a sort order.")
     qq.statuses = _enum_values(
         p.getlist("status"), [s.value for s in RequestStatus], "status", qq.errors
     )
@@ -159,7 +238,7 @@ def parse_query(request: Request) -> QueueQuery:
         if not text:
             continue
         if len(text) != 2 or not text.isalpha():
-            qq.errors["country"] = "A country is a two-letter code, e.g. KG."
+            qq.errors["country"] = N_("A country is a two-letter code, e.g. KG.")
         else:
             qq.countries.append(text)
     assigned = p.get("assigned", "")
@@ -182,7 +261,7 @@ def _filters(session: SessionDep, qq: QueueQuery) -> QueueFilters:
     try:
         queue.apply_search(session, f, qq.q)
     except InvalidQueueParameter:
-        qq.errors["q"] = "Enter a reference (e.g. K7M-4QX-2P) or an exact e-mail address."
+        qq.errors["q"] = N_("Enter a reference (e.g. K7M-4QX-2P) or an exact e-mail address.")
     return f
 
 
@@ -201,7 +280,7 @@ def load_queue(session: SessionDep, user: User, qq: QueueQuery) -> QueuePage | N
             limit=PAGE_SIZE,
         )
     except InvalidQueueParameter:
-        qq.errors["cursor"] = "This page link is out of date; showing the first page."
+        qq.errors["cursor"] = N_("This page link is out of date; showing the first page.")
         qq.cursor = ""
         result = queue.queue_page(
             session, user_id=user.id, filters=f, view=qq.view, sort=qq.sort, limit=PAGE_SIZE
@@ -221,20 +300,19 @@ def sla_context(req: IntakeRequest) -> dict[str, Any]:
             if req.first_responded_at is None and req.ended_at is None
             else None
         ),
-        "minutes_text": minutes_text,
         "server_now": now().isoformat(),
         "due_soon_minutes": get_settings().sla_due_soon_minutes,
     }
 
 
-def _live_context(request: Request, result: QueuePage | None) -> dict[str, Any]:
+def _live_context(request: Request, user: User, result: QueuePage | None) -> dict[str, Any]:
     return {
+        **labels_context(page_language(request, user)),
         "result": result,
         "server_now": now().isoformat(),
         "due_soon_minutes": get_settings().sla_due_soon_minutes,
         "sla_labels": SLA_LABELS,
         "status_labels": STATUS_LABELS,
-        "minutes_text": minutes_text,
         "query": request.url.query,
     }
 
@@ -251,7 +329,7 @@ def queue_page(request: Request, session: SessionDep, user: StaffPageUser) -> Re
     result = load_queue(session, user, qq)
     regions = reference.list_regions(session)
     ctx = {
-        "title": "Queue",
+        "title": N_("Queue"),
         "qq": qq,
         "errors": qq.errors,
         "views": VIEWS,
@@ -261,7 +339,7 @@ def queue_page(request: Request, session: SessionDep, user: StaffPageUser) -> Re
         "next_url": _next_url(request, result.next_cursor)
         if result and result.next_cursor
         else None,
-        **_live_context(request, result),
+        **_live_context(request, user, result),
     }
     return page(
         request, "staff/queue.html", ctx, user=user, status=422 if "q" in qq.errors else 200
@@ -276,7 +354,7 @@ def queue_live(request: Request, session: SessionDep, user: StaffPageUser) -> Re
     return page(
         request,
         "staff/_queue_live.html",
-        {"title": "", **_live_context(request, result)},
+        {"title": "", **_live_context(request, user, result)},
         user=user,
     )
 
@@ -289,7 +367,7 @@ def _case(session: SessionDep, reference: str, user: User) -> IntakeRequest:
 
 
 PII_LABELS = {
-    "full_name": N_("Name"),
+    "full_name": pN_("person", "Name"),
     "law_firm_name": N_("Law firm"),
     "contact_name": N_("Contact at the firm"),
     "email": N_("E-mail"),
@@ -406,7 +484,8 @@ def case_messages(
                 "direction_label": DIRECTION_LABELS.get((m.direction, m.kind), m.kind.value),
                 "status": m.delivery.value if m.delivery else None,
                 "subject": data.get("subject"),
-                "body": data.get("body") if m.data is not None else "(erased)",
+                "body": data.get("body"),
+                "erased": m.data is None,
             }
         )
     return out
@@ -424,13 +503,14 @@ def render_case(
 ) -> Response:
     done = request.query_params.get("done", "")
     ctx = {
-        "title": f"Case {req.reference}",
+        "title": filled(N_("Case %(reference)s"), reference=req.reference),
         "errors": errors or {},
         "values": values or {},
         "flash": DONE.get(done),
         "present": cases.others(session, req, user),
         "presence_seconds": PRESENCE_SECONDS,
         **case_context(session, req),
+        **labels_context(page_language(request, user)),
     }
     return page(request, "staff/case.html", ctx, user=user, status=status)
 
@@ -506,7 +586,7 @@ def log_contact(
             # datetime-local from the page, in the viewer's zone (the page says so).
             contacted_at = from_local_input(values["contacted_at"], viewer_zone(user))
         except ValueError:
-            errors["contact_at"] = "Enter a date and time, e.g. 2026-11-23 14:05."
+            errors["contact_at"] = N_("Enter a date and time, e.g. 2026-11-23 14:05.")
     if not errors:
         try:
             body = ContactIn.model_validate(
@@ -559,7 +639,7 @@ def assign(
                 session,
                 user,
                 req,
-                errors={"expert_id": "Choose an expert from the list."},
+                errors={"expert_id": N_("Choose an expert from the list.")},
                 values=values,
                 status=422,
             )
@@ -649,7 +729,7 @@ def change_status(
         target = RequestStatus(raw)
     except ValueError:
         return render_case(
-            request, session, user, req, errors={"new_status": "Choose a status."}, status=422
+            request, session, user, req, errors={"new_status": N_("Choose a status.")}, status=422
         )
     try:
         flows.change_status(session, req, target, actor=f"user:{user.id}")

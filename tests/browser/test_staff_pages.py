@@ -51,6 +51,24 @@ with session_scope() as s:
 """
 
 
+# Two staff members, one reading Arabic; requests with long country names and every "asked for".
+QUEUE_SEED = """
+import json, sys
+sys.path.insert(0, {root!r})
+from app.core.database import session_scope
+from app.models import Role, UserLanguage
+from tests.factories import create_user, submit
+
+with session_scope() as s:
+    en = create_user(s, role=Role.staff, display_name="Queue Reader")
+    ar = create_user(s, role=Role.staff, display_name="قارئة الطابور")
+    ar.language = UserLanguage.ar
+    wants = ["consultation", "sample_report", "expert_cv"]
+    refs = [submit(s, country_of_origin=c, wants=wants).reference for c in ("CD", "BA", "KG")]
+    print(json.dumps({{"en": en.email, "ar": ar.email, "refs": refs}}))
+"""
+
+
 def run_in_service(service: Service, script: str) -> str:
     result = subprocess.run(
         [sys.executable, "-c", script.format(root=str(ROOT))],
@@ -135,6 +153,40 @@ def test_staff_signs_in_finds_the_request_assigns_it_and_replies(
     assert "Answered in time" in page.inner_text("#case-sla")
     history = page.inner_text("#history")
     assert "reply_queued" in history and "Nadia Staff" in history
+
+
+def _fits(page: Any) -> None:
+    # Laid out with the stylesheet: an element of the new page can be there before it loaded.
+    page.wait_for_load_state("load")
+    widths = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1] == 360, widths
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_the_queue_at_360_px_is_one_card_per_request_without_sideways_scroll(
+    new_page: Any, service: Service, lang: str
+) -> None:
+    seeded = json.loads(run_in_service(service, QUEUE_SEED))
+    page = new_page(
+        viewport={"width": 360, "height": 740},
+        is_mobile=True,
+        has_touch=True,
+        java_script_enabled=False,
+    )
+    sign_in(page, seeded[lang])
+    page.wait_for_url(re.compile(r"/staff/queue"))
+    assert page.get_attribute("html", "lang") == lang
+    _fits(page)
+    row = page.locator(f"tr:has(a[href='/staff/cases/{seeded['refs'][0]}'])")
+    # One card per request: the row a block, each cell named by its column.
+    assert row.evaluate("r => getComputedStyle(r).display") == "block"
+    country = row.locator("td[data-label]").nth(2)
+    label = country.evaluate("c => getComputedStyle(c, '::before').content")
+    assert ("Country" if lang == "en" else "البلد") in label
+    page.goto(f"/staff/queue?q={seeded['refs'][1]}")
+    _fits(page)
 
 
 def test_an_expert_sees_only_their_own(new_page: Any, service: Service) -> None:

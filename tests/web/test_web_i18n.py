@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from app.main import create_app
 from app.models import Role, UserLanguage
+from app.reports import svg
 from app.web import i18n
 from app.web.i18n import LANGUAGES, LOCALE_DIR
 from app.web.locale import catalogs
-from tests.factories import create_expert, create_user, signed_in
+from tests.factories import create_expert, create_user, signed_in, submit, title_of
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "app" / "web"
@@ -44,8 +45,9 @@ def _pot(path: Path = LOCALE_DIR / "messages.pot") -> Catalog:
         return read_po(fh)
 
 
-def _ids(catalog: Any) -> set[str]:
-    return {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id}
+def _ids(catalog: Any) -> set[tuple[str, str | None]]:
+    """Each text with its context: "Open" (a verb) and "Open" (a rating) are two texts."""
+    return {(m.id if isinstance(m.id, str) else m.id[0], m.context) for m in catalog if m.id}
 
 
 def _texts(value: object) -> list[str]:
@@ -93,6 +95,33 @@ def test_the_extraction_finds_texts_of_every_kind_of_page() -> None:
         assert pot.get(msgid) is not None, msgid
     plural = pot.get("%(num)d active expert has no weekly hours yet.")
     assert plural is not None and plural.pluralizable
+    # pN_() in a page module and pgettext() in a template keep their context.
+    assert pot.get("Open", context="civic space") is not None  # app/web/admin_regions.py
+    assert pot.get("Open", context="requests") is not None  # templates/staff/_queue_live.html
+    # The charts' own text (app/reports/svg.py) is marked in app/web/reports.py.
+    assert pot.get(svg.NO_DATA) is not None
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_a_text_with_two_meanings_has_a_translation_for_each(lang: str) -> None:
+    """ "Open" the verb, the open requests and the civic-space rating; "Name" of a region and of
+    a person; "From" a date and a sender: each context gets its own entry in the catalog."""
+    po = _po(lang)
+    for msgid, contexts in (
+        ("Open", ("civic space", "requests")),
+        ("Closed", ("civic space",)),
+        ("Name", ("person",)),
+        ("From", ("sender",)),
+        ("accepted", ("assignment",)),
+    ):
+        plain = po.get(msgid)
+        assert plain is not None and plain.string, (lang, msgid)
+        for context in contexts:
+            entry = po.get(msgid, context=context)
+            assert entry is not None and entry.string, (lang, msgid, context)
+    ru = i18n.translations("ru")
+    assert ru.pgettext("civic space", "Open") == "Открытое" != ru.gettext("Open")
+    assert ru.pgettext("person", "Name") == "Имя" != ru.gettext("Name")
 
 
 @pytest.mark.parametrize("lang", TRANSLATED)
@@ -178,3 +207,40 @@ def test_an_expert_page_is_right_to_left_in_arabic(db: Session, web: TestClient)
     for text in ("My availability", "Weekly hours", "Save hours"):
         assert gettext(text) in html, text
     assert "Weekly hours" not in html
+
+
+def test_the_case_and_queue_pages_show_the_requests_values_in_the_viewers_language(
+    db: Session, web: TestClient
+) -> None:
+    """The title with its reference, the country by Babel's name, the fixed values by their
+    labels and the minutes left as a plural, in Russian; nothing raw from the database."""
+    user = create_user(db, role=Role.staff)
+    user.language = UserLanguage.ru
+    req = submit(db, topics=["corruption"], wants=["consultation", "sample_report"])
+    db.commit()
+    client = signed_in(web, user)
+    html = client.get(f"/staff/cases/{req.reference}").text
+    assert title_of(html).startswith(f"Дело {req.reference}")
+    for shown in ("Киргизия", "Консультация", "Образец заключения", "Коррупция", "Имя"):
+        assert shown in html, shown
+    assert re.search(r"осталось \d+ мин", html)
+    for raw in ("sample_report", "refused_appeal", "corruption"):
+        assert raw not in html, raw
+    queue = client.get("/staff/queue").text
+    assert "Киргизия" in queue and "Открытые" in queue and "Образец заключения" in queue
+    assert re.search(r"осталось \d+ мин", queue)
+
+
+def test_the_reports_page_draws_its_charts_in_the_viewers_language(
+    db: Session, web: TestClient
+) -> None:
+    user = create_user(db, role=Role.staff)
+    user.language = UserLanguage.es
+    db.commit()
+    html = signed_in(web, user).get("/staff/reports").text
+    assert "Solicitudes fuera de plazo por región" in html
+    assert "Llegadas por hora de la semana (UTC)" in html
+    # Babel's weekday names on the hour axis, the charts' own text through the page's gettext.
+    assert "lun 00:00" in html and "Mon 00:00" not in html
+    assert "No data in this range" not in html
+    assert "horas sin nadie de guardia" in html or "hora sin nadie de guardia" in html

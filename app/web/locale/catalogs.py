@@ -20,9 +20,10 @@ LOCALE_DIR = Path(__file__).resolve().parent
 ROOT = LOCALE_DIR.parents[2]
 CONFIG = LOCALE_DIR.parent / "babel.cfg"
 TEMPLATE = LOCALE_DIR / "messages.pot"
-# Python: N_() marks a text for later, t() is a page's translator, tr(lang, text) translates.
-# Templates: _(), gettext(), ngettext() and {% trans %} (Babel's defaults).
-KEYWORDS = ("N_", "t", "tr:2")
+# Python: N_() marks a text for later (pN_(context, text) one whose English has two meanings),
+# t() is a page's translator, tr(lang, text) translates.
+# Templates: _(), gettext(), ngettext(), pgettext() and {% trans %} (Babel's defaults).
+KEYWORDS = ("N_", "pN_:1c,2", "t", "tr:2")
 TRANSLATED = ("ru", "es", "ar")
 WIDTH = "100"
 
@@ -64,17 +65,17 @@ def missing(lang: str) -> list[str]:
     from babel.messages.pofile import read_po
 
     with open(TEMPLATE, "rb") as fh:
-        wanted = [m.id for m in read_po(fh) if m.id]
+        wanted = [(m.id, m.context) for m in read_po(fh) if m.id]
     with open(LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po", "rb") as fh:
         catalog = read_po(fh, locale=lang)
     out: list[str] = []
-    for msgid in wanted:
+    for msgid, context in wanted:
         key = msgid if isinstance(msgid, str) else msgid[0]
-        message = catalog.get(key)
+        message = catalog.get(key, context=context)
         strings = message.string if message is not None else ""
         filled = all(strings) if isinstance(strings, tuple) else bool(strings)
         if message is None or message.fuzzy or not filled:
-            out.append(key)
+            out.append(key if context is None else f"{key} [{context}]")
     return out
 
 
