@@ -68,7 +68,10 @@ def service() -> Iterator[Service]:
 
 
 @pytest.fixture(scope="session")
-def browser(service: Service) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
+    # Not tied to the shared service: a module with a service of its own uses this Chromium
+    # too (Playwright's sync API runs one instance per thread).
+    _require(CHROMIUM, "Chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

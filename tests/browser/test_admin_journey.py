@@ -24,7 +24,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import pytest
 
 from app.core.settings import Settings
 from app.core.time import now
-from tests.browser.conftest import AXE, CHROMIUM, LAUNCH_ARGS, _require, fill_valid
+from tests.browser.conftest import AXE, CHROMIUM, _require, fill_valid
 from tests.browser.test_staff_pages import _axe_serious
 from tests.factories import tiny_pdf
 from tests.mail_reader import messages, text_of
@@ -75,30 +75,27 @@ def fresh() -> Iterator[Service]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def chromium(fresh: Service) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+@pytest.fixture
+def open_page(browser: Any, fresh: Service) -> Iterator[Callable[..., Any]]:
+    """``open_page(**context_options)``: a page in a browser context of its own (one person),
+    on the fresh service; the contexts close with the test."""
+    contexts: list[Any] = []
 
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield b
-        b.close()
+    def make(**options: Any) -> Any:
+        context = browser.new_context(base_url=fresh.url, viewport=DESKTOP, **options)
+        contexts.append(context)
+        # Nothing leaves the machine: any other host is refused.
+        context.route(
+            lambda url: not url.startswith(("http://127.0.0.1:", "http://localhost:")),
+            lambda route: route.abort(),
+        )
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        return page
 
-
-def _context(chromium: Any, svc: Service, **options: Any) -> Any:
-    context = chromium.new_context(base_url=svc.url, viewport=DESKTOP, **options)
-    # Nothing leaves the machine: any other host is refused.
-    context.route(
-        lambda url: not url.startswith(("http://127.0.0.1:", "http://localhost:")),
-        lambda route: route.abort(),
-    )
-    return context
-
-
-def _new_page(context: Any) -> Any:
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    return page
+    yield make
+    for context in contexts:
+        context.close()
 
 
 def _create_admin(svc: Service) -> str:
@@ -166,19 +163,19 @@ def _invitation_link(svc: Service) -> str:
 
 
 def test_from_create_admin_to_a_booked_expert_with_pages_only(
-    fresh: Service, chromium: Any, tmp_path: Path
+    fresh: Service, open_page: Callable[..., Any], tmp_path: Path
 ) -> None:
     sign_in_url = _create_admin(fresh)
     assert sign_in_url == f"{fresh.url}/staff/sign-in"
 
     # A requester opens the form now; it is sent at the end (the form counts how long it was
     # open before it takes it).
-    requester = _new_page(_context(chromium, fresh, timezone_id="Europe/London"))
+    requester = open_page(timezone_id="Europe/London")
     requester.goto("/apply?lang=en")
     form_opened = time.monotonic()
 
     # bypass_csp: axe is the test's own script, which the pages' CSP rightly refuses.
-    admin = _new_page(_context(chromium, fresh, bypass_csp=True))
+    admin = open_page(bypass_csp=True)
     axe: dict[str, list[Any]] = {}
     _require(AXE, "axe-core (npm)")
 
@@ -247,7 +244,7 @@ def test_from_create_admin_to_a_booked_expert_with_pages_only(
     assert "Annual leave" in admin.inner_text("#unavailable")
 
     # The expert chooses a password through the e-mailed link, then signs in.
-    expert = _new_page(_context(chromium, fresh))
+    expert = open_page()
     expert.goto(_invitation_link(fresh))
     expert.fill("#password", EXPERT_PASSWORD)
     expert.fill("#confirm", EXPERT_PASSWORD)
