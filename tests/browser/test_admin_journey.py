@@ -5,8 +5,8 @@ requester booking the expert the admin added, with pages only.
 The admin lands on the Getting started checklist, invites an expert on the Experts page (who sets
 their password through the e-mailed link), gives them a meeting link, sets their weekly hours,
 uploads their CV, adds a leave, uploads a sample report for every region the expert covers,
-fills the roster so that the next 7
-days have no gap, turns on their own second factor, and sees every item of the checklist ticked.
+fills the roster so that the next 7 days have no gap, turns on their own second factor, and sees
+every item of the checklist ticked.
 A requester then applies for Kyrgyzstan asking for a consultation and books that expert.
 
 On the way every admin page is saved as a screenshot under ``artifacts/admin/`` (1280 px wide),
