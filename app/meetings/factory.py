@@ -6,7 +6,7 @@ import functools
 
 from app.core.settings import Settings, get_settings
 from app.meetings.fake import FakeMeetingProvider
-from app.meetings.link import LinkMeetingProvider
+from app.meetings.link import LinkMeetingProvider, can_make_link
 from app.meetings.providers import MeetingProvider
 from app.meetings.quota import DailyMeetingQuota, InMemoryUsageStore
 from app.meetings.zoom import ZoomClient, ZoomCredentials, ZoomMeetingProvider
@@ -41,3 +41,15 @@ def build_meeting_provider(
 def get_meeting_provider() -> MeetingProvider:
     """The process-wide provider: one Zoom client, so one cached token per process."""
     return build_meeting_provider(get_settings())
+
+
+def can_hold_meeting(personal_meeting_link: str | None, settings: Settings | None = None) -> bool:
+    """Whether a consultation booked with this expert gets a meeting, by the provider a booking
+    uses (``resolved_meeting_provider``). Only the ``link`` provider can be left with nothing:
+    no personal link and no ``INTAKE_MEETING_LINK_TEMPLATE``, and its ``meetings.create`` row
+    ends among the dead letters. Zoom hosts on the expert's Zoom user, else their e-mail
+    address, which every profile has; the fake makes any meeting."""
+    settings = settings or get_settings()
+    if settings.resolved_meeting_provider != "link":
+        return True
+    return can_make_link(personal_meeting_link, settings.meeting_link_template)

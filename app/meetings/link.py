@@ -20,6 +20,30 @@ def new_room_name() -> str:
     return secrets.token_urlsafe(ROOM_BYTES)
 
 
+def meeting_link(personal_meeting_url: str | None, template: str) -> str:
+    """The expert's own link, else a new room of the template; neither: ``MeetingConfigError``."""
+    personal = (personal_meeting_url or "").strip()
+    if personal:
+        if not personal.startswith(("https://", "http://")):
+            raise MeetingConfigError("the expert's meeting link is not an http(s) URL")
+        return personal
+    if template:
+        return template.replace("{room}", new_room_name())
+    raise MeetingConfigError(
+        "no meeting link: the expert has no personal link and "
+        "INTAKE_MEETING_LINK_TEMPLATE is not set"
+    )
+
+
+def can_make_link(personal_meeting_url: str | None, template: str) -> bool:
+    """Whether ``create`` would make a link: the same rule, asked without raising."""
+    try:
+        meeting_link(personal_meeting_url, template)
+    except MeetingConfigError:
+        return False
+    return True
+
+
 class LinkMeetingProvider:
     name: ProviderName = "link"
 
@@ -31,18 +55,7 @@ class LinkMeetingProvider:
         self.template = template
 
     def create(self, spec: MeetingSpec) -> MeetingInfo:
-        personal = (spec.personal_meeting_url or "").strip()
-        if personal:
-            if not personal.startswith(("https://", "http://")):
-                raise MeetingConfigError("the expert's meeting link is not an http(s) URL")
-            url = personal
-        elif self.template:
-            url = self.template.replace("{room}", new_room_name())
-        else:
-            raise MeetingConfigError(
-                "no meeting link: the expert has no personal link and "
-                "INTAKE_MEETING_LINK_TEMPLATE is not set"
-            )
+        url = meeting_link(spec.personal_meeting_url, self.template)
         return MeetingInfo(provider="link", external_id=url, join_url=url, password=None)
 
     def find(self, spec: MeetingSpec) -> MeetingInfo | None:

@@ -3,7 +3,10 @@ itself as the organisation is set up, through pages or the API alike.
 
 Each item is a question about the current state:
 
-- ``experts``: at least one active expert (profile and account both active);
+- ``experts``: at least one active expert (profile and account both active), and every active
+  expert can hold a consultation's meeting (``app.meetings.factory.can_hold_meeting``: on the
+  ``link`` provider a personal meeting link, unless ``INTAKE_MEETING_LINK_TEMPLATE`` is set),
+  since a booking with one who cannot gets no meeting;
 - ``hours``: every active expert has weekly hours (and there is at least one);
 - ``samples``: every region with an expert (its active experts or lead) has a sample report
   tagged with it; with no such region, at least one sample report exists;
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.meetings.factory import can_hold_meeting
 from app.models import Document, ExpertProfile, Region, Role, User
 from app.models.documents import DocumentKind
 from app.models.scheduling import ExpertAvailability
@@ -36,6 +40,8 @@ class Checklist:
     regions_without_sample: tuple[str, ...] = ()
     # How many active experts have no weekly hours yet.
     experts_without_hours: int = 0
+    # How many active experts have no way to hold a consultation's meeting.
+    experts_without_meeting: int = 0
     # Who is missing from the roster somewhere in the next days: "staff" and/or region codes.
     roster_uncovered: tuple[str, ...] = ()
 
@@ -52,6 +58,15 @@ def _active_experts(session: Session) -> list[uuid.UUID]:
             .where(ExpertProfile.is_active.is_(True), User.is_active.is_(True))
         ).all()
     )
+
+
+def _without_meeting(session: Session, experts: list[uuid.UUID]) -> int:
+    if not experts:
+        return 0
+    links = session.scalars(
+        select(ExpertProfile.personal_meeting_link).where(ExpertProfile.user_id.in_(experts))
+    ).all()
+    return len([link for link in links if not can_hold_meeting(link)])
 
 
 def _without_hours(session: Session, experts: list[uuid.UUID]) -> int:
@@ -91,6 +106,7 @@ def _regions_without_sample(session: Session) -> tuple[list[str], bool]:
 def checklist(session: Session, admin: User) -> Checklist:
     experts = _active_experts(session)
     without_hours = _without_hours(session, experts)
+    without_meeting = _without_meeting(session, experts)
     missing, any_sample = _regions_without_sample(session)
     # The roster's own gaps (the ones its daily notice to admins names): the staff, and every
     # region, covered at every moment of the next days.
@@ -99,7 +115,7 @@ def checklist(session: Session, admin: User) -> Checklist:
     uncovered = sorted({g.region_code or g.kind for g in gaps})
     return Checklist(
         done={
-            "experts": bool(experts),
+            "experts": bool(experts) and without_meeting == 0,
             "hours": bool(experts) and without_hours == 0,
             "samples": any_sample and not missing,
             "roster": not roster_empty and not gaps,
@@ -107,6 +123,7 @@ def checklist(session: Session, admin: User) -> Checklist:
         },
         regions_without_sample=tuple(missing),
         experts_without_hours=without_hours,
+        experts_without_meeting=without_meeting,
         roster_uncovered=tuple(uncovered),
     )
 

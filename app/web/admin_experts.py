@@ -1,7 +1,8 @@
 """``/admin/experts``: the admin console's Experts (admins only).
 
 - ``/admin/experts``: every expert profile (active and not) with coverage, languages, load at a
-  glance (open assignments against capacity, offers pending), CV on file and weekly hours set;
+  glance (open assignments against capacity, offers pending), CV on file, weekly hours set and
+  a warning for an expert who has no way to hold a consultation's meeting;
   "Add an expert": an account of role expert without a profile, or someone new invited as an
   expert, with their profile made in the same transaction (``accounts.invite_user`` and
   ``experts.create``, the functions ``/api/v1/admin/users`` and ``/api/v1/admin/experts`` call).
@@ -50,6 +51,7 @@ from app.experts import service as experts
 from app.experts.errors import ExpertNotFound, NotAnExpertAccount
 from app.experts.schemas import AbsenceIn, ExpertIn, ExpertUpdate
 from app.intake.schemas import ReportTopic
+from app.meetings.factory import can_hold_meeting
 from app.models import (
     AbsenceKind,
     AssignmentStatus,
@@ -261,6 +263,12 @@ def _list_page(
         "records": records,
         "loads": expert_queries.loads(db, ids),
         "with_hours": expert_queries.with_weekly_hours(db, ids),
+        # A booking with one of these gets no meeting (its meetings.create ends dead-lettered).
+        "no_meeting": {
+            r.profile.user_id
+            for r in records
+            if not can_hold_meeting(r.profile.personal_meeting_link)
+        },
         "region_names": {r.code: r.name for r, _ in regions},
         "regions": [r for r, _ in regions],
         "candidates": experts.accounts_without_profile(db),
@@ -423,6 +431,7 @@ def _expert_page(
         "load": expert_queries.loads(db, [expert_id])[expert_id],
         "configured": row is not None,
         "hours_set": bool(row is not None and row.weekly),
+        "can_meet": can_hold_meeting(profile.personal_meeting_link),
         "expert_zone": row.timezone if row is not None else profile.timezone,
         "overrides": overrides,
         "absences": experts.list_absences(db, expert_id),

@@ -5,9 +5,8 @@ the staff navigation shows "Getting started" until every item is ticked. The ite
 from the database (``app.onboarding.service``), so they tick themselves whether the work was
 done on pages or through the API.
 
-Where no admin page exists yet for an item, its link points at the matching section of the API
-documentation; the targets are the ``*_LINK`` constants below so they can be switched to the
-admin console's pages as those arrive.
+Each item's directions say what to do on the admin console's page its link opens (the
+``*_LINK`` constants below).
 """
 
 from __future__ import annotations
@@ -49,19 +48,24 @@ ITEMS: dict[str, ItemText] = {
         N_("Add experts"),
         N_("Requests are offered to active experts who cover the requester's country or region."),
         N_(
-            "Invite each expert (POST /api/v1/admin/users with the role expert), then create "
-            "their profile with their languages, countries and regions (POST "
-            "/api/v1/admin/experts)."
+            'On Experts, under "Add an expert", choose an expert account or invite someone new, '
+            'fill in their time zone, languages, countries and regions and press "Add the '
+            'expert". Then, on the expert\'s page under "Profile", enter their personal meeting '
+            'link (where the service uses Zoom: their Zoom user) and press "Save the profile": '
+            "their consultations are held there."
         ),
         EXPERTS_LINK,
-        N_("Experts in the API documentation"),
+        N_("Go to Experts"),
     ),
     "hours": ItemText(
         N_("Set the experts' hours"),
         N_("Every active expert needs weekly hours: requesters book consultations in them."),
-        N_("PUT /api/v1/experts/{expert_id}/availability, in the expert's own time zone."),
+        N_(
+            'On Experts, open each expert and, under "Weekly hours", enter the ranges of each '
+            'day in the expert\'s own time zone, like 09:00-12:00; press "Save the weekly hours".'
+        ),
         HOURS_LINK,
-        N_("Availability in the API documentation"),
+        N_("Go to Experts"),
     ),
     "samples": ItemText(
         N_("Upload sample reports"),
@@ -69,9 +73,12 @@ ITEMS: dict[str, ItemText] = {
             "Requesters may ask for a sample report: each region that has an expert needs one "
             "of its own."
         ),
-        N_("POST /api/v1/admin/sample-reports with a PDF, tagged with the region."),
+        N_(
+            'On Sample reports, under "Upload a sample report", choose the region in "For", '
+            'choose the PDF file and press "Upload".'
+        ),
         SAMPLES_LINK,
-        N_("Sample reports in the API documentation"),
+        N_("Go to Sample reports"),
     ),
     "roster": ItemText(
         N_("Fill the duty roster"),
@@ -79,9 +86,12 @@ ITEMS: dict[str, ItemText] = {
             "Someone on staff, and an expert or the lead of each region, on duty at every hour "
             "of the next 7 days, so that every request gets its answer within the hour."
         ),
-        N_("POST /api/v1/admin/roster/shifts; GET /api/v1/admin/roster/gaps shows what is left."),
+        N_(
+            'On Roster, under "Add a weekly shift", choose the person, the weekday, the start '
+            'and the end and press "Add the shift"; "Gaps in the next 7 days" shows what is left.'
+        ),
         ROSTER_LINK,
-        N_("The roster in the API documentation"),
+        N_("Go to Roster"),
     ),
     "second_factor": ItemText(
         N_("Turn on your second factor"),
@@ -106,6 +116,7 @@ def getting_started(request: Request, session: SessionDep, user: AdminPageUser) 
             "complete": result.complete,
             "regions_without_sample": result.regions_without_sample,
             "experts_without_hours": result.experts_without_hours,
+            "experts_without_meeting": result.experts_without_meeting,
             "roster_uncovered": result.roster_uncovered,
         },
         user=user,

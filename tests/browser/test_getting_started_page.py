@@ -14,16 +14,17 @@ from tests.processes import Service
 
 pytestmark = pytest.mark.slow
 
-# A fresh admin and an expert without hours in the service's own database.
+# A fresh admin and an expert (with a meeting link, without hours) in the service's own database.
 SEED = """
 import sys
 sys.path.insert(0, {root!r})
 from app.core.database import session_scope
-from app.models import Role
+from app.models import ExpertProfile, Role
 from tests.factories import create_expert, create_user
 
 with session_scope() as s:
-    create_expert(s, regions=("middle_east",))
+    expert = create_expert(s, regions=("middle_east",))
+    s.get(ExpertProfile, expert.id).personal_meeting_link = "https://meet.example.org/dr-x"
     admin = create_user(s, role=Role.admin, display_name="First Admin")
     print(admin.email)
 """
@@ -46,6 +47,13 @@ def test_first_sign_in_lands_on_the_checklist_at_360_px_without_javascript(
     assert page.inner_text("#item-experts h2").startswith("✓ Done")
     assert page.inner_text("#item-hours h2").startswith("To do")
     assert "middle_east" in page.inner_text("#samples-missing")
+    # The directions name the admin page and what to press there; the link opens that page.
+    assert 'On Experts, open each expert and, under "Weekly hours"' in page.inner_text(
+        "#item-hours"
+    )
+    page.click("#item-hours >> text=Go to Experts")
+    page.wait_for_url(re.compile(r"/admin/experts$"))
+    assert page.inner_text("h1") == "Experts"
 
 
 def test_the_checklist_fits_360_px_and_axe_finds_nothing_serious(

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
+from app.core.settings import get_settings
 from app.core.time import now
 from app.main import create_app
 from app.models import Region, Role, User
@@ -49,6 +50,26 @@ def web(db: Session) -> Iterator[TestClient]:
         create_app(), base_url="https://testserver", raise_server_exceptions=False
     ) as c:
         yield c
+
+
+@pytest.fixture
+def meeting_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Settings of a test changed through the environment, restored afterwards."""
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def with_meeting_link(db: Session, expert: User) -> User:
+    profile(db, expert).personal_meeting_link = "https://meet.example.org/dr-expert"
+    db.flush()
+    return expert
+
+
+def item(html: str, key: str) -> str:
+    """The checklist item's own markup."""
+    start = html.index(f'id="item-{key}"')
+    return html[start : html.index("</li>", start)]
 
 
 def done(db: Session, admin: User) -> dict[str, bool]:
@@ -95,7 +116,7 @@ def test_a_new_organisation_has_nothing_ticked(db: Session) -> None:
 
 def test_experts_ticks_with_one_active_expert_and_not_for_an_inactive_one(db: Session) -> None:
     admin = create_user(db, role=Role.admin)
-    expert = create_expert(db)
+    expert = with_meeting_link(db, create_expert(db))
     profile(db, expert).is_active = False
     db.flush()
     assert not done(db, admin)["experts"]
@@ -105,6 +126,57 @@ def test_experts_ticks_with_one_active_expert_and_not_for_an_inactive_one(db: Se
     assert not done(db, admin)["experts"]
     expert.is_active = True
     db.flush()
+    assert done(db, admin)["experts"]
+
+
+def test_experts_stays_unticked_while_an_active_expert_cannot_hold_a_meeting(db: Session) -> None:
+    """The suite's default is the embedded ``link`` provider without a meeting link template:
+    an expert with a Zoom user but no personal meeting link gets bookings without a meeting."""
+    admin = create_user(db, role=Role.admin)
+    with_meeting_link(db, create_expert(db))
+    assert done(db, admin)["experts"]
+    linkless = create_expert(db)
+    assert profile(db, linkless).zoom_user  # a Zoom user alone does not make a link
+    result = onboarding.checklist(db, admin)
+    assert not result.done["experts"] and result.experts_without_meeting == 1
+    # An inactive expert without a link is never booked: it does not hold the item back.
+    profile(db, linkless).is_active = False
+    db.flush()
+    assert done(db, admin)["experts"]
+    profile(db, linkless).is_active = True
+    db.flush()
+    with_meeting_link(db, linkless)
+    assert done(db, admin)["experts"]
+    assert onboarding.checklist(db, admin).experts_without_meeting == 0
+
+
+def test_a_single_expert_without_a_meeting_link_is_no_expert_yet(db: Session) -> None:
+    admin = create_user(db, role=Role.admin)
+    expert = create_expert(db)
+    assert not done(db, admin)["experts"]
+    profile(db, expert).personal_meeting_link = "   "  # blank is no link
+    db.flush()
+    assert not done(db, admin)["experts"]
+    with_meeting_link(db, expert)
+    assert done(db, admin)["experts"]
+
+
+def test_experts_without_a_link_tick_with_a_link_template_or_zoom(
+    db: Session, meeting_settings: pytest.MonkeyPatch
+) -> None:
+    """The rule is the booking's: a template gives every expert a room; Zoom hosts on the
+    expert's Zoom user or e-mail address."""
+    admin = create_user(db, role=Role.admin)
+    create_expert(db)
+    assert not done(db, admin)["experts"]
+    meeting_settings.setenv("INTAKE_MEETING_LINK_TEMPLATE", "https://meet.example.org/{room}")
+    get_settings.cache_clear()
+    assert done(db, admin)["experts"]
+    meeting_settings.delenv("INTAKE_MEETING_LINK_TEMPLATE")
+    for name in ("ACCOUNT_ID", "CLIENT_ID", "CLIENT_SECRET"):
+        meeting_settings.setenv(f"INTAKE_ZOOM_{name}", "x")
+    get_settings.cache_clear()
+    assert get_settings().resolved_meeting_provider == "zoom"
     assert done(db, admin)["experts"]
 
 
@@ -200,7 +272,7 @@ def test_everything_set_up_completes_the_checklist(db: Session, clock: Clock) ->
 
 def test_an_admins_first_sign_in_lands_on_the_checklist(web: TestClient, db: Session) -> None:
     admin = create_user(db, role=Role.admin)
-    create_expert(db)  # an expert without hours
+    with_meeting_link(db, create_expert(db))  # an expert without hours
     resp = sign_in(web, admin)
     assert resp.status_code == 303
     assert resp.headers["location"] == getting_started.PATH
@@ -221,10 +293,46 @@ def test_an_admins_first_sign_in_lands_on_the_checklist(web: TestClient, db: Ses
         "roster": "todo",
         "second_factor": "todo",
     }
-    assert getting_started.HOURS_LINK in page.text
-    assert getting_started.EXPERTS_LINK not in page.text  # a done item needs no directions
+    # A done item needs no directions; one to do says what to do on which page.
+    assert "<a href" not in item(page.text, "experts")
+    hours = item(page.text, "hours")
+    assert f'<a href="{getting_started.HOURS_LINK}">Go to Experts</a>' in hours
+    assert 'under "Weekly hours"' in hours
+    assert "/api/" not in page.text.split('id="checklist"')[1]
     # The navigation offers it on the other staff pages too.
     assert 'id="nav-getting-started"' in web.get("/staff/queue").text
+
+
+def test_each_item_to_do_says_what_to_press_on_the_page_its_link_opens(
+    web: TestClient, db: Session
+) -> None:
+    """Every name the directions quote (a section, a field or a button) is on the admin page
+    the item links to (the experts' and hours' on Experts and an expert's own page)."""
+    admin = create_user(db, role=Role.admin)
+    expert = create_expert(db)  # no meeting link, no hours
+    signed_in(web, admin)
+    page = web.get(getting_started.PATH).text
+    targets = {
+        "experts": ("/admin/experts", f"/admin/experts/{expert.id}"),
+        "hours": ("/admin/experts", f"/admin/experts/{expert.id}"),
+        "samples": ("/admin/sample-reports",),
+        "roster": ("/admin/roster",),
+    }
+    for key, paths in targets.items():
+        text = getting_started.ITEMS[key]
+        assert text.link == paths[0]
+        html = item(page, key)
+        assert f'<a href="{text.link}">{text.link_text}</a>' in html
+        assert text.how in html and "/api/" not in text.how
+        quoted = re.findall(r'"([^"]+)"', text.how)
+        assert quoted, key
+        shown = "".join(web.get(path).text for path in paths)
+        for name in quoted:
+            assert f">{name}<" in shown, (key, name)
+    assert "1 active expert has no way to hold a consultation" in item(page, "experts")
+    assert 'id="experts-missing"' in page
+    with_meeting_link(db, expert)
+    assert 'id="experts-missing"' not in web.get(getting_started.PATH).text
 
 
 def test_an_admin_with_everything_ticked_lands_on_the_queue(

@@ -20,9 +20,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
+from app.core.settings import get_settings
 from app.core.time import now
 from app.experts import service as experts
 from app.main import create_app
+from app.meetings.errors import MeetingConfigError
+from app.meetings.factory import build_meeting_provider
+from app.meetings.providers import MeetingSpec
 from app.models import (
     AccountToken,
     AssignmentStatus,
@@ -207,6 +211,80 @@ def test_the_list_shows_coverage_load_cv_and_hours_of_active_and_deactivated_exp
 
     assert "(deactivated)" in card(html, gone)
     assert f'href="/admin/experts/{gone.id}"' in card(html, gone)
+
+
+# A way to hold the meeting ------------------------------------------------------------------
+
+NO_MEETING = "No way to hold a consultation"
+
+
+def meeting_made(db: Session, user: User) -> bool:
+    """Whether the configured provider makes this expert's meeting, as a booking asks it."""
+    spec = MeetingSpec(
+        topic="Consultation",
+        start=now(),
+        duration_minutes=60,
+        host=profile(db, user).zoom_user or profile(db, user).email,
+        personal_meeting_url=profile(db, user).personal_meeting_link,
+    )
+    try:
+        build_meeting_provider(get_settings()).create(spec)
+    except MeetingConfigError:
+        return False
+    return True
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_an_expert_with_no_way_to_hold_a_meeting_is_warned_on_the_list_and_their_page(
+    web: TestClient, db: Session, admin: User, expert: User
+) -> None:
+    """The suite runs the embedded link provider without a template: a Zoom user (which
+    create_expert sets) makes no meeting, a personal meeting link does."""
+    linked = expert_with_hours(db)
+    assert profile(db, expert).zoom_user and not meeting_made(db, expert)
+    assert meeting_made(db, linked)
+    signed_in(web, admin)
+    html = web.get(PATH).text
+    assert f'id="no-meeting-{expert.id}"' in card(html, expert)
+    assert NO_MEETING in card(html, expert)
+    assert NO_MEETING not in card(html, linked)
+    page = web.get(f"{PATH}/{expert.id}").text
+    assert 'id="no-meeting"' in page and 'personal meeting link under "Profile"' in page
+    assert 'id="no-meeting"' not in web.get(f"{PATH}/{linked.id}").text
+
+    # Saving the profile with a link ends the warning; saving it without brings it back.
+    assert post(web, f"{PATH}/{expert.id}/profile", **PROFILE).status_code == 303
+    assert meeting_made(db, expert)
+    assert 'id="no-meeting"' not in web.get(f"{PATH}/{expert.id}").text
+    assert NO_MEETING not in card(web.get(PATH).text, expert)
+    unlinked = {**PROFILE, "personal_meeting_link": "", "zoom_user": "zoom@example.org"}
+    assert post(web, f"{PATH}/{expert.id}/profile", **unlinked).status_code == 303
+    assert not meeting_made(db, expert)
+    assert 'id="no-meeting"' in web.get(f"{PATH}/{expert.id}").text
+
+
+def test_no_warning_where_a_link_template_or_zoom_gives_every_expert_a_meeting(
+    web: TestClient, db: Session, admin: User, expert: User, settings_env: pytest.MonkeyPatch
+) -> None:
+    signed_in(web, admin)
+    settings_env.setenv("INTAKE_MEETING_LINK_TEMPLATE", "https://meet.example.org/{room}")
+    get_settings.cache_clear()
+    assert meeting_made(db, expert)
+    assert 'id="no-meeting"' not in web.get(f"{PATH}/{expert.id}").text
+    assert NO_MEETING not in web.get(PATH).text
+    settings_env.delenv("INTAKE_MEETING_LINK_TEMPLATE")
+    for name in ("ACCOUNT_ID", "CLIENT_ID", "CLIENT_SECRET"):
+        settings_env.setenv(f"INTAKE_ZOOM_{name}", "x")
+    get_settings.cache_clear()
+    assert get_settings().resolved_meeting_provider == "zoom"
+    assert 'id="no-meeting"' not in web.get(f"{PATH}/{expert.id}").text
+    assert NO_MEETING not in web.get(PATH).text
 
 
 def test_weekly_hours_count_as_set_only_with_a_range(

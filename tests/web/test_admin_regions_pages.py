@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ from tests.factories import (
 PATH = regions_page.PATH
 EE = "eastern_europe_post_soviet"
 BALKANS = {"AL", "XK", "MK", "RS", "BA"}
+STAFF_CSS = Path(regions_page.__file__).parent / "static" / "staff.css"
 
 
 @pytest.fixture
@@ -495,6 +497,32 @@ def test_the_gap_lists_shrink_as_experts_and_sample_reports_are_added(
     html = web.get(PATH).text
     assert listed(html, "no-sample") == set()
     assert 'id="no-sample-none"' in html
+
+
+def gaps_box(html: str) -> str:
+    found = re.search(r'<section aria-labelledby="gaps-h" id="gaps"[^>]*>', html)
+    assert found is not None, "no gaps box"
+    return found.group(0)
+
+
+def test_the_gaps_box_is_framed_as_a_problem_only_while_there_is_a_gap(
+    web: TestClient, db: Session, admin: User
+) -> None:
+    signed_in(web, admin)
+    assert 'class="gaps gaps-open" data-state="open"' in gaps_box(web.get(PATH).text)
+    create_expert(db, countries=sorted(table_codes(db)))
+    html = web.get(PATH).text
+    assert listed(html, "no-expert") == set() and listed(html, "no-sample")
+    assert 'class="gaps gaps-open"' in gaps_box(html)  # one list with gaps is enough
+    sample_report(db, admin)  # general: every country is covered
+    html = web.get(PATH).text
+    assert listed(html, "no-expert") == listed(html, "no-sample") == set()
+    assert 'class="gaps gaps-none" data-state="none"' in gaps_box(html)
+    # Only a box with gaps gets the red frame.
+    with open(STAFF_CSS, encoding="utf-8") as fh:
+        css = fh.read()
+    assert ".gaps.gaps-open{border-color:#b10e1e}" in css
+    assert re.search(r"\.gaps\{border:3px solid #00703c;", css)
 
 
 def test_the_expert_gaps_are_the_countries_routing_would_leave_in_triage(
