@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 
 import anyio
 import structlog
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from app.accounts.router import admin_router as admin_users_router
 from app.accounts.router import auth_router
@@ -100,8 +101,9 @@ def build_routes(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Before serving, off the event loop. Not in tests: the suite makes an app per test and
-    # most use a few routes (tests/web/test_web_event_loop.py builds them like this).
+    # Before serving, off the event loop. Not in tests: a test process builds each router on
+    # its first use, once (routers are shared by its apps, see _included), and most tests use
+    # a few (tests/web/test_web_event_loop.py builds them like this).
     if get_settings().env != "test":
         await anyio.to_thread.run_sync(build_routes, app)
         # What start-up made lives as long as the process: keep it out of the collector's full
@@ -109,6 +111,30 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.collect()
         gc.freeze()
     yield
+
+
+_INCLUDED: dict[int, BaseRoute] = {}  # by id(): an APIRouter is not hashable; all live forever
+
+
+def _included(router: APIRouter) -> BaseRoute:
+    """``router`` as included in an app, made once per process and shared by every app.
+
+    FastAPI builds an included router's routes (dependency trees, response models) lazily, on
+    the first request that walks past them, and again for every new app. Production makes one
+    app, but the suite makes one per test, and rebuilding was over half of a page test's CPU.
+    The input guard is added here as ``handlers.install`` adds it to the app's own routes.
+    Not supported on these routes, being shared: ``app.dependency_overrides``."""
+    included = _INCLUDED.get(id(router))
+    if included is None:
+        holder = APIRouter()
+        holder.include_router(router, dependencies=handlers.INPUT_GUARDS)
+        (included,) = holder.routes
+        included = _INCLUDED.setdefault(id(router), included)
+    return included
+
+
+def _add_routes(app: FastAPI, router: APIRouter) -> None:
+    app.router.routes.append(_included(router))
 
 
 def create_app() -> FastAPI:
@@ -151,55 +177,55 @@ def create_app() -> FastAPI:
     # Inside the request-id middleware: records case access and admin changes.
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestContextMiddleware, observer=app.state.http_metrics.observe)
-    app.include_router(health_router)
-    app.include_router(api_docs)
-    app.include_router(auth_router)
-    app.include_router(admin_users_router)
-    app.include_router(account_pages)
-    app.include_router(intake_router)
-    app.include_router(reference_router)
-    app.include_router(admin_reference_router)
-    app.include_router(documents_router)
-    app.include_router(admin_documents_router)
-    app.include_router(admin_experts_router)
-    app.include_router(experts_router)
-    app.include_router(expert_desk_router)
-    app.include_router(routing_router)
-    app.include_router(offer_pages)
-    app.include_router(public_pages)
-    app.include_router(booking_pages)
-    app.include_router(sign_in_pages)
-    app.include_router(my_account_pages)
-    app.include_router(staff_pages)
-    app.include_router(getting_started_pages)
-    app.include_router(operations_pages)
-    app.include_router(people_pages)
-    app.include_router(admin_expert_pages)
-    app.include_router(admin_region_pages)
-    app.include_router(admin_sample_pages)
-    app.include_router(admin_roster_pages)
-    app.include_router(expert_pages)
+    _add_routes(app, health_router)
+    _add_routes(app, api_docs)
+    _add_routes(app, auth_router)
+    _add_routes(app, admin_users_router)
+    _add_routes(app, account_pages)
+    _add_routes(app, intake_router)
+    _add_routes(app, reference_router)
+    _add_routes(app, admin_reference_router)
+    _add_routes(app, documents_router)
+    _add_routes(app, admin_documents_router)
+    _add_routes(app, admin_experts_router)
+    _add_routes(app, experts_router)
+    _add_routes(app, expert_desk_router)
+    _add_routes(app, routing_router)
+    _add_routes(app, offer_pages)
+    _add_routes(app, public_pages)
+    _add_routes(app, booking_pages)
+    _add_routes(app, sign_in_pages)
+    _add_routes(app, my_account_pages)
+    _add_routes(app, staff_pages)
+    _add_routes(app, getting_started_pages)
+    _add_routes(app, operations_pages)
+    _add_routes(app, people_pages)
+    _add_routes(app, admin_expert_pages)
+    _add_routes(app, admin_region_pages)
+    _add_routes(app, admin_sample_pages)
+    _add_routes(app, admin_roster_pages)
+    _add_routes(app, expert_pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(outbox_router)
-    app.include_router(admin_mail_router)
-    app.include_router(availability_router)
-    app.include_router(consultations_router)
-    app.include_router(admin_sample_reports_router)
-    app.include_router(contacts_router)
-    app.include_router(queue_router)
-    app.include_router(cases_router)
-    app.include_router(admin_roster_router)  # roster, escalation chain, reports
-    app.include_router(escalation_router)
-    app.include_router(escalation_pages)
-    app.include_router(reports_router)
-    app.include_router(report_pages)
-    app.include_router(set_aside_pages)
-    app.include_router(host_link_router)
-    app.include_router(webhook_router)
-    app.include_router(inbound_webhook_router)
-    app.include_router(inbound_triage_router)
-    app.include_router(inbound_set_aside_router)
-    app.include_router(audit_router)
-    app.include_router(admin_privacy_router)
-    app.include_router(privacy_router)
+    _add_routes(app, outbox_router)
+    _add_routes(app, admin_mail_router)
+    _add_routes(app, availability_router)
+    _add_routes(app, consultations_router)
+    _add_routes(app, admin_sample_reports_router)
+    _add_routes(app, contacts_router)
+    _add_routes(app, queue_router)
+    _add_routes(app, cases_router)
+    _add_routes(app, admin_roster_router)  # roster, escalation chain, reports
+    _add_routes(app, escalation_router)
+    _add_routes(app, escalation_pages)
+    _add_routes(app, reports_router)
+    _add_routes(app, report_pages)
+    _add_routes(app, set_aside_pages)
+    _add_routes(app, host_link_router)
+    _add_routes(app, webhook_router)
+    _add_routes(app, inbound_webhook_router)
+    _add_routes(app, inbound_triage_router)
+    _add_routes(app, inbound_set_aside_router)
+    _add_routes(app, audit_router)
+    _add_routes(app, admin_privacy_router)
+    _add_routes(app, privacy_router)
     return app

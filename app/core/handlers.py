@@ -204,10 +204,14 @@ def _documented_error_shape(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+#: Before every endpoint: the input guard (``app.main`` adds it to each router it includes).
+INPUT_GUARDS = [Depends(reject_control_characters)]
+
+
 def install(app: FastAPI) -> None:
     """Call before adding the request-context middleware (so this one sits inside it) and
     before including routers (so the input guard runs before each of their endpoints)."""
-    app.router.dependencies.append(Depends(reject_control_characters))
+    app.router.dependencies.extend(INPUT_GUARDS)
     _documented_error_shape(app)
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)

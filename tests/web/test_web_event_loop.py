@@ -237,7 +237,9 @@ def test_outside_tests_every_route_is_built_before_the_first_request(
     db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """FastAPI builds an included router's routes on the first request that reaches it (over
-    100 ms of CPU, on the event loop); the app's lifespan builds them first, in a thread."""
+    100 ms of CPU, on the event loop); the app's lifespan builds them first, in a thread.
+    Routers are included once per process (``app.main._included``): start from none."""
+    monkeypatch.setattr(main, "_INCLUDED", {})
     app = create_app()
     included = [r for r in app.routes if hasattr(r, "effective_route_contexts")]
     assert included and all(r._effective_candidates_version is None for r in included)
