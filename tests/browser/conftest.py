@@ -11,6 +11,7 @@ saves a screenshot of its last page under ``artifacts/browser/`` (git-ignored).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -50,6 +51,14 @@ def _require(path: Path, what: str) -> None:
 
 @pytest.fixture(scope="session")
 def service() -> Iterator[Service]:
+    with own_service() as svc:
+        yield svc
+
+
+@contextlib.contextmanager
+def own_service() -> Iterator[Service]:
+    """A service as the shared one is started, for a module that overrides ``service`` with a
+    database of its own (what it checks is about the whole organisation)."""
     _require(CHROMIUM, "Chromium")
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="intake-browser-"))

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import AXE, _require
+from tests.browser.conftest import AXE, _require, own_service
 from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
 from tests.processes import Service
 
@@ -28,6 +29,14 @@ with session_scope() as s:
     admin = create_user(s, role=Role.admin, display_name="First Admin")
     print(admin.email)
 """
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[Service]:
+    """The checklist is about the whole organisation (every active expert, every region): a
+    database of this module's own, without the experts other modules leave in the shared one."""
+    with own_service() as svc:
+        yield svc
 
 
 def test_first_sign_in_lands_on_the_checklist_at_360_px_without_javascript(
