@@ -3,7 +3,10 @@ another expert's request, consultation or absence answers 404, like one that doe
 
 - ``/expert/assignments``: offers (accept, decline with a reason) and accepted requests.
 - ``/expert/cases/{reference}``: a request offered to or accepted by me (the person's details
-  only once accepted), with the contact log.
+  only once accepted); once accepted, the conversation (newest first), my consultation(s) with
+  the host link, a reply by e-mail, the contact log and notes. The reply, contact and note
+  forms call the services the API calls for the accepted expert (``cases.reply``,
+  ``sla.record_contact``, ``cases.add_note``), so their guards and history are the same.
 - ``/expert/consultations``: my upcoming consultations; ``/expert/consultations/{id}/host``
   reads a fresh host link from the meeting provider (never stored).
 - ``/expert/availability``: weekly hours (edit), date overrides (kept), absences (add, remove).
@@ -33,7 +36,7 @@ from app.experts.schemas import AbsenceIn
 from app.flows import request as flows
 from app.intake import records as intake
 from app.meetings.host import fresh_host_link
-from app.models import AbsenceKind, AssignmentStatus, IntakeRequest, User
+from app.models import AbsenceKind, AssignmentStatus, ConsultationStatus, IntakeRequest, User
 from app.scheduling import service as scheduling
 from app.scheduling.schemas import AvailabilityIn
 from app.scheduling.service.mine import expert_consultations
@@ -49,7 +52,16 @@ from app.web.auth import (
     viewer_zone,
 )
 from app.web.i18n import N_, Text, filled, from_local_input
-from app.web.staff import ASSIGNMENT_LABELS, CHANNELS, PII_LABELS, labels_context, sla_context, undo
+from app.web.staff import (
+    ASSIGNMENT_LABELS,
+    CHANNELS,
+    PII_LABELS,
+    case_error_text,
+    case_messages,
+    labels_context,
+    sla_context,
+    undo,
+)
 
 router = APIRouter(include_in_schema=False)
 WEEKDAYS = (
@@ -74,6 +86,15 @@ DONE = {
     "absence_removed": N_("The absence is removed."),
     "read": N_("Marked as read."),
     "note": N_("The note is added."),
+    "reply": N_(
+        "The reply is queued and will be sent in a moment. It counts as the first response."
+    ),
+}
+CONSULTATION_LABELS: dict[str, str] = {
+    ConsultationStatus.booked.value: N_("Booked"),
+    ConsultationStatus.cancelled.value: N_("Cancelled"),
+    ConsultationStatus.held.value: N_("Held"),
+    ConsultationStatus.no_show.value: N_("The person did not come"),
 }
 PII_KEYS = ("full_name", "law_firm_name", "contact_name", "email", "phone", "whatsapp")
 
@@ -171,6 +192,11 @@ def _case_page(
         [(c, sla.reveal_note(req, c)) for c in sla.contacts(session, req)] if accepted else []
     )
     notes = cases.notes(session, req) if accepted else []
+    # The conversation newest first: the latest message is the one to answer.
+    conversation = (
+        list(reversed(case_messages(req, cases.messages(session, req), {}))) if accepted else []
+    )
+    mine = [c for c in cases.consultations(session, req) if c.expert_id == user.id]
     ctx: dict[str, Any] = {
         "title": filled(N_("Request %(reference)s"), reference=req.reference),
         "req": req,
@@ -182,6 +208,10 @@ def _case_page(
         "summary": (pii or {}).get("case_summary"),
         "contacts": contacts,
         "notes": notes,
+        "conversation": conversation,
+        "consultations": mine if accepted else [],
+        "consultation_labels": CONSULTATION_LABELS,
+        "reply_enabled": accepted and bool((pii or {}).get("email")),
         **sla_context(req),
         "channels": CHANNELS,
         **labels_context(page_language(request, user)),
@@ -269,17 +299,48 @@ def my_case_note(
         cases.add_note(session, req, user, body)
     except AppError as exc:
         undo(session)
-        message = exc.fields[0].message if exc.fields else exc.message
         return _case_page(
             request,
             session,
             user,
             reference,
-            errors={"note_body": message},
+            errors={"note_body": case_error_text(request, user, exc)},
             values={"note_body": body},
             status=exc.status_code,
         )
     return redirect(f"/expert/cases/{req.reference}?done=note#notes")
+
+
+@router.post("/expert/cases/{reference}/reply")
+def my_case_reply(
+    reference: SafeStr,
+    request: Request,
+    session: SessionDep,
+    user: ExpertPageUser,
+    form: CsrfForm,
+) -> Response:
+    try:
+        req = cases.case_for(session, reference, user)  # accepted by me, or 404
+    except NotFound:
+        return not_found(request, user)
+    values = {"subject": _text(form, "subject", 400), "body": _text(form, "body", 40_000)}
+    try:
+        cases.reply(session, req, user, values["body"], values["subject"] or None)
+    except AppError as exc:
+        undo(session)
+        # The subject's own refusal beside the subject; the rest (empty, too long, no address,
+        # erased) beside the message.
+        name = "subject" if exc.fields and exc.fields[0].field == "subject" else "body"
+        return _case_page(
+            request,
+            session,
+            user,
+            reference,
+            errors={f"reply_{name}": case_error_text(request, user, exc)},
+            values=values,
+            status=exc.status_code,
+        )
+    return redirect(f"/expert/cases/{req.reference}?done=reply#messages")
 
 
 # Consultations -------------------------------------------------------------------------------

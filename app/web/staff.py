@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ from app.web.auth import (
     redirect,
     viewer_zone,
 )
-from app.web.i18n import N_, Text, country_names, filled, from_local_input, pN_
+from app.web.i18n import N_, Text, country_names, filled, from_local_input, pN_, translations
 
 router = APIRouter(include_in_schema=False)
 REFRESH_SECONDS = 30
@@ -415,6 +416,8 @@ def case_context(session: SessionDep, req: IntakeRequest) -> dict[str, Any]:
         "reply_enabled": req.data_key_enc is not None and bool(pii.get("email")),
         "note_enabled": req.data_key_enc is not None,
         "status_enabled": True,
+        # "Offer" says what the assign form does: routing's offer, with its real time to answer.
+        "offer_minutes": get_settings().offer_response_minutes,
     }
 
 
@@ -461,6 +464,61 @@ def refused(
 
 def _first_message(exc: AppError) -> str:
     return exc.fields[0].message if exc.fields else exc.message
+
+
+# The case services' refusals ("body: is empty; write the reply") as whole sentences for a page,
+# in the viewer's language; a refusal not listed here is shown as the service wrote it.
+CASE_INPUT_TEXTS: dict[tuple[str, str], str] = {
+    ("body", "is empty; write the reply"): N_("The reply is empty. Write the message to send."),
+    ("body", "is empty; write the note"): N_("The note is empty. Write the note to add."),
+    ("subject", "must be one line"): N_("The subject must be one line."),
+    ("email", "the request has no e-mail address; correct it first"): N_(
+        "The request has no e-mail address. Correct it on the case first, then reply."
+    ),
+}
+CASE_ERROR_TEXTS: dict[str, str] = {
+    "request_erased": N_("This request's personal data was erased: nothing personal can be kept."),
+}
+_LONGER = re.compile(r"^is longer than (\d+) characters$")
+
+
+def case_error_text(request: Request, user: User | None, exc: AppError) -> str:
+    """``exc`` (a refusal of a case service) as a whole sentence in the viewer's language."""
+    lang = page_language(request, user)
+    gettext = translations(lang).gettext
+    ngettext = translations(lang).ngettext
+    if exc.fields:
+        problem = exc.fields[0]
+        known = CASE_INPUT_TEXTS.get((problem.field, problem.message))
+        if known is not None:
+            return gettext(known)
+        longer = _LONGER.match(problem.message)
+        if longer is not None:
+            limit = int(longer.group(1))
+            if problem.field == "subject":
+                text = ngettext(
+                    "The subject is longer than %(num)d character. Shorten it.",
+                    "The subject is longer than %(num)d characters. Shorten it.",
+                    limit,
+                )
+            else:
+                text = ngettext(
+                    "The text is longer than %(num)d character. Shorten it.",
+                    "The text is longer than %(num)d characters. Shorten it.",
+                    limit,
+                )
+            return text % {"num": limit}
+        return problem.message
+    retry = exc.details.get("retry_after_seconds") if isinstance(exc.details, dict) else None
+    if isinstance(retry, int):
+        text = ngettext(
+            "Too many attempts. Try again in %(num)d second.",
+            "Too many attempts. Try again in %(num)d seconds.",
+            retry,
+        )
+        return text % {"num": retry}
+    known = CASE_ERROR_TEXTS.get(exc.code)
+    return gettext(known) if known is not None else exc.message
 
 
 DIRECTION_LABELS = {
@@ -678,7 +736,7 @@ def send_reply(
         cases.reply(session, req, user, values["body"], values["subject"] or None)
     except AppError as exc:
         field = _input_field(exc, "reply") if exc.fields else "reply_body"
-        message = _first_message(exc)
+        message = case_error_text(request, user, exc)
         return refused(
             request, session, user, reference, exc, field=field, message=message, values=values
         )
@@ -707,7 +765,7 @@ def add_note(
             reference,
             exc,
             field="note_body",
-            message=_first_message(exc),
+            message=case_error_text(request, user, exc),
             values={"note_body": body},
         )
     return back_to(req, "note", "#notes")

@@ -509,3 +509,58 @@ def test_sign_in_queue_and_a_logged_contact_on_the_embedded_database(
     assert resp.status_code == 303
     page = web.get(resp.headers["location"]).text
     assert "Breached" in page and "contact_recorded" in page
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_the_assign_form_says_it_sends_an_offer_with_the_real_minutes_to_answer(
+    web: TestClient, db: Session, settings_env: pytest.MonkeyPatch
+) -> None:
+    settings_env.setenv("INTAKE_OFFER_RESPONSE_MINUTES", "7")
+    get_settings.cache_clear()
+    req = make_request(db)
+    signed_in(web, create_user(db, role=Role.staff))
+    page = web.get(f"/staff/cases/{req.reference}").text
+    form = page[page.index('id="assign-form"') :]
+    form = form[: form.index("</form>")]
+    assert "Offer to an expert" in form
+    assert (
+        "Offer to this expert: they get an e-mail and have 7 minutes to accept; if they decline"
+        " or do not answer in time, the next expert is offered."
+    ) in form
+    assert ">Send the offer</button>" in form
+    assert ">Assign</button>" not in form
+
+
+def test_refusals_of_a_reply_and_a_note_read_as_full_sentences(
+    web: TestClient, db: Session
+) -> None:
+    req = submit(db)
+    signed_in(web, create_user(db, role=Role.staff))
+    url = f"/staff/cases/{req.reference}"
+    empty = web.post(f"{url}/reply", data={**csrf(web, url), "body": " "})
+    assert field_error(empty.text, "reply_body") == "The reply is empty. Write the message to send."
+    long = web.post(f"{url}/reply", data={**csrf(web, url), "body": "x" * 20_001})
+    assert long.status_code == 422
+    assert field_error(long.text, "reply_body") == (
+        "The text is longer than 20000 characters. Shorten it."
+    )
+    note = web.post(f"{url}/notes", data={**csrf(web, url), "body": " "})
+    assert field_error(note.text, "note_body") == "The note is empty. Write the note to add."
+
+
+def test_a_retry_after_refusal_counts_its_seconds_in_a_sentence() -> None:
+    from starlette.requests import Request as StarletteRequest
+
+    from app.core.errors import TooManyRequests
+
+    request = StarletteRequest({"type": "http", "headers": [], "query_string": b""})
+    one = staff_pages.case_error_text(request, None, TooManyRequests("x", retry_after_seconds=1))
+    assert one == "Too many attempts. Try again in 1 second."
+    many = staff_pages.case_error_text(request, None, TooManyRequests("x", retry_after_seconds=5))
+    assert many == "Too many attempts. Try again in 5 seconds."
