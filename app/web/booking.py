@@ -61,9 +61,9 @@ from app.web.public import (
     refused_page,
     render,
     requester_from_cookie,
-    time_zones,
     tr,
     translator,
+    zone_groups,
 )
 from app.web.security import CSRF_FIELD, PAGE_HEADERS, csrf_ok, csrf_value
 
@@ -210,11 +210,6 @@ def week_of(
     )
 
 
-def _zones(current: str) -> list[str]:
-    zones = time_zones()
-    return zones if current in zones else [current, *zones]
-
-
 def _book_page(
     request: Request,
     session: Session,
@@ -246,9 +241,18 @@ def _book_page(
         "current": cv.booking_view(session, current, zone, lang) if current else None,
         "week": week,
         "zone": zone,
-        "zones": _zones(zone),
+        # The request's countries' zones and the one shown now first, then by area.
+        "zone_groups": zone_groups(lang, (req.country_of_residence, req.country_of_origin), zone),
         "zone_error": zone_error,
         "error": error,
+        "error_items": [
+            *(
+                [("slots-title" if allowed else "not-bookable", error, "book-error")]
+                if error
+                else []
+            ),
+            *([("f-tz", t("Choose a time zone from the list."))] if zone_error else []),
+        ],
         "q_earlier": _query(lang, zone, **{"from": week.earlier.isoformat()})
         if week and week.earlier
         else None,

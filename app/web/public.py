@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import math
 import re
 import secrets
 import zoneinfo
@@ -23,6 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
+from babel.core import get_global
+from babel.dates import get_timezone_location
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -35,7 +39,7 @@ from app.core.validation import SafeStr
 from app.flows import request as flows
 from app.intake import records, service
 from app.intake.errors import IdempotencyKeyReused, RequestNotFound
-from app.intake.schemas import NewsletterTopic, ReportTopic, SubmitIn, Want
+from app.intake.schemas import NewsletterTopic, RecoverIn, ReportTopic, SubmitIn, Want
 from app.intake.throttle import check_submission_rate
 from app.models import CaseStage, ContactChannel, IntakeRequest, RequesterType, RequestStatus
 from app.web import consultations, i18n
@@ -55,7 +59,7 @@ from app.web.security import (
 router = APIRouter(include_in_schema=False)
 STATIC_DIR = Path(__file__).parent / "static"
 # The apply form's body is limited like the API's (INTAKE_MAX_REQUEST_BODY_BYTES, see app/main.py).
-LIMITED_ROUTES = {("POST", "/apply")}
+LIMITED_ROUTES = {("POST", "/apply"), ("POST", "/recover")}
 
 LINK_COOKIE = "requester_link"
 IDEM_FIELD = "form_key"
@@ -148,6 +152,83 @@ def time_zones() -> list[str]:
     return ["UTC", *sorted(names)]
 
 
+# Time-zone lists grouped by area, with the likely zones first -------------------------------
+
+ZONE_AREAS = {
+    "UTC": "UTC",
+    "Africa": N_("Africa"),
+    "America": N_("Americas"),
+    "Antarctica": N_("Antarctica"),
+    "Arctic": N_("Arctic"),
+    "Asia": N_("Asia"),
+    "Atlantic": N_("Atlantic Ocean"),
+    "Australia": N_("Australia"),
+    "Europe": N_("Europe"),
+    "Indian": N_("Indian Ocean"),
+    "Pacific": N_("Pacific Ocean"),
+}
+OTHER_AREA = N_("Other")
+SUGGESTED = N_("Suggested")
+
+
+@lru_cache(maxsize=8)
+def _zone_labels(lang: str) -> dict[str, str]:
+    """Each zone's label in ``lang``: the IANA id, and the city as the language names it when
+    babel knows a different name ("Asia/Bishkek (Бишкек)"). The value stays the id."""
+    rtl = i18n.LANGUAGES[lang].rtl
+    out: dict[str, str] = {}
+    for zone in time_zones():
+        shown = zone.replace("_", " ")
+        city = ""
+        with contextlib.suppress(LookupError, ValueError):
+            city = str(get_timezone_location(zone, locale=lang, return_city=True))
+        if rtl:  # the id is left to right inside a right-to-left list: isolate it
+            shown = f"\u2066{shown}\u2069"
+        plain = zone.rsplit("/", 1)[-1].replace("_", " ")
+        if city and "/" not in city and city != plain and city != zone:
+            shown = f"{shown} ({city})"
+        out[zone] = shown
+    return out
+
+
+@lru_cache(maxsize=1)
+def _country_zones() -> dict[str, list[str]]:
+    known = set(time_zones())
+    zones = dict(get_global("territory_zones"))
+    return {c: [z for z in found if z in known] for c, found in zones.items()}
+
+
+def suggested_zones(countries: tuple[str | None, ...], current: str | None) -> list[str]:
+    """The zone chosen now, then the zones of the given countries (residence, origin)."""
+    out: list[str] = [current] if current else []
+    for country in countries:
+        for zone in _country_zones().get((country or "").upper(), []):
+            if zone not in out:
+                out.append(zone)
+    return out
+
+
+def zone_groups(
+    lang: str, countries: tuple[str | None, ...] = (), current: str | None = None
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """``[(group label, [(zone id, label), ...]), ...]`` for a ``<select>`` with optgroups:
+    "Suggested" first (when there is anything to suggest), then each area alphabetically by
+    id. A suggested zone is not listed again in its area (one option per value)."""
+    t = translator(lang)
+    labels = _zone_labels(lang)
+    first = suggested_zones(countries, current)
+    # A valid zone outside the list (an old alias chosen elsewhere) still shows as chosen.
+    labels = {**labels, **{z: z.replace("_", " ") for z in first if z not in labels}}
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for zone in time_zones():
+        if zone in first:
+            continue
+        area = zone.split("/", 1)[0]
+        groups.setdefault(str(t(ZONE_AREAS.get(area, OTHER_AREA))), []).append((zone, labels[zone]))
+    out = [(str(t(SUGGESTED)), [(z, labels[z]) for z in first])] if first else []
+    return out + list(groups.items())
+
+
 # Rendering ---------------------------------------------------------------------------------
 
 
@@ -211,6 +292,24 @@ def refused_page(request: Request, lang: str, retry: str = "/apply") -> HTMLResp
     )
 
 
+def wait_text(lang: str, seconds: int) -> str:
+    """How long to wait, as a full sentence: whole minutes, rounded up (at least one)."""
+    minutes = max(1, math.ceil(seconds / 60))
+    text = i18n.gettext_for(lang).ngettext(
+        "Please try again in %(num)d minute.", "Please try again in %(num)d minutes.", minutes
+    )
+    return str(text) % {"num": minutes}
+
+
+def too_many_page(request: Request, lang: str, exc: TooManyRequests) -> HTMLResponse:
+    """429 with Retry-After, saying in words how long to wait."""
+    seconds = int((exc.details or {}).get("retry_after_seconds", 60))
+    ctx = {"title": tr(lang, "Please wait"), "wait": wait_text(lang, seconds)}
+    page = render(request, lang, "public/too_many.html", ctx, status=429)
+    page.headers.update(exc.headers or {})
+    return page
+
+
 class FormTooLarge(AppError):
     """A page's form body over ``INTAKE_MAX_REQUEST_BODY_BYTES``."""
 
@@ -248,6 +347,7 @@ def _apply_context(lang: str, values: dict[str, Any], errors: dict[str, str]) ->
         "title": (t("Error") + ": " if errors else "") + t("Ask for an expert report"),
         "values": values,
         "errors": errors,
+        "error_items": [(f"f-{name}", message) for name, message in errors.items()],
         "requester_types": [(k.value, t(v)) for k, v in REQUESTER_TYPES.items()],
         "channels": [(k.value, t(v)) for k, v in CHANNELS.items()],
         "stages": [(k.value, t(v)) for k, v in STAGES.items()],
@@ -256,7 +356,11 @@ def _apply_context(lang: str, values: dict[str, Any], errors: dict[str, str]) ->
         "newsletter": [(k.value, t(v)) for k, v in NEWSLETTER.items()],
         "countries": i18n.country_names(lang),
         "request_languages": i18n.language_names(lang),
-        "zones": time_zones(),
+        "zone_groups": zone_groups(
+            lang,
+            (values.get("country_of_residence"), values.get("country_of_origin")),
+            values.get("timezone") if values.get("timezone") in time_zones() else None,
+        ),
         "honeypot": HONEYPOT_FIELD,
         "stamp_field": STAMP_FIELD,
         "idem_field": IDEM_FIELD,
@@ -395,11 +499,7 @@ def apply_submit(request: Request, session: SessionDep, form: FormDep) -> Respon
     try:
         check_submission_rate(request)
     except TooManyRequests as exc:
-        page = render(
-            request, lang, "public/too_many.html", {"title": t("Please wait")}, status=429
-        )
-        page.headers.update(exc.headers or {})
-        return page
+        return too_many_page(request, lang, exc)
     values = _values(form)
     csrf = request.cookies.get("csrf", "")
     stamp = form.get(STAMP_FIELD)
@@ -484,8 +584,10 @@ def _request_page(
     t = translator(lang)
     view = service.requester_view(session, req)
     booked = consultations.booked(session, req)
+    error = extra.get("withdraw_error")
     ctx = {
-        "title": _title(lang, req),
+        "title": (t("Error") + ": " if error else "") + _title(lang, req),
+        "heading": _title(lang, req),
         "booking": consultations.booking_view(session, booked, req.timezone, lang)
         if booked is not None
         else None,
@@ -500,7 +602,8 @@ def _request_page(
         "wants": [t(WANTS[w]) for w in view.wants],
         "noindex": True,
         "done": request.query_params.get("done"),
-        "withdraw_error": extra.pop("withdraw_error", None),
+        "withdraw_error": None,
+        "withdraw_target": "f-confirm",
         **extra,
     }
     return render(
@@ -588,8 +691,11 @@ def withdraw(request: Request, reference: SafeStr, session: SessionDep, form: Fo
         flows.withdraw(session, req)
     except AppError:  # closed, declined or spam: nothing to withdraw
         message = tr(lang, "This request can no longer be withdrawn.")
-        return _request_page(request, session, req, status=409, withdraw_error=message)
-    return RedirectResponse(f"/r/{ref}?lang={lang}&done=withdrawn", status_code=303)
+        return _request_page(
+            request, session, req, status=409, withdraw_error=message, withdraw_target="status"
+        )
+    # An explicit fragment: a redirect without one would keep the form's #error-summary.
+    return RedirectResponse(f"/r/{ref}?lang={lang}&done=withdrawn#main", status_code=303)
 
 
 @router.post("/r/{reference}/forget", response_class=HTMLResponse, response_model=None)
@@ -607,6 +713,76 @@ def forget(request: Request, reference: SafeStr, form: FormDep) -> Response:
         LINK_COOKIE, path=f"/r/{ref}", secure=True, httponly=True, samesite="strict"
     )
     return response
+
+
+# Lost link -----------------------------------------------------------------------------------
+
+RECOVER_FIELDS = ("reference", "email")
+RECOVER_ERRORS = {
+    "reference": N_("Write the reference of your request, like 7KQ2M9XD."),
+    "email": N_("Write the e-mail address you gave with the request, like name@example.org."),
+}
+
+
+def _recover_page(
+    request: Request,
+    lang: str,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    *,
+    status: int = 200,
+    sent: bool = False,
+) -> HTMLResponse:
+    t = translator(lang)
+    errors = errors or {}
+    ctx = {
+        "title": (t("Error") + ": " if errors else "") + t("Get the link to your request again"),
+        "values": values,
+        "errors": errors,
+        "error_items": [(f"f-{name}", message) for name, message in errors.items()],
+        "sent": sent,
+        "honeypot": HONEYPOT_FIELD,
+        "action": f"/recover?lang={lang}",
+        "noindex": True,
+    }
+    return render(
+        request, lang, "public/recover.html", ctx, status=status, csrf=csrf_value(request)
+    )
+
+
+@router.get("/recover", response_class=HTMLResponse)
+def recover_form(request: Request) -> HTMLResponse:
+    sent = request.query_params.get("sent") == "1"
+    return _recover_page(request, page_lang(request), {}, sent=sent)
+
+
+@router.post("/recover", response_class=HTMLResponse, response_model=None)
+def recover_submit(request: Request, session: SessionDep, form: FormDep) -> Response:
+    """The same service as ``POST /api/v1/requests/recover``, and the same answer whether or
+    not reference and address match (nothing tells which references exist). Counted towards
+    the submission limit: the answer never varies, but each match sends an e-mail."""
+    lang = page_lang(request)
+    token = form.get(CSRF_FIELD)
+    if not csrf_ok(request, token if isinstance(token, str) else None):
+        return refused_page(request, lang, f"/recover?lang={lang}")
+    try:
+        check_submission_rate(request)
+    except TooManyRequests as exc:
+        return too_many_page(request, lang, exc)
+    values = {}
+    for name in RECOVER_FIELDS:
+        raw = form.get(name)
+        values[name] = raw.strip() if isinstance(raw, str) else ""
+    try:
+        data = RecoverIn.model_validate(values)
+    except ValidationError as exc:
+        fields = {str((e.get("loc") or ("email",))[0]) for e in exc.errors()}
+        errors = {n: tr(lang, RECOVER_ERRORS[n]) for n in RECOVER_FIELDS if n in fields}
+        return _recover_page(request, lang, values, errors, status=422)
+    if not form.get(HONEYPOT_FIELD):  # a bot's fill: the same answer, nothing sent
+        service.recover_link(session, data.reference, data.email)
+    # POST-redirect-GET: a reload does not send again; the answer carries nothing of the form.
+    return RedirectResponse(f"/recover?lang={lang}&sent=1#recover-sent", status_code=303)
 
 
 # Privacy -------------------------------------------------------------------------------------

@@ -4,13 +4,26 @@
 
   // Quick exit: replace this page (the back button does not return) and blank it at once.
   var exit = document.getElementById("quick-exit");
+  function leave() {
+    document.title = "";
+    if (document.body) { document.body.hidden = true; }
+    window.location.replace(exit.href);
+  }
   if (exit) {
     exit.addEventListener("click", function (event) {
       event.preventDefault();
-      var target = exit.href;
-      document.title = "";
-      if (document.body) { document.body.hidden = true; }
-      window.location.replace(target);
+      leave();
+    });
+    // The same from the keyboard: Escape three times within 1.5 s (the hint beside the
+    // button says so). Escape rather than GOV.UK's Shift: the key people reach for to get
+    // away, and it closes nothing on these pages.
+    var presses = [];
+    document.addEventListener("keydown", function (event) {
+      if (event.key !== "Escape" && event.key !== "Esc") { return; }
+      var at = Date.now();
+      presses = presses.filter(function (t) { return at - t < 1500; });
+      presses.push(at);
+      if (presses.length >= 3) { presses = []; leave(); }
     });
   }
 
