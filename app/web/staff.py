@@ -462,10 +462,6 @@ def refused(
     )
 
 
-def _first_message(exc: AppError) -> str:
-    return exc.fields[0].message if exc.fields else exc.message
-
-
 # The case services' refusals ("body: is empty; write the reply") as whole sentences for a page,
 # in the viewer's language; a refusal not listed here is shown as the service wrote it.
 CASE_INPUT_TEXTS: dict[tuple[str, str], str] = {
