@@ -139,7 +139,12 @@ def test_the_booking_page_suggests_the_zones_of_a_kyrgyz_request_first(
 ) -> None:
     expert_with_hours(db, countries=("KG",), zone="Europe/London", name="Dr Zone")
     req = _opened(
-        web, db, timezone="Europe/Moscow", country_of_residence="KG", country_of_origin="KG"
+        web,
+        db,
+        timezone="Europe/Moscow",
+        country_of_residence="KG",
+        country_of_origin="KG",
+        language="en",
     )
     groups = _options(web.get(f"/r/{req.reference}/book").text, "f-tz")
     assert groups[0] == ("Suggested", ["Europe/Moscow", "Asia/Bishkek"])
