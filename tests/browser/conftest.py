@@ -3,10 +3,10 @@
 Never ``playwright install``: `.ci/run` installs Chromium from Debian's packages and axe-core
 from the npm registry into ``.cache/npm``. Without Chromium the tests skip with the reason, but
 not under CI (``CI`` set): there they fail loudly. One real service (``asylum-intake run``, the
-embedded default) and one Chromium per test process, shared by the modules it runs (each start
-costs seconds of CPU; tests seed their own data under their own names, so they do not meet); a
-test that needs a service of its own (first run, a fresh database) starts it itself. Each test
-saves a screenshot of its last page under ``artifacts/browser/`` (git-ignored).
+embedded default) per test process, shared by the modules it runs (each start costs seconds of
+CPU; tests seed their own data under their own names, so they do not meet), and one Chromium
+per module; a module that needs a service of its own (first run, a fresh database) starts it.
+Each test saves a screenshot of its last page under ``artifacts/browser/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -76,10 +76,11 @@ def own_service() -> Iterator[Service]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    # Not tied to the shared service: a module with a service of its own uses this Chromium
-    # too (Playwright's sync API runs one instance per thread).
+    # One per module, not per process: while Playwright's sync API is open it keeps an event
+    # loop running on this thread, and a later test of the process calling asyncio.run() would
+    # fail. Not tied to the shared service: a module with a service of its own uses it too.
     _require(CHROMIUM, "Chromium")
     from playwright.sync_api import sync_playwright
 
