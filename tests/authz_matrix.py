@@ -775,6 +775,9 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("GET", "/expert/cases/{reference}"): page("A case offered to or accepted by me", "expert"),
     ("POST", "/expert/cases/{reference}/contact"): page("Record a contact", "expert"),
     ("POST", "/expert/cases/{reference}/notes"): page("Add an internal note", "expert"),
+    ("POST", "/expert/cases/{reference}/reply"): page(
+        "Reply to the requester by e-mail (a case accepted by me)", "expert"
+    ),
     ("GET", "/expert/consultations"): page("My consultations", "expert"),
     ("GET", "/expert/consultations/{consultation_id}/host"): page(
         "Start my consultation's meeting as host", "expert"
@@ -815,6 +818,10 @@ PAGES: dict[tuple[str, str], PageRow] = {
     # The requester's pages
     ("GET", "/apply"): page("The request form", "public"),
     ("POST", "/apply"): page("Submit the request form", "public"),
+    ("GET", "/recover"): page("Ask for a lost link again: the form", "public"),
+    ("POST", "/recover"): page(
+        "Ask for a lost link again (the same answer whether or not it matches)", "public"
+    ),
     ("GET", "/privacy"): page("The privacy notice", "public"),
     ("GET", "/r/{reference}"): page("My request (the link sets its cookie)", "requester"),
     ("POST", "/r/{reference}/open"): page("Open my request with the link's token", "requester"),
