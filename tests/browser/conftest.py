@@ -107,7 +107,8 @@ def new_page(browser: Any, service: Service, request: pytest.FixtureRequest) -> 
         )
         contexts.append(context)
         page = context.new_page()
-        page.set_default_timeout(15000)
+        # Generous: the suite runs services and browsers side by side on two cores.
+        page.set_default_timeout(30000)
         pages.append(page)
         return page
 

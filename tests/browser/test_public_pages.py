@@ -195,6 +195,8 @@ def test_a_bot_filling_the_honeypot_or_sending_at_once_stores_nothing(new_page: 
     page.click("button[type=submit]")
     page.wait_for_selector("#form-notice")
     assert page.locator("#reference").count() == 0
+    # Laid out with the stylesheet: the new page's elements can be there before it loaded.
+    page.wait_for_load_state("load")
     hp = page.locator(".hp")
     assert hp.get_attribute("aria-hidden") == "true"
     assert page.get_attribute("#f-website", "tabindex") == "-1"
