@@ -532,9 +532,10 @@ def test_request_accepted_while_the_broker_is_down_is_acknowledged_when_it_is_ba
             beat,
         )
         tries = worker.read_log().count(WORKER_RETRY)
+        # Kombu's reconnect backoff grows by 2 s up to 30 s between tries, plus the try itself.
         _wait(
             lambda: worker.read_log().count(WORKER_RETRY) > tries,
-            30,
+            75,
             "the worker to try the broker again",
             worker,
         )
