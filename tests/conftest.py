@@ -112,32 +112,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 write_clock_offset(suite_offset())
 
 
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    """Test files that start real processes (services, workers, browsers) spread evenly among
-    the others, each file's own order kept.
-
-    pytest-xdist (``--dist loadfile --no-loadscope-reorder``) hands out whole files in this
-    order as workers free up. Its default, files with the most tests first, left the
-    few-but-long process files for the end, one worker running them alone; all of them first
-    ran every service and browser at once and the machine's two cores fell behind. Spread out,
-    each worker mostly pairs a process file with ordinary tests."""
-    files = list(dict.fromkeys(item.path for item in items))
-    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
-    heavy = [f for f in files if f in slow]
-    light = [f for f in files if f not in slow]
-    order: list[Path] = []
-    for index, path in enumerate(heavy):
-        # The light files due before the next heavy one, so that heavy ones sit evenly apart.
-        upto = (index * len(light)) // max(len(heavy), 1)
-        order.extend(light[len(order) - index : upto])
-        order.append(path)
-    order.extend(light[len(order) - len(heavy) :])
-    rank = {path: index for index, path in enumerate(order)}
-    items.sort(key=lambda item: rank[item.path])
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The run's temporary folder (clock file, embedded mail and files) goes with the run."""
     shutil.rmtree(TMP, ignore_errors=True)
