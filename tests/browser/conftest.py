@@ -155,3 +155,13 @@ def fill_valid(page: Any, **overrides: str) -> None:
     page.select_option("#f-case_stage", values["case_stage"])
     page.check("#f-wants-consultation")
     page.check("#f-consent_data_processing")
+
+
+def fits_360(page: Any) -> None:
+    """The page is laid out at 360 px wide without sideways scroll. Measured after the load
+    event: an element of the new page can be there before its stylesheet."""
+    page.wait_for_load_state("load")
+    widths = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1] == 360, (page.url, widths)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import AXE, _require
+from tests.browser.conftest import AXE, _require, fits_360
 from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
 from tests.processes import Service
 
@@ -37,15 +37,6 @@ print(pyotp.TOTP("%s").at(now()))
 """
 
 
-def _fits(page: Any) -> None:
-    # Laid out with the stylesheet: an element of the new page can be there before it loaded.
-    page.wait_for_load_state("load")
-    widths = page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert widths[0] <= widths[1] == 360, widths
-
-
 def test_second_factor_is_turned_on_at_360_px_without_javascript(
     new_page: Any, service: Service
 ) -> None:
@@ -60,22 +51,22 @@ def test_second_factor_is_turned_on_at_360_px_without_javascript(
     page.wait_for_url(re.compile(r"/staff/queue"))
     page.click("a:has-text('Your account')")
     page.wait_for_url(re.compile(r"/my-account$"))
-    _fits(page)
+    fits_360(page)
     page.click("button:has-text('Turn on the second factor')")
     page.wait_for_url(re.compile(r"/my-account/second-factor$"))
     box = page.locator("#qr svg").bounding_box()
     assert box is not None and box["width"] >= 100 and box["height"] >= 100
-    _fits(page)
+    fits_360(page)
     key = page.inner_text("#manual-key").replace(" ", "")
     page.fill("#code", run_in_service(service, CODE % key))
     page.click("button:has-text('Turn on')")
     page.wait_for_selector("#recovery-codes")
     codes = page.locator("#recovery-codes li").all_inner_texts()
     assert len(codes) == 10 and all(re.fullmatch(r"[a-z2-9]{5}-[a-z2-9]{5}", c) for c in codes)
-    _fits(page)
+    fits_360(page)
     page.click("a:has-text('back to your account')")
     assert "Recovery codes left: 10." in page.inner_text("#second-factor-state")
-    _fits(page)
+    fits_360(page)
 
 
 def test_the_account_page_has_no_serious_axe_violations(new_page: Any, service: Service) -> None:

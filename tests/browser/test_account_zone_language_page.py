@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import AXE, _require
-from tests.browser.test_account_page import SEED, _fits
+from tests.browser.conftest import AXE, _require, fits_360
+from tests.browser.test_account_page import SEED
 from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
 from tests.processes import Service
 
@@ -30,7 +30,7 @@ def test_a_zone_and_arabic_are_chosen_at_360_px_without_javascript(
     sign_in(page, email)
     page.wait_for_url(re.compile(r"/staff/queue"))
     page.goto("/my-account")
-    _fits(page)
+    fits_360(page)
     page.select_option("#timezone", "Asia/Bishkek")
     page.select_option("#language", "ar")
     page.click("#settings button[type=submit]")
@@ -38,7 +38,7 @@ def test_a_zone_and_arabic_are_chosen_at_360_px_without_javascript(
     assert page.get_attribute("html", "dir") == "rtl"
     assert page.get_attribute("html", "lang") == "ar"
     assert "Asia/Bishkek, UTC+06:00" in page.inner_text("#viewer-zone")
-    _fits(page)
+    fits_360(page)
 
 
 def test_the_arabic_account_page_has_no_serious_axe_violations(

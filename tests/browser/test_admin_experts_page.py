@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import AXE, _require
+from tests.browser.conftest import AXE, _require, fits_360
 from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
 from tests.factories import tiny_pdf
 from tests.processes import Service
@@ -37,15 +37,6 @@ with session_scope() as s:
 """
 
 
-def _fits(page: Any) -> None:
-    # Laid out with the stylesheet: an element of the new page can be there before it loaded.
-    page.wait_for_load_state("load")
-    widths = page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert widths[0] <= widths[1] == 360, widths
-
-
 def test_experts_at_360_px_without_javascript_add_set_hours_and_upload_a_cv(
     new_page: Any, service: Service, tmp_path: Path
 ) -> None:
@@ -59,7 +50,7 @@ def test_experts_at_360_px_without_javascript_add_set_hours_and_upload_a_cv(
     sign_in(page, seeded["admin"])
     page.wait_for_load_state()
     page.goto("/admin/experts")
-    _fits(page)
+    fits_360(page)
     assert page.get_attribute("#nav-experts", "aria-current") == "page"
     assert "Eve[U+202E]gnp.exe" in page.inner_text(f"#expert-{seeded['expert']}")
 
@@ -76,12 +67,12 @@ def test_experts_at_360_px_without_javascript_add_set_hours_and_upload_a_cv(
     page.wait_for_selector("#timezone-error")
     assert "time zone" in page.inner_text("#timezone-error")
     assert page.is_visible("#error-summary")
-    _fits(page)
+    fits_360(page)
     page.fill("#timezone", "Asia/Bishkek")
     page.click("#add-form button[type=submit]")
     page.wait_for_selector("#done:has-text('The expert is invited')")
     assert page.inner_text("h1") == "Nadia New"
-    _fits(page)
+    fits_360(page)
 
     # Weekly hours, in the expert's own zone.
     page.fill("#day0", "09:00-12:00, 14:00-17:00")
@@ -90,7 +81,7 @@ def test_experts_at_360_px_without_javascript_add_set_hours_and_upload_a_cv(
     page.wait_for_selector("#done:has-text('The weekly hours are saved.')")
     assert page.input_value("#day0") == "09:00-12:00, 14:00-17:00"
     assert page.input_value("#hours_timezone") == "Asia/Bishkek"
-    _fits(page)
+    fits_360(page)
 
     # The CV: a file that is not a PDF is refused beside the field, then a PDF goes through.
     fake = tmp_path / "cv.pdf"
@@ -99,14 +90,14 @@ def test_experts_at_360_px_without_javascript_add_set_hours_and_upload_a_cv(
     page.click("#cv-form button[type=submit]")
     page.wait_for_selector("#cv-error")
     assert "not a readable PDF" in page.inner_text("#cv-error")
-    _fits(page)
+    fits_360(page)
     real = tmp_path / "Nadia CV.pdf"
     real.write_bytes(tiny_pdf())
     page.set_input_files("#cv", str(real))
     page.click("#cv-form button[type=submit]")
     page.wait_for_selector("#done:has-text('The CV is saved.')")
     assert "Nadia CV.pdf" in page.inner_text("#cv-on-file")
-    _fits(page)
+    fits_360(page)
 
     page.click("text=All experts")
     page.wait_for_selector("#experts")
@@ -114,7 +105,7 @@ def test_experts_at_360_px_without_javascript_add_set_hours_and_upload_a_cv(
     assert card.locator(".expert-cv").inner_text() == "Yes"
     assert card.locator(".expert-hours").inner_text() == "Set"
     assert "0 open of 10" in card.locator(".expert-load").inner_text()
-    _fits(page)
+    fits_360(page)
 
 
 def test_axe_finds_no_serious_violations_on_the_experts_pages(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import AXE, _require
+from tests.browser.conftest import AXE, _require, fits_360
 from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
 from tests.processes import Service
 
@@ -41,15 +41,6 @@ with session_scope() as s:
 """
 
 
-def _fits(page: Any) -> None:
-    # Laid out with the stylesheet: an element of the new page can be there before it loaded.
-    page.wait_for_load_state("load")
-    widths = page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert widths[0] <= widths[1] == 360, (page.url, widths)
-
-
 def test_an_admin_retries_a_dead_letter_and_searches_the_trail_at_360_px_without_javascript(
     new_page: Any, service: Service
 ) -> None:
@@ -66,7 +57,7 @@ def test_an_admin_retries_a_dead_letter_and_searches_the_trail_at_360_px_without
     page.wait_for_url(re.compile(r"/admin/operations$"))
     assert "91 / 100" in page.inner_text("#zoom-usage")
     assert "database: ok" in page.inner_text("#dependencies")
-    _fits(page)
+    fits_360(page)
     page.click(f"#dead-letter-{row_id} button[type=submit]")
     page.wait_for_url(re.compile(r"done=retried"))
     assert "due again" in page.inner_text(".flash")
@@ -77,7 +68,7 @@ def test_an_admin_retries_a_dead_letter_and_searches_the_trail_at_360_px_without
     assert "POST /admin/operations/dead-letters/{message_id}/retry" in page.inner_text(
         "#audit-rows"
     )
-    _fits(page)
+    fits_360(page)
 
 
 def test_axe_finds_nothing_serious_on_operations_and_the_audit_search(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import AXE, _require
+from tests.browser.conftest import AXE, _require, fits_360
 from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
 from tests.processes import Service
 
@@ -36,15 +36,6 @@ with session_scope() as s:
 """
 
 
-def _fits(page: Any) -> None:
-    # Laid out with the stylesheet: an element of the new page can be there before it loaded.
-    page.wait_for_load_state("load")
-    widths = page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert widths[0] <= widths[1] == 360, widths
-
-
 def test_people_at_360_px_without_javascript_invite_and_deactivate(
     new_page: Any, service: Service
 ) -> None:
@@ -58,7 +49,7 @@ def test_people_at_360_px_without_javascript_invite_and_deactivate(
     sign_in(page, seeded["admin"])
     page.wait_for_load_state()
     page.goto("/admin/people")
-    _fits(page)
+    fits_360(page)
     row = page.locator(f"#person-{seeded['staff']}")
     # One card per person: the row is as wide as the list, its cells stacked.
     assert row.evaluate("r => getComputedStyle(r).display") == "block"
@@ -73,17 +64,17 @@ def test_people_at_360_px_without_javascript_invite_and_deactivate(
     page.wait_for_selector("#display_name-error")
     assert "Enter their name" in page.inner_text("#display_name-error")
     assert page.is_visible("#error-summary")
-    _fits(page)
+    fits_360(page)
     page.fill("#display_name", "New Person")
     page.click("#invite button[type=submit]")
     page.wait_for_selector("#done:has-text('The invitation is sent.')")
     assert f"new-{seeded['tag']}@example.org" in page.inner_text("#people")
-    _fits(page)
+    fits_360(page)
 
     page.locator(f"#person-{seeded['staff']} button:has-text('Deactivate')").click()
     page.wait_for_selector("#done:has-text('The account is deactivated')")
     assert "Deactivated" in page.inner_text(f"#person-{seeded['staff']} .person-state")
-    _fits(page)
+    fits_360(page)
 
 
 def test_axe_finds_no_serious_violations_on_the_people_page(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import AXE, _require
+from tests.browser.conftest import AXE, _require, fits_360
 from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
 from tests.factories import tiny_pdf
 from tests.processes import Service
@@ -43,15 +43,6 @@ with session_scope() as s:
 """
 
 
-def _fits(page: Any) -> None:
-    # Laid out with the stylesheet: an element of the new page can be there before it loaded.
-    page.wait_for_load_state("load")
-    widths = page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert widths[0] <= widths[1] == 360, widths
-
-
 def test_at_360_px_without_javascript_a_region_report_covers_its_country(
     new_page: Any, service: Service, tmp_path: Path
 ) -> None:
@@ -71,7 +62,7 @@ def test_at_360_px_without_javascript_a_region_report_covers_its_country(
     page.wait_for_load_state()
 
     page.goto("/admin/regions")
-    _fits(page)
+    fits_360(page)
     assert page.get_attribute("#nav-regions", "aria-current") == "page"
     row = page.locator(f"#region-{region}")
     assert row.evaluate("r => getComputedStyle(r).display") == "block"  # one card per region
@@ -80,7 +71,7 @@ def test_at_360_px_without_javascript_a_region_report_covers_its_country(
     no_sample_before = page.locator(f"#no-sample-{country}").count()
 
     page.goto("/admin/sample-reports")
-    _fits(page)
+    fits_360(page)
     assert page.locator(f"#uncovered-{country}").count() == no_sample_before
     if not no_sample_before:
         assert page.get_attribute(f"#covered-{country}", "data-tier") == "general"
@@ -91,20 +82,20 @@ def test_at_360_px_without_javascript_a_region_report_covers_its_country(
     page.wait_for_selector("#file-error")
     assert "not a readable PDF" in page.inner_text("#file-error")
     assert page.is_visible("#error-summary")
-    _fits(page)
+    fits_360(page)
 
     page.select_option("#tag", f"region:{region}")  # kept, chosen again for clarity
     page.set_input_files("#file", str(report))
     page.click("#upload button[type=submit]")
     page.wait_for_selector("#done:has-text('The sample report is uploaded.')")
-    _fits(page)
+    fits_360(page)
     assert page.get_attribute(f"#covered-{country}", "data-tier") == "region"
     assert "region-report.pdf" in page.inner_text(f"#covered-{country}")
     assert page.locator(f"#uncovered-{country}").count() == 0
     assert page.locator("tr.report", has_text="region-report.pdf").count() == 1
 
     page.goto("/admin/regions")
-    _fits(page)
+    fits_360(page)
     assert page.locator(f"#no-sample-{country}").count() == 0
 
 

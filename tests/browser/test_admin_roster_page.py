@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import AXE, _require
+from tests.browser.conftest import AXE, _require, fits_360
 from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
 from tests.processes import Service
 
@@ -55,15 +55,6 @@ with session_scope() as s:
 """
 
 
-def _fits(page: Any) -> None:
-    # Laid out with the stylesheet: an element of the new page can be there before it loaded.
-    page.wait_for_load_state("load")
-    widths = page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert widths[0] <= widths[1] == 360, widths
-
-
 def test_roster_at_360_px_without_javascript_a_shift_fills_a_gap(
     new_page: Any, service: Service
 ) -> None:
@@ -77,7 +68,7 @@ def test_roster_at_360_px_without_javascript_a_shift_fills_a_gap(
     sign_in(page, seeded["admin"])
     page.wait_for_load_state()
     page.goto("/admin/roster")
-    _fits(page)
+    fits_360(page)
     assert page.get_attribute("#nav-roster", "aria-current") == "page"
     row = page.locator(f"#person-{seeded['staff']}")
     # One card per person: the row is as wide as the list, its days stacked.
@@ -98,12 +89,12 @@ def test_roster_at_360_px_without_javascript_a_shift_fills_a_gap(
     page.wait_for_selector("#shift-timezone-error")
     assert "time zone name" in page.inner_text("#shift-timezone-error")
     assert page.is_visible("#error-summary")
-    _fits(page)
+    fits_360(page)
 
     page.fill("#shift-timezone", "UTC")
     page.click("#add-shift button[type=submit]")
     page.wait_for_selector("#done:has-text('The shift is added.')")
-    _fits(page)
+    fits_360(page)
     assert page.locator("#gap-list .gap-staff").count() == 0
     assert page.locator("#gap-list .gap").count() < all_gaps
     assert "00:00\u201324:00" in page.inner_text(f"#person-{seeded['staff']}")

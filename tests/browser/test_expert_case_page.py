@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, AXE, _require
+from tests.browser.conftest import ARTIFACTS, AXE, _require, fits_360
 from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
 from tests.processes import Service
 
@@ -55,14 +55,6 @@ EMPTY = {
 }
 
 
-def _fits(page: Any) -> None:
-    page.wait_for_load_state("load")
-    widths = page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert widths[0] <= widths[1] == 360, widths
-
-
 @pytest.mark.parametrize("lang", ["ru", "ar"])
 def test_the_expert_reads_the_conversation_and_replies_on_a_phone(
     new_page: Any, service: Service, lang: str
@@ -80,7 +72,7 @@ def test_the_expert_reads_the_conversation_and_replies_on_a_phone(
     page.wait_for_url(re.compile(r"/expert/assignments"))
     page.goto(f"/expert/cases/{ref}")
     assert page.get_attribute("html", "lang") == lang
-    _fits(page)
+    fits_360(page)
     messages = page.inner_text("#messages")
     assert messages.index("Second, later one") < messages.index("First question")
 
@@ -88,7 +80,7 @@ def test_the_expert_reads_the_conversation_and_replies_on_a_phone(
     page.wait_for_selector("#reply_body-error")
     assert page.inner_text("#reply_body-error") == EMPTY[lang]
     assert page.is_visible("#error-summary")
-    _fits(page)
+    fits_360(page)
     assert _axe_serious(page, f"expert_case_error_{lang}") == []
 
     page.fill("#reply_body", "Я могу помочь" if lang == "ru" else "يمكنني المساعدة")
@@ -96,7 +88,7 @@ def test_the_expert_reads_the_conversation_and_replies_on_a_phone(
     page.wait_for_url(re.compile(r"done=reply"))
     assert SENT[lang] in page.inner_text(".flash")
     assert ("Я могу помочь" if lang == "ru" else "يمكنني المساعدة") in page.inner_text("#messages")
-    _fits(page)
+    fits_360(page)
     assert _axe_serious(page, f"expert_case_{lang}") == []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"expert_case_replied_{lang}.png"), full_page=True)

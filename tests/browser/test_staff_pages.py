@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, AXE, _require
+from tests.browser.conftest import ARTIFACTS, AXE, _require, fits_360
 from tests.factories import DEFAULT_PASSWORD
 from tests.processes import ROOT, Service
 
@@ -157,15 +157,6 @@ def test_staff_signs_in_finds_the_request_assigns_it_and_replies(
     assert "reply_queued" in history and "Nadia Staff" in history
 
 
-def _fits(page: Any) -> None:
-    # Laid out with the stylesheet: an element of the new page can be there before it loaded.
-    page.wait_for_load_state("load")
-    widths = page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert widths[0] <= widths[1] == 360, widths
-
-
 @pytest.mark.parametrize("lang", ["en", "ar"])
 def test_the_queue_at_360_px_is_one_card_per_request_without_sideways_scroll(
     new_page: Any, service: Service, lang: str
@@ -180,7 +171,7 @@ def test_the_queue_at_360_px_is_one_card_per_request_without_sideways_scroll(
     sign_in(page, seeded[lang])
     page.wait_for_url(re.compile(r"/staff/queue"))
     assert page.get_attribute("html", "lang") == lang
-    _fits(page)
+    fits_360(page)
     row = page.locator(f"tr:has(a[href='/staff/cases/{seeded['refs'][0]}'])")
     # One card per request: the row a block, each cell named by its column.
     assert row.evaluate("r => getComputedStyle(r).display") == "block"
@@ -188,7 +179,7 @@ def test_the_queue_at_360_px_is_one_card_per_request_without_sideways_scroll(
     label = country.evaluate("c => getComputedStyle(c, '::before').content")
     assert ("Country" if lang == "en" else "البلد") in label
     page.goto(f"/staff/queue?q={seeded['refs'][1]}")
-    _fits(page)
+    fits_360(page)
 
 
 def test_an_expert_sees_only_their_own(new_page: Any, service: Service) -> None:
