@@ -30,6 +30,8 @@ Rules (docs: docs/domain.md "Scheduling decisions", "One absence model"):
   buffers, unavailable periods and the ends of working ranges.
 * **Unavailable periods** (leave and days off; UTC instants, half-open ``[start, end)``) remove
   every slot that overlaps them. No buffers around them.
+* **Busy times from the expert's own calendars** (:class:`BusyTime`) block slots as bookings do,
+  buffers included, but do not count towards the daily cap (they are not consultations).
 * **Daily cap** (``max_per_day``) counts existing bookings by the expert's local date of their
   *start*. A slot is judged against the day of its own start, also when it comes from a range
   that began the evening before (a 00:30 slot of a 22:00-02:00 Monday range counts for Tuesday):
@@ -198,6 +200,22 @@ class UnavailablePeriod:
 
 
 @dataclass(frozen=True, slots=True)
+class BusyTime:
+    """Busy time read from one of the expert's own calendars: ``[start, end)``, UTC-aware.
+    ``source`` names the calendar (the explainer reports it; the engine ignores it)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    source: object = None
+
+    def __post_init__(self) -> None:
+        _require_aware(self.start, "start")
+        _require_aware(self.end, "end")
+        if self.end <= self.start:
+            raise ValueError("a busy time ends after it starts")
+
+
+@dataclass(frozen=True, slots=True)
 class Slot:
     start_utc: dt.datetime
     end_utc: dt.datetime
@@ -223,6 +241,7 @@ class PoolMember(NamedTuple):
     availability: Availability
     bookings: Sequence[Booking]
     unavailable: Sequence[UnavailablePeriod]
+    busy: Sequence[BusyTime] = ()
 
 
 MemberTuple: TypeAlias = tuple[
@@ -484,6 +503,8 @@ class _Expert:
         availability: Availability,
         bookings: Sequence[Booking],
         unavailable: Sequence[UnavailablePeriod],
+        busy: Sequence[BusyTime] = (),
+        *,
         span: tuple[int, int],
         offsets: _Offsets | None = None,
     ) -> None:
@@ -512,9 +533,21 @@ class _Expert:
             order = sorted(range(len(starts)), key=starts.__getitem__)
             starts = [starts[i] for i in order]
             ends = [ends[i] for i in order]
-        # Busy time: bookings widened by the buffers, then the (few) absences spliced in, as
-        # sorted disjoint intervals, so that a start costs one bisect or one step.
-        busy_starts, busy_ends = _merge_lists(starts, ends, margin)
+        # Busy time: bookings and calendar busy times widened by the buffers, then the (few)
+        # absences spliced in, as sorted disjoint intervals, so that a start costs one bisect
+        # or one step. Only bookings count towards the daily cap (below).
+        if busy:
+            pairs = sorted(
+                [
+                    *zip(starts, ends, strict=True),
+                    *((_instant(b.start), _instant_up(b.end)) for b in busy),
+                ]
+            )
+            busy_starts, busy_ends = _merge_lists(
+                [p[0] for p in pairs], [p[1] for p in pairs], margin
+            )
+        else:
+            busy_starts, busy_ends = _merge_lists(starts, ends, margin)
         away = sorted((_instant(u.start), _instant_up(u.end)) for u in unavailable)
         self.unavailable_starts, self.unavailable_ends = _merge(away)
         for away_start, away_end in zip(
@@ -792,6 +825,7 @@ def free_slots(
     window_start_utc: dt.datetime | None = None,
     window_end_utc: dt.datetime | None = None,
     horizon_timezone: str | None = None,
+    busy: Sequence[BusyTime] = (),
 ) -> list[Slot]:
     """The expert's free slots starting in ``[window_start_utc, window_end_utc)``, by start.
 
@@ -805,7 +839,7 @@ def free_slots(
         now_utc=now_utc,
         horizon_timezone=horizon_timezone,
     )
-    found = _free(PoolMember(expert_id, availability, bookings, unavailable), bounds)
+    found = _free(PoolMember(expert_id, availability, bookings, unavailable, busy), bounds)
     if found is None:
         return []
     expert, free = found
@@ -824,6 +858,7 @@ def is_slot_free(
     window_start_utc: dt.datetime | None = None,
     window_end_utc: dt.datetime | None = None,
     horizon_timezone: str | None = None,
+    busy: Sequence[BusyTime] = (),
 ) -> SlotCheck:
     """Re-check one start at booking time with the same inputs as :func:`free_slots`.
 
@@ -838,7 +873,7 @@ def is_slot_free(
         now_utc=now_utc,
         horizon_timezone=horizon_timezone,
     )
-    member = PoolMember(expert_id, availability, bookings, unavailable)
+    member = PoolMember(expert_id, availability, bookings, unavailable, busy)
     return _check(member, bounds, start_utc)[0]
 
 
