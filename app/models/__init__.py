@@ -20,6 +20,13 @@ from app.models.assignments import (
 )
 from app.models.audit import AuditEvent
 from app.models.base import Base
+from app.models.calendars import (
+    CalendarBusy,
+    CalendarConflictAlert,
+    CalendarConnection,
+    CalendarKind,
+    ConsultationFeed,
+)
 from app.models.contacts import ContactVia, RequestContact
 from app.models.documents import Document, DocumentKind, DocumentStorage
 from app.models.experts import (
@@ -75,9 +82,14 @@ __all__ = [
     "AuditEvent",
     "AvailabilityOverride",
     "Base",
+    "CalendarBusy",
+    "CalendarConflictAlert",
+    "CalendarConnection",
+    "CalendarKind",
     "CaseStage",
     "CivicSpaceRating",
     "Consultation",
+    "ConsultationFeed",
     "ConsultationStatus",
     "ContactChannel",
     "ContactVia",
