@@ -28,6 +28,7 @@ from app.models.calendars import (
     ConsultationFeed,
 )
 from app.models.contacts import ContactVia, RequestContact
+from app.models.desk import RequestOwner, SavedReply
 from app.models.documents import Document, DocumentKind, DocumentStorage
 from app.models.experts import (
     AbsenceKind,
@@ -122,6 +123,7 @@ __all__ = [
     "RequestHistory",
     "RequestMessage",
     "RequestNote",
+    "RequestOwner",
     "RequestSource",
     "RequestStatus",
     "RequesterType",
@@ -130,6 +132,7 @@ __all__ = [
     "RosterShift",
     "RoutingDecision",
     "RoutingRule",
+    "SavedReply",
     "SecretKey",
     "SetAsideReason",
     "UnavailablePeriod",
