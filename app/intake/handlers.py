@@ -6,7 +6,6 @@ The Spanish and Arabic texts need review by a native speaker."""
 from __future__ import annotations
 
 import uuid
-import zoneinfo
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -14,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.core.settings import get_settings
 from app.intake import records
 from app.models import IntakeRequest, OutboxMessage, RequestStatus
-from app.notifications import mail
+from app.notifications import dates, mail
 from app.notifications.render import render_pair
 from app.notifications.requester import send_to_requester
 from app.outbox.registry import PermanentFailure, handler
@@ -78,8 +77,6 @@ def _send(session: Session, row: OutboxMessage, kind: str) -> None:
         raise PermanentFailure("request was marked as spam; nothing is sent")
     settings = get_settings()
     lang = template_language(req.language, INTAKE_LANGUAGES)
-    zone = zoneinfo.ZoneInfo(req.timezone)
-    due_local = req.first_response_due_at.astimezone(zone)
     base = settings.public_url
     context = {
         "reference": req.reference,
@@ -88,8 +85,7 @@ def _send(session: Session, row: OutboxMessage, kind: str) -> None:
         "booking_link": (
             f"{base}/r/{req.reference}/book#token={token}" if "consultation" in req.wants else None
         ),
-        "due_local": due_local.strftime("%Y-%m-%d %H:%M"),
-        "zone": req.timezone,
+        "due_local": dates.when_in_words(req.first_response_due_at, req.timezone, lang),
         "sla_minutes": req.sla_minutes,
         "wants": req.wants,
         "discreet": req.discreet,

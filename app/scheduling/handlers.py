@@ -43,7 +43,7 @@ from app.models import (
     OutboxMessage,
     RequestStatus,
 )
-from app.notifications import mail
+from app.notifications import dates, mail
 from app.notifications.facts import country_name, recipient_zone
 from app.notifications.render import render_pair
 from app.notifications.requester import send_to_requester
@@ -191,9 +191,8 @@ def _send_to_requester(
         "reference": req.reference,
         "event": event,
         "discreet": req.discreet,
-        "start_local": _local(c.start_at, req.timezone),
-        "end_local": _local(c.end_at, req.timezone),
-        "zone": req.timezone,
+        "when_words": dates.span_in_words(c.start_at, c.end_at, req.timezone, lang),
+        "start_words": dates.when_in_words(c.start_at, req.timezone, lang),
         "expert_name": expert_name,
         "join_url": c.meeting_join_url,
         "password": _password(c),

@@ -34,7 +34,7 @@ from app.models import (
     RequestStatus,
     User,
 )
-from app.notifications import mail
+from app.notifications import dates, mail
 from app.notifications.facts import country_name, recipient_zone
 from app.notifications.render import render_pair
 from app.notifications.requester import send_to_requester
@@ -318,9 +318,7 @@ def _remind_requester(
         "reference": req.reference,
         "discreet": req.discreet,
         "when": when,
-        "start_local": _local(c.start_at, req.timezone),
-        "end_local": _local(c.end_at, req.timezone),
-        "zone": req.timezone,
+        "when_words": dates.span_in_words(c.start_at, c.end_at, req.timezone, lang),
         "expert_name": profile.public_name if profile is not None else "",
         "join_url": c.meeting_join_url,
         "link": f"{get_settings().public_url}/r/{req.reference}#token={token}",

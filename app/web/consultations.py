@@ -10,15 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from babel.dates import format_date
 from sqlalchemy.orm import Session
 
 from app.models import Consultation, ExpertProfile, IntakeRequest, RequestStatus
+from app.notifications import dates
 from app.scheduling import service as scheduling
 from app.scheduling.slots import zone as slot_zone
-
-# The locale each page language formats dates with.
-DATE_LOCALES = {"en": "en_GB", "ru": "ru", "es": "es", "ar": "ar"}
 
 
 def valid_zone(name: str | None) -> str | None:
@@ -39,32 +36,34 @@ def offset_text(when: dt.datetime) -> str:
 
 
 def day_text(day: dt.date, lang: str) -> str:
-    """A local date in full, e.g. "Tuesday, 24 November 2026" (or in Russian, Spanish...)."""
-    return str(format_date(day, format="full", locale=DATE_LOCALES.get(lang, "en_GB")))
+    """A local date in full, e.g. "Tuesday 24 November 2026" (or in Russian, Spanish...)."""
+    return dates.date_in_words(day, lang)
 
 
 @dataclass(frozen=True)
 class When:
     """A consultation's time in one zone, ready for a page."""
 
-    day: str  # "Tuesday, 24 November 2026"
+    day: str  # "Tuesday 24 November 2026"
     start: str  # "14:30"
     end: str  # "15:30"
-    zone: str  # "Asia/Bishkek"
+    zone: str  # "Bishkek time" (with the UTC offset in an hour that happens twice)
     offset: str  # "UTC+06:00"
     start_utc: str  # ISO 8601, for machines (data attributes, <time datetime>)
+    words: str  # "Tuesday 24 November 2026, 14:30-15:30 (Bishkek time)" (an en dash)
 
 
 def when(start: dt.datetime, end: dt.datetime, zone: str, lang: str) -> When:
     tz = slot_zone(zone)
-    local_start, local_end = start.astimezone(tz), end.astimezone(tz)
+    local_start = start.astimezone(tz)
     return When(
         day=day_text(local_start.date(), lang),
-        start=f"{local_start:%H:%M}",
-        end=f"{local_end:%H:%M}",
-        zone=zone,
+        start=dates.time_in_words(start, zone, lang),
+        end=dates.time_in_words(end, zone, lang),
+        zone=dates.zone_in_words(zone, lang, start),
         offset=offset_text(local_start),
         start_utc=start.astimezone(dt.UTC).isoformat(),
+        words=dates.span_in_words(start, end, zone, lang),
     )
 
 

@@ -42,6 +42,7 @@ from app.intake.errors import IdempotencyKeyReused, RequestNotFound
 from app.intake.schemas import NewsletterTopic, RecoverIn, ReportTopic, SubmitIn, Want
 from app.intake.throttle import check_submission_rate
 from app.models import CaseStage, ContactChannel, IntakeRequest, RequesterType, RequestStatus
+from app.notifications import dates
 from app.web import consultations, i18n
 from app.web.security import (
     CSRF_FIELD,
@@ -526,7 +527,9 @@ def apply_submit(request: Request, session: SessionDep, form: FormDep) -> Respon
         "reference": reply["reference"],
         "link": f"{get_settings().public_url}{link_path}",
         "link_path": link_path,
-        "due": local_time(dt.datetime.fromisoformat(reply["first_response_due_at"]), data.timezone),
+        "due": local_time(
+            dt.datetime.fromisoformat(reply["first_response_due_at"]), data.timezone, lang
+        ),
         "discreet": neutral,
         "switcher": False,
         "noindex": True,
@@ -534,12 +537,9 @@ def apply_submit(request: Request, session: SessionDep, form: FormDep) -> Respon
     return render(request, lang, "public/confirmation.html", ctx)
 
 
-def local_time(when: dt.datetime, zone: str) -> str:
-    try:
-        local = when.astimezone(zoneinfo.ZoneInfo(zone))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        local = when.astimezone(dt.UTC)
-    return local.strftime("%Y-%m-%d %H:%M") + f" ({zone})"
+def local_time(when: dt.datetime, zone: str, lang: str) -> str:
+    """"Sunday 6 December 2026 at 01:11 (Berlin time)", in the page's language."""
+    return dates.when_in_words(when, zone, lang)
 
 
 # The requester's page ------------------------------------------------------------------------
@@ -596,8 +596,8 @@ def _request_page(
         "discreet": req.discreet,
         "status_label": t(STATUSES[view.status]),
         "final": view.status in FINAL,
-        "received": local_time(view.received_at, req.timezone),
-        "due": local_time(view.sla.first_response_due_at, req.timezone),
+        "received": local_time(view.received_at, req.timezone, lang),
+        "due": local_time(view.sla.first_response_due_at, req.timezone, lang),
         "responded": view.sla.first_responded_at is not None,
         "wants": [t(WANTS[w]) for w in view.wants],
         "noindex": True,

@@ -21,6 +21,7 @@ from app.intake import service as intake
 from app.main import create_app
 from app.models import Assignment, ExpertProfile, Role
 from app.models.inbound import SetAsideReason
+from app.notifications import dates
 from app.web import bidi
 from tests.conftest import Clock
 from tests.factories import (
@@ -136,8 +137,12 @@ def test_an_arabic_page_keeps_times_and_the_time_range_whole(
     assert web.get(f"/r/{req.reference}?token={reply['access_token']}").status_code == 200
     page = web.get(f"/r/{req.reference}").text
     assert '<html lang="ar" dir="rtl">' in page
-    assert '<bdi dir="ltr">2026-06-01 09:00 (Europe/London)</bdi>' in page  # received
-    assert '<bdi dir="ltr">2026-06-01 10:00 (Europe/London)</bdi>' in page  # the promised reply
+    received = dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.UTC)
+    # In Arabic words, isolated as one piece: "الاثنين، 1 يونيو 2026 الساعة 9:00 ص (توقيت لندن)".
+    assert f"<bdi>{dates.when_in_words(received, LONDON, 'ar')}</bdi>" in page  # received
+    promised = received + dt.timedelta(hours=1)
+    assert f"<bdi>{dates.when_in_words(promised, LONDON, 'ar')}</bdi>" in page
+    assert "توقيت لندن" in page and "Europe/London" not in page
     book = web.get(f"/r/{req.reference}/book").text
     start = at(dt.date(2026, 6, 1), "11:30", LONDON).isoformat()
     booked = web.post(
@@ -148,8 +153,11 @@ def test_an_arabic_page_keeps_times_and_the_time_range_whole(
     assert booked.status_code == 303, booked.text
     html = web.get(booked.headers["location"]).text
     assert '<html lang="ar" dir="rtl">' in html
-    assert '<span dir="ltr" id="booked-time">11:30\u201312:15</span>' in html
-    assert '<span dir="ltr">(Europe/London, UTC+01:00)</span>' in html
+    slot_start = dt.datetime.fromisoformat(start)
+    clock_from = dates.time_in_words(slot_start, LONDON, "ar")
+    clock_to = dates.time_in_words(slot_start + dt.timedelta(minutes=45), LONDON, "ar")
+    assert f'<bdi id="booked-time">{clock_from}\u2013{clock_to}</bdi>' in html
+    assert "(<bdi>توقيت لندن</bdi>)" in html
     assert "<bdi>Dr [U+202E]Hours</bdi>" in html and RLO not in html
 
 
