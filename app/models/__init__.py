@@ -37,6 +37,7 @@ from app.models.experts import (
     ExpertRegion,
     UnavailablePeriod,
 )
+from app.models.holds import SlotHold as SlotHold
 from app.models.inbound import FlaggedAddress, InboundAckCount, InboundSetAside, SetAsideReason
 from app.models.meetings import ZoomDailyUsage, ZoomWebhookEvent
 from app.models.messages import (
