@@ -32,6 +32,10 @@ Rules (docs: docs/domain.md "Scheduling decisions", "One absence model"):
   every slot that overlaps them. No buffers around them.
 * **Busy times from the expert's own calendars** (:class:`BusyTime`) block slots as bookings do,
   buffers included, but do not count towards the daily cap (they are not consultations).
+* **Holds** (:class:`Hold`: a time another requester has chosen and is confirming) are bookings
+  until they expire: a hold is live while ``now_utc < expires_at`` and gone at ``expires_at``
+  exactly (:func:`hold_live`). The caller passes ``held(holds, now_utc)`` with the bookings,
+  leaving out the asking request's own hold, so it hides the time from everyone else only.
 * **Daily cap** (``max_per_day``) counts existing bookings by the expert's local date of their
   *start*. A slot is judged against the day of its own start, also when it comes from a range
   that began the evening before (a 00:30 slot of a 22:00-02:00 Monday range counts for Tuesday):
@@ -183,6 +187,34 @@ class Booking:
         _require_aware(self.end, "end")
         if self.end <= self.start:
             raise ValueError("a booking ends after it starts")
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A slot held for another request while its requester confirms: ``[start, end)``, until
+    ``expires_at`` (UTC-aware instants)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    expires_at: dt.datetime
+
+    def __post_init__(self) -> None:
+        _require_aware(self.start, "start")
+        _require_aware(self.end, "end")
+        _require_aware(self.expires_at, "expires_at")
+        if self.end <= self.start:
+            raise ValueError("a hold ends after it starts")
+
+
+def hold_live(expires_at: dt.datetime, now_utc: dt.datetime) -> bool:
+    """A hold keeps its slot until ``expires_at``, not at it: the one rule of expiry, for the
+    engine and for confirming."""
+    return now_utc < expires_at
+
+
+def held(holds: Iterable[Hold], now_utc: dt.datetime) -> list[Booking]:
+    """The holds still live at ``now_utc``, as bookings (buffers and the daily cap included)."""
+    return [Booking(h.start, h.end) for h in holds if hold_live(h.expires_at, now_utc)]
 
 
 @dataclass(frozen=True, slots=True)
