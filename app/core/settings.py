@@ -129,6 +129,14 @@ class Settings(BaseSettings):
     outbox_backoff_base_seconds: float = Field(10.0, gt=0)
     outbox_backoff_max_seconds: float = Field(1800.0, gt=0)
 
+    # Operations (app/ops): workers and beat write a heartbeat this often; one older than
+    # heartbeat_stale_seconds no longer counts as live (/readyz, /metrics). The API e-mails the
+    # admins once when no worker or no beat has been live for watchdog_silent_minutes (0: never).
+    heartbeat_seconds: float = Field(15.0, ge=0.1, le=300)
+    heartbeat_stale_seconds: float = Field(60.0, ge=1, le=3600)
+    watchdog_silent_minutes: float = Field(5.0, ge=0, le=24 * 60)
+    watchdog_check_seconds: float = Field(30.0, ge=0.1, le=3600)
+
     # Only honoured with env=test: a file holding a clock offset in seconds, read by every process.
     test_clock_file: Path | None = None
 

@@ -47,6 +47,7 @@ from app.models.messages import (
     RequestMessage,
     RequestNote,
 )
+from app.models.ops import ProcessHeartbeat, WatchdogAlert
 from app.models.outbox import OutboxMessage, OutboxStatus
 from app.models.reference import GENERAL_POOL, CivicSpaceRating, Country, Region
 from app.models.requests import (
@@ -118,6 +119,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "OverrideKind",
+    "ProcessHeartbeat",
     "RecoveryCode",
     "Region",
     "RequestContact",
@@ -140,6 +142,7 @@ __all__ = [
     "User",
     "UserLanguage",
     "UserSession",
+    "WatchdogAlert",
     "ZoomDailyUsage",
     "ZoomWebhookEvent",
     "guard_band",
