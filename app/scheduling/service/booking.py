@@ -67,17 +67,25 @@ def book(
     start: dt.datetime,
     zone: str | None,
     caller: Caller,
+    only_expert: uuid.UUID | None = None,
 ) -> Consultation:
-    """Book the consultation of ``req`` at ``start`` (one of its offered slots)."""
+    """Book the consultation of ``req`` at ``start`` (one of its offered slots); with
+    ``only_expert`` (a confirmed hold's) with that expert only."""
     req = _lock_request(session, req)
     _check_status(req)
     zone = zone or req.timezone
     current = now()
     start = _as_utc(start)
     ids, pool = _target(session, req)
-    experts = _load_experts(session, ids, start - _AROUND, start + _AROUND, lock=True)
+    if only_expert is not None:
+        if only_expert not in ids:
+            raise _taken(session, req, zone, "no_expert")
+        ids = [only_expert]
+    experts = _load_experts(
+        session, ids, start - _AROUND, start + _AROUND, lock=True, hold_of=req.id, now_utc=current
+    )
     by_id = {e.row.expert_id: e for e in experts}
-    if not pool:
+    if not pool or only_expert is not None:
         if not experts:
             raise _taken(session, req, zone, "not_offered")
         check = slots.is_slot_free(
@@ -86,6 +94,7 @@ def book(
             expert_id=experts[0].row.expert_id,
             start_utc=start,
             horizon_timezone=zone,
+            busy=experts[0].busy,
         )
         if not check:
             assert check.reason is not None

@@ -85,7 +85,13 @@ def reschedule(
     if start == c.start_at:
         return c
     experts = _load_experts(
-        session, [c.expert_id], start - _AROUND, start + _AROUND, lock=True, skip_consultation=c.id
+        session,
+        [c.expert_id],
+        start - _AROUND,
+        start + _AROUND,
+        lock=True,
+        skip_consultation=c.id,
+        hold_of=req.id,
     )
     if not experts:
         raise _taken(session, req, zone, "not_offered", expert_ids=[c.expert_id])
@@ -96,6 +102,7 @@ def reschedule(
         expert_id=c.expert_id,
         start_utc=start,
         horizon_timezone=zone,
+        busy=e.busy,
     )
     if not check:
         assert check.reason is not None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.calendars import busy as calendar_busy
 from app.core.time import now
 from app.experts import bookings as expert_bookings
 from app.models import (
@@ -29,6 +30,7 @@ from app.models import (
     IntakeRequest,
     RequestStatus,
     Role,
+    SlotHold,
     UnavailablePeriod,
     User,
 )
@@ -100,6 +102,8 @@ class _Expert:
     overrides: list[AvailabilityOverride]
     bookings: list[slots.Booking]
     unavailable: list[slots.UnavailablePeriod]
+    # Busy times read from the expert's own calendars (the last good read of each).
+    busy: list[slots.BusyTime] = field(default_factory=list)
 
     def member(self, availability: slots.Availability | None = None) -> slots.PoolMember:
         return slots.PoolMember(
@@ -107,6 +111,7 @@ class _Expert:
             availability or engine_availability(self.row, self.overrides),
             self.bookings,
             self.unavailable,
+            self.busy,
         )
 
 
@@ -118,9 +123,12 @@ def _load_experts(
     *,
     lock: bool = False,
     skip_consultation: uuid.UUID | None = None,
+    hold_of: uuid.UUID | None = None,
+    now_utc: dt.datetime | None = None,
 ) -> list[_Expert]:
     """Availability, bookings and absences of these experts over ``[low, high)``, in id
-    order. ``lock``: their availability rows ``FOR UPDATE`` (id order: no deadlock)."""
+    order. ``lock``: their availability rows ``FOR UPDATE`` (id order: no deadlock).
+    Holds still live at ``now_utc`` count as bookings, except those of request ``hold_of``."""
     if not expert_ids:
         return []
     ids = sorted(set(expert_ids), key=str)
@@ -152,6 +160,7 @@ def _load_experts(
         booked = booked.where(Consultation.id != skip_consultation)
     for expert_id, start, end in session.execute(booked):
         busy[expert_id].append(slots.Booking(start, end))
+    _add_holds(session, busy, low, high, hold_of, now_utc or now())
     away: dict[uuid.UUID, list[slots.UnavailablePeriod]] = {i: [] for i in found}
     for expert_id, start, end in session.execute(
         select(
@@ -163,11 +172,31 @@ def _load_experts(
         )
     ):
         away[expert_id].append(slots.UnavailablePeriod(start, end))
+    calendars = calendar_busy.busy_for(session, found, low, high)
     return [
-        _Expert(rows[i], profiles[i], overrides[i], busy[i], away[i])
+        _Expert(rows[i], profiles[i], overrides[i], busy[i], away[i], calendars.get(i, []))
         for i in sorted(found, key=str)
         if i in profiles
     ]
+
+
+def _add_holds(
+    session: Session,
+    busy: dict[uuid.UUID, list[slots.Booking]],
+    low: dt.datetime,
+    high: dt.datetime,
+    hold_of: uuid.UUID | None,
+    now_utc: dt.datetime,
+) -> None:
+    """Other requests' live holds, as bookings (the engine's ``held`` decides what is live)."""
+    stmt = select(SlotHold.expert_id, SlotHold.start_at, SlotHold.end_at, SlotHold.expires_at)
+    stmt = stmt.where(
+        SlotHold.expert_id.in_(list(busy)), SlotHold.start_at < high, SlotHold.end_at > low
+    )
+    if hold_of is not None:
+        stmt = stmt.where(SlotHold.request_id != hold_of)
+    for expert_id, start, end, expires_at in session.execute(stmt):
+        busy[expert_id].extend(slots.held([slots.Hold(start, end, expires_at)], now_utc))
 
 
 def pool_expert_ids(session: Session, req: IntakeRequest) -> list[uuid.UUID]:
@@ -222,6 +251,7 @@ def _free(
             window_start_utc=window_start,
             window_end_utc=window_end,
             horizon_timezone=zone,
+            busy=member.busy,
         )
     return slots.pool_slots(
         [e.member() for e in experts],
@@ -260,6 +290,8 @@ def alternatives(
         current - _AROUND,
         current + dt.timedelta(days=366),
         skip_consultation=skip_consultation,
+        hold_of=req.id,
+        now_utc=current,
     )
     if not experts:
         return []

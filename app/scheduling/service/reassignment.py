@@ -67,6 +67,7 @@ def can_take_over(
         now_utc=min(now(), c.start_at),
         expert_id=expert_id,
         start_utc=c.start_at,
+        busy=e.busy,
     )
     return bool(check), e
 
