@@ -1,4 +1,5 @@
-"""``asylum-intake``: run, migrate, worker, beat, create-admin, check, audit verify.
+"""``asylum-intake``: run, migrate, worker, beat, create-admin, check, audit verify, backup,
+restore, rotate-key.
 
 ``run`` starts the whole service (API + Celery worker + beat) as child processes and stops them
 together on Ctrl-C; with no configuration it uses the embedded defaults under ``./var``.
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from app.core.settings import Settings, SettingsError, get_settings
 
@@ -43,13 +45,48 @@ def cmd_check(_args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_migrate(_args: argparse.Namespace) -> int:
+def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     from app.core import migrate
 
+    if args.check:
+        return _migrate_check(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.resolved_database_url)
     print("Database is at the latest schema.")
+    return 0
+
+
+def _migrate_check(settings: Settings) -> int:
+    """Exit 0 when the database is at this version's newest revision, 1 when migrations are
+    pending (or the database is ahead of this version), 2 when it cannot be reached."""
+    from app.core.database import build_engine
+    from app.ops.migrations import state
+
+    engine = build_engine(settings.resolved_database_url, for_tests=True)
+    try:
+        current = state(engine)
+    except Exception as exc:
+        print(f"Cannot read the database's schema revision: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        engine.dispose()
+    if current.unknown:
+        print(
+            f"The database is at revision {current.current}, which this version does not know "
+            f"(a newer release migrated it); this version's newest is {current.head}."
+        )
+        return 1
+    if current.pending:
+        print(
+            f"{len(current.pending)} migration(s) pending: the database is at "
+            f"{current.current or '(empty)'}, this version's newest is {current.head}."
+        )
+        for revision in current.pending:
+            print(f"  {revision}")
+        print("Run `asylum-intake migrate`.")
+        return 1
+    print(f"No migration pending: the database is at {current.head}.")
     return 0
 
 
@@ -177,6 +214,11 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     configure_logging(settings.resolved_log_format, settings.log_level)
     _warn_public_url(settings)
+    # Once per `api` command (not per uvicorn worker): e-mails the admins when no worker or no
+    # beat reports, from here because the outbox needs the very worker that may be down.
+    from app.ops import watchdog
+
+    watchdog.start()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -260,29 +302,114 @@ def cmd_run(args: argparse.Namespace) -> int:
     return exit_code
 
 
-def cmd_rotate_key(_args: argparse.Namespace) -> int:
-    """Re-wrap every key under INTAKE_MASTER_KEY; the old keys come from INTAKE_OLD_MASTER_KEYS."""
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    """Re-wrap every key under INTAKE_MASTER_KEY (old keys from INTAKE_OLD_MASTER_KEYS), a batch
+    per transaction, with progress; run it again after an interruption to finish."""
     _settings_or_exit()
-    from cryptography.exceptions import InvalidTag
+    from app.core.database import get_engine
+    from app.ops import rotation
 
-    from app.core.database import session_scope
-    from app.intake.keys import rotate_master_key
+    def show(p: rotation.Progress) -> None:
+        print(f"  {p.what}: {p.done} of {p.total} re-wrapped", file=sys.stderr, flush=True)
 
     try:
-        with session_scope() as session:
-            report = rotate_master_key(session)
-    except KeyError as exc:
-        print(f"Cannot rotate: {exc.args[0]}", file=sys.stderr)
+        report = rotation.rotate(get_engine(), batch=args.batch, on_batch=show)
+    except rotation.RotationError as exc:
+        print(f"Cannot rotate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except InvalidTag:
+    except KeyboardInterrupt:
         print(
-            "Cannot rotate: a key in INTAKE_OLD_MASTER_KEYS has the right id but the wrong "
-            "value; nothing was changed.",
+            "Interrupted: the batches done so far are kept; run rotate-key again to finish.",
             file=sys.stderr,
         )
-        return EXIT_CONFIG
-    counts = ", ".join(f"{k}={v}" for k, v in report.as_dict().items() if k != "key_id")
-    print(f"Everything is now wrapped by master key '{report.key_id}' (re-wrapped: {counts}).")
+        return 130
+    counts = ", ".join(f"{k}={v}" for k, v in report.rewrapped.items())
+    print(
+        f"Everything is now wrapped by master key '{report.key_id}' "
+        f"(re-wrapped {report.total} in {report.batches} batches: {counts})."
+    )
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """One encrypted archive of the database, stored documents and mail copies."""
+    settings = _settings_or_exit()
+    from app.core.time import now
+    from app.ops import backup
+
+    target = Path(args.output or f"asylum-intake-{now():%Y%m%dT%H%M%SZ}.backup")
+    partial = target.with_name(target.name + ".partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            report = backup.backup(settings, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(partial, target)
+    except backup.BackupError as exc:
+        partial.unlink(missing_ok=True)
+        print(f"Backup failed: {exc}", file=sys.stderr)
+        return 1
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    rows = sum(report.rows.values())
+    print(
+        f"Backup written to {target} ({target.stat().st_size} bytes): {rows} rows in "
+        f"{len(report.rows)} tables, {report.files['documents']} document file(s), "
+        f"{report.files['mail']} mail copies; schema {report.revision}."
+    )
+    used = sorted({k for per in report.key_ids.values() for k in per} - {report.master_key_id})
+    also = f"; its data keys also need {', '.join(repr(k) for k in used)}" if used else ""
+    print(
+        f"It opens only with master key '{report.master_key_id}'{also}: keep the key apart "
+        "from the backups, never beside them."
+    )
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore an archive into an empty database (refusing one with data unless --force)."""
+    settings = _settings_or_exit()
+    from app.ops import archive, backup
+
+    url = args.database_url or settings.resolved_database_url
+    try:
+        with open(args.archive, "rb") as fh:
+            report = backup.restore(
+                settings, fh, url=url, force=args.force, progress=lambda m: print(f"  {m}")
+            )
+    except FileNotFoundError:
+        print(f"No such file: {args.archive}", file=sys.stderr)
+        return 1
+    except (archive.ArchiveError, backup.BackupError) as exc:
+        print(f"Restore refused: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Restored {sum(report.rows.values())} rows, {report.files['documents']} document "
+        f"file(s) and {report.files['mail']} mail copies; the database is at {report.upgraded_to}."
+    )
+    if report.missing_files:
+        print(f"  {len(report.missing_files)} document file(s) were already missing at backup.")
+    return _verify_audit(url)
+
+
+def _verify_audit(url: str) -> int:
+    from sqlalchemy.orm import Session
+
+    from app.audit.service import verify
+    from app.core.database import build_engine
+
+    engine = build_engine(url, for_tests=True)
+    try:
+        with Session(engine) as session:
+            audit = verify(session)
+    finally:
+        engine.dispose()
+    if not audit.ok:
+        print(f"audit trail BROKEN at row {audit.bad_seq}: {audit.problem}", file=sys.stderr)
+        return 1
+    print(f"audit trail intact: {audit.rows} rows.")
     return 0
 
 
@@ -312,9 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None)
     run.add_argument("--concurrency", type=int, default=2)
     run.set_defaults(fn=cmd_run)
-    sub.add_parser("migrate", help="upgrade the database to the latest schema").set_defaults(
-        fn=cmd_migrate
+    mig = sub.add_parser("migrate", help="upgrade the database to the latest schema")
+    mig.add_argument(
+        "--check", action="store_true", help="only say whether migrations are pending (exit 1)"
     )
+    mig.set_defaults(fn=cmd_migrate)
     api = sub.add_parser("api", help="run the HTTP API only")
     api.add_argument("--host", default=None)
     api.add_argument("--port", type=int, default=None)
@@ -332,10 +461,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="show the resolved configuration and reachability").set_defaults(
         fn=cmd_check
     )
-    sub.add_parser(
+    rotate = sub.add_parser(
         "rotate-key",
         help="re-wrap every data key under INTAKE_MASTER_KEY (old ones in INTAKE_OLD_MASTER_KEYS)",
-    ).set_defaults(fn=cmd_rotate_key)
+    )
+    rotate.add_argument("--batch", type=int, default=1000, help="rows per transaction")
+    rotate.set_defaults(fn=cmd_rotate_key)
+    bk = sub.add_parser("backup", help="write one encrypted archive of the whole service")
+    bk.add_argument("--output", "-o", default=None, help="file to write (default: dated name)")
+    bk.set_defaults(fn=cmd_backup)
+    rs = sub.add_parser("restore", help="restore an archive into an empty database")
+    rs.add_argument("archive")
+    rs.add_argument("--force", action="store_true", help="drop everything in the database first")
+    rs.add_argument("--database-url", default=None, help="default: INTAKE_DATABASE_URL")
+    rs.set_defaults(fn=cmd_restore)
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
         dest="audit_command", required=True
     )

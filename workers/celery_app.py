@@ -107,3 +107,7 @@ def _bind_correlation(task: Any = None, **_: Any) -> None:
 @signals.task_postrun.connect
 def _unbind_correlation(**_: Any) -> None:
     request_id_var.set(None)
+
+
+# Heartbeats of this worker or beat process, read by the API (/readyz, /metrics, the watchdog).
+import workers.heartbeat  # noqa: E402, F401

@@ -7,6 +7,7 @@ status, SLA breaches), which are the same whichever process answers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -15,6 +16,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
 from app.intake.metrics import request_figures
+from app.ops import figures
 from app.outbox import service as outbox
 
 
@@ -58,6 +60,39 @@ class DatabaseFigures(Collector):
             value=stats["oldest_due_age_seconds"],
         )
         yield from _request_figures(self.session)
+        yield from _operations(self.session)
+
+
+def _operations(session: Session) -> Iterator[GaugeMetricFamily]:
+    """Heartbeats, the oldest unanswered request, failing outbox rows by kind."""
+    live = GaugeMetricFamily(
+        "intake_live_processes",
+        "Worker and beat processes whose heartbeat is recent (INTAKE_HEARTBEAT_STALE_SECONDS)",
+        labels=["kind"],
+    )
+    age = GaugeMetricFamily(
+        "intake_heartbeat_age_seconds",
+        "Seconds since the newest heartbeat of a worker or beat (+Inf: never seen)",
+        labels=["kind"],
+    )
+    for kind, process in figures.processes(session).items():
+        live.add_metric([kind], process.live)
+        age.add_metric([kind], math.inf if process.age_seconds is None else process.age_seconds)
+    yield live
+    yield age
+    yield GaugeMetricFamily(
+        "intake_oldest_unanswered_request_age_seconds",
+        "Age of the oldest open request still waiting for its first response (0: none)",
+        value=figures.oldest_unanswered_age_seconds(session),
+    )
+    failing = GaugeMetricFamily(
+        "intake_outbox_failing",
+        "Outbox rows failing, by kind: retrying after a failed attempt, or dead-lettered",
+        labels=["kind", "state"],
+    )
+    for (kind, how), count in sorted(figures.failing_by_kind(session).items()):
+        failing.add_metric([kind, how], count)
+    yield failing
 
 
 def _request_figures(session: Session) -> Iterator[GaugeMetricFamily]:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import NotAuthenticated, NotFound
 from app.core.settings import Settings, get_settings, mask_url
+from app.ops import figures
 from app.outbox import service as outbox
 
 
@@ -126,6 +127,8 @@ def readiness(session: Session) -> tuple[bool, dict[str, Any]]:
     checks["broker"] = {"ok": broker_error is None, "error": broker_error}
     if db_error is None:
         checks["outbox"] = outbox.stats(session)
+        # Workers, beat, the oldest unanswered request and what alerts: reported, never a 503.
+        checks.update(figures.readiness_checks(session, checks["outbox"]))
     return db_error is None and broker_error is None, checks
 
 
