@@ -180,6 +180,8 @@ class Settings(BaseSettings):
     )
     offer_response_minutes: int = Field(15, ge=1, le=24 * 60)
     offer_sweep_seconds: float = Field(30.0, ge=1, le=3600)
+    # Booking: a chosen time is held for its requester this long while they confirm.
+    slot_hold_minutes: int = Field(5, ge=1, le=60)
 
     # Documents and reminders to requesters: minutes after submission at which the
     # sample report and CV go out if no expert accepted the request sooner.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from app.core.errors import Conflict, FieldProblem, NotFound, Unprocessable
@@ -55,3 +56,30 @@ class ExpertNotFound(NotFound):
     """No expert profile with this id, or not the caller's own: 404."""
 
     code = "expert_not_found"
+
+
+class HoldNotFound(NotFound):
+    """No time is held for this request (never chosen, confirmed already, or replaced): 404."""
+
+    code = "hold_not_found"
+
+
+class HoldExpired(Conflict):
+    """The held time was not confirmed in time: 409. It is released (offered to everyone
+    again while free); ``details.alternatives`` lists the next free slots."""
+
+    code = "hold_expired"
+
+    def __init__(
+        self, start: dt.datetime, minutes: int, alternatives: list[dict[str, Any]]
+    ) -> None:
+        super().__init__(
+            f"The time was held for you for {minutes} minutes and was not confirmed, so it "
+            "was released. Choose it again if it is still free, or another time.",
+            details={
+                "reason": "hold_expired",
+                "start_utc": start.isoformat(),
+                "hold_minutes": minutes,
+                "alternatives": alternatives,
+            },
+        )

@@ -64,6 +64,8 @@ def list_slots(
         query.window_start_utc - _AROUND,
         query.window_end_utc + _AROUND,
         skip_consultation=own.id if own is not None else None,
+        hold_of=req.id,  # the request's own hold does not hide its slot from it
+        now_utc=current,
     )
     found = (
         _free(
