@@ -66,12 +66,18 @@ class HoldNotFound(NotFound):
 
 class HoldExpired(Conflict):
     """The held time was not confirmed in time: 409. It is released (offered to everyone
-    again while free); ``details.alternatives`` lists the next free slots."""
+    again while free): ``details.still_free`` says whether it still is, and
+    ``details.alternatives`` lists the next free slots."""
 
     code = "hold_expired"
 
     def __init__(
-        self, start: dt.datetime, minutes: int, alternatives: list[dict[str, Any]]
+        self,
+        start: dt.datetime,
+        minutes: int,
+        alternatives: list[dict[str, Any]],
+        *,
+        still_free: bool,
     ) -> None:
         super().__init__(
             f"The time was held for you for {minutes} minutes and was not confirmed, so it "
@@ -80,6 +86,7 @@ class HoldExpired(Conflict):
                 "reason": "hold_expired",
                 "start_utc": start.isoformat(),
                 "hold_minutes": minutes,
+                "still_free": still_free,
                 "alternatives": alternatives,
             },
         )

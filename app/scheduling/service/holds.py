@@ -175,6 +175,7 @@ def confirm(
             row.start_at,
             hold_minutes(),
             alternatives(session, req, row.timezone),
+            still_free=_still_free(session, req, row, at),
         )
     start, zone, expert_id = row.start_at, row.timezone, row.expert_id
     session.delete(row)
@@ -185,6 +186,32 @@ def confirm(
         c = book(session, req, start=start, zone=zone, caller=caller, only_expert=expert_id)
     log.info("hold_confirmed", reference=req.reference, consultation_id=str(c.id))
     return c
+
+
+def _still_free(session: Session, req: IntakeRequest, row: SlotHold, at: dt.datetime) -> bool:
+    """Whether an expired hold's time is free for its request now (offered to it again)."""
+    booked = booked_consultation(session, req)
+    experts = _load_experts(
+        session,
+        [row.expert_id],
+        row.start_at - _AROUND,
+        row.start_at + _AROUND,
+        skip_consultation=booked.id if booked is not None else None,
+        hold_of=req.id,
+        now_utc=at,
+    )
+    if not experts:
+        return False
+    e = experts[0]
+    check = slots.is_slot_free(
+        *_engine_args(e),
+        now_utc=at,
+        expert_id=e.row.expert_id,
+        start_utc=row.start_at,
+        horizon_timezone=row.timezone,
+        busy=e.busy,
+    )
+    return bool(check)
 
 
 def release(session: Session, req: IntakeRequest) -> bool:
