@@ -43,6 +43,8 @@ from app.privacy.router import requester_router as privacy_router
 from app.queue.router import router as queue_router
 from app.reference.router import admin_router as admin_reference_router
 from app.reference.router import public_router as reference_router
+from app.replies.router import admin_router as admin_saved_replies_router
+from app.replies.router import router as saved_replies_router
 from app.reports.router import router as reports_router
 from app.roster.router import admin_router as admin_roster_router
 from app.roster.router import case_router as escalation_router
@@ -70,6 +72,7 @@ from app.web.public import LIMITED_ROUTES as PAGE_LIMITED_ROUTES
 from app.web.public import STATIC_DIR
 from app.web.public import router as public_pages
 from app.web.reports import router as report_pages
+from app.web.saved_replies import router as saved_reply_pages
 from app.web.security import SecureTransportMiddleware
 from app.web.set_aside import router as set_aside_pages
 from app.web.sign_in import LIMITED_ROUTES as SIGN_IN_LIMITED_ROUTES
@@ -214,6 +217,9 @@ def create_app() -> FastAPI:
     _add_routes(app, contacts_router)
     _add_routes(app, queue_router)
     _add_routes(app, cases_router)
+    _add_routes(app, saved_replies_router)
+    _add_routes(app, admin_saved_replies_router)
+    _add_routes(app, saved_reply_pages)
     _add_routes(app, admin_roster_router)  # roster, escalation chain, reports
     _add_routes(app, escalation_router)
     _add_routes(app, escalation_pages)

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 - Russian and Arabic subjects are written in their own scripts on purpose
 """Outbox handlers of case handling: a reply written on the case, and the sample report sent
 again on staff's request. Rendered at send time in the requester's language (en, ru, es, ar;
 others English), from the discreet sender with a neutral subject when the requester asked for
@@ -11,11 +10,11 @@ sent (the contract with inbound e-mail, which threads replies and bounces onto i
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session
 
+from app.cases import reply_mail
 from app.cases.actions import RESEND_SAMPLE_KIND
 from app.cases.replies import REPLY_KIND, references_of, reveal_message, seal_message
 from app.core.settings import get_settings
@@ -24,12 +23,10 @@ from app.documents import service as documents
 from app.intake import records as intake
 from app.intake.handlers import template_language
 from app.models import (
-    ExpertProfile,
     IntakeRequest,
     OutboxMessage,
     RequestContact,
     RequestStatus,
-    User,
 )
 from app.models.messages import DeliveryState, RequestMessage
 from app.notifications import mail
@@ -42,27 +39,7 @@ from app.sla import service as sla
 
 log = structlog.get_logger(__name__)
 
-LANGUAGES = ("en", "ru", "es", "ar")
-
-#: (discreet) -> the reply's default subject; discreet ones say nothing of asylum or reports.
-REPLY_SUBJECTS: dict[str, dict[bool, str]] = {
-    "en": {
-        False: "Your asylum expert report request [{ref}]",
-        True: "Your message to us [{ref}]",
-    },
-    "ru": {
-        False: "Ваш запрос об экспертном заключении по делу об убежище [{ref}]",
-        True: "Ваше сообщение [{ref}]",
-    },
-    "es": {
-        False: "Su solicitud de informe pericial de asilo [{ref}]",
-        True: "Su mensaje [{ref}]",
-    },
-    "ar": {
-        False: "طلبكم لتقرير خبير بشأن اللجوء [{ref}]",
-        True: "رسالتكم [{ref}]",
-    },
-}
+LANGUAGES = reply_mail.LANGUAGES
 
 
 def _sender(req: IntakeRequest) -> str:
@@ -71,27 +48,7 @@ def _sender(req: IntakeRequest) -> str:
 
 
 def _link(req: IntakeRequest) -> str | None:
-    token = intake.reveal_token(req)
-    if token is None:
-        return None
-    return f"{get_settings().public_url}/r/{req.reference}#token={token}"
-
-
-def _author_name(session: Session, author_id: uuid.UUID | None) -> str:
-    """How the writer signs: an expert's public name, a staff member's display name."""
-    if author_id is None:
-        return ""
-    profile = session.get(ExpertProfile, author_id)
-    if profile is not None:
-        return profile.public_name
-    user = session.get(User, author_id)
-    return user.display_name if user is not None else ""
-
-
-def reply_subject(req: IntakeRequest, given: str | None, lang: str) -> str:
-    if not given:
-        return REPLY_SUBJECTS[lang][req.discreet].format(ref=req.reference)
-    return given if req.reference in given else f"{given} [{req.reference}]"
+    return reply_mail.private_link(req)
 
 
 @handler(REPLY_KIND)
@@ -108,26 +65,27 @@ def send_reply(session: Session, row: OutboxMessage) -> None:
     data = reveal_message(req, msg)
     if pii is None or data is None or not msg.message_id:
         raise PermanentFailure("request data erased")
-    lang = template_language(req.language, LANGUAGES)
-    subject = reply_subject(req, data.get("subject"), lang)
-    context: dict[str, Any] = {
-        "name": pii.get("contact_name") or pii.get("full_name") or "",
-        "body": data["body"],
-        "author": _author_name(session, msg.author_id),
-        "reference": req.reference,
-        "link": _link(req),
-        "discreet": req.discreet,
-    }
-    text, html = render_pair(f"cases/reply_{lang}", context)
+    # The same composition the case page previewed (app/cases/reply_mail.py).
+    composed = reply_mail.compose_reply(
+        session,
+        req,
+        to=pii["email"],
+        name=reply_mail.addressee(pii),
+        author_id=msg.author_id,
+        subject=data.get("subject"),
+        body=data["body"],
+        link=_link(req),
+    )
+    subject = composed.subject
     headers: dict[str, str] = {}
     if msg.in_reply_to:
         headers["In-Reply-To"] = f"<{msg.in_reply_to}>"
         headers["References"] = " ".join(f"<{m}>" for m in references_of(session, msg))
     message = mail.build_message(
-        to=pii["email"],
+        to=composed.to,
         subject=subject,
-        text=text,
-        html=html,
+        text=composed.text,
+        html=composed.html,
         sender=_sender(req),
         message_id=f"<{msg.message_id}>",
         headers=headers,

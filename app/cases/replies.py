@@ -93,14 +93,9 @@ def reveal_message(req: IntakeRequest, msg: RequestMessage) -> dict[str, Any] | 
     return value
 
 
-def reply(
-    session: Session, req: IntakeRequest, user: User, body: str, subject: str | None = None
-) -> RequestMessage:
-    """Queue an e-mail reply to the requester; it counts as the first response.
-
-    ``subject`` is optional (the default is a neutral one in the requester's language, with the
-    reference); 422 naming ``body`` or ``subject`` when they are empty, too long or (subject)
-    span lines; 409 once the request's personal data was erased."""
+def checked_reply(body: str, subject: str | None) -> tuple[str, str | None]:
+    """The reply's body and subject as they will be kept (trimmed; an empty subject is none),
+    or 422 naming ``body`` or ``subject`` (empty, too long, a subject over several lines)."""
     text = (body or "").strip()
     if not text:
         raise InvalidCaseInput("body", "is empty; write the reply")
@@ -111,11 +106,30 @@ def reply(
         raise InvalidCaseInput("subject", "must be one line")
     if title is not None and len(title) > SUBJECT_MAX_CHARS:
         raise InvalidCaseInput("subject", f"is longer than {SUBJECT_MAX_CHARS} characters")
+    return text, title
+
+
+def reply_address(req: IntakeRequest) -> dict[str, Any]:
+    """The request's personal data when a reply can go to it (409 once erased, 422 ``email``
+    without an address)."""
     pii = reveal_pii(req)
     if pii is None:
         raise CaseErased()
     if not pii.get("email"):
         raise InvalidCaseInput("email", "the request has no e-mail address; correct it first")
+    return pii
+
+
+def reply(
+    session: Session, req: IntakeRequest, user: User, body: str, subject: str | None = None
+) -> RequestMessage:
+    """Queue an e-mail reply to the requester; it counts as the first response.
+
+    ``subject`` is optional (the default is a neutral one in the requester's language, with the
+    reference); 422 naming ``body`` or ``subject`` when they are empty, too long or (subject)
+    span lines; 409 once the request's personal data was erased."""
+    text, title = checked_reply(body, subject)
+    pii = reply_address(req)
     parent = latest_inbound(session, req)
     current = now()
     msg = RequestMessage(

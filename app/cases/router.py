@@ -28,14 +28,17 @@ from app.cases.schemas import (
     MessageOut,
     NoteIn,
     NoteOut,
+    OwnerOut,
     PresenceIn,
     PresenceOut,
     PresentOut,
     ReplyIn,
     ReplyOut,
+    ReplyPreviewOut,
     ResendOut,
     StatusIn,
     StatusOut,
+    TakeOut,
 )
 from app.core.deps import SessionDep
 from app.core.errors import error_responses
@@ -165,7 +168,14 @@ def case_out(session: SessionDep, req: IntakeRequest, user: User) -> CaseOut:
             )
             for h, data in service.history(session, req)
         ],
+        owner=_owner_out(service.owner_of(session, req)),
     )
+
+
+def _owner_out(owner: service.Owner | None) -> OwnerOut | None:
+    if owner is None:
+        return None
+    return OwnerOut(user_id=owner.user_id, name=owner.name, taken_at=owner.taken_at)
 
 
 @router.get(
@@ -249,6 +259,45 @@ def reply(body: ReplyIn, case: WorkerCase, session: SessionDep) -> ReplyOut:
     msg = service.reply(session, case.req, case.user, body.body, body.subject)
     view = next(m for m in service.messages(session, case.req) if m.id == msg.id)
     return ReplyOut(**_message_out(view).model_dump(), sla=_sla(case.req))
+
+
+@router.post(
+    "/{reference}/replies/preview",
+    response_model=ReplyPreviewOut,
+    responses=error_responses(401, 404, 409, 422),
+    summary="Preview a reply: the exact e-mail the same body and subject would send",
+    description="Nothing is stored or sent. The text is rendered by the same function that "
+    "builds the e-mail at send time (greeting, signature, reference, private link with its "
+    "token masked). `greeting` names a greeting the body opens with: the e-mail greets "
+    "already, so it would greet the requester twice.",
+)
+def preview_reply(body: ReplyIn, case: WorkerCase, session: SessionDep) -> ReplyPreviewOut:
+    composed = service.preview_reply(session, case.req, case.user, body.body, body.subject)
+    return ReplyPreviewOut(
+        to=composed.to,
+        subject=composed.subject,
+        text=composed.text,
+        language=composed.language,
+        digest=service.preview_digest(composed),
+        greeting=service.leading_greeting(body.body),
+    )
+
+
+@router.post(
+    "/{reference}/take",
+    response_model=TakeOut,
+    responses=error_responses(401, 403, 404),
+    summary="Take the request (assign it to me): I answer the requester",
+    description="Makes the caller the request's staff owner, shown on the queue and the case "
+    "and counted in the queue's `mine` view; taking it from someone else moves it (the history "
+    "names both). Not an offer to an expert: the expert assignment does not change.",
+)
+def take(case: StaffCase, session: SessionDep) -> TakeOut:
+    owner = service.take(session, case.req, case.user)
+    return TakeOut(
+        reference=case.req.reference,
+        owner=OwnerOut(user_id=owner.user_id, name=owner.name, taken_at=owner.taken_at),
+    )
 
 
 @router.post(

@@ -121,6 +121,12 @@ class PresenceOut(BaseModel):
     others: list[PresentOut] = Field(description="everyone else on this case now (not you)")
 
 
+class OwnerOut(BaseModel):
+    user_id: uuid.UUID
+    name: str
+    taken_at: dt.datetime
+
+
 class CaseOut(BaseModel):
     request: CaseRequest
     sla: SlaOut
@@ -140,6 +146,9 @@ class CaseOut(BaseModel):
         description="other staff or experts who have this case open now"
     )
     history: list[HistoryOut]
+    owner: OwnerOut | None = Field(
+        None, description='the staff member who took the request ("Take it"); null: nobody'
+    )
 
 
 # Actions ------------------------------------------------------------------------------------
@@ -227,3 +236,23 @@ class PresenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     activity: PresenceActivity = PresenceActivity.viewing
+
+
+class TakeOut(BaseModel):
+    reference: str
+    owner: OwnerOut
+
+
+class ReplyPreviewOut(BaseModel):
+    to: str = Field(description="the requester's address")
+    subject: str = Field(description="the subject as sent (the reference added if missing)")
+    text: str = Field(
+        description="the e-mail's text exactly as sent: greeting, the body, signature, "
+        "reference and the private link, whose token is masked here (it is the requester's)"
+    )
+    language: str = Field(description="the language of the e-mail (the requester's)")
+    digest: str = Field(description="names this e-mail (recipient, subject, text)")
+    greeting: str | None = Field(
+        description="the greeting the body opens with; the e-mail greets already, so sending "
+        "it would greet the requester twice (the case page refuses it)"
+    )

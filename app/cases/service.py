@@ -5,7 +5,9 @@ Reading: the decrypted request, SLA, country profile, routing, consultations, co
 in both directions, notes, presence and the full history. Acting (one module per use case):
 ``actions`` (log a contact, resend the sample report), ``notes``, ``replies``
 (e-mail replies, counted as the first response), ``corrections`` (fields; whether to re-route),
-``merging`` (duplicates), ``presence`` (who else has the case open).
+``merging`` (duplicates), ``presence`` (who else has the case open), ``ownership`` ("Take it":
+the staff member who answers the requester). ``timeline``: the conversation as one list (the
+case page's centre); ``reply_mail``: the e-mail a reply becomes, for its preview and its sending.
 
 Who may: ``access`` (``case_for``: staff, admins and the accepted expert, else 404;
 ``staff_case_for``: staff and admins, the accepted expert 403, else 404).
@@ -28,8 +30,11 @@ from app.cases.actions import (
 from app.cases.corrections import correct, wants_reroute
 from app.cases.merging import merge, merged_from_references, merged_into_reference, unlink
 from app.cases.notes import NoteView, add_note, notes
+from app.cases.ownership import Owner, owner_of, take
 from app.cases.presence import PRESENCE_WINDOW, Present, heartbeat, leave, others
 from app.cases.replies import REPLY_KIND, MessageView, messages, reply
+from app.cases.reply_mail import ComposedReply, leading_greeting, preview_digest, preview_reply
+from app.cases.timeline import TimelineEntry, timeline
 from app.intake import keys
 from app.intake.records import reveal_pii
 from app.models import (
@@ -48,9 +53,12 @@ __all__ = [
     "REPLY_KIND",
     "RESEND_SAMPLE_KIND",
     "STAFF_ROLES",
+    "ComposedReply",
     "MessageView",
     "NoteView",
+    "Owner",
     "Present",
+    "TimelineEntry",
     "add_note",
     "case_for",
     "consultations",
@@ -59,6 +67,7 @@ __all__ = [
     "country_of",
     "heartbeat",
     "history",
+    "leading_greeting",
     "leave",
     "linked_reference",
     "log_contact",
@@ -69,10 +78,15 @@ __all__ = [
     "notes",
     "others",
     "outbox_rows",
+    "owner_of",
     "personal",
+    "preview_digest",
+    "preview_reply",
     "reply",
     "resend_sample_report",
     "staff_case_for",
+    "take",
+    "timeline",
     "unlink",
     "wants_reroute",
 ]

@@ -25,8 +25,10 @@ from app.models import (
     RequestContact,
     RequesterType,
     RequestHistory,
+    RequestOwner,
     RequestSource,
     RequestStatus,
+    User,
 )
 
 R = IntakeRequest
@@ -37,7 +39,7 @@ class QueueView(enum.StrEnum):
     due_soon = "due_soon"  # open, no response yet, less than the due-soon margin left
     breached = "breached"  # open and breached (overdue, or answered late)
     unassigned = "unassigned"  # open, no expert (staff have no regions yet: all regions)
-    mine = "mine"  # open, and this user recorded a contact or acted on it (history)
+    mine = "mine"  # open, and this user took it, recorded a contact or acted on it (history)
     all = "all"  # also ended ones (SLA state ``ended``, or ``breached`` when they ended late)
 
 
@@ -101,7 +103,8 @@ def _mine_clause(user_id: uuid.UUID) -> ColumnElement[bool]:
     acted = exists().where(
         RequestHistory.request_id == R.id, RequestHistory.actor == f"user:{user_id}"
     )
-    return or_(contacted, acted)
+    taken = exists().where(RequestOwner.request_id == R.id, RequestOwner.user_id == user_id)
+    return or_(taken, contacted, acted)
 
 
 def where_clauses(
@@ -198,8 +201,12 @@ def page_select(
             R.language,
             R.assigned_expert_id,
             ExpertProfile.public_name.label("expert_public_name"),
+            RequestOwner.user_id.label("owner_id"),
+            User.display_name.label("owner_name"),
         )
         .outerjoin(ExpertProfile, ExpertProfile.user_id == R.assigned_expert_id)
+        .outerjoin(RequestOwner, RequestOwner.request_id == R.id)
+        .outerjoin(User, User.id == RequestOwner.user_id)
         .where(*clauses)
     )
     if after is not None:

@@ -17,6 +17,11 @@ class QueueExpert(BaseModel):
     public_name: str | None
 
 
+class QueueOwner(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
 class QueueItem(BaseModel):
     reference: str
     status: RequestStatus
@@ -34,6 +39,9 @@ class QueueItem(BaseModel):
     requester_type: RequesterType
     language: str
     expert: QueueExpert | None
+    owner: QueueOwner | None = Field(
+        None, description='the staff member who took the request ("Take it"); null: nobody'
+    )
     received_at: dt.datetime
     first_response_due_at: dt.datetime
     first_responded_at: dt.datetime | None

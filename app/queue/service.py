@@ -1,9 +1,9 @@
 """The staff queue: parse the search, run the composable select, one page at a time.
 
 - Views: ``all_open`` (default), ``due_soon``, ``breached``, ``unassigned`` (staff have no
-  regions yet, so "unassigned in my regions" is every unassigned open request), ``mine`` (staff
-  have no assignments: requests where this user recorded a contact or appears in the history as
-  the actor), ``all`` (ended ones too).
+  regions yet, so "unassigned in my regions" is every unassigned open request), ``mine``
+  (requests this user took, recorded a contact on, or acted on in the history), ``all`` (ended
+  ones too).
 - Search ``q``: a reference (normalised like everywhere else) or an exact e-mail address,
   looked up through the keyed hash ``keys.email_lookup`` (never a LIKE on anything personal).
 - Pagination: keyset on ``(first_response_due_at, id)`` (or ``(received_at, id)`` descending)
@@ -31,7 +31,7 @@ from app.intake.sla import SlaState
 from app.queue import repository
 from app.queue.errors import InvalidQueueParameter
 from app.queue.repository import QueueFilters, QueueSort, QueueView
-from app.queue.schemas import QueueCounts, QueueExpert, QueueItem, QueuePage
+from app.queue.schemas import QueueCounts, QueueExpert, QueueItem, QueueOwner, QueuePage
 
 MAX_LIMIT = 100
 
@@ -94,6 +94,9 @@ def _item(row: Any, current: dt.datetime) -> QueueItem:
         requester_type=row.requester_type,
         language=row.language,
         expert=expert,
+        owner=QueueOwner(id=row.owner_id, name=row.owner_name)
+        if row.owner_id is not None
+        else None,
         received_at=row.received_at,
         first_response_due_at=row.first_response_due_at,
         first_responded_at=row.first_responded_at,

@@ -5,10 +5,18 @@
   a live countdown (``staff.js``; without JavaScript the minutes are rendered by the server) and
   colour plus text for due soon and breached. ``GET /staff/queue/live`` answers the same rows as
   an HTML fragment; ``staff.js`` fetches it every ``REFRESH_SECONDS``.
-- ``GET /staff/cases/{reference}``: the case (decrypted request, SLA, routing, consultations,
-  contacts, messages, notes, history) with one form per action; each POST checks CSRF, calls
-  the domain's service and redirects back with a message (``?done=``); a refused value comes
-  back with the error next to its field (422).
+- ``GET /staff/cases/{reference}``: the case, conversation first (``app.cases.service.timeline``:
+  e-mails both ways, logged contacts, internal notes, status changes, consultations; the newest
+  last, the reply box right under it, the request's facts beside it, below it on a phone), then
+  the actions, routing, offers, e-mails and history. Each POST checks CSRF, calls the domain's
+  service and redirects back with a message (``?done=``); a refused value comes back with the
+  error next to its field (422).
+- A reply is previewed before it is sent (``.../reply/preview``: the exact e-mail, built by the
+  same function as the sending, ``app/cases/reply_mail.py``); ``.../reply`` sends only the
+  e-mail whose digest the preview showed, and refuses a body that greets (the e-mail greets).
+- "Take it" (``.../take``) from the case or the queue: the staff owner of the request.
+- Codes (history events, outbox kinds and states, routing triggers and rules, regions) are
+  shown as words in the viewer's language (the ``*_LABELS`` maps below).
 """
 
 from __future__ import annotations
@@ -42,13 +50,17 @@ from app.intake.status import FINAL, allowed_moves
 from app.models import (
     AssignmentStatus,
     CaseStage,
+    ConsultationStatus,
     ContactChannel,
     ContactVia,
+    DeliveryState,
     ExpertProfile,
     IntakeRequest,
+    OutboxStatus,
     RequesterType,
     RequestSource,
     RequestStatus,
+    RoutingRule,
     User,
 )
 from app.models.messages import MessageDirection, MessageKind, PresenceActivity
@@ -57,6 +69,7 @@ from app.queue.errors import InvalidQueueParameter
 from app.queue.repository import QueueFilters, QueueSort, QueueView
 from app.queue.schemas import QueuePage
 from app.reference import service as reference
+from app.replies import service as replies
 from app.routing import queries as routing_queries
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
@@ -71,6 +84,7 @@ from app.web.auth import (
     viewer_zone,
 )
 from app.web.i18n import N_, Text, country_names, filled, from_local_input, pN_, translations
+from app.web.saved_replies import LANGUAGE_NAMES
 
 router = APIRouter(include_in_schema=False)
 REFRESH_SECONDS = 30
@@ -158,6 +172,143 @@ ASSIGNMENT_LABELS: dict[str, str] = {
     AssignmentStatus.reassigned.value: pN_("assignment", "reassigned"),
     AssignmentStatus.cancelled.value: pN_("assignment", "cancelled"),
 }
+# Codes the case page shows, as words (msgids; the templates translate them). A code not listed
+# here is shown with its underscores and dots as spaces (``words``), never raw.
+HISTORY_LABELS: dict[str, str] = {
+    "submitted": N_("Request received"),
+    "linked": N_("Linked to an earlier request from the same address"),
+    "ack_queued": N_("Acknowledgement e-mail queued"),
+    "ack_capped": N_("Acknowledgement not sent: too many from this address today"),
+    "ack_skipped": N_("Acknowledgement skipped"),
+    "ack_suppressed": N_("Acknowledgement held back (an automatic mail)"),
+    "link_queued": N_("Private link e-mail queued"),
+    "link_capped": N_("Private link not sent: too many from this address today"),
+    "mail_set_aside": N_("Mail set aside"),
+    "opened_from_set_aside": N_("Opened from mail set aside"),
+    "possible_follow_up": N_("Possibly a follow-up of another request"),
+    "requester_message": N_("Message from the requester"),
+    "delivery_report": N_("Delivery report received"),
+    "triage_completed": N_("Triage completed"),
+    "assignment_offered": N_("Offered to an expert"),
+    "assignment_accepted": N_("The expert accepted"),
+    "assignment_declined": N_("The expert declined"),
+    "assignment_expired": N_("The offer expired without an answer"),
+    "assignment_reassigned": N_("Given to another expert"),
+    "assignment_released": N_("The expert's assignment ended"),
+    "routing_no_candidate": N_("No expert could take it"),
+    "duty_lead_alerted": N_("Duty lead alerted: nobody on duty for the region"),
+    "escalation_level_sent": N_("Escalation sent"),
+    "escalation_level_skipped": N_("Escalation step skipped: nobody to send it to"),
+    "escalation_acknowledged": N_("Escalation acknowledged"),
+    "contact_recorded": N_("Contact recorded"),
+    "contact_bounced": N_("Reply bounced: it no longer counts as the first response"),
+    "reply_queued": N_("Reply queued"),
+    "reply_sent": N_("Reply sent"),
+    "reply_refused": N_("Reply refused by the mail server"),
+    "note_added": N_("Internal note added"),
+    "status_changed": N_("Status changed"),
+    "fields_corrected": N_("Details corrected"),
+    "merged_into": N_("Merged into another request"),
+    "merged_from": N_("A duplicate was merged into this request"),
+    "merge_undone": N_("Merge undone"),
+    "documents_sent": N_("Documents sent"),
+    "documents_missing": N_("Documents missing: staff alerted"),
+    "sample_report_resend_queued": N_("Sample report queued to send again"),
+    "sample_report_resent": N_("Sample report sent again"),
+    "consultation_booked": N_("Consultation booked"),
+    "consultation_rescheduled": N_("Consultation moved to another time"),
+    "consultation_moved": N_("Consultation moved to another expert"),
+    "consultation_cancelled": N_("Consultation cancelled"),
+    "consultation_held": N_("Consultation held"),
+    "consultation_no_show": N_("The person did not come to the consultation"),
+    "owner_taken": N_("Taken by a staff member"),
+    "erased": N_("Personal data erased"),
+}
+# The outbox's kinds (app/outbox/registry.py) as what the e-mail or task is.
+OUTBOX_KIND_LABELS: dict[str, str] = {
+    "accounts.invite": N_("Invitation e-mail"),
+    "accounts.password_reset": N_("Password reset e-mail"),
+    "cases.reply": N_("Reply from the case"),
+    "cases.sample_report": N_("Sample report sent again"),
+    "experts.offer": N_("Offer to an expert"),
+    "experts.triage_alert": N_("Triage alert to staff"),
+    "inbound.ack": N_("Acknowledgement of an e-mail"),
+    "inbound.bounce_notice": N_("Bounce notice to staff"),
+    "inbound.triage_alert": N_("Triage alert for an e-mailed request"),
+    "intake.ack": N_("Acknowledgement e-mail"),
+    "intake.link": N_("Private link e-mail"),
+    "intake.submitted": N_("Processing of the new request"),
+    "meetings.cap_alert": N_("Alert: meeting limit nearly reached"),
+    "meetings.create": N_("Online meeting created"),
+    "meetings.delete": N_("Online meeting deleted"),
+    "meetings.deleted_alert": N_("Alert: meeting deleted in Zoom"),
+    "meetings.update": N_("Online meeting changed"),
+    "meetings.webhook_event": N_("Zoom event"),
+    "notifications.test_email": N_("Test e-mail"),
+    "outbox.dead_letter_alert": N_("Alert: a message could not be sent"),
+    "roster.escalation_mail": N_("Escalation e-mail"),
+    "roster.escalation_next": N_("Next escalation step"),
+    "roster.gaps_mail": N_("Roster gaps e-mail"),
+    "roster.uncovered_alert": N_("Alert: nobody on duty for the region"),
+    "scheduling.invite": N_("Calendar invitation"),
+    "sendouts.consultation_reminder": N_("Consultation reminder"),
+    "sendouts.documents": N_("Sample report and CV e-mail"),
+    "sendouts.documents_missing": N_("Alert: documents missing"),
+    "sla.escalation": N_("First-response escalation"),
+    "sla.mail": N_("First-response reminder e-mail"),
+    "sla.reminder": N_("First-response reminder"),
+}
+OUTBOX_STATE_LABELS: dict[str, str] = {
+    OutboxStatus.pending.value: N_("Waiting to be sent"),
+    OutboxStatus.claimed.value: N_("Being sent"),
+    OutboxStatus.sent.value: pN_("outbox", "Sent"),
+    OutboxStatus.dead.value: N_("Failed for good"),
+    OutboxStatus.cancelled.value: pN_("outbox", "Cancelled"),
+}
+DELIVERY_LABELS: dict[str, str] = {
+    DeliveryState.queued.value: N_("queued"),
+    DeliveryState.sent.value: pN_("delivery", "sent"),
+    DeliveryState.bounced.value: N_("bounced"),
+}
+CONSULTATION_STATE_LABELS: dict[str, str] = {
+    ConsultationStatus.booked.value: N_("Booked"),
+    ConsultationStatus.cancelled.value: N_("Cancelled"),
+    ConsultationStatus.held.value: N_("Held"),
+    ConsultationStatus.no_show.value: N_("The person did not come"),
+}
+ROUTING_TRIGGER_LABELS: dict[str, str] = {
+    "submitted": N_("on submission"),
+    "declined": N_("after a decline"),
+    "expired": N_("after an offer expired"),
+    "staff_reassign": N_("staff reassigned"),
+    "staff_route": N_("staff asked routing again"),
+    "expert_deactivated": N_("the expert was deactivated"),
+}
+ROUTING_RULE_LABELS: dict[str, str] = {
+    RoutingRule.country.value: N_("an expert for the country"),
+    RoutingRule.region.value: N_("an expert for the region"),
+    RoutingRule.general.value: N_("no expert for the country or region: staff triage"),
+    RoutingRule.none.value: N_("nobody free now: staff triage"),
+    RoutingRule.staff.value: N_("chosen by staff"),
+}
+# One timeline entry's kind, as the conversation names it.
+TIMELINE_LABELS: dict[str, str] = {
+    "inbound": N_("From the requester"),
+    "reply": N_("Reply sent from the case"),
+    "automatic": N_("Automatic e-mail"),
+    "delivery_report": N_("Delivery report"),
+    "contact": N_("Contact logged"),
+    "note": N_("Internal note"),
+    "status": N_("Status changed"),
+    "consultation": N_("Consultation"),
+}
+
+
+def words(code: str) -> str:
+    """A code no label map knows, readable at least: ``sla_step_x.y`` -> ``sla step x y``."""
+    return re.sub(r"[_.]+", " ", code).strip()
+
+
 DONE: dict[str, str] = {
     "contact": N_("The contact is recorded."),
     "assigned": N_("The request is offered to the expert."),
@@ -167,6 +318,7 @@ DONE: dict[str, str] = {
         "The reply is queued and will be sent in a moment. It counts as the first response."
     ),
     "status": N_("The status is changed."),
+    "taken": N_("You took this request: you answer the requester."),
 }
 
 
@@ -184,7 +336,21 @@ def labels_context(lang: str) -> dict[str, Any]:
         "via_labels": VIA_LABELS,
         "rating_labels": RATINGS,
         "country_names": dict(country_names(lang)),
+        "history_labels": HISTORY_LABELS,
+        "outbox_kind_labels": OUTBOX_KIND_LABELS,
+        "outbox_state_labels": OUTBOX_STATE_LABELS,
+        "delivery_labels": DELIVERY_LABELS,
+        "consultation_state_labels": CONSULTATION_STATE_LABELS,
+        "routing_trigger_labels": ROUTING_TRIGGER_LABELS,
+        "routing_rule_labels": ROUTING_RULE_LABELS,
+        "timeline_labels": TIMELINE_LABELS,
+        "words": words,
     }
+
+
+def region_names(session: SessionDep) -> dict[str, str]:
+    """Region codes -> the names admins gave them (shown instead of the codes)."""
+    return {r.code: r.name for r in reference.list_regions(session)}
 
 
 # The queue -----------------------------------------------------------------------------------
@@ -306,9 +472,13 @@ def sla_context(req: IntakeRequest) -> dict[str, Any]:
     }
 
 
-def _live_context(request: Request, user: User, result: QueuePage | None) -> dict[str, Any]:
+def _live_context(
+    request: Request, session: SessionDep, user: User, result: QueuePage | None
+) -> dict[str, Any]:
     return {
         **labels_context(page_language(request, user)),
+        "region_names": region_names(session),
+        "queue_url": "/staff/queue" + (f"?{request.url.query}" if request.url.query else ""),
         "result": result,
         "server_now": now().isoformat(),
         "due_soon_minutes": get_settings().sla_due_soon_minutes,
@@ -340,7 +510,7 @@ def queue_page(request: Request, session: SessionDep, user: StaffPageUser) -> Re
         "next_url": _next_url(request, result.next_cursor)
         if result and result.next_cursor
         else None,
-        **_live_context(request, user, result),
+        **_live_context(request, session, user, result),
     }
     return page(
         request, "staff/queue.html", ctx, user=user, status=422 if "q" in qq.errors else 200
@@ -355,7 +525,7 @@ def queue_live(request: Request, session: SessionDep, user: StaffPageUser) -> Re
     return page(
         request,
         "staff/_queue_live.html",
-        {"title": "", **_live_context(request, user, result)},
+        {"title": "", **_live_context(request, session, user, result)},
         user=user,
     )
 
@@ -388,6 +558,7 @@ def case_context(session: SessionDep, req: IntakeRequest) -> dict[str, Any]:
     ]
     moves = [m for m in allowed_moves(req.status) if m != RequestStatus.withdrawn]
     history = cases.history(session, req)
+    saved_same, saved_other = replies.for_language(session, req.language)
     return {
         "req": req,
         "pii": pii,
@@ -413,6 +584,13 @@ def case_context(session: SessionDep, req: IntakeRequest) -> dict[str, Any]:
             {"at": n.created_at, "author": n.author_name or "—", "body": n.body}
             for n in cases.notes(session, req)
         ],
+        "timeline": cases.timeline(session, req),
+        "owner": cases.owner_of(session, req),
+        "region_names": region_names(session),
+        "saved_same": saved_same,
+        "saved_other": saved_other,
+        "reply_language": replies.primary_language(req.language),
+        "language_names": LANGUAGE_NAMES,
         "reply_enabled": req.data_key_enc is not None and bool(pii.get("email")),
         "note_enabled": req.data_key_enc is not None,
         "status_enabled": True,
@@ -582,7 +760,19 @@ def case_page(
     except NotFound:
         return not_found(request, user)
     cases.heartbeat(session, req, user, PresenceActivity.viewing)
-    return render_case(request, session, user, req)
+    return render_case(request, session, user, req, values=_saved_reply_values(request, session))
+
+
+def _saved_reply_values(request: Request, session: SessionDep) -> dict[str, str] | None:
+    """``?saved=<id>`` (the insert form without JavaScript): the reply box filled with it."""
+    raw = request.query_params.get("saved", "")
+    if not raw.isdigit() or len(raw) > 18:
+        return None
+    try:
+        row = replies.get(session, int(raw))
+    except AppError:
+        return None
+    return {"body": row.body}
 
 
 @router.post("/staff/cases/{reference}/presence")
@@ -716,6 +906,86 @@ def _input_field(exc: AppError, prefix: str) -> str:
     return f"{prefix}_{name}"
 
 
+def _reply_values(form: FormData) -> dict[str, str]:
+    return {
+        "subject": _text(form, "subject", 400),
+        # Browsers send a form's line breaks as CRLF: kept as LF, as typed.
+        "body": _text(form, "body", 40_000).replace("\r\n", "\n"),
+        "digest": _text(form, "digest", 64),
+    }
+
+
+def _reply_refused(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    reference: str,
+    exc: AppError,
+    values: dict[str, str],
+) -> Response:
+    field = _input_field(exc, "reply") if exc.fields else "reply_body"
+    message = case_error_text(request, user, exc)
+    return refused(
+        request, session, user, reference, exc, field=field, message=message, values=values
+    )
+
+
+def render_preview(
+    request: Request,
+    user: User,
+    req: IntakeRequest,
+    composed: cases.ComposedReply,
+    values: dict[str, str],
+    *,
+    notice: str | None = None,
+    status: int = 200,
+) -> Response:
+    """The e-mail exactly as it will be sent, with a Send button for exactly that e-mail; a
+    body that opens with a greeting gets no Send button (the e-mail greets already)."""
+    greeting = cases.leading_greeting(values["body"])
+    errors: dict[str, str | Text] = {}
+    if greeting is not None:
+        errors["reply_body"] = filled(
+            N_(
+                "Your text starts with a greeting (%(greeting)s), and the e-mail already greets "
+                "the requester by name. Remove it, then preview again."
+            ),
+            greeting=greeting,
+        )
+    ctx = {
+        "title": filled(N_("Preview of the reply on %(reference)s"), reference=req.reference),
+        "req": req,
+        "composed": composed,
+        "digest": cases.preview_digest(composed),
+        "values": values,
+        "errors": errors,
+        "can_send": greeting is None,
+        "notice": notice,
+        "language_names": LANGUAGE_NAMES,
+    }
+    return page(request, "staff/case_reply_preview.html", ctx, user=user, status=status)
+
+
+@router.post("/staff/cases/{reference}/reply/preview")
+def preview_reply(
+    reference: SafeStr,
+    request: Request,
+    session: SessionDep,
+    user: StaffPageUser,
+    form: CsrfForm,
+) -> Response:
+    """The reply box's first step: the exact e-mail (nothing is stored or sent)."""
+    req = _case_or_404(session, reference, user)
+    if req is None:
+        return not_found(request, user)
+    values = _reply_values(form)
+    try:
+        composed = cases.preview_reply(session, req, user, values["body"], values["subject"])
+    except AppError as exc:
+        return _reply_refused(request, session, user, reference, exc, values)
+    return render_preview(request, user, req, composed, values)
+
+
 @router.post("/staff/cases/{reference}/reply")
 def send_reply(
     reference: SafeStr,
@@ -724,19 +994,49 @@ def send_reply(
     user: StaffPageUser,
     form: CsrfForm,
 ) -> Response:
+    """Send the previewed e-mail. Only with the digest of the preview it was shown: without it
+    the preview comes first; if the e-mail would now differ (another text, a changed name),
+    the new preview is shown instead of sending; a body that greets is refused (422)."""
     req = _case_or_404(session, reference, user)
     if req is None:
         return not_found(request, user)
-    values = {"subject": _text(form, "subject", 400), "body": _text(form, "body", 40_000)}
+    values = _reply_values(form)
+    try:
+        composed = cases.preview_reply(session, req, user, values["body"], values["subject"])
+    except AppError as exc:
+        return _reply_refused(request, session, user, reference, exc, values)
+    if not values["digest"]:
+        return render_preview(request, user, req, composed, values)
+    if cases.leading_greeting(values["body"]) is not None:
+        return render_preview(request, user, req, composed, values, status=422)
+    if values["digest"] != cases.preview_digest(composed):
+        notice = N_("The e-mail changed since you saw it. Check it again, then send it.")
+        return render_preview(request, user, req, composed, values, notice=notice, status=409)
     try:
         cases.reply(session, req, user, values["body"], values["subject"] or None)
     except AppError as exc:
-        field = _input_field(exc, "reply") if exc.fields else "reply_body"
-        message = case_error_text(request, user, exc)
-        return refused(
-            request, session, user, reference, exc, field=field, message=message, values=values
-        )
-    return back_to(req, "reply", "#messages")
+        return _reply_refused(request, session, user, reference, exc, values)
+    return back_to(req, "reply", "#conversation")
+
+
+@router.post("/staff/cases/{reference}/take")
+def take(
+    reference: SafeStr,
+    request: Request,
+    session: SessionDep,
+    user: StaffPageUser,
+    form: CsrfForm,
+) -> Response:
+    """Take it, from the case or the queue: I answer this requester. Back to the queue (the
+    same filters) when taken there."""
+    req = _case_or_404(session, reference, user)
+    if req is None:
+        return not_found(request, user)
+    cases.take(session, req, user)
+    back = _text(form, "back", 2000)
+    if re.fullmatch(r"/staff/queue(\?[^\\#]*)?", back) and "//" not in back:
+        return redirect(back)
+    return back_to(req, "taken")
 
 
 @router.post("/staff/cases/{reference}/notes")

@@ -157,6 +157,30 @@
       var replyBox = document.getElementById("reply_body");
       if (replyBox) replyBox.addEventListener("focus", beat);
     }
+    // Insert a saved reply where the cursor is (without JavaScript the form reloads the page
+    // with the box filled); staff then adapt it.
+    var savedForm = document.getElementById("saved-form");
+    var replyText = document.getElementById("reply_body");
+    if (savedForm && replyText) {
+      savedForm.addEventListener("submit", function (event) {
+        var select = document.getElementById("saved");
+        var option = select && select.options[select.selectedIndex];
+        var text = option && option.getAttribute("data-body");
+        if (text === null || text === undefined) return;
+        event.preventDefault();
+        var start = replyText.selectionStart || 0;
+        var end = replyText.selectionEnd || 0;
+        var value = replyText.value;
+        if (!value.trim()) {
+          replyText.value = text;
+        } else {
+          replyText.value = value.slice(0, start) + text + value.slice(end);
+        }
+        replyText.focus();
+        var at = (value.trim() ? start : 0) + text.length;
+        replyText.setSelectionRange(at, at);
+      });
+    }
     var summary = document.getElementById("error-summary");
     if (summary) summary.focus();
     var confirmForms = document.querySelectorAll("form[data-confirm]");
