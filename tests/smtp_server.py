@@ -135,7 +135,9 @@ def smtp_server(
             )
             if ok:
                 inbox.logins.append(username)
-            return AuthResult(success=ok)
+            # handled=False: aiosmtpd answers a refusal (535) itself; with its default (True) it
+            # expects the authenticator to have answered, and the client waits for its timeout.
+            return AuthResult(success=ok, handled=False)
 
         kwargs = {
             "tls_context": ctx,

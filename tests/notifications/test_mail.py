@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from app.core.settings import load_settings
 from app.notifications import mail
@@ -61,9 +62,11 @@ def test_smtp_starttls_with_login(tmp_path: Path) -> None:
         mail.send(_message(settings), settings)  # type: ignore[arg-type]
         assert inbox.logins == ["relay"] and len(inbox.messages) == 1
 
-        wrong = settings.model_copy(update={"smtp_password": None})
-        with pytest.raises(mail.MailError):
+        # A wrong password is refused by the server (535) and named as a mail error.
+        wrong = settings.model_copy(update={"smtp_password": SecretStr("not-it")})
+        with pytest.raises(mail.MailError, match="535"):
             mail.send(_message(wrong), wrong)  # type: ignore[arg-type]
+        assert inbox.logins == ["relay"] and len(inbox.messages) == 1
 
 
 def test_smtp_refusal_and_unreachable_server_raise_mail_error(tmp_path: Path) -> None:
