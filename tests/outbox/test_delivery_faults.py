@@ -12,10 +12,10 @@ on loopback.
   fresh workers send every message within a minute of its time, each once, except the messages
   that were mid-transaction at the kill (the server had them): those twice, no others.
 - The broker down when a request arrives: the request is accepted (201), its acknowledgement is
-  not sent while Redis is down, and arrives, once, when Redis is back on the same port. (The
-  embedded default - ``asylum-intake run``, SQLite, .eml files - is covered by
-  tests/intake/test_intake_e2e.py; this one is the production topology: PostgreSQL, separate api,
-  worker and beat processes, and a real SMTP server that counts what it receives.)
+  not sent while Redis is down (readiness says 503, naming the broker), and arrives, once, when
+  Redis is back on the same port: in the production topology (PostgreSQL, separate api, worker
+  and beat processes, and a real SMTP server that counts what it receives). The embedded default's
+  outbox delivery is proven by tests/intake/test_intake_e2e.py.
 - An SMTP server refusing with 451 (retried with backoff, then dead-lettered), refusing with 550
   (dead-lettered at once: retrying cannot help) or hanging past the timeout (retried, then
   dead-lettered): each is in the staff dead-letter list with its error and an alert row for
@@ -520,6 +520,9 @@ def test_request_accepted_while_the_broker_is_down_is_acknowledged_when_it_is_ba
         assert resp.status_code == 201, resp.text
         reference = resp.json()["reference"]
         assert _counts(engine, "intake.ack") == Counter({"pending": 1})
+        readiness = httpx.get(f"{api.url}/readyz", timeout=30)
+        assert readiness.status_code == 503
+        assert readiness.json()["checks"]["broker"]["ok"] is False
 
         # Beat and the nudge both need the broker: nothing can be sent. Absence only counts once
         # every path had its chance: the nudge failed, beat could not send its pump, and the
