@@ -59,6 +59,8 @@ from app.web.admin_experts import router as admin_expert_pages
 from app.web.admin_regions import router as admin_region_pages
 from app.web.admin_roster import router as admin_roster_pages
 from app.web.admin_samples import router as admin_sample_pages
+from app.web.apply_steps import LIMITED_ROUTES as APPLY_STEPS_LIMITED_ROUTES
+from app.web.apply_steps import router as apply_steps_pages
 from app.web.booking import router as booking_pages
 from app.web.docs import router as api_docs
 from app.web.escalations import router as escalation_pages
@@ -172,7 +174,10 @@ def create_app() -> FastAPI:
     app.add_middleware(
         BodySizeLimitMiddleware,
         limit=settings.max_request_body_bytes,
-        routes=INTAKE_LIMITED_ROUTES | PAGE_LIMITED_ROUTES | SIGN_IN_LIMITED_ROUTES,
+        routes=INTAKE_LIMITED_ROUTES
+        | PAGE_LIMITED_ROUTES
+        | APPLY_STEPS_LIMITED_ROUTES
+        | SIGN_IN_LIMITED_ROUTES,
     )
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(SecureTransportMiddleware)
@@ -195,6 +200,7 @@ def create_app() -> FastAPI:
     _add_routes(app, expert_desk_router)
     _add_routes(app, routing_router)
     _add_routes(app, offer_pages)
+    _add_routes(app, apply_steps_pages)
     _add_routes(app, public_pages)
     _add_routes(app, booking_pages)
     _add_routes(app, sign_in_pages)

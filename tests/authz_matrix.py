@@ -854,6 +854,22 @@ def page_markdown_table() -> str:
     """The pages' table (docs/authorization.md), one line per route, in path order."""
     head = "| page | what it does | who | " + " | ".join(PAGE_ROLE_TITLES) + " |"
     sep = "|" + "---|" * (len(PAGE_ROLES) + 3)
+    ("GET", "/apply/all"): page("The request form on one page (it posts to /apply)", "public"),
+    ("GET", "/apply/who"): page("The form in steps: who you are (as /apply)", "public"),
+    ("POST", "/apply/who"): page("The form in steps: keep who you are", "public"),
+    ("GET", "/apply/firm"): page("The form in steps: the law firm (law firms only)", "public"),
+    ("POST", "/apply/firm"): page("The form in steps: keep the law firm", "public"),
+    ("GET", "/apply/contact"): page("The form in steps: how to reach you", "public"),
+    ("POST", "/apply/contact"): page("The form in steps: keep how to reach you", "public"),
+    ("GET", "/apply/case"): page("The form in steps: your case", "public"),
+    ("POST", "/apply/case"): page("The form in steps: keep your case", "public"),
+    ("GET", "/apply/needs"): page("The form in steps: what you need", "public"),
+    ("POST", "/apply/needs"): page("The form in steps: keep what you need", "public"),
+    ("GET", "/apply/check"): page("The form in steps: check your answers", "public"),
+    ("GET", "/apply/send"): page("The form in steps: consent and send", "public"),
+    ("POST", "/apply/send"): page(
+        "The form in steps: send (the same service call as the one-page form)", "public"
+    ),
     lines = [head, sep]
     for (method, path), r in sorted(PAGES.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         cells = " | ".join(PAGE_GATES[r.gate])

@@ -206,8 +206,17 @@ def title_of(html: str) -> str:
     return found.group(1).strip()
 
 
+def form_page(url: str) -> str:
+    """The page whose form posts to ``url``: ``POST /apply`` is the one-page form's, which is
+    shown at ``/apply/all`` (``/apply`` itself asks in steps)."""
+    if url == "/apply" or url.startswith("/apply?"):
+        return "/apply/all" + url[len("/apply") :]
+    return url
+
+
 def open_form(client: TestClient, url: str = "/apply") -> dict[str, str]:
-    resp = client.get(url)
+    """The hidden fields (and cookies) of the form that posts to ``url``."""
+    resp = client.get(form_page(url))
     assert resp.status_code == 200, resp.text
     return hidden_fields(resp.text)
 

@@ -61,6 +61,8 @@ router = APIRouter(include_in_schema=False)
 STATIC_DIR = Path(__file__).parent / "static"
 # The apply form's body is limited like the API's (INTAKE_MAX_REQUEST_BODY_BYTES, see app/main.py).
 LIMITED_ROUTES = {("POST", "/apply"), ("POST", "/recover")}
+#: The one-page form (``GET``; it posts to ``POST /apply``): /apply itself asks in steps.
+ONE_PAGE = "/apply/all"
 
 LINK_COOKIE = "requester_link"
 IDEM_FIELD = "form_key"
@@ -386,8 +388,9 @@ def _apply_page(
     return render(request, lang, "public/apply.html", ctx, status=status, csrf=csrf)
 
 
-@router.get("/apply", response_class=HTMLResponse)
+@router.get(ONE_PAGE, response_class=HTMLResponse)
 def apply_form(request: Request) -> HTMLResponse:
+    """Every question on one page (``/apply`` asks them in steps: ``app/web/apply_steps.py``)."""
     lang = page_lang(request)
     return _apply_page(request, lang, {"language": lang, "requester_type": "applicant"})
 
@@ -516,10 +519,23 @@ def apply_submit(request: Request, session: SessionDep, form: FormDep) -> Respon
         data = SubmitIn.model_validate(_submit_body(values))
     except ValidationError as exc:
         return _apply_page(request, lang, values, field_errors(exc, lang), status=422)
+    return confirmation_page(request, lang, data, send(session, data, values.get(IDEM_FIELD)))
+
+
+def send(session: SessionDep, data: SubmitIn, key: str | None) -> dict[str, Any]:
+    """The one intake call of the pages (one page and steps): the API's ``submit`` with the
+    form's own Idempotency-Key."""
     try:
-        reply = service.submit(session, data, idempotency_key=values.get(IDEM_FIELD))
+        return service.submit(session, data, idempotency_key=key)
     except IdempotencyKeyReused:  # the same page sent again with changed answers
-        reply = service.submit(session, data)
+        return service.submit(session, data)
+
+
+def confirmation_page(
+    request: Request, lang: str, data: SubmitIn, reply: dict[str, Any]
+) -> HTMLResponse:
+    """Reference, the private link (shown once) and the time of the promised reply."""
+    t = translator(lang)
     link_path = f"/r/{reply['reference']}#token={reply['access_token']}"
     neutral = data.discreet
     ctx = {

@@ -172,7 +172,7 @@ def test_from_create_admin_to_a_booked_expert_with_pages_only(
     # A requester opens the form now; it is sent at the end (the form counts how long it was
     # open before it takes it).
     requester = open_page(timezone_id="Europe/London")
-    requester.goto("/apply?lang=en")
+    requester.goto("/apply/all?lang=en")
     form_opened = time.monotonic()
 
     # bypass_csp: axe is the test's own script, which the pages' CSP rightly refuses.

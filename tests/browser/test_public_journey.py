@@ -49,7 +49,7 @@ def _no_sideways_scroll(page: Any) -> None:
 @pytest.mark.parametrize("lang", LANGS)
 def test_the_lost_link_page_works_at_360_px(new_page: Any, service: Service, lang: str) -> None:
     page = new_page(**PHONE)
-    page.goto(f"/apply?lang={lang}")
+    page.goto(f"/apply/all?lang={lang}")
     page.click("#recover-link")  # every requester page's footer links to it
     page.wait_for_selector("#recover-form")
     assert page.get_attribute("html", "lang") == lang
@@ -114,7 +114,7 @@ def test_withdraw_without_javascript_still_opens_at_the_summary(
 def test_escape_three_times_leaves_the_page(new_page: Any, service: Service, lang: str) -> None:
     page = new_page()
     page.goto("/privacy")
-    page.goto(f"/apply?lang={lang}")
+    page.goto(f"/apply/all?lang={lang}")
     hint = page.locator("#quick-exit-hint")
     assert hint.count() == 1 and page.get_attribute("#quick-exit", "aria-describedby") == (
         "quick-exit-hint"
@@ -132,7 +132,7 @@ def test_escape_three_times_leaves_the_page(new_page: Any, service: Service, lan
 
 def test_escape_presses_far_apart_do_not_leave(new_page: Any) -> None:
     page = new_page()
-    page.goto("/apply?lang=en")
+    page.goto("/apply/all?lang=en")
     page.clock.install()
     page.keyboard.press("Escape")
     page.keyboard.press("Escape")
@@ -140,7 +140,7 @@ def test_escape_presses_far_apart_do_not_leave(new_page: Any) -> None:
     page.keyboard.press("Escape")
     # leave() blanks the page at once, in the key's own handler.
     assert page.evaluate("document.body.hidden") is False
-    assert page.url.endswith("/apply?lang=en")
+    assert page.url.endswith("/apply/all?lang=en")
 
 
 @pytest.mark.parametrize("lang", ["en", "ar"])
@@ -158,7 +158,7 @@ def test_axe_finds_no_serious_violations_on_the_changed_pages(
     page.click("#withdraw button[type=submit]")
     page.wait_for_selector("#error-summary")
     found["withdraw"] = _axe_serious(page, f"withdraw_{lang}")
-    page.goto(f"/apply?lang={lang}")
+    page.goto(f"/apply/all?lang={lang}")
     assert re.search(r"<optgroup", page.content())
     found["apply"] = _axe_serious(page, f"apply_zones_{lang}")
     assert all(v == [] for v in found.values()), found

@@ -41,7 +41,7 @@ def _invalid(page: Any, field: str) -> str:
 
 def test_apply_with_mistakes_shows_errors_by_the_fields_then_a_reference(new_page: Any) -> None:
     page = new_page()
-    page.goto("/apply?lang=en")
+    page.goto("/apply/all?lang=en")
     timer = Timer()
     # The browser's zone (Asia/Bishkek in this context) is pre-selected by public.js.
     assert page.input_value("#f-timezone") == "Asia/Bishkek"
@@ -74,7 +74,7 @@ def test_apply_with_mistakes_shows_errors_by_the_fields_then_a_reference(new_pag
 
 def test_arabic_is_laid_out_right_to_left(new_page: Any) -> None:
     page = new_page(locale="ar")
-    page.goto("/apply")  # Accept-Language from the browser's locale
+    page.goto("/apply/all")  # Accept-Language from the browser's locale
     timer = Timer()
     assert page.get_attribute("html", "dir") == "rtl"
     assert page.get_attribute("html", "lang") == "ar"
@@ -107,7 +107,7 @@ def test_arabic_is_laid_out_right_to_left(new_page: Any) -> None:
     assert "يُعرض هذا الرابط مرة واحدة فقط" in page.inner_text("main")
 
 
-@pytest.mark.parametrize("path", ["/apply?lang=en", "/apply?lang=ar", "/privacy?lang=ru"])
+@pytest.mark.parametrize("path", ["/apply/all?lang=en", "/apply/all?lang=ar", "/privacy?lang=ru"])
 def test_at_360_px_nothing_scrolls_sideways(new_page: Any, path: str) -> None:
     page = new_page(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
     page.goto(path)
@@ -120,7 +120,7 @@ def test_at_360_px_nothing_scrolls_sideways(new_page: Any, path: str) -> None:
 
 def test_the_form_and_the_link_work_without_javascript(new_page: Any) -> None:
     page = new_page(java_script_enabled=False)
-    page.goto("/apply?lang=es")
+    page.goto("/apply/all?lang=es")
     timer = Timer()
     assert page.input_value("#f-timezone") == ""  # nothing detected without JavaScript
     fill_valid(page)
@@ -143,7 +143,7 @@ def test_quick_exit_leaves_and_replaces_the_page_in_history(
 ) -> None:
     page = new_page()
     page.goto("/privacy")
-    page.goto("/apply")
+    page.goto("/apply/all")
     page.click("#quick-exit")
     exit_url = f"http://localhost:{service.port}/healthz"
     page.wait_for_url(exit_url)
@@ -155,7 +155,7 @@ def test_the_link_keeps_the_token_in_a_cookie_and_strips_it_then_withdraw(
     new_page: Any, service: Service
 ) -> None:
     page = new_page()
-    page.goto("/apply")
+    page.goto("/apply/all")
     timer = Timer()
     fill_valid(page)
     timer.wait()
@@ -182,7 +182,7 @@ def test_the_link_keeps_the_token_in_a_cookie_and_strips_it_then_withdraw(
 
 def test_a_bot_filling_the_honeypot_or_sending_at_once_stores_nothing(new_page: Any) -> None:
     page = new_page()
-    page.goto("/apply")
+    page.goto("/apply/all")
     page.fill("#f-full_name", "Quick Bot")
     page.click("button[type=submit]")  # at once: faster than a person
     page.wait_for_selector("#form-notice")
@@ -209,7 +209,7 @@ def test_a_bot_filling_the_honeypot_or_sending_at_once_stores_nothing(new_page: 
     _confirmed(page)
 
 
-@pytest.mark.parametrize("path", ["/apply?lang=en", "/apply?lang=ar", "/privacy?lang=en"])
+@pytest.mark.parametrize("path", ["/apply/all?lang=en", "/apply/all?lang=ar", "/privacy?lang=en"])
 def test_axe_finds_no_serious_violations(new_page: Any, path: str) -> None:
     _require(AXE, "axe-core (npm)")
     # bypass_csp: the page's CSP rightly refuses injected scripts; axe is the test's own.
@@ -247,7 +247,7 @@ def test_the_link_opens_when_clicked_on_another_site(
     """As from a webmail: a navigation started by another site (localhost is another site
     than 127.0.0.1), where SameSite=Strict cookies are not sent along a redirect chain."""
     page = new_page()
-    page.goto("/apply")
+    page.goto("/apply/all")
     timer = Timer()
     fill_valid(page)
     timer.wait()
