@@ -193,9 +193,9 @@ def _table_rows(conn: Connection, table: Table) -> Iterator[list[dict[str, Any]]
         yield [{k: encode(v) for k, v in row.items()} for row in part]
 
 
-def backup(settings: Settings, out: IO[bytes]) -> BackupReport:
+def backup(settings: Settings, out: IO[bytes], *, url: str | None = None) -> BackupReport:
     """Write the whole service to ``out`` (an open binary file), encrypted."""
-    url = settings.resolved_database_url
+    url = url or settings.resolved_database_url
     master = crypto.load_master_key(settings)
     engine = _snapshot_engine(url)
     started = now()
