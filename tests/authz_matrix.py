@@ -69,6 +69,7 @@ PATH_VALUES: dict[str, str] = {
     "token": "not-a-token",
     "set_aside_id": "00000000-0000-4000-8000-000000000000",
     "session_id": "00000000-0000-4000-8000-000000000000",
+    "saved_id": "999999",
 }
 
 
@@ -380,6 +381,31 @@ MATRIX: dict[tuple[str, str], Row] = {
         "401 401 401 201 404 201 201",
         {"body": "Hello"},
     ),
+    ("POST", "/api/v1/cases/{reference}/replies/preview"): row(
+        "Preview a reply: the exact e-mail the same body and subject would send",
+        "401 401 401 200 404 200 200",
+        {"body": "We can help."},
+    ),
+    ("POST", "/api/v1/cases/{reference}/take"): row(
+        "Take the request (assign it to me): I answer the requester",
+        "401 401 401 403 404 200 200",
+    ),
+    ("GET", "/api/v1/saved-replies"): row(
+        "Saved replies to insert into a reply (staff and admins)",
+        "401 401 401 403 403 200 200",
+    ),
+    ("POST", "/api/v1/admin/saved-replies"): row(
+        "Add a saved reply (title unique per language)",
+        "401 401 401 403 403 403 422",
+    ),
+    ("PATCH", "/api/v1/admin/saved-replies/{saved_id}"): row(
+        "Edit a saved reply (only the fields given change)",
+        "401 401 401 403 403 403 404",
+    ),
+    ("DELETE", "/api/v1/admin/saved-replies/{saved_id}"): row(
+        "Delete a saved reply",
+        "401 401 401 403 403 403 404",
+    ),
     ("POST", "/api/v1/cases/{reference}/sample-report/resend"): row(
         "Send the best-matching sample report to the requester again",
         "401 401 401 403 404 409 409",
@@ -647,6 +673,7 @@ PAGE_PATH_VALUES: dict[str, str] = {
     "answer": "accept",
     "day": "2031-01-06",
     "message_id": "999999",
+    "saved_id": "999999",
     "notification_id": "999999",
     "consultation_id": "00000000-0000-4000-8000-000000000000",
     "session_id": "00000000-0000-4000-8000-000000000000",
@@ -751,6 +778,11 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ),
     ("POST", "/admin/sample-reports/upload"): page("Upload a sample report (PDF)", "admin"),
     ("POST", "/admin/sample-reports/{document_id}/delete"): page("Delete a sample report", "admin"),
+    ("GET", "/admin/saved-replies"): page("Saved replies: list and add", "admin"),
+    ("POST", "/admin/saved-replies/add"): page("Add a saved reply", "admin"),
+    ("GET", "/admin/saved-replies/{saved_id}"): page("One saved reply's form", "admin"),
+    ("POST", "/admin/saved-replies/{saved_id}"): page("Edit a saved reply", "admin"),
+    ("POST", "/admin/saved-replies/{saved_id}/delete"): page("Delete a saved reply", "admin"),
     ("GET", "/staff/getting-started"): page("Getting started: the first-run checklist", "admin"),
     # Staff (and admins)
     ("GET", "/staff/queue"): page("The queue", "staff"),
@@ -760,6 +792,10 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("POST", "/staff/cases/{reference}/contact"): page("Record a contact", "staff"),
     ("POST", "/staff/cases/{reference}/assign"): page("Assign or reassign", "staff"),
     ("POST", "/staff/cases/{reference}/reply"): page("Reply to the requester", "staff"),
+    ("POST", "/staff/cases/{reference}/reply/preview"): page(
+        "Preview a reply: the exact e-mail", "staff"
+    ),
+    ("POST", "/staff/cases/{reference}/take"): page("Take the request (I answer it)", "staff"),
     ("POST", "/staff/cases/{reference}/notes"): page("Add an internal note", "staff"),
     ("POST", "/staff/cases/{reference}/status"): page("Change the status", "staff"),
     ("GET", "/staff/inbound/set-aside"): page("Mail set aside", "staff"),
@@ -818,6 +854,22 @@ PAGES: dict[tuple[str, str], PageRow] = {
     # The requester's pages
     ("GET", "/apply"): page("The request form", "public"),
     ("POST", "/apply"): page("Submit the request form", "public"),
+    ("GET", "/apply/all"): page("The request form on one page (it posts to /apply)", "public"),
+    ("GET", "/apply/who"): page("The form in steps: who you are (as /apply)", "public"),
+    ("POST", "/apply/who"): page("The form in steps: keep who you are", "public"),
+    ("GET", "/apply/firm"): page("The form in steps: the law firm (law firms only)", "public"),
+    ("POST", "/apply/firm"): page("The form in steps: keep the law firm", "public"),
+    ("GET", "/apply/contact"): page("The form in steps: how to reach you", "public"),
+    ("POST", "/apply/contact"): page("The form in steps: keep how to reach you", "public"),
+    ("GET", "/apply/case"): page("The form in steps: your case", "public"),
+    ("POST", "/apply/case"): page("The form in steps: keep your case", "public"),
+    ("GET", "/apply/needs"): page("The form in steps: what you need", "public"),
+    ("POST", "/apply/needs"): page("The form in steps: keep what you need", "public"),
+    ("GET", "/apply/check"): page("The form in steps: check your answers", "public"),
+    ("GET", "/apply/send"): page("The form in steps: consent and send", "public"),
+    ("POST", "/apply/send"): page(
+        "The form in steps: send (the same service call as the one-page form)", "public"
+    ),
     ("GET", "/recover"): page("Ask for a lost link again: the form", "public"),
     ("POST", "/recover"): page(
         "Ask for a lost link again (the same answer whether or not it matches)", "public"
@@ -854,22 +906,6 @@ def page_markdown_table() -> str:
     """The pages' table (docs/authorization.md), one line per route, in path order."""
     head = "| page | what it does | who | " + " | ".join(PAGE_ROLE_TITLES) + " |"
     sep = "|" + "---|" * (len(PAGE_ROLES) + 3)
-    ("GET", "/apply/all"): page("The request form on one page (it posts to /apply)", "public"),
-    ("GET", "/apply/who"): page("The form in steps: who you are (as /apply)", "public"),
-    ("POST", "/apply/who"): page("The form in steps: keep who you are", "public"),
-    ("GET", "/apply/firm"): page("The form in steps: the law firm (law firms only)", "public"),
-    ("POST", "/apply/firm"): page("The form in steps: keep the law firm", "public"),
-    ("GET", "/apply/contact"): page("The form in steps: how to reach you", "public"),
-    ("POST", "/apply/contact"): page("The form in steps: keep how to reach you", "public"),
-    ("GET", "/apply/case"): page("The form in steps: your case", "public"),
-    ("POST", "/apply/case"): page("The form in steps: keep your case", "public"),
-    ("GET", "/apply/needs"): page("The form in steps: what you need", "public"),
-    ("POST", "/apply/needs"): page("The form in steps: keep what you need", "public"),
-    ("GET", "/apply/check"): page("The form in steps: check your answers", "public"),
-    ("GET", "/apply/send"): page("The form in steps: consent and send", "public"),
-    ("POST", "/apply/send"): page(
-        "The form in steps: send (the same service call as the one-page form)", "public"
-    ),
     lines = [head, sep]
     for (method, path), r in sorted(PAGES.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         cells = " | ".join(PAGE_GATES[r.gate])
