@@ -261,13 +261,13 @@ OUTBOX_KIND_LABELS: dict[str, str] = {
 OUTBOX_STATE_LABELS: dict[str, str] = {
     OutboxStatus.pending.value: N_("Waiting to be sent"),
     OutboxStatus.claimed.value: N_("Being sent"),
-    OutboxStatus.sent.value: pN_("outbox", "Sent"),
+    OutboxStatus.sent.value: N_("Sent out"),
     OutboxStatus.dead.value: N_("Failed for good"),
-    OutboxStatus.cancelled.value: pN_("outbox", "Cancelled"),
+    OutboxStatus.cancelled.value: N_("Cancelled, not needed"),
 }
 DELIVERY_LABELS: dict[str, str] = {
     DeliveryState.queued.value: N_("queued"),
-    DeliveryState.sent.value: pN_("delivery", "sent"),
+    DeliveryState.sent.value: N_("delivered to the mail server"),
     DeliveryState.bounced.value: N_("bounced"),
 }
 CONSULTATION_STATE_LABELS: dict[str, str] = {
