@@ -31,16 +31,19 @@ from app.models import (
     ExpertProfile,
     IntakeRequest,
     Role,
+    SlotHold,
     User,
 )
 from app.scheduling import service
-from app.scheduling.errors import ConsultationNotFound, ExpertNotFound
+from app.scheduling.errors import ConsultationNotFound, ExpertNotFound, HoldNotFound
 from app.scheduling.schemas import (
     AvailabilityIn,
     AvailabilityOut,
     BookIn,
+    ConfirmHoldIn,
     ConsultationOut,
     ExpertNameOut,
+    HoldOut,
     OverrideIn,
     SlotDayOut,
     SlotOut,
@@ -49,7 +52,8 @@ from app.scheduling.schemas import (
     WeeklyRangeIn,
     consultation_out,
 )
-from app.scheduling.service import Caller
+from app.scheduling.service import Caller, holds
+from app.scheduling.slots import zone as slot_zone
 
 availability_router = APIRouter(prefix="/api/v1/experts", tags=["consultations: availability"])
 requests_router = APIRouter(prefix="/api/v1/requests", tags=["consultations"])
@@ -295,3 +299,85 @@ def reschedule(rc: RequestCallerDep, body: BookIn, session: SessionDep) -> Consu
 def cancel(rc: RequestCallerDep, session: SessionDep) -> ConsultationOut:
     c = service.cancel(session, rc.req, caller=rc.caller)
     return consultation_out(session, rc.req, c)
+
+
+# Holding a time while the requester confirms -----------------------------------------------
+
+
+def _hold_out(session: SessionDep, req: IntakeRequest, row: SlotHold) -> HoldOut:
+    return HoldOut(
+        id=row.id,
+        reference=req.reference,
+        start_utc=row.start_at,
+        end_utc=row.end_at,
+        minutes=int((row.end_at - row.start_at).total_seconds() // 60),
+        timezone=row.timezone,
+        start_local=row.start_at.astimezone(slot_zone(row.timezone)).isoformat(),
+        expert=ExpertNameOut(public_name=holds.expert_name(session, row)),
+        expires_at=row.expires_at,
+    )
+
+
+@requests_router.post(
+    "/{reference}/consultation/hold",
+    response_model=HoldOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Hold one of the offered slots while the requester confirms",
+    description="`start` is a slot's `start_utc`; `timezone` the zone the slots were asked in. "
+    "The time is held for this request until `expires_at` (`INTAKE_SLOT_HOLD_MINUTES`, default "
+    "5): nobody else is offered it or can book or hold it meanwhile, and this request still "
+    "sees it. A new hold replaces the request's earlier one. With a booked consultation the "
+    "hold is a new time for it (same expert). A time that is not free: `409` "
+    "(`slot_unavailable`) with `details.alternatives`, as for booking.",
+    responses=error_responses(401, 404, 409, 422),
+)
+def hold(rc: RequestCallerDep, body: BookIn, session: SessionDep) -> HoldOut:
+    _requester_or_staff(rc)
+    row = holds.hold(session, rc.req, start=body.start, zone=body.timezone, caller=rc.caller)
+    return _hold_out(session, rc.req, row)
+
+
+@requests_router.get(
+    "/{reference}/consultation/hold",
+    response_model=HoldOut,
+    summary="The time held for the request, while the hold lasts",
+    description="`404` (`hold_not_found`) when nothing is held or the hold has expired.",
+    responses=error_responses(401, 404),
+)
+def get_hold(rc: RequestCallerDep, session: SessionDep) -> HoldOut:
+    _requester_or_staff(rc)
+    row = holds.current_hold(session, rc.req)
+    if row is None:
+        raise HoldNotFound("No time is held for you: choose a time first.")
+    return _hold_out(session, rc.req, row)
+
+
+@requests_router.post(
+    "/{reference}/consultation/hold/confirm",
+    response_model=ConsultationOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Confirm the held time: book it (or move the booked consultation there)",
+    description="Books the held slot with the expert it was held with, as `POST "
+    "/consultation` does (invites to both sides), or moves the booked consultation there as "
+    "`PATCH` does. `404` (`hold_not_found`) when no such hold exists; `409` (`hold_expired`) "
+    "once it has expired: the time is released, `details.still_free` says whether it is "
+    "still free (hold it again) and `details.alternatives` lists the next free slots.",
+    responses=error_responses(401, 404, 409, 422),
+)
+def confirm_hold(rc: RequestCallerDep, body: ConfirmHoldIn, session: SessionDep) -> ConsultationOut:
+    _requester_or_staff(rc)
+    c = holds.confirm(session, rc.req, hold_id=body.hold_id, caller=rc.caller)
+    return consultation_out(session, rc.req, c)
+
+
+@requests_router.delete(
+    "/{reference}/consultation/hold",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Release the held time",
+    description="The time is offered to everyone again at once. Nothing held: `404`.",
+    responses=error_responses(401, 404),
+)
+def release_hold(rc: RequestCallerDep, session: SessionDep) -> None:
+    _requester_or_staff(rc)
+    if not holds.release(session, rc.req):
+        raise HoldNotFound("No time is held for you.")

@@ -182,3 +182,23 @@ def consultation_out(
         ical_uid=c.ical_uid,
         ical_sequence=c.ical_sequence,
     )
+
+
+class HoldOut(BaseModel):
+    """A time held for the request while its requester confirms."""
+
+    id: uuid.UUID = Field(description="send it to `.../consultation/hold/confirm`")
+    reference: str
+    start_utc: dt.datetime
+    end_utc: dt.datetime
+    minutes: int = Field(description="the consultation's length")
+    timezone: str = Field(description="the zone the slots were shown in")
+    start_local: str = Field(description="in that zone, with its UTC offset")
+    expert: ExpertNameOut
+    expires_at: dt.datetime = Field(
+        description="held until this instant (not at it); then released to everyone"
+    )
+
+
+class ConfirmHoldIn(StrictModel):
+    hold_id: uuid.UUID = Field(description="the `id` the hold was answered with")

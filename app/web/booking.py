@@ -7,10 +7,16 @@ calendar file.
   small form (a button), so booking works without JavaScript. Without the link's cookie the
   page is the "open your link" form, as ``/r/{reference}`` is (the e-mails link here with the
   token in the fragment).
-- ``POST /r/{reference}/book``: ``scheduling.book`` (or ``scheduling.reschedule`` when a
-  consultation is booked), the same calls as the API. A slot taken meanwhile comes back as the
-  page with the reason and the fresh list (409), never a 500; the attempt is rolled back inside
-  a savepoint, so nothing of it is committed.
+- ``POST /r/{reference}/book``: choosing a time holds it (``holds.hold``, the service of
+  ``POST /api/v1/requests/{ref}/consultation/hold``) for ``INTAKE_SLOT_HOLD_MINUTES``, then
+  the confirm step. A slot taken meanwhile comes back as the page with the reason and the fresh
+  list (409), never a 500; the attempt is rolled back inside a savepoint, so nothing of it is
+  committed.
+- ``GET /r/{reference}/book/confirm``: the held time (date, time, zone in words, length, the
+  expert's public name, until when it is held), "Confirm" and "Choose another time".
+  ``POST .../book/confirm`` books it (``holds.confirm``: ``scheduling.book``, or
+  ``scheduling.reschedule`` when a consultation is booked); a hold that has expired comes back
+  as the week of that time with the reason (409). ``POST .../book/release`` lets it go.
 - ``GET /r/{reference}/booked``: the confirmation (time in the zone, join link, calendar file).
 - ``GET /r/{reference}/consultation.ics``: the booked consultation as an iCalendar file (same
   UID and SEQUENCE as the e-mailed invite, so importing both keeps one event).
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -39,17 +46,20 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.core.validation import SafeStr, in_calendar
 from app.intake import records as intake
-from app.models import Consultation, IntakeRequest
+from app.models import Consultation, IntakeRequest, SlotHold
+from app.notifications import dates
 from app.privacy import service as privacy
 from app.scheduling import ics
 from app.scheduling import service as scheduling
 from app.scheduling.errors import (
     BookingNotAllowed,
     ConsultationNotFound,
+    HoldExpired,
+    HoldNotFound,
     SlotQueryInvalid,
     SlotUnavailable,
 )
-from app.scheduling.service import Caller
+from app.scheduling.service import Caller, holds
 from app.scheduling.slots import zone as slot_zone
 from app.web import consultations as cv
 from app.web.public import (
@@ -87,6 +97,11 @@ NOT_BOOKABLE = N_(
     "A consultation can no longer be booked online for this request. Write to us if you need one."
 )
 DONE = {"rescheduled": N_("Your consultation is moved to the new time.")}  # booked: the heading
+EXPIRED = N_(
+    "We kept the time for you for %(minutes)d minutes, but it was not confirmed, so it was "
+    "released. Choose a time again."
+)
+NOTHING_HELD = N_("No time is held for you any more. Choose a time again.")
 
 
 # Loading -------------------------------------------------------------------------------------
@@ -317,13 +332,107 @@ def book(request: Request, reference: SafeStr, session: SessionDep, form: FormDe
     if start is None or start.tzinfo is None or not in_calendar(start):
         message = tr(lang, "Choose one of the free times below.")
         return _book_page(request, session, req, lang, zone, week_start, status=422, error=message)
-    moving = cv.booked(session, req) is not None
     try:
         with session.begin_nested():  # a refused attempt leaves nothing behind
-            if moving:
-                scheduling.reschedule(session, req, start=start, zone=zone, caller=REQUESTER)
-            else:
-                scheduling.book(session, req, start=start, zone=zone, caller=REQUESTER)
+            holds.hold(session, req, start=start, zone=zone, caller=REQUESTER)
+    except SlotUnavailable as exc:
+        reason = str((exc.details or {}).get("reason", ""))
+        message = tr(lang, REASONS.get(reason, OTHER_REASON))
+        return _book_page(request, session, req, lang, zone, week_start, status=409, error=message)
+    except (BookingNotAllowed, ConsultationNotFound):
+        return _book_page(
+            request, session, req, lang, zone, week_start, status=409, error=tr(lang, NOT_BOOKABLE)
+        )
+    extra = {"from": week_start.isoformat()} if week_start else {}
+    return RedirectResponse(
+        f"/r/{req.reference}/book/confirm{_query(lang, zone, **extra)}", status_code=303
+    )
+
+
+# Confirm the held time -----------------------------------------------------------------------
+
+
+def _confirm_page(
+    request: Request, session: Session, req: IntakeRequest, lang: str, row: SlotHold, zone: str
+) -> HTMLResponse:
+    t = translator(lang)
+    current = cv.booked(session, req)
+    if current is not None:
+        heading = t("Confirm the new time")
+    elif req.discreet:
+        heading = t("Confirm your appointment")
+    else:
+        heading = t("Confirm your consultation")
+    minutes = int((row.end_at - row.start_at).total_seconds() // 60)
+    ctx = {
+        "title": heading,
+        "heading": heading,
+        "reference": req.reference,
+        "hold_id": str(row.id),
+        "when": cv.when(row.start_at, row.end_at, zone, lang),
+        "minutes": minutes,
+        "expert_name": holds.expert_name(session, row),
+        "held_until": dates.time_in_words(row.expires_at, zone, lang),
+        "hold_minutes": holds.hold_minutes(),
+        "current": cv.booking_view(session, current, zone, lang) if current else None,
+        "zone": zone,
+        "week_from": request.query_params.get("from") or "",
+        "noindex": True,
+    }
+    return render(request, lang, "public/booking_confirm.html", ctx, csrf=csrf_value(request))
+
+
+@router.get("/r/{reference}/book/confirm", response_class=HTMLResponse, response_model=None)
+def confirm_page(request: Request, reference: SafeStr, session: SessionDep) -> Response:
+    req = _mine(request, session, reference)
+    if req is None:
+        return _not_found(request)
+    lang = page_lang(request, req.language)
+    row = holds.current_hold(session, req)
+    if row is None:
+        zone, _unknown = _zone(request, req)
+        start = _date(request.query_params.get("from"))
+        message = tr(lang, NOTHING_HELD)
+        return _book_page(request, session, req, lang, zone, start, error=message)
+    zone, _unknown = _zone(request, req)
+    return _confirm_page(request, session, req, lang, row, zone)
+
+
+def _form_text(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+@router.post("/r/{reference}/book/confirm", response_class=HTMLResponse, response_model=None)
+def confirm(request: Request, reference: SafeStr, session: SessionDep, form: FormDep) -> Response:
+    req = _mine(request, session, reference)
+    if req is None:
+        return _not_found(request)
+    lang = page_lang(request, req.language)
+    if not csrf_ok(request, _form_text(form, CSRF_FIELD)):
+        return refused_page(request, lang, f"/r/{req.reference}/book/confirm?lang={lang}")
+    zone, _unknown = _zone(request, req, _form_text(form, "tz") or "")
+    week_start = _date(_form_text(form, "from"))
+    try:
+        hold_id: uuid.UUID | None = uuid.UUID(_form_text(form, "hold_id") or "")
+    except ValueError:
+        hold_id = None
+    moving = cv.booked(session, req) is not None
+    try:
+        with session.begin_nested():
+            holds.confirm(session, req, hold_id=hold_id, caller=REQUESTER)
+    except HoldExpired as exc:
+        held = dt.datetime.fromisoformat(str((exc.details or {})["start_utc"]))
+        day = held.astimezone(slot_zone(zone)).date()
+        message = tr(lang, EXPIRED) % {"minutes": holds.hold_minutes()}
+        return _book_page(request, session, req, lang, zone, day, status=409, error=message)
+    except HoldNotFound:
+        if moving or cv.booked(session, req) is None:
+            message = tr(lang, NOTHING_HELD)
+            return _book_page(
+                request, session, req, lang, zone, week_start, status=409, error=message
+            )
+        return RedirectResponse(f"/r/{req.reference}/booked{_query(lang, zone)}", status_code=303)
     except SlotUnavailable as exc:
         reason = str((exc.details or {}).get("reason", ""))
         message = tr(lang, REASONS.get(reason, OTHER_REASON))
@@ -335,6 +444,23 @@ def book(request: Request, reference: SafeStr, session: SessionDep, form: FormDe
     done = "rescheduled" if moving else "booked"
     return RedirectResponse(
         f"/r/{req.reference}/booked{_query(lang, zone, done=done)}", status_code=303
+    )
+
+
+@router.post("/r/{reference}/book/release", response_class=HTMLResponse, response_model=None)
+def release(request: Request, reference: SafeStr, session: SessionDep, form: FormDep) -> Response:
+    req = _mine(request, session, reference)
+    if req is None:
+        return _not_found(request)
+    lang = page_lang(request, req.language)
+    if not csrf_ok(request, _form_text(form, CSRF_FIELD)):
+        return refused_page(request, lang, f"/r/{req.reference}/book?lang={lang}")
+    zone, _unknown = _zone(request, req, _form_text(form, "tz") or "")
+    holds.release(session, req)
+    week_start = _date(_form_text(form, "from"))
+    extra = {"from": week_start.isoformat()} if week_start else {}
+    return RedirectResponse(
+        f"/r/{req.reference}/book{_query(lang, zone, **extra)}", status_code=303
     )
 
 

@@ -151,7 +151,13 @@ def test_an_arabic_page_keeps_times_and_the_time_range_whole(
         follow_redirects=False,
     )
     assert booked.status_code == 303, booked.text
-    html = web.get(booked.headers["location"]).text
+    confirm = web.get(booked.headers["location"]).text  # the held time, to confirm
+    assert '<html lang="ar" dir="rtl">' in confirm
+    done = web.post(
+        f"/r/{req.reference}/book/confirm", data=hidden_fields(confirm), follow_redirects=False
+    )
+    assert done.status_code == 303, done.text
+    html = web.get(done.headers["location"]).text
     assert '<html lang="ar" dir="rtl">' in html
     slot_start = dt.datetime.fromisoformat(start)
     clock_from = dates.time_in_words(slot_start, LONDON, "ar")

@@ -85,12 +85,28 @@ def _slots(html: str) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def _book(web: TestClient, req: IntakeRequest, start: str, page: str | None = None) -> Any:
+def _hold(web: TestClient, req: IntakeRequest, start: str, page: str | None = None) -> Any:
+    """Choose a time on the booking page (it is held; the answer leads to the confirm step)."""
     html = page if page is not None else web.get(f"/r/{req.reference}/book").text
     hidden = hidden_fields(html)
     return web.post(
         f"/r/{req.reference}/book",
         data={**hidden, "start": start, "tz": req.timezone},
+        follow_redirects=False,
+    )
+
+
+def _book(web: TestClient, req: IntakeRequest, start: str, page: str | None = None) -> Any:
+    """Choose a time, then confirm it (the answer to the confirm, or a refused choice)."""
+    held = _hold(web, req, start, page)
+    if held.status_code != 303:
+        return held
+    assert held.headers["location"].startswith(f"/r/{req.reference}/book/confirm?")
+    confirm = web.get(held.headers["location"])
+    assert confirm.status_code == 200, confirm.text
+    return web.post(
+        f"/r/{req.reference}/book/confirm",
+        data=hidden_fields(confirm.text),
         follow_redirects=False,
     )
 
