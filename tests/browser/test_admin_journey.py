@@ -9,8 +9,9 @@ fills the roster so that the next 7 days have no gap, turns on their own second 
 every item of the checklist ticked.
 A requester then applies for Kyrgyzstan asking for a consultation and books that expert.
 
-On the way every admin page is saved as a screenshot under ``artifacts/admin/`` (1280 px wide),
-checked by axe (nothing serious or critical) and laid out at 360 px without sideways scroll.
+On the way every admin page is saved as a screenshot under ``artifacts/admin/`` (1280 px wide) and
+laid out at 360 px without sideways scroll; axe checks the state no page test reaches (the
+checklist all ticked): each page has its own axe test.
 With ``INTAKE_DOCS_SCREENSHOTS=1`` the same run also writes the README's pictures,
 ``docs/images/admin-*.png`` (1280 px wide, one viewport high)::
 
@@ -56,6 +57,7 @@ EXPERT_EMAIL = "aida.sadykova@example.org"
 EXPERT_PASSWORD = "seven quiet rivers under Bishkek"
 EXPERT_ZONE = "Asia/Bishkek"
 MEETING_LINK = "https://meet.example.org/aida-sadykova"
+AXE_HERE = ("getting-started-done",)
 CHECKLIST = ("experts", "hours", "samples", "roster", "second_factor")
 # The apply form refuses answers sent sooner than this after it was shown (the default here).
 MIN_FILL_SECONDS = Settings.model_fields["form_min_fill_seconds"].default
@@ -137,7 +139,9 @@ def _check(page: Any, name: str, docs_from: str = "") -> list[Any]:
             )
         page.screenshot(path=str(DOC_IMAGES / f"admin-{name}.png"), full_page=False)
         page.evaluate("window.scrollTo(0, 0)")
-    found = _axe_serious(page, f"admin_journey_{name}")
+    # Every admin page has its own axe test with seeded data (tests/browser/test_admin_*.py);
+    # here axe reads only the states no other test reaches (the checklist all ticked).
+    found = _axe_serious(page, f"admin_journey_{name}") if name in AXE_HERE else []
     page.set_viewport_size(PHONE)
     try:
         widths = page.evaluate(
