@@ -172,6 +172,21 @@ class Settings(BaseSettings):
     # Self-hosted meeting server, e.g. https://meet.example.org/{room}; the room is random.
     meeting_link_template: str = ""
 
+    # WhatsApp Business Cloud API (app/whatsapp; README "Connecting a WhatsApp number"): the
+    # system user's access token, the business number's phone number id, the Meta app's secret
+    # (signs every webhook: X-Hub-Signature-256) and the verify token of the webhook handshake.
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_phone_number_id: str = ""
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_api_base_url: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = Field("v21.0", pattern=r"^v\d+\.\d+$")
+    whatsapp_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # Media larger than this (WhatsApp allows up to 100 MB documents) is left out of the case.
+    whatsapp_media_max_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    # Webhook events older than this are stale (Meta retries a failed delivery for up to 7 days).
+    whatsapp_max_event_age_hours: int = Field(7 * 24, ge=1, le=30 * 24)
+
     # Experts, documents and routing.
     document_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     document_storage: Literal["db", "path"] = Field("db", description="where document bytes live")
@@ -327,6 +342,13 @@ class Settings(BaseSettings):
     def _check_zoom_urls(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with https:// (e.g. https://api.zoom.us)")
+        return v.rstrip("/")
+
+    @field_validator("whatsapp_api_base_url")
+    @classmethod
+    def _check_whatsapp_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (e.g. https://graph.facebook.com)")
         return v.rstrip("/")
 
     @field_validator("meeting_link_template")

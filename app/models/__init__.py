@@ -71,6 +71,12 @@ from app.models.scheduling import (
     ExpertAvailability,
     guard_band,
 )
+from app.models.whatsapp import (
+    WhatsAppContact,
+    WhatsAppInbox,
+    WhatsAppMessage,
+    WhatsAppStatus,
+)
 
 __all__ = [
     "BOOKED_OVERLAP_CONSTRAINT",
@@ -143,6 +149,10 @@ __all__ = [
     "UserLanguage",
     "UserSession",
     "WatchdogAlert",
+    "WhatsAppContact",
+    "WhatsAppInbox",
+    "WhatsAppMessage",
+    "WhatsAppStatus",
     "ZoomDailyUsage",
     "ZoomWebhookEvent",
     "guard_band",

@@ -54,6 +54,7 @@ class CaseStage(enum.StrEnum):
 class RequestSource(enum.StrEnum):
     form = "form"
     email = "email"
+    whatsapp = "whatsapp"
 
 
 class SecretKey(Base):
