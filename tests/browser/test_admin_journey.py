@@ -338,6 +338,7 @@ def test_from_create_admin_to_a_booked_expert_with_pages_only(
     slot = requester.locator("button.slot").first
     slot.wait_for()
     slot.click()
+    requester.click("#confirm-booking")  # the time is held while the requester confirms
     requester.wait_for_selector("#booking-facts")
     assert requester.inner_text("h1") == "Your consultation is booked"
     facts = requester.inner_text("#booking-facts")
