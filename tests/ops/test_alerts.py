@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 

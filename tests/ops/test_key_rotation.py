@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.core import crypto
@@ -88,7 +88,7 @@ def _insert_requests(session: Session, count: int) -> None:
                 "pii_enc": keys.seal_json(dk, "pii", rid, {"full_name": f"Person {i}"}),
             }
         )
-    session.execute(IntakeRequest.__table__.insert(), rows)
+    session.execute(insert(IntakeRequest), rows)
 
 
 def _opens(session: Session, req: IntakeRequest) -> bool:
@@ -238,7 +238,7 @@ def test_an_erasure_between_the_read_and_the_write_is_not_undone(
             if aad == f"dk:{victim.id}".encode():
                 with db.engine.begin() as other:  # another transaction, committed meanwhile
                     other.execute(
-                        IntakeRequest.__table__.update()
+                        update(IntakeRequest)
                         .where(IntakeRequest.id == victim.id)
                         .values(data_key_id=None, data_key_enc=None)
                     )

@@ -11,8 +11,10 @@ working tree's head migration, if not committed yet, counts as the newest; or th
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -43,7 +45,7 @@ def _git(*args: str) -> str:
 def _previous_release(into: Path) -> str:
     """Export the tree before the newest migration into ``into``; returns its commit."""
     scripts = ScriptDirectory.from_config(core_migrate.alembic_config())
-    head = scripts.get_revision(scripts.get_current_head())
+    head = scripts.get_revision(scripts.get_current_head() or "head")
     assert head is not None
     newest = Path(head.path).relative_to(ROOT)
     added = _git("log", "-1", "--format=%H", "--diff-filter=A", "--", str(newest))
@@ -65,10 +67,10 @@ def _old_cli(prev: Path, *args: str) -> list[str]:
 
 
 @pytest.fixture
-def pg_url() -> str:
-    name = "intake_upgrade_" + __import__("secrets").token_hex(4)
+def pg_url() -> Iterator[str]:
+    name = f"intake_upgrade_{secrets.token_hex(4)}"
     url = create_pg_database(name)
-    yield url  # type: ignore[misc]
+    yield url
     drop_pg_database(name)
 
 
