@@ -559,6 +559,22 @@ MATRIX: dict[tuple[str, str], Row] = {
         "Book a consultation at one of the offered slots",
         "404 422 404 422 404 422 422",
     ),
+    ("POST", "/api/v1/requests/{reference}/consultation/hold"): row(
+        "Hold one of the offered slots while the requester confirms",
+        "404 422 404 422 404 422 422",
+    ),
+    ("GET", "/api/v1/requests/{reference}/consultation/hold"): row(
+        "The time held for the request, while the hold lasts",
+        "404 404 404 404 404 404 404",
+    ),
+    ("DELETE", "/api/v1/requests/{reference}/consultation/hold"): row(
+        "Release the held time",
+        "404 404 404 404 404 404 404",
+    ),
+    ("POST", "/api/v1/requests/{reference}/consultation/hold/confirm"): row(
+        "Confirm the held time: book it (or move the booked consultation there)",
+        "404 422 404 422 404 422 422",
+    ),
     ("POST", "/api/v1/requests/{reference}/erase"): row(
         "Withdraw my request and erase my data",
         "404 200 404 404 404 404 404",
@@ -880,7 +896,12 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("POST", "/r/{reference}/withdraw"): page("Withdraw my request", "requester"),
     ("POST", "/r/{reference}/forget"): page("Forget the link on this browser", "requester"),
     ("GET", "/r/{reference}/book"): page("Free consultation times", "requester"),
-    ("POST", "/r/{reference}/book"): page("Book a consultation", "requester"),
+    ("POST", "/r/{reference}/book"): page("Choose a time (held while I confirm)", "requester"),
+    ("GET", "/r/{reference}/book/confirm"): page(
+        "The held time: date, time, zone, length, expert", "requester"
+    ),
+    ("POST", "/r/{reference}/book/confirm"): page("Book the held time", "requester"),
+    ("POST", "/r/{reference}/book/release"): page("Let the held time go", "requester"),
     ("GET", "/r/{reference}/booked"): page("My booked consultation", "requester"),
     ("GET", "/r/{reference}/consultation.ics"): page(
         "My consultation as a calendar file", "requester"
