@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, String, and_, cast, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.intake.sla import OPEN_STATES, SlaState, sla_state_sql
 from app.intake.status import FINAL
@@ -103,7 +103,10 @@ def _mine_clause(user_id: uuid.UUID) -> ColumnElement[bool]:
     acted = exists().where(
         RequestHistory.request_id == R.id, RequestHistory.actor == f"user:{user_id}"
     )
-    taken = exists().where(RequestOwner.request_id == R.id, RequestOwner.user_id == user_id)
+    # Its own alias: the page's select joins request_owners too (the owner's name), and an
+    # EXISTS over the same entity would be correlated to that join and select from nothing.
+    owner = aliased(RequestOwner)
+    taken = exists().where(owner.request_id == R.id, owner.user_id == user_id)
     return or_(taken, contacted, acted)
 
 
