@@ -17,6 +17,8 @@ from app.accounts.router import admin_router as admin_users_router
 from app.accounts.router import auth_router
 from app.audit.middleware import AuditMiddleware
 from app.audit.router import router as audit_router
+from app.calendars.router import feed_router as calendar_feed_router
+from app.calendars.router import router as calendars_router
 from app.cases.router import router as cases_router
 from app.core import handlers
 from app.core.body_limit import BodySizeLimitMiddleware
@@ -62,6 +64,7 @@ from app.web.admin_samples import router as admin_sample_pages
 from app.web.apply_steps import LIMITED_ROUTES as APPLY_STEPS_LIMITED_ROUTES
 from app.web.apply_steps import router as apply_steps_pages
 from app.web.booking import router as booking_pages
+from app.web.calendars import router as calendar_pages
 from app.web.docs import router as api_docs
 from app.web.escalations import router as escalation_pages
 from app.web.expert import router as expert_pages
@@ -214,11 +217,14 @@ def create_app() -> FastAPI:
     _add_routes(app, admin_sample_pages)
     _add_routes(app, admin_roster_pages)
     _add_routes(app, expert_pages)
+    _add_routes(app, calendar_pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_routes(app, outbox_router)
     _add_routes(app, admin_mail_router)
     _add_routes(app, availability_router)
     _add_routes(app, consultations_router)
+    _add_routes(app, calendars_router)
+    _add_routes(app, calendar_feed_router)
     _add_routes(app, admin_sample_reports_router)
     _add_routes(app, contacts_router)
     _add_routes(app, queue_router)

@@ -22,6 +22,7 @@ TASK_MODULES = [
     "workers.inbound",
     "workers.privacy",
     "workers.roster",
+    "workers.calendars",
 ]
 
 settings = get_settings()
@@ -60,6 +61,12 @@ app.conf.update(
             "task": "meetings.mark_no_shows",
             "schedule": timedelta(minutes=5),
             "options": {"expires": 600},
+        },
+        # Experts' own calendars: each is read when due (every few minutes, longer when failing).
+        "calendars-refresh-due": {
+            "task": "calendars.refresh_due",
+            "schedule": timedelta(minutes=1),
+            "options": {"expires": 120},
         },
         # Gaps in the duty roster: checked hourly, e-mailed at most once a day.
         "roster-check-gaps": {

@@ -156,12 +156,12 @@ def fetch_caldav(
 ) -> Fetched:
     """The events of every calendar of the account (or of the one calendar the address names)
     over ``[start, end)``, as the server stores them (recurrences are expanded by our parser)."""
-    import caldav  # imported here: the client library is only needed by the worker's refresh
+    from caldav.davclient import DAVClient  # only the worker's refresh needs the library
     from caldav.lib import error as caldav_error
 
     check_address(address, settings)
     try:
-        with caldav.DAVClient(
+        with DAVClient(
             url=address,
             username=username,
             password=password,
@@ -171,11 +171,11 @@ def fetch_caldav(
             headers={"User-Agent": USER_AGENT},
         ) as client:
             try:
-                calendars = list(client.principal().calendars())
+                calendars = list(client.principal().calendars())  # type: ignore[no-untyped-call]
             except caldav_error.NotFoundError:
                 calendars = []
             if not calendars:
-                calendars = [client.calendar(url=address)]
+                calendars = [client.calendar(url=address)]  # type: ignore[no-untyped-call]
             data: list[bytes] = []
             size = 0
             for calendar in calendars:

@@ -284,13 +284,14 @@ def _alert_conflicts(
     ).all()
     if not overlapping:
         return
-    known = set(
-        session.execute(
+    known: set[tuple[uuid.UUID, str]] = {
+        (consultation_id, event_key)
+        for consultation_id, event_key in session.execute(
             select(CalendarConflictAlert.consultation_id, CalendarConflictAlert.event_key).where(
                 CalendarConflictAlert.consultation_id.in_({c for c, _ in overlapping})
             )
-        ).tuples()
-    )
+        )
+    }
     for consultation_id, event_key in overlapping:
         if (consultation_id, event_key) in known:
             continue

@@ -17,6 +17,7 @@ Handler = Callable[[Session, OutboxMessage], None]
 
 HANDLER_MODULES = [
     "app.accounts.handlers",
+    "app.calendars.handlers",
     "app.cases.handlers",
     "app.intake.handlers",
     "app.routing.handlers",

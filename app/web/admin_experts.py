@@ -40,6 +40,8 @@ from starlette.datastructures import FormData, UploadFile
 from app.accounts import service as accounts
 from app.accounts.errors import EmailTaken
 from app.accounts.schemas import InviteIn
+from app.calendars import feed as calendar_feeds
+from app.calendars.errors import CalendarNotFound
 from app.core.deps import SessionDep
 from app.core.errors import AppError
 from app.core.time import now
@@ -62,6 +64,7 @@ from app.models import (
 )
 from app.scheduling import service as scheduling
 from app.scheduling.schemas import AvailabilityIn
+from app.web import calendars as calendar_pages
 from app.web.auth import AdminPageUser, CsrfForm, not_found, page, redirect, viewer_zone
 from app.web.expert import WEEKDAYS, _parse_ranges, _ranges_text
 from app.web.i18n import filled
@@ -94,6 +97,7 @@ DONE: dict[str, str] = {
     "override_removed": N_("The date override is removed."),
     "absence": N_("The unavailable period is added: no offers and no slots then."),
     "absence_removed": N_("The unavailable period is removed."),
+    **calendar_pages.DONE,
 }
 MESSAGES: dict[str, str] = {
     "user_id": N_("Choose an expert account without a profile, or invite someone new."),
@@ -463,7 +467,12 @@ def _expert_page(
         "errors": errors or {},
         "own": OWN_MESSAGES,
         "done_message": done_message,
+        # Own calendars, the consultation feed, the slot explainer's panel.
+        "base_path": f"{PATH}/{expert_id}/calendars",
+        **calendar_pages.calendar_context(db, expert_id, zone),
+        "explain_expert": str(expert_id),
     }
+    ctx["v"].setdefault("calendar_kind", "ics")
     return page(request, "staff/admin_expert.html", ctx, user=user, status=status)
 
 
@@ -817,3 +826,56 @@ def remove_absence(
         undo(db)
         return not_found(request, user)
     return _done(expert_id, "absence_removed", "unavailable")
+
+
+# Own calendars and the consultation feed ----------------------------------------------------
+
+
+@router.post(PATH + "/{expert_id}/calendars")
+def connect_calendar(
+    expert_id: uuid.UUID, request: Request, db: SessionDep, user: AdminPageUser, form: CsrfForm
+) -> Response:
+    if not _exists(db, expert_id):
+        return not_found(request, user)
+    errors, values = calendar_pages.connect_from_form(db, expert_id, form)
+    if errors:
+        return _refused(request, db, user, expert_id, errors, values)
+    return _done(expert_id, "calendar", "calendars")
+
+
+@router.post(PATH + "/{expert_id}/calendars/feed/{action}")
+def calendar_feed(
+    expert_id: uuid.UUID,
+    action: SafeStr,
+    request: Request,
+    db: SessionDep,
+    user: AdminPageUser,
+    _f: CsrfForm,
+) -> Response:
+    if action not in ("rotate", "revoke") or not _exists(db, expert_id):
+        return not_found(request, user)
+    if action == "rotate":
+        calendar_feeds.rotate(db, expert_id)
+        return _done(expert_id, "feed", "feed")
+    calendar_feeds.revoke(db, expert_id)
+    return _done(expert_id, "feed_revoked", "feed")
+
+
+@router.post(PATH + "/{expert_id}/calendars/{calendar_id}/{action}")
+def calendar_action(
+    expert_id: uuid.UUID,
+    calendar_id: SafeStr,
+    action: SafeStr,
+    request: Request,
+    db: SessionDep,
+    user: AdminPageUser,
+    _f: CsrfForm,
+) -> Response:
+    if action not in ("remove", "refresh") or not _exists(db, expert_id):
+        return not_found(request, user)
+    try:
+        done = calendar_pages.calendar_action(db, expert_id, action, calendar_id)
+    except CalendarNotFound:
+        undo(db)
+        return not_found(request, user)
+    return _done(expert_id, done, "calendars")
