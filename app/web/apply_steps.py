@@ -40,7 +40,14 @@ from app.models import RequesterType
 from app.web import apply_draft, i18n, public
 from app.web.apply_draft import Draft, DraftError, DraftTooLarge
 from app.web.public import N_, FormDep, page_lang, render, translator
-from app.web.security import HONEYPOT_FIELD, csrf_ok, csrf_value, form_stamp, stamp_age
+from app.web.security import (
+    CSRF_FIELD,
+    HONEYPOT_FIELD,
+    csrf_ok,
+    csrf_value,
+    form_stamp,
+    stamp_age,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -331,7 +338,7 @@ def _save(request: Request, form: FormData, name: str) -> Response:
     lang = page_lang(request)
     step = BY_NAME[name]
     change = request.query_params.get("change") == "1"
-    token = form.get(public.CSRF_FIELD)
+    token = form.get(CSRF_FIELD)
     if not csrf_ok(request, token if isinstance(token, str) else None):
         return public.refused_page(request, lang, url(name, lang))
     csrf = _csrf(request)
@@ -342,7 +349,9 @@ def _save(request: Request, form: FormData, name: str) -> Response:
     if draft is None:
         if name != STEPS[0].name:
             return restart_page(request, lang, None)
-        draft = Draft(stamp=form_stamp(csrf), key=secrets.token_urlsafe(18))
+        # As the one-page form: replies in the page's language unless the person chooses.
+        values = {"language": lang, "requester_type": RequesterType.applicant.value}
+        draft = Draft(values=values, stamp=form_stamp(csrf), key=secrets.token_urlsafe(18))
     answers = step_values(form, step)
     values = {**draft.values, **answers}
     if form.get(HONEYPOT_FIELD):  # nothing kept; a person sends the step again
@@ -375,7 +384,7 @@ def _save(request: Request, form: FormData, name: str) -> Response:
 def _send(request: Request, session: SessionDep, form: FormData) -> Response:
     lang = page_lang(request)
     step = BY_NAME[SEND]
-    token = form.get(public.CSRF_FIELD)
+    token = form.get(CSRF_FIELD)
     if not csrf_ok(request, token if isinstance(token, str) else None):
         return public.refused_page(request, lang, url(SEND, lang))
     try:

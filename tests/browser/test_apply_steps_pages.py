@@ -53,7 +53,7 @@ class Counted:
 
 def _screens(page: Any) -> float:
     """How many phone screens the page is tall."""
-    height = page.evaluate("document.documentElement.scrollHeight")
+    height = float(page.evaluate("document.documentElement.scrollHeight"))
     return round(height / PHONE["height"], 1)
 
 
@@ -95,6 +95,7 @@ def test_the_whole_journey_at_360_px_with_back_change_and_axe(new_page: Any, lan
     found["contact_error"] = _step(page, lang, 2, "contact-error", True)
     page.fill("#f-email", f"steps-{lang}-{time.time_ns()}@example.org")
     assert page.input_value("#f-timezone") == "Asia/Bishkek"  # the browser's, by public.js
+    assert page.input_value("#f-language") == lang  # replies in the page's language
     found["contact"] = _step(page, lang, 2, "contact", True)
     page.click("#continue")
 
@@ -114,8 +115,9 @@ def test_the_whole_journey_at_360_px_with_back_change_and_axe(new_page: Any, lan
     page.click("#back-link")
     page.wait_for_url(re.compile(r"/apply/contact"))
     assert page.input_value("#f-email").startswith(f"steps-{lang}-")
-    page.go_forward()
+    page.go_back()  # the link made a new entry: back is the case again, still answered
     page.wait_for_url(re.compile(r"/apply/case"))
+    assert page.input_value("#f-case_stage") == "refused_appeal"
     page.click("#continue")
 
     page.wait_for_url(re.compile(r"/apply/needs"))

@@ -214,6 +214,11 @@ def test_each_step_checks_its_own_answers_and_names_each_field(
     assert nxt.status_code == 200 and 'id="error-summary"' not in nxt.text
 
 
+def test_replies_are_in_the_page_language_unless_the_person_chooses(web: TestClient) -> None:
+    go(web, ("who", WHO), lang="es")
+    assert '<option value="es" selected>' in web.get("/apply/contact?lang=es").text
+
+
 def test_a_national_phone_number_is_read_for_the_country_of_residence(web: TestClient) -> None:
     go(web, ("who", WHO))
     answers = {**CONTACT, "preferred_channel": "phone", "phone": "020 7946 0958"}
@@ -323,6 +328,20 @@ def test_law_firm_questions_are_asked_only_of_law_firms(web: TestClient) -> None
     assert blocked.headers["location"] == "/apply/firm?lang=en"
 
 
+def test_a_law_firm_that_turns_out_to_be_the_applicant_sends_no_firm(
+    web: TestClient, db: Session
+) -> None:
+    post(web, "who", {**WHO, "requester_type": "law_firm"})
+    go(web, ("firm", FIRM), ("contact", CONTACT), ("case", CASE), ("needs", NEEDS))
+    post(web, "who", WHO, change=True)
+    resp = post(web, "send", SEND)
+    assert resp.status_code == 200, _errors(resp.text)
+    req = records.get_by_reference(db, _reference(resp.text))
+    assert req is not None and req.requester_type.value == "applicant"
+    pii = records.reveal_pii(req)
+    assert pii is not None and pii["law_firm_name"] is None and pii["contact_name"] is None
+
+
 # Protection --------------------------------------------------------------------------------
 
 
@@ -411,8 +430,9 @@ def test_the_draft_is_an_encrypted_session_cookie_only_for_the_form(web: TestCli
     header = next(
         h for h in resp.headers.get_list("set-cookie") if h.startswith(apply_draft.COOKIE + "=")
     ).lower()
-    for flag in ("httponly", "secure", "samesite=strict", "path=/apply", "max-age=3600"):
+    for flag in ("httponly", "secure", "samesite=strict", "path=/apply"):
         assert flag in header, (flag, header)
+    assert re.findall(r"max-age=(\d+)", header) == [str(apply_draft.DRAFT_MINUTES * 60)]
     value = _draft_cookie(web)
     raw = base64.urlsafe_b64decode(value.split(".")[-1] + "==")
     # Nothing readable: not the name, not in base64, and what is there does not decompress.
