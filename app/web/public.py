@@ -43,7 +43,7 @@ from app.intake.schemas import NewsletterTopic, RecoverIn, ReportTopic, SubmitIn
 from app.intake.throttle import check_submission_rate
 from app.models import CaseStage, ContactChannel, IntakeRequest, RequesterType, RequestStatus
 from app.notifications import dates
-from app.web import consultations, i18n
+from app.web import apply_draft, consultations, i18n
 from app.web.security import (
     CSRF_FIELD,
     HONEYPOT_FIELD,
@@ -812,6 +812,7 @@ def privacy(request: Request) -> HTMLResponse:
         "title": tr(lang, "Privacy and cookies"),
         "version": settings.privacy_notice_version,
         "rate_window": settings.submit_rate_window_minutes,
+        "draft_minutes": apply_draft.DRAFT_MINUTES,
         "forgotten": request.query_params.get("forgotten") == "1",
     }
     return render(request, lang, "public/privacy.html", ctx)

@@ -444,6 +444,12 @@ def test_the_draft_is_an_encrypted_session_cookie_only_for_the_form(web: TestCli
         zlib.decompress(raw)
 
 
+def test_the_privacy_notice_lists_the_draft_cookie_and_its_lifetime(web: TestClient) -> None:
+    html = web.get("/privacy?lang=en").text
+    row = re.search(r'<tr><td dir="ltr">apply_draft</td>.*?</tr>', html)
+    assert row is not None and f"{apply_draft.DRAFT_MINUTES} minutes" in row.group(0)
+
+
 def test_a_changed_draft_is_refused_with_a_clear_message_and_deleted(web: TestClient) -> None:
     go(web, ("who", WHO), ("contact", CONTACT))
     value = _draft_cookie(web)
