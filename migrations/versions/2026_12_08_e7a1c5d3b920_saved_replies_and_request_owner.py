@@ -6,7 +6,7 @@
 foreign keys on deletes or refuses every row that refers to a request).
 
 Revision ID: e7a1c5d3b920
-Revises: d5e8a3f1c902
+Revises: e1f2a3b4c5d6
 Create Date: 2026-12-08 09:00:00+00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import app.models.base
 
 revision: str = "e7a1c5d3b920"
-down_revision: str | None = "d5e8a3f1c902"
+down_revision: str | None = "e1f2a3b4c5d6"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
