@@ -53,7 +53,7 @@ def normalise_address(raw: str) -> str:
 def address_hint(address: str) -> str:
     """What people see of a secret address: its host and the last four characters."""
     parts = urlsplit(address)
-    tail = (parts.path + ("?" + parts.query if parts.query else ""))[-4:]
+    tail = (parts.path.removesuffix(".ics") + ("?" + parts.query if parts.query else ""))[-4:]
     return f"{parts.hostname or '?'} …{tail}"[:200]
 
 
