@@ -83,6 +83,8 @@ from app.web.set_aside import router as set_aside_pages
 from app.web.sign_in import LIMITED_ROUTES as SIGN_IN_LIMITED_ROUTES
 from app.web.sign_in import router as sign_in_pages
 from app.web.staff import router as staff_pages
+from app.whatsapp.router import case_router as whatsapp_case_router
+from app.whatsapp.router import webhook_router as whatsapp_webhook_router
 
 DESCRIPTION = """
 The intake service for expert witness reports in asylum cases.
@@ -241,6 +243,8 @@ def create_app() -> FastAPI:
     _add_routes(app, host_link_router)
     _add_routes(app, webhook_router)
     _add_routes(app, inbound_webhook_router)
+    _add_routes(app, whatsapp_webhook_router)
+    _add_routes(app, whatsapp_case_router)
     _add_routes(app, inbound_triage_router)
     _add_routes(app, inbound_set_aside_router)
     _add_routes(app, audit_router)

@@ -49,7 +49,7 @@ def submitted(session: Session, req: IntakeRequest) -> None:
         return
     sendouts.request_submitted(session, req)  # the documents after the wait
     roster_alerts.alert_if_uncovered(session, req)  # nobody on duty for the region
-    if req.source != RequestSource.email:
+    if req.source not in (RequestSource.email, RequestSource.whatsapp):  # triage first
         assignments.route_safely(session, req, trigger="submitted")  # offer to an expert
     sla_scheduling.schedule(session, req)  # the reminders and the escalation
 

@@ -411,11 +411,7 @@ def _new_request(
     *,
     no_ack: str | None = None,
 ) -> Outcome:
-    settings = get_settings()
     current = now()
-    request_id = uuid.uuid4()
-    dk, dk_id, dk_wrapped = keys.new_data_key(request_id)
-    token = new_token(REQUESTER_TOKEN_PREFIX)
     summary = "\n\n".join(part for part in (parsed.subject, parsed.body) if part)
     pii = {
         "full_name": parsed.sender_name or parsed.sender,
@@ -426,62 +422,17 @@ def _new_request(
         "whatsapp": None,
         "case_summary": summary,
     }
-    req = IntakeRequest(
-        id=request_id,
-        reference=_new_reference(session),
-        status=RequestStatus.new,
-        source=RequestSource.email,
-        requester_type=RequesterType.applicant,
-        preferred_channel=ContactChannel.email,
-        country_of_origin=None,
-        country_of_residence=None,
-        region_code=None,
-        case_stage=CaseStage.other,
-        deadline=None,
-        topics=[],
-        wants=[],
-        consent_updates=[],
-        language=UNKNOWN_LANGUAGE,
-        timezone="UTC",
-        # Nothing is known of the sender's situation: e-mails to them use neutral subjects.
-        discreet=True,
-        privacy_notice_version=settings.privacy_notice_version,
-        consent_given_at=at,
-        received_at=at,
-        sla_minutes=settings.sla_first_response_minutes,
-        first_response_due_at=at + dt.timedelta(minutes=settings.sla_first_response_minutes),
-        linked_request_id=follow_up_of.id if follow_up_of is not None else None,
-        data_key_enc=dk_wrapped,
-        data_key_id=dk_id,
-        pii_enc=keys.seal_json(dk, "pii", request_id, pii),
-        email_lookup=lookup,
-        token_hash=hash_token(token),
-        token_enc=keys.seal(dk, "token", request_id, token.encode()),
-    )
-    session.add(req)
-    session.flush()
-    intake.add_history(
+    req, dk = open_untriaged_request(
         session,
-        req,
-        actor="requester",
-        action="submitted",
-        to_status=RequestStatus.new,
-        details={"source": RequestSource.email.value, "via": via, "triage": True},
-        at=current,
+        source=RequestSource.email,
+        preferred_channel=ContactChannel.email,
+        pii=pii,
+        at=at,
+        via=via,
+        email_lookup=lookup,
+        follow_up_of=follow_up_of,
+        follow_up_reason="its reference in the subject, from another sender",
     )
-    if follow_up_of is not None:
-        intake.add_history(
-            session,
-            req,
-            actor="system",
-            action="possible_follow_up",
-            details={
-                "linked_request_id": str(follow_up_of.id),
-                "reference": follow_up_of.reference,
-                "reason": "its reference in the subject, from another sender",
-            },
-            at=current,
-        )
     data = _person_data(session, req, dk, parsed)
     row = _message_row(session, req, dk, parsed, lookup, at, MessageKind.requester, data)
     if no_ack is None:
@@ -497,13 +448,92 @@ def _new_request(
             details={"reason": no_ack},
             at=current,
         )
-    _alert_triage(session, req)
+    alert_triage(session, req)
     session.flush()
     return Outcome(
         "follow_up" if follow_up_of is not None else "created",
         reference=req.reference,
         message_id=parsed.message_id,
     )
+
+
+def open_untriaged_request(
+    session: Session,
+    *,
+    source: RequestSource,
+    preferred_channel: ContactChannel,
+    pii: dict[str, Any],
+    at: dt.datetime,
+    via: str,
+    email_lookup: str | None,
+    follow_up_of: IntakeRequest | None = None,
+    follow_up_reason: str = "",
+) -> tuple[IntakeRequest, bytes]:
+    """A request that arrived as a message (e-mail, WhatsApp): country and language unknown, so
+    it waits in triage; its clock runs from ``at``, when the message arrived. Returns it with its
+    data key (for the message and attachments the caller stores)."""
+    settings = get_settings()
+    current = now()
+    request_id = uuid.uuid4()
+    dk, dk_id, dk_wrapped = keys.new_data_key(request_id)
+    token = new_token(REQUESTER_TOKEN_PREFIX)
+    req = IntakeRequest(
+        id=request_id,
+        reference=_new_reference(session),
+        status=RequestStatus.new,
+        source=source,
+        requester_type=RequesterType.applicant,
+        preferred_channel=preferred_channel,
+        country_of_origin=None,
+        country_of_residence=None,
+        region_code=None,
+        case_stage=CaseStage.other,
+        deadline=None,
+        topics=[],
+        wants=[],
+        consent_updates=[],
+        language=UNKNOWN_LANGUAGE,
+        timezone="UTC",
+        # Nothing is known of the sender's situation: messages to them use neutral texts.
+        discreet=True,
+        privacy_notice_version=settings.privacy_notice_version,
+        consent_given_at=at,
+        received_at=at,
+        sla_minutes=settings.sla_first_response_minutes,
+        first_response_due_at=at + dt.timedelta(minutes=settings.sla_first_response_minutes),
+        linked_request_id=follow_up_of.id if follow_up_of is not None else None,
+        data_key_enc=dk_wrapped,
+        data_key_id=dk_id,
+        pii_enc=keys.seal_json(dk, "pii", request_id, pii),
+        email_lookup=email_lookup,
+        token_hash=hash_token(token),
+        token_enc=keys.seal(dk, "token", request_id, token.encode()),
+    )
+    session.add(req)
+    session.flush()
+    intake.add_history(
+        session,
+        req,
+        actor="requester",
+        action="submitted",
+        to_status=RequestStatus.new,
+        details={"source": source.value, "via": via, "triage": True},
+        at=current,
+    )
+    if follow_up_of is not None:
+        intake.add_history(
+            session,
+            req,
+            actor="system",
+            action="possible_follow_up",
+            details={
+                "linked_request_id": str(follow_up_of.id),
+                "reference": follow_up_of.reference,
+                "reason": follow_up_reason,
+            },
+            at=current,
+        )
+    return req, dk
 
 
 def _acknowledge(
@@ -545,7 +575,7 @@ def _acknowledge(
     return True
 
 
-def _alert_triage(session: Session, req: IntakeRequest) -> int:
+def alert_triage(session: Session, req: IntakeRequest) -> int:
     """Every on-duty staff user is told a request waits in triage (reference only)."""
     people = on_duty_staff(session)
     for user in people:

@@ -30,6 +30,7 @@ HANDLER_MODULES = [
     "app.roster.handlers",
     "app.sendouts.handlers",
     "app.sla.handlers",
+    "app.whatsapp.handlers",
 ]
 
 _handlers: dict[str, Handler] = {}
