@@ -158,6 +158,7 @@ REQUESTER_LABELS: dict[str, str] = {
 SOURCE_LABELS: dict[str, str] = {
     RequestSource.form.value: N_("Web form"),
     RequestSource.email.value: N_("E-mail"),
+    RequestSource.whatsapp.value: N_("WhatsApp"),
 }
 VIA_LABELS: dict[str, str] = {
     ContactVia.logged.value: N_("logged"),
@@ -223,12 +224,15 @@ HISTORY_LABELS: dict[str, str] = {
     "consultation_no_show": N_("The person did not come to the consultation"),
     "owner_taken": N_("Taken by a staff member"),
     "erased": N_("Personal data erased"),
+    "whatsapp_failed": N_("WhatsApp message could not be sent"),
 }
 # The outbox's kinds (app/outbox/registry.py) as what the e-mail or task is.
 OUTBOX_KIND_LABELS: dict[str, str] = {
     "accounts.invite": N_("Invitation e-mail"),
     "accounts.password_reset": N_("Password reset e-mail"),
     "cases.reply": N_("Reply from the case"),
+    "calendars.conflict": N_("Alert: a consultation clashes with the expert's calendar"),
+    "calendars.unreadable": N_("Alert: an expert's calendar cannot be read"),
     "cases.sample_report": N_("Sample report sent again"),
     "experts.offer": N_("Offer to an expert"),
     "experts.triage_alert": N_("Triage alert to staff"),
@@ -257,6 +261,8 @@ OUTBOX_KIND_LABELS: dict[str, str] = {
     "sla.escalation": N_("First-response escalation"),
     "sla.mail": N_("First-response reminder e-mail"),
     "sla.reminder": N_("First-response reminder"),
+    "whatsapp.inbound": N_("WhatsApp message received"),
+    "whatsapp.send": N_("WhatsApp message"),
 }
 OUTBOX_STATE_LABELS: dict[str, str] = {
     OutboxStatus.pending.value: N_("Waiting to be sent"),
