@@ -14,6 +14,11 @@
   ``SELECT start_at, end_at ... WHERE expert_id = %s AND status IN (...) AND start_at < %s AND
   end_at > %s``; the pool: ``expert_id = ANY(%s)``.
 
+* Experts' own calendars: the same expert and pool with 500 calendar busy times each (440
+  single events and two daily series of 30, expanded from an iCalendar file by the calendars'
+  parser, as the worker stores them): ``free_slots`` and ``pool_slots`` p99, same targets
+  (``single_expert_busy_p99_met``, ``pool_busy_p99_met``). Beside them: parsing one file.
+
 The last line printed is one JSON object holding every figure.
 """
 
@@ -30,9 +35,11 @@ from typing import Any
 
 import psycopg
 
+from app.calendars.parse import busy_times
 from app.scheduling.slots import (
     Availability,
     Booking,
+    BusyTime,
     DateOverride,
     PoolMember,
     PoolSlot,
@@ -102,6 +109,36 @@ def unavailable_for(rng: random.Random) -> list[UnavailablePeriod]:
         start = NOW + dt.timedelta(days=day, hours=rng.randrange(0, 12))
         periods.append(UnavailablePeriod(start, start + dt.timedelta(hours=rng.randrange(2, 30))))
     return periods
+
+
+BUSY_PER_EXPERT = 500
+
+
+def calendar_file(rng: random.Random) -> bytes:
+    """An expert's calendar: 440 single events and two daily series of 30 over the window."""
+    stamp = "%Y%m%dT%H%M%SZ"
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//bench//EN"]
+
+    def event(uid: str, start: dt.datetime, minutes: int, *extra: str) -> None:
+        end = start + dt.timedelta(minutes=minutes)
+        lines.extend(["BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20260101T000000Z"])
+        lines.extend([f"DTSTART:{start.strftime(stamp)}", f"DTEND:{end.strftime(stamp)}"])
+        lines.extend([*extra, "END:VEVENT"])
+
+    for n in range(BUSY_PER_EXPERT - 2 * DAYS):
+        start = NOW + dt.timedelta(minutes=15 * rng.randrange(DAYS * 96))
+        event(f"single-{n}", start, rng.choice([15, 30, 60, 90, 120]))
+    event("standup", NOW.replace(hour=8), 15, f"RRULE:FREQ=DAILY;COUNT={DAYS}")
+    event("lunch", NOW.replace(hour=12), 45, f"RRULE:FREQ=DAILY;COUNT={DAYS}")
+    lines.append("END:VCALENDAR")
+    return "\r\n".join(lines).encode()
+
+
+def calendar_busy(data: bytes) -> list[BusyTime]:
+    found = busy_times(
+        data, start=NOW - dt.timedelta(days=1), end=NOW + dt.timedelta(days=DAYS + 2), zone="UTC"
+    )
+    return [BusyTime(b.start, b.end, "bench") for b in found]
 
 
 def _store_bookings(url: str, members: list[PoolMember]) -> None:
@@ -297,6 +334,30 @@ def main() -> None:
     single_count, pool_count = single_view(), pool_view()
     to_book = listed[len(listed) // 2].start_utc
 
+    files = [calendar_file(rng) for _ in members]
+    busy_members = [m._replace(busy=calendar_busy(f)) for m, f in zip(members, files, strict=True)]
+    busy_expert = busy_members[0]
+
+    def single_busy() -> list[Slot]:
+        return free_slots(
+            busy_expert.availability,
+            busy_expert.bookings,
+            busy_expert.unavailable,
+            now_utc=NOW,
+            expert_id=busy_expert.expert_id,
+            horizon_timezone=REQUESTER_ZONE,
+            busy=busy_expert.busy,
+        )
+
+    def pool_busy() -> list[PoolSlot]:
+        return pool_slots(busy_members, now_utc=NOW, horizon_timezone=REQUESTER_ZONE)
+
+    def parse_file() -> int:
+        return len(calendar_busy(files[0]))
+
+    busy_listed = len(single_busy())
+    busy_pool_listed = len(pool_busy())
+
     def recheck() -> bool:
         return bool(
             is_slot_free(
@@ -318,6 +379,9 @@ def main() -> None:
         ("pool", pool, 3),
         ("pool_with_view", pool_view, 3),
         ("booking_recheck", recheck, 10),
+        ("single_expert_busy", single_busy, 10),
+        ("pool_busy", pool_busy, 3),
+        ("calendar_parse", parse_file, 2),
     ]:
         timed(fn, warmup)
         gc.collect()
@@ -334,6 +398,9 @@ def main() -> None:
         "pool_experts": len(members),
         "pool_bookings": sum(len(m.bookings) for m in members),
         "pool_slots_listed": pool_count,
+        "busy_per_expert": len(busy_expert.busy),
+        "single_busy_slots_listed": busy_listed,
+        "pool_busy_slots_listed": busy_pool_listed,
     }
     for name, values in measured.items():
         figures.update({f"{name}_{k}": v for k, v in summary(values).items()})
@@ -356,6 +423,8 @@ def main() -> None:
         figures["single_expert_with_view_p99_ms"] < SINGLE_TARGET_MS
     )
     figures["pool_with_view_p99_met"] = figures["pool_with_view_p99_ms"] < POOL_TARGET_MS
+    figures["single_expert_busy_p99_met"] = figures["single_expert_busy_p99_ms"] < SINGLE_TARGET_MS
+    figures["pool_busy_p99_met"] = figures["pool_busy_p99_ms"] < POOL_TARGET_MS
     emit(figures)
 
 

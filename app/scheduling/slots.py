@@ -568,15 +568,12 @@ class _Expert:
         # Busy time: bookings and calendar busy times widened by the buffers, then the (few)
         # absences spliced in, as sorted disjoint intervals, so that a start costs one bisect
         # or one step. Only bookings count towards the daily cap (below).
-        if busy:
-            pairs = sorted(
-                [
-                    *zip(starts, ends, strict=True),
-                    *((_instant(b.start), _instant_up(b.end)) for b in busy),
-                ]
-            )
+        if busy:  # converted as bookings are (inline: hundreds per expert)
+            all_starts = starts + [(b.start - epoch) // second for b in busy]
+            all_ends = ends + [-((epoch - b.end) // second) for b in busy]
+            order = sorted(range(len(all_starts)), key=all_starts.__getitem__)
             busy_starts, busy_ends = _merge_lists(
-                [p[0] for p in pairs], [p[1] for p in pairs], margin
+                [all_starts[i] for i in order], [all_ends[i] for i in order], margin
             )
         else:
             busy_starts, busy_ends = _merge_lists(starts, ends, margin)
