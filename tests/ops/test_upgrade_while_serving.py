@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from app.core import migrate as core_migrate
@@ -42,15 +44,7 @@ def _git(*args: str) -> str:
     ).stdout.strip()
 
 
-def _previous_release(into: Path) -> str:
-    """Export the tree before the newest migration into ``into``; returns its commit."""
-    scripts = ScriptDirectory.from_config(core_migrate.alembic_config())
-    head = scripts.get_revision(scripts.get_current_head() or "head")
-    assert head is not None
-    newest = Path(head.path).relative_to(ROOT)
-    added = _git("log", "-1", "--format=%H", "--diff-filter=A", "--", str(newest))
-    # INTAKE_TEST_PREVIOUS_RELEASE names another commit or tag to upgrade from.
-    commit = os.environ.get("INTAKE_TEST_PREVIOUS_RELEASE") or (f"{added}^" if added else "HEAD")
+def _export(commit: str, into: Path) -> None:
     archive = subprocess.run(
         ["git", "archive", commit, "app", "migrations", "alembic.ini"],
         cwd=ROOT,
@@ -59,7 +53,34 @@ def _previous_release(into: Path) -> str:
     ).stdout
     into.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return _git("rev-parse", "--short", commit)
+
+
+def _heads(tree: Path) -> list[str]:
+    config = Config()
+    config.set_main_option("script_location", str(tree / "migrations"))
+    return list(ScriptDirectory.from_config(config).get_heads())
+
+
+def _previous_release(into: Path) -> str:
+    """Export the tree before the newest migration into ``into``; returns its commit. A commit
+    whose migrations had two heads (a merge of two lines of work, fixed by the next commit) was
+    never a release: the nearest one before it with a single head is taken."""
+    scripts = ScriptDirectory.from_config(core_migrate.alembic_config())
+    current = scripts.get_current_head()
+    head = scripts.get_revision(current or "head")
+    assert head is not None
+    newest = Path(head.path).relative_to(ROOT)
+    added = _git("log", "-1", "--format=%H", "--diff-filter=A", "--", str(newest))
+    # INTAKE_TEST_PREVIOUS_RELEASE names another commit or tag to upgrade from.
+    start = os.environ.get("INTAKE_TEST_PREVIOUS_RELEASE") or (f"{added}^" if added else "HEAD")
+    for commit in _git("rev-list", "--max-count=30", start).split():
+        tree = into / commit[:10]
+        _export(commit, tree)
+        heads = _heads(tree)
+        if len(heads) == 1 and heads[0] != current:
+            return commit[:10]
+        shutil.rmtree(tree)
+    pytest.fail(f"no commit with one migration head before {start}")
 
 
 def _old_cli(prev: Path, *args: str) -> list[str]:
@@ -82,8 +103,8 @@ def test_the_previous_release_keeps_serving_while_the_newest_migrations_run(
         _git("rev-parse", "HEAD")
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("no git history here to take the previous release from")
-    prev = tmp_path / "previous"
-    commit = _previous_release(prev)
+    commit = _previous_release(tmp_path / "previous")
+    prev = tmp_path / "previous" / commit
     env = service_env({"INTAKE_DATABASE_URL": pg_url, "INTAKE_BROKER_URL": "memory://"})
     old_migrate = subprocess.run(
         _old_cli(prev, "migrate"),
