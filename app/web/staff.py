@@ -13,7 +13,8 @@
   error next to its field (422).
 - A reply is previewed before it is sent (``.../reply/preview``: the exact e-mail, built by the
   same function as the sending, ``app/cases/reply_mail.py``); ``.../reply`` sends only the
-  e-mail whose digest the preview showed, and refuses a body that greets (the e-mail greets).
+  e-mail whose digest the preview showed, and refuses a body that greets (the e-mail greets);
+  both steps are ``app/web/case_reply.py``, shared with the expert's own case page.
 - "Take it" (``.../take``) from the case or the queue: the staff owner of the request.
 - Codes (history events, outbox kinds and states, routing triggers and rules, regions) are
   shown as words in the viewer's language (the ``*_LABELS`` maps below).
@@ -73,6 +74,7 @@ from app.replies import service as replies
 from app.routing import queries as routing_queries
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
+from app.web import case_reply
 from app.web.admin_regions import RATINGS
 from app.web.auth import (
     CsrfForm,
@@ -912,15 +914,6 @@ def _input_field(exc: AppError, prefix: str) -> str:
     return f"{prefix}_{name}"
 
 
-def _reply_values(form: FormData) -> dict[str, str]:
-    return {
-        "subject": _text(form, "subject", 400),
-        # Browsers send a form's line breaks as CRLF: kept as LF, as typed.
-        "body": _text(form, "body", 40_000).replace("\r\n", "\n"),
-        "digest": _text(form, "digest", 64),
-    }
-
-
 def _reply_refused(
     request: Request,
     session: SessionDep,
@@ -936,42 +929,6 @@ def _reply_refused(
     )
 
 
-def render_preview(
-    request: Request,
-    user: User,
-    req: IntakeRequest,
-    composed: cases.ComposedReply,
-    values: dict[str, str],
-    *,
-    notice: str | None = None,
-    status: int = 200,
-) -> Response:
-    """The e-mail exactly as it will be sent, with a Send button for exactly that e-mail; a
-    body that opens with a greeting gets no Send button (the e-mail greets already)."""
-    greeting = cases.leading_greeting(values["body"])
-    errors: dict[str, str | Text] = {}
-    if greeting is not None:
-        errors["reply_body"] = filled(
-            N_(
-                "Your text starts with a greeting (%(greeting)s), and the e-mail already greets "
-                "the requester by name. Remove it, then preview again."
-            ),
-            greeting=greeting,
-        )
-    ctx = {
-        "title": filled(N_("Preview of the reply on %(reference)s"), reference=req.reference),
-        "req": req,
-        "composed": composed,
-        "digest": cases.preview_digest(composed),
-        "values": values,
-        "errors": errors,
-        "can_send": greeting is None,
-        "notice": notice,
-        "language_names": LANGUAGE_NAMES,
-    }
-    return page(request, "staff/case_reply_preview.html", ctx, user=user, status=status)
-
-
 @router.post("/staff/cases/{reference}/reply/preview")
 def preview_reply(
     reference: SafeStr,
@@ -984,12 +941,13 @@ def preview_reply(
     req = _case_or_404(session, reference, user)
     if req is None:
         return not_found(request, user)
-    values = _reply_values(form)
+    values = case_reply.reply_values(form)
     try:
-        composed = cases.preview_reply(session, req, user, values["body"], values["subject"])
+        return case_reply.preview(
+            request, session, user, req, values, case_url=f"/staff/cases/{req.reference}"
+        )
     except AppError as exc:
         return _reply_refused(request, session, user, reference, exc, values)
-    return render_preview(request, user, req, composed, values)
 
 
 @router.post("/staff/cases/{reference}/reply")
@@ -1006,22 +964,15 @@ def send_reply(
     req = _case_or_404(session, reference, user)
     if req is None:
         return not_found(request, user)
-    values = _reply_values(form)
+    values = case_reply.reply_values(form)
     try:
-        composed = cases.preview_reply(session, req, user, values["body"], values["subject"])
+        shown = case_reply.send_previewed(
+            request, session, user, req, values, case_url=f"/staff/cases/{req.reference}"
+        )
     except AppError as exc:
         return _reply_refused(request, session, user, reference, exc, values)
-    if not values["digest"]:
-        return render_preview(request, user, req, composed, values)
-    if cases.leading_greeting(values["body"]) is not None:
-        return render_preview(request, user, req, composed, values, status=422)
-    if values["digest"] != cases.preview_digest(composed):
-        notice = N_("The e-mail changed since you saw it. Check it again, then send it.")
-        return render_preview(request, user, req, composed, values, notice=notice, status=409)
-    try:
-        cases.reply(session, req, user, values["body"], values["subject"] or None)
-    except AppError as exc:
-        return _reply_refused(request, session, user, reference, exc, values)
+    if shown is not None:
+        return shown
     return back_to(req, "reply", "#conversation")
 
 
