@@ -386,6 +386,15 @@ MATRIX: dict[tuple[str, str], Row] = {
         "401 401 401 200 404 200 200",
         {"body": "We can help."},
     ),
+    ("GET", "/api/v1/cases/{reference}/whatsapp"): row(
+        "What may be sent on WhatsApp now (free text in the 24-hour window, else templates), why",
+        "401 401 401 200 404 200 200",
+    ),
+    ("POST", "/api/v1/cases/{reference}/whatsapp"): row(
+        "Write to the requester on WhatsApp (a first response); 409 while it is not connected",
+        "401 401 401 409 404 409 409",
+        {"text": "Hello"},
+    ),
     ("POST", "/api/v1/cases/{reference}/take"): row(
         "Take the request (assign it to me): I answer the requester",
         "401 401 401 403 404 200 200",
@@ -617,6 +626,14 @@ MATRIX: dict[tuple[str, str], Row] = {
     ),
     ("POST", "/webhooks/inbound-email"): row(
         "Take one e-mail (raw RFC 822 body), authenticated by the shared secret",
+        "401 401 401 401 401 401 401",
+    ),
+    ("GET", "/webhooks/whatsapp"): row(
+        "Meta's webhook verification handshake (the challenge only for our verify token)",
+        "403 403 403 403 403 403 403",
+    ),
+    ("POST", "/webhooks/whatsapp"): row(
+        "WhatsApp Business events, signed with X-Hub-Signature-256 (the app secret)",
         "401 401 401 401 401 401 401",
     ),
     ("POST", "/webhooks/zoom"): row(

@@ -157,9 +157,7 @@ def test_later_messages_join_replays_and_stale_events_change_nothing(
     wa.customer_writes(NUMBER, "very old", at=now() - dt.timedelta(days=8))
     deliver(client, wa, db)
     assert len(wa_messages(db, status=WhatsAppStatus.received)) == 2
-    outcomes = [
-        json.loads(o or "{}") for o in db.scalars(select(WhatsAppInbox.outcome)).all()
-    ]
+    outcomes = [json.loads(o or "{}") for o in db.scalars(select(WhatsAppInbox.outcome)).all()]
     assert sum(o.get("replay", 0) for o in outcomes) == 1
     assert sum(o.get("stale", 0) for o in outcomes) == 1
     assert sum(o.get("joined", 0) for o in outcomes) == 1
