@@ -48,7 +48,7 @@ def wa(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWhatsApp]:
 
 def poster(client: TestClient) -> Callable[[bytes, dict[str, str]], int]:
     def post(body: bytes, headers: dict[str, str]) -> int:
-        return client.post("/webhooks/whatsapp", content=body, headers=headers).status_code
+        return int(client.post("/webhooks/whatsapp", content=body, headers=headers).status_code)
 
     return post
 

@@ -18,6 +18,7 @@ from app.models import (
     OutboxStatus,
     RequestMessage,
     Role,
+    User,
     WhatsAppStatus,
 )
 from app.whatsapp.client import WhatsAppClient
