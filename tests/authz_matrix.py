@@ -70,6 +70,7 @@ PATH_VALUES: dict[str, str] = {
     "set_aside_id": "00000000-0000-4000-8000-000000000000",
     "session_id": "00000000-0000-4000-8000-000000000000",
     "saved_id": "999999",
+    "calendar_id": "00000000-0000-4000-8000-000000000000",
 }
 
 
@@ -508,6 +509,47 @@ MATRIX: dict[tuple[str, str], Row] = {
         "Replace an expert's availability (the expert's own; admins any)",
         "401 401 401 200 404 403 200",
     ),
+    ("GET", "/api/v1/experts/{expert_id}/calendars"): row(
+        "An expert's own calendars and the state of their reads (own; staff and admins any)",
+        "401 401 401 200 404 200 200",
+    ),
+    ("POST", "/api/v1/experts/{expert_id}/calendars"): row(
+        "Connect an expert's calendar: private ICS address or CalDAV account (own; admins any)",
+        "401 401 401 201 404 403 201",
+        {"kind": "ics", "address": "https://calendar.example.org/secret.ics"},
+    ),
+    ("DELETE", "/api/v1/experts/{expert_id}/calendars/{calendar_id}"): row(
+        "Remove an expert's calendar (own; admins any)",
+        "401 401 401 404 404 403 404",
+    ),
+    ("POST", "/api/v1/experts/{expert_id}/calendars/{calendar_id}/refresh"): row(
+        "Read an expert's calendar again soon (own; admins any)",
+        "401 401 401 404 404 403 404",
+    ),
+    ("GET", "/api/v1/experts/{expert_id}/calendar-feed"): row(
+        "The private feed address of an expert's consultations (own; admins any)",
+        "401 401 401 200 404 403 200",
+    ),
+    ("POST", "/api/v1/experts/{expert_id}/calendar-feed/rotate"): row(
+        "A new feed address of an expert's consultations (own; admins any)",
+        "401 401 401 200 404 403 200",
+    ),
+    ("DELETE", "/api/v1/experts/{expert_id}/calendar-feed"): row(
+        "Revoke the feed address (own; admins any)",
+        "401 401 401 204 404 403 204",
+    ),
+    ("GET", "/api/v1/experts/{expert_id}/slot-explanation"): row(
+        "Why a time is not offered with an expert (staff and admins; `at` required)",
+        "401 401 401 403 403 422 422",
+    ),
+    ("GET", "/api/v1/requests/{reference}/slot-explanation"): row(
+        "Why a time is not offered for a request (staff and admins; `at` required)",
+        "401 401 401 403 403 422 422",
+    ),
+    ("GET", "/calendar-feeds/{token}.ics"): row(
+        "An expert's consultations as a calendar feed (the address is the key; others: 404)",
+        "404 404 404 404 404 404 404",
+    ),
     ("GET", "/api/v1/inbound/set-aside"): row(
         "Mail set aside (auto-replies, list mail, bounces, read receipts, ...), with why",
         "401 401 401 403 403 200 200",
@@ -713,6 +755,8 @@ PAGE_PATH_VALUES: dict[str, str] = {
     "set_aside_id": "00000000-0000-4000-8000-000000000000",
     "token": "not-a-token",
     "name": "none.js",
+    "calendar_id": "00000000-0000-4000-8000-000000000000",
+    "action": "refresh",
 }
 
 
@@ -754,6 +798,22 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("POST", "/admin/experts/{expert_id}/overrides/{day}/remove"): page(
         "Remove a date override", "admin"
     ),
+    ("POST", "/admin/experts/{expert_id}/calendars"): page("Connect an expert's calendar", "admin"),
+    ("POST", "/admin/experts/{expert_id}/calendars/feed/{action}"): page(
+        "Rotate or revoke an expert's consultation feed", "admin"
+    ),
+    ("POST", "/admin/experts/{expert_id}/calendars/{calendar_id}/{action}"): page(
+        "Read again or remove an expert's calendar", "admin"
+    ),
+    ("GET", "/expert/calendars"): page("My calendars and my consultation feed", "expert"),
+    ("POST", "/expert/calendars"): page("Connect my calendar", "expert"),
+    ("POST", "/expert/calendars/feed/{action}"): page(
+        "Make a new or revoke my consultation feed", "expert"
+    ),
+    ("POST", "/expert/calendars/{calendar_id}/{action}"): page(
+        "Read again or remove my calendar", "expert"
+    ),
+    ("GET", "/staff/slot-explanation"): page("Why is a time not offered? (explainer)", "staff"),
     ("POST", "/admin/experts/{expert_id}/unavailable"): page(
         "Add an unavailable period for an expert", "admin"
     ),
