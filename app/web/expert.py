@@ -4,7 +4,8 @@ another expert's request, consultation or absence answers 404, like one that doe
 - ``/expert/assignments``: offers (accept, decline with a reason) and accepted requests.
 - ``/expert/cases/{reference}``: a request offered to or accepted by me (the person's details
   only once accepted); once accepted, the conversation (newest first), my consultation(s) with
-  the host link, a reply by e-mail, the contact log and notes. The reply, contact and note
+  the host link, a reply by e-mail (previewed, then sent only as seen: ``app/web/case_reply.py``,
+  the staff page's two steps), the contact log and notes. The reply, contact and note
   forms call the services the API calls for the accepted expert (``cases.reply``,
   ``sla.record_contact``, ``cases.add_note``), so their guards and history are the same.
 - ``/expert/consultations``: my upcoming consultations; ``/expert/consultations/{id}/host``
@@ -42,6 +43,7 @@ from app.scheduling.schemas import AvailabilityIn
 from app.scheduling.service.mine import expert_consultations
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
+from app.web import case_reply
 from app.web.auth import (
     CsrfForm,
     ExpertPageUser,
@@ -311,6 +313,51 @@ def my_case_note(
     return redirect(f"/expert/cases/{req.reference}?done=note#notes")
 
 
+def _reply_refused(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    reference: str,
+    exc: AppError,
+    values: dict[str, str],
+) -> Response:
+    undo(session)
+    # The subject's own refusal beside the subject; the rest (empty, too long, no address,
+    # erased) beside the message.
+    name = "subject" if exc.fields and exc.fields[0].field == "subject" else "body"
+    return _case_page(
+        request,
+        session,
+        user,
+        reference,
+        errors={f"reply_{name}": case_error_text(request, user, exc)},
+        values=values,
+        status=exc.status_code,
+    )
+
+
+@router.post("/expert/cases/{reference}/reply/preview")
+def my_case_reply_preview(
+    reference: SafeStr,
+    request: Request,
+    session: SessionDep,
+    user: ExpertPageUser,
+    form: CsrfForm,
+) -> Response:
+    """The reply box's first step: the exact e-mail (nothing is stored or sent)."""
+    try:
+        req = cases.case_for(session, reference, user)  # accepted by me, or 404
+    except NotFound:
+        return not_found(request, user)
+    values = case_reply.reply_values(form)
+    try:
+        return case_reply.preview(
+            request, session, user, req, values, case_url=f"/expert/cases/{req.reference}"
+        )
+    except AppError as exc:
+        return _reply_refused(request, session, user, reference, exc, values)
+
+
 @router.post("/expert/cases/{reference}/reply")
 def my_case_reply(
     reference: SafeStr,
@@ -319,27 +366,21 @@ def my_case_reply(
     user: ExpertPageUser,
     form: CsrfForm,
 ) -> Response:
+    """Send the previewed e-mail, as the staff page does (``app/web/case_reply.py``): only the
+    e-mail whose digest was shown; a body that greets is refused."""
     try:
         req = cases.case_for(session, reference, user)  # accepted by me, or 404
     except NotFound:
         return not_found(request, user)
-    values = {"subject": _text(form, "subject", 400), "body": _text(form, "body", 40_000)}
+    values = case_reply.reply_values(form)
     try:
-        cases.reply(session, req, user, values["body"], values["subject"] or None)
-    except AppError as exc:
-        undo(session)
-        # The subject's own refusal beside the subject; the rest (empty, too long, no address,
-        # erased) beside the message.
-        name = "subject" if exc.fields and exc.fields[0].field == "subject" else "body"
-        return _case_page(
-            request,
-            session,
-            user,
-            reference,
-            errors={f"reply_{name}": case_error_text(request, user, exc)},
-            values=values,
-            status=exc.status_code,
+        shown = case_reply.send_previewed(
+            request, session, user, req, values, case_url=f"/expert/cases/{req.reference}"
         )
+    except AppError as exc:
+        return _reply_refused(request, session, user, reference, exc, values)
+    if shown is not None:
+        return shown
     return redirect(f"/expert/cases/{req.reference}?done=reply#messages")
 
 

@@ -1,6 +1,8 @@
 """The expert's case page on a 360 px phone, in Russian and Arabic: the expert reads the
-conversation (newest first) and replies; an empty reply comes back with its error; no
-sideways scroll and no serious axe violation."""
+conversation (newest first) and replies: the e-mail is previewed (greeting, text, signature),
+a text that greets again gets no Send button, then the previewed e-mail is sent; an empty reply
+comes back with its error; no sideways scroll and no serious axe violation; screenshots of the
+preview and the sent reply in artifacts/."""
 
 from __future__ import annotations
 
@@ -83,12 +85,35 @@ def test_the_expert_reads_the_conversation_and_replies_on_a_phone(
     fits_360(page)
     assert _axe_serious(page, f"expert_case_error_{lang}") == []
 
-    page.fill("#reply_body", "Я могу помочь" if lang == "ru" else "يمكنني المساعدة")
+    # The reply is previewed first: the whole e-mail, greeting and signature, as it will go.
+    typed = "Я могу помочь" if lang == "ru" else "يمكنني المساعدة"
+    page.fill("#reply_body", typed)
     page.click("#reply-form button[type=submit]")
+    page.wait_for_selector("#preview-text")
+    assert re.search(rf"/expert/cases/{ref}/reply/preview$", page.url)
+    shown = page.inner_text("#preview-text")
+    # The requester writes Russian: the template greets in Russian and the expert signs.
+    assert shown.startswith("Здравствуйте") and typed in shown and f"Dr Phone {lang}" in shown
+    assert page.is_visible("#send-form button[type=submit]")
+    fits_360(page)
+    assert _axe_serious(page, f"expert_case_preview_{lang}") == []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"expert_case_preview_{lang}.png"), full_page=True)
+
+    # A text that greets again gets no Send button; without the greeting it can be sent.
+    page.fill("#reply_body", ("Здравствуйте!\n" if lang == "ru" else "مرحبا\n") + typed)
+    page.click("#reply-form button[type=submit]")
+    page.wait_for_selector("#reply_body-error")
+    assert page.locator("#send-form").count() == 0
+    assert page.is_visible("#error-summary")
+    page.fill("#reply_body", typed)
+    page.click("#reply-form button[type=submit]")
+    page.wait_for_selector("#send-form")
+
+    page.click("#send-form button[type=submit]")
     page.wait_for_url(re.compile(r"done=reply"))
     assert SENT[lang] in page.inner_text(".flash")
-    assert ("Я могу помочь" if lang == "ru" else "يمكنني المساعدة") in page.inner_text("#messages")
+    assert typed in page.inner_text("#messages")
     fits_360(page)
     assert _axe_serious(page, f"expert_case_{lang}") == []
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"expert_case_replied_{lang}.png"), full_page=True)
