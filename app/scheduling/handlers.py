@@ -12,8 +12,9 @@ The meeting handlers call the provider without holding the consultation's row lo
 or rate-limited Zoom must not make a person's cancel wait); the create locks and re-reads the
 consultation only once the meeting exists, and deletes it again if it is no longer wanted.
 
-The requester's copy is in their language (en, ru; others English) with
-a neutral subject when they asked for discretion; the expert's copy carries the reference, the
+The requester's copy is in their language (en, ru, es, ar; others English), its dates in words
+in their language and zone (``app/notifications/dates.py``), with a neutral subject, text and
+calendar entry when they asked for discretion; the expert's copy carries the reference, the
 country and the time only, never the requester's name or contact.
 """
 
@@ -98,6 +99,63 @@ SUBJECTS: dict[str, dict[tuple[str, bool], str]] = {
         ("cancelled_reassigned", False): "Консультация отменена: выберите новое время [{ref}]",
         ("cancelled_reassigned", True): "Встреча отменена: выберите новое время [{ref}]",
     },
+    # Translations for native review; discreet ones say "cita", never "consulta" or "asilo".
+    "es": {
+        ("booked", False): "Su consulta gratuita está reservada [{ref}]",
+        ("booked", True): "Su cita está reservada [{ref}]",
+        ("rescheduled", False): "Su consulta tiene una nueva hora [{ref}]",
+        ("rescheduled", True): "Su cita tiene una nueva hora [{ref}]",
+        ("moved", False): "Su consulta será con otro perito [{ref}]",
+        ("moved", True): "Su cita ha cambiado [{ref}]",
+        ("link", False): "El enlace de su consulta [{ref}]",
+        ("link", True): "El enlace de su cita [{ref}]",
+        ("cancelled", False): "Su consulta ha sido cancelada [{ref}]",
+        ("cancelled", True): "Su cita ha sido cancelada [{ref}]",
+        ("cancelled_reassigned", False): "Su consulta ha sido cancelada: elija otra hora [{ref}]",
+        ("cancelled_reassigned", True): "Su cita ha sido cancelada: elija otra hora [{ref}]",
+    },
+    # Translations for native review; discreet ones say "موعد", never "استشارة" or "لجوء".
+    "ar": {
+        ("booked", False): "تم حجز استشارتكم المجانية [{ref}]",
+        ("booked", True): "تم حجز موعدكم [{ref}]",
+        ("rescheduled", False): "تغيّر وقت استشارتكم [{ref}]",
+        ("rescheduled", True): "تغيّر وقت موعدكم [{ref}]",
+        ("moved", False): "ستكون استشارتكم مع خبير آخر [{ref}]",
+        ("moved", True): "تغيّر موعدكم [{ref}]",
+        ("link", False): "رابط استشارتكم [{ref}]",
+        ("link", True): "رابط موعدكم [{ref}]",
+        ("cancelled", False): "أُلغيت استشارتكم [{ref}]",
+        ("cancelled", True): "أُلغي موعدكم [{ref}]",
+        ("cancelled_reassigned", False): "أُلغيت استشارتكم: اختاروا وقتاً جديداً [{ref}]",
+        ("cancelled_reassigned", True): "أُلغي موعدكم: اختاروا وقتاً جديداً [{ref}]",
+    },
+}
+#: The languages the requester's invite is written in (others get English).
+LANGUAGES = tuple(SUBJECTS)
+#: (discreet) -> the calendar entry's title and its description's words, per language.
+CALENDAR_TITLES: dict[str, dict[bool, str]] = {
+    "en": {False: "Free consultation", True: "Appointment"},
+    "ru": {False: "Бесплатная консультация", True: "Встреча"},
+    "es": {False: "Consulta gratuita", True: "Cita"},
+    "ar": {False: "استشارة مجانية", True: "موعد"},
+}
+CALENDAR_WORDS: dict[str, dict[str, str]] = {
+    "en": {"reference": "Reference {ref}.", "join": "Join: {url}", "later": "The link follows."},
+    "ru": {
+        "reference": "Номер запроса {ref}.",
+        "join": "Подключиться: {url}",
+        "later": "Ссылка придёт отдельно.",
+    },
+    "es": {
+        "reference": "Referencia {ref}.",
+        "join": "Unirse: {url}",
+        "later": "El enlace llegará aparte.",
+    },
+    "ar": {
+        "reference": "الرقم المرجعي {ref}.",
+        "join": "الانضمام: {url}",
+        "later": "سيصلكم الرابط لاحقاً.",
+    },
 }
 
 
@@ -180,7 +238,7 @@ def _send_to_requester(
         log.info("invite_superseded", consultation_id=str(c.id), to="requester")
         return
     settings = get_settings()
-    lang = template_language(req.language)
+    lang = template_language(req.language, LANGUAGES)
     cancelled = event in CANCELLED_EVENTS
     profile = session.get(ExpertProfile, c.expert_id)
     expert_name = profile.public_name if profile is not None else ""
@@ -203,7 +261,8 @@ def _send_to_requester(
     sender = settings.mail_from_discreet if req.discreet else settings.mail_from
     organizer_name, organizer_email = parseaddr(sender)
     method: ics.Method = "CANCEL" if cancelled else "REQUEST"
-    title = "Appointment" if req.discreet else "Free consultation"
+    title = CALENDAR_TITLES[lang][req.discreet]
+    words = CALENDAR_WORDS[lang]
     invite = ics.build(
         ics.Invite(
             uid=c.ical_uid,
@@ -213,13 +272,13 @@ def _send_to_requester(
             end=c.end_at,
             stamp=now(),
             summary=f"{title} [{req.reference}]",
-            description=f"Reference {req.reference}."
+            description=words["reference"].format(ref=req.reference)
             + (
                 ""
                 if cancelled
-                else f" Join: {c.meeting_join_url}"
+                else " " + words["join"].format(url=c.meeting_join_url)
                 if c.meeting_join_url
-                else " The link follows."
+                else " " + words["later"]
             ),
             organizer_email=organizer_email,
             organizer_name=organizer_name or organizer_email,
