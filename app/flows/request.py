@@ -1,7 +1,9 @@
 """What happens when a request is submitted, accepted by an expert, reassigned or ends: each
 is one function below that calls intake, routing, scheduling, sendouts, roster and sla in
-order. The edges (routers, pages, the worker's handler, commands) call these; a domain never
-does (it sits below), so no step depends on which modules a process happened to import.
+order; what the requester is told on their preferred channel (the acknowledgement and the
+consultation reminders on WhatsApp, the e-mail as the fallback) is here too. The edges
+(routers, pages, the worker's handlers, commands) call these; a domain never does (it sits
+below), so no step depends on which modules a process happened to import.
 
 One transaction: every function takes the caller's session and only flushes.
 """
@@ -22,18 +24,25 @@ from app.intake.status import FINAL
 from app.models import (
     Assignment,
     AssignmentStatus,
+    ContactChannel,
     IntakeRequest,
+    OutboxMessage,
     RequestSource,
     RequestStatus,
     User,
 )
+from app.notifications import dates
+from app.outbox import service as outbox
 from app.privacy import service as privacy
 from app.roster import alerts as roster_alerts
 from app.routing import assignments
 from app.routing import repository as routing_repository
 from app.scheduling import service as scheduling
+from app.sendouts import handlers as sendout_mails
 from app.sendouts import service as sendouts
 from app.sla import scheduling as sla_scheduling
+from app.whatsapp import service as whatsapp
+from app.whatsapp import templates as whatsapp_templates
 
 # Submitted -----------------------------------------------------------------------------------
 
@@ -47,6 +56,7 @@ def submitted(session: Session, req: IntakeRequest) -> None:
     they complete them (``complete_email_request``)."""
     if req.status in FINAL:
         return
+    acknowledge(session, req)  # on WhatsApp for those who prefer it (others had the e-mail)
     sendouts.request_submitted(session, req)  # the documents after the wait
     roster_alerts.alert_if_uncovered(session, req)  # nobody on duty for the region
     if req.source not in (RequestSource.email, RequestSource.whatsapp):  # triage first
@@ -114,6 +124,53 @@ def submitted_by_id(session: Session, request_id: uuid.UUID) -> None:
 def route_now(session: Session, req: IntakeRequest, *, actor: str) -> None:
     """Staff ask for routing (a request from e-mail once completed, or one left in triage)."""
     assignments.route_safely(session, req, trigger="staff_route", actor=actor)
+
+
+# Telling the requester on their channel ------------------------------------------------------
+
+
+def _prefers_whatsapp(req: IntakeRequest) -> bool:
+    return req.source == RequestSource.form and req.preferred_channel == ContactChannel.whatsapp
+
+
+def acknowledge(session: Session, req: IntakeRequest) -> None:
+    """A requester who chose WhatsApp on the form gets the acknowledgement there (the approved
+    template in their language, neutral when discreet); the e-mail instead when WhatsApp is not
+    connected or the number is unusable, and as the template's fallback when it fails for good
+    (queued once by ``whatsapp.service``). Everyone else had the e-mail at submission
+    (``intake.service.submit``), and requests from e-mail or WhatsApp are answered there."""
+    if not _prefers_whatsapp(req):
+        return
+    by_email = outbox.Queued(intake.ACK_KIND, {"request_id": str(req.id)})
+    sent = whatsapp.queue_template(
+        session, req, "acknowledgement", [req.reference], fallback=by_email
+    )
+    if sent is None:
+        intake.queue_acknowledgement(session, req)
+        return
+    records.add_history(
+        session, req, actor="system", action="ack_queued", details={"via": "whatsapp"}
+    )
+
+
+def consultation_reminder(session: Session, row: OutboxMessage) -> None:
+    """A consultation reminder falls due (``sendouts.service.sync_reminders`` queued it). The
+    requester who chose WhatsApp gets the template (reference, time in their language and
+    zone); the e-mail otherwise, or as its fallback (the same row marked ``channel: email``).
+    The expert's reminder is always an e-mail."""
+    if row.params["to"] == "requester" and row.params.get("channel") != "email":
+        found = sendout_mails.due_reminder(session, row)
+        if found is None:
+            return  # moved or cancelled since
+        c, req = found
+        if _prefers_whatsapp(req) and req.status != RequestStatus.spam:
+            lang = whatsapp_templates.language_for(req.language)
+            when = dates.when_in_words(c.start_at, req.timezone, lang)
+            by_email = outbox.Queued(row.kind, {**row.params, "channel": "email"})
+            params = [req.reference, when]
+            if whatsapp.queue_template(session, req, "reminder", params, fallback=by_email):
+                return
+    sendout_mails.send_reminder(session, row)
 
 
 # Accepted ------------------------------------------------------------------------------------

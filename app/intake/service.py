@@ -42,6 +42,7 @@ from app.intake.schemas import (
 )
 from app.intake.status import FINAL, check_move, mark_ended
 from app.models import (
+    ContactChannel,
     Country,
     ExpertProfile,
     IdempotencyRecord,
@@ -219,6 +220,12 @@ def _mail_row(
     return outbox.Queued(kind, {"request_id": str(req.id)})
 
 
+def queue_acknowledgement(session: Session, req: IntakeRequest) -> bool:
+    """The acknowledgement e-mail queued after submission (the submitted flow, when WhatsApp
+    cannot carry it); False when the address had its daily share."""
+    return _queue_mail(session, req, ACK_KIND, "ack")
+
+
 def _queue_mail(session: Session, req: IntakeRequest, kind: str, action: str) -> bool:
     row = _mail_row(session, req, kind, action, now())
     if row is None:
@@ -343,9 +350,11 @@ def _create(
     # Routing, the reminders and the documents' timer run in the worker within seconds
     # (``app/flows/request.py::submitted``): the submission itself stays a few cheap statements.
     rows = [outbox.Queued(SUBMITTED_KIND, {"request_id": str(req.id)})]
-    ack = _mail_row(session, req, ACK_KIND, "ack", current, facts.mailed_today)
-    if ack is not None:
-        rows.append(ack)
+    # Who prefers WhatsApp is acknowledged there by the submitted flow, the e-mail its fallback.
+    if req.preferred_channel != ContactChannel.whatsapp:
+        ack = _mail_row(session, req, ACK_KIND, "ack", current, facts.mailed_today)
+        if ack is not None:
+            rows.append(ack)
     outbox.enqueue_many(session, rows)
     body = SubmitOut(
         reference=req.reference,

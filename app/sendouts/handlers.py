@@ -45,7 +45,6 @@ from app.sendouts.service import (
     DOCUMENTS_KIND,
     MISSING_ACTION,
     MISSING_ALERT_KIND,
-    REMINDER_KIND,
     SENT_ACTION,
     WANT_CV,
     WANT_SAMPLE,
@@ -286,17 +285,28 @@ def _still_due(c: Consultation, row: OutboxMessage) -> bool:
     return left > dt.timedelta(0) and not any(left <= dt.timedelta(minutes=o) for o in closer)
 
 
-@handler(REMINDER_KIND)
-def send_reminder(session: Session, row: OutboxMessage) -> None:
+def due_reminder(session: Session, row: OutboxMessage) -> tuple[Consultation, IntakeRequest] | None:
+    """The consultation and request a reminder row is about, or None when it was moved or
+    cancelled since (the current rows remind of the current time)."""
     c = session.get(Consultation, uuid.UUID(row.params["consultation_id"]), populate_existing=True)
     if c is None:
         raise PermanentFailure("consultation is gone")
     if not _still_due(c, row):
         log.info("reminder_skipped_changed", consultation_id=str(c.id))
-        return  # moved or cancelled since: the current rows remind of the current time
+        return None
     req = session.get(IntakeRequest, c.request_id, populate_existing=True)
     if req is None:
         raise PermanentFailure("request is gone")
+    return c, req
+
+
+def send_reminder(session: Session, row: OutboxMessage) -> None:
+    """The reminder by e-mail. The outbox handler of ``REMINDER_KIND`` is
+    ``app/flows/handlers.py``: the requester's may go on WhatsApp instead."""
+    found = due_reminder(session, row)
+    if found is None:
+        return
+    c, req = found
     offset = int(row.params["offset_minutes"])
     if row.params["to"] == "expert":
         _remind_expert(session, row, c, req, offset)

@@ -428,6 +428,19 @@ def _failed(
     )
     if rm is None:
         return
+    fallback = _fallback_of(session, rm)
+    if fallback is not None:  # an automatic message that has another way: once
+        queued = outbox.enqueue(
+            session, fallback.kind, fallback.params, dedup_key=f"whatsapp:fallback:{wm.id}"
+        )
+        if queued is not None:
+            intake.add_history(
+                session,
+                req,
+                actor="system",
+                action="whatsapp_fallback",
+                details={"whatsapp_message_id": wm.id, "kind": fallback.kind},
+            )
     rm.delivery = DeliveryState.bounced
     if rm.kind == MessageKind.reply and rm.contact_id is not None:
         contact = session.get(RequestContact, rm.contact_id)
@@ -535,15 +548,49 @@ def reply(
 
 
 def queue_template(
-    session: Session, req: IntakeRequest, key: str, params: list[str]
+    session: Session,
+    req: IntakeRequest,
+    key: str,
+    params: list[str],
+    *,
+    fallback: outbox.Queued | None = None,
 ) -> WhatsAppMessage | None:
     """An automatic template message (acknowledgement, consultation reminder): never a first
-    response. None when the request has no WhatsApp number or WhatsApp is not connected."""
+    response. None when the request has no WhatsApp number or WhatsApp is not connected.
+
+    ``fallback``: the outbox row to queue instead if this message fails for good (refused,
+    reported failed, WhatsApp disconnected or down for the whole retry window); queued once,
+    never when the message went."""
     number = _number_of(req)
     if number is None or not configured() or req.data_key_enc is None:
         return None
-    wm, _rm = _queue_template(session, req, number, key, params, MessageKind.automatic, None)
+    wm, _rm = _queue_template(
+        session, req, number, key, params, MessageKind.automatic, None, fallback
+    )
     return wm
+
+
+def fall_back(session: Session, wm_id: int, code: int | None = None) -> bool:
+    """A queued automatic message that cannot go: marked failed and its fallback queued.
+    False (nothing changed) when it has no fallback or is not waiting to be sent."""
+    wm = session.get(WhatsAppMessage, wm_id, with_for_update=True, populate_existing=True)
+    if wm is None or wm.status != WhatsAppStatus.queued or wm.request_message_id is None:
+        return False
+    rm = session.get(RequestMessage, wm.request_message_id)
+    if rm is None or _fallback_of(session, rm) is None:
+        return False
+    wm.error_code = code
+    _failed(session, wm, rm, code)
+    return True
+
+
+def _fallback_of(session: Session, rm: RequestMessage) -> outbox.Queued | None:
+    req = session.get(IntakeRequest, rm.request_id)
+    dk = keys.data_key(req) if req is not None else None
+    if dk is None or rm.data_enc is None or rm.kind != MessageKind.automatic:
+        return None
+    found = keys.unseal_json(dk, MESSAGE_SEAL_KIND, rm.request_id, rm.data_enc).get("fallback")
+    return outbox.Queued(found["kind"], dict(found["params"])) if found else None
 
 
 def _queue_template(
@@ -554,6 +601,7 @@ def _queue_template(
     params: list[str],
     kind: MessageKind,
     author: User | None,
+    fallback: outbox.Queued | None = None,
 ) -> tuple[WhatsAppMessage, RequestMessage]:
     chosen = templates.choose(key, discreet=req.discreet)
     language = templates.language_for(req.language)
@@ -567,6 +615,7 @@ def _queue_template(
         template=chosen,
         language=language,
         params=params,
+        fallback=fallback,
     )
 
 
@@ -581,6 +630,7 @@ def _queue(
     template: templates.Template | None = None,
     language: str | None = None,
     params: list[str] | None = None,
+    fallback: outbox.Queued | None = None,
 ) -> tuple[WhatsAppMessage, RequestMessage]:
     dk = keys.data_key(req)
     if dk is None:
@@ -594,6 +644,7 @@ def _queue(
         "template": template.name if template else None,
         "language": language,
         "params": params or [],
+        "fallback": {"kind": fallback.kind, "params": fallback.params} if fallback else None,
     }
     rm = RequestMessage(
         request_id=req.id,
