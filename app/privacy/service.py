@@ -8,9 +8,10 @@ the person: ``requests.pii_enc``/``token_enc``/``email_lookup``, ``request_histo
 ``request_notes.body_enc``, ``idempotency_records`` (deleted), documents attached to the request
 (rows and files), consultations' meeting links and passwords, the outbox rows' ``last_error``
 (an SMTP refusal can quote an address; pending rows are cancelled), mail set aside on its
-threads or from its address (``inbound_set_aside``, deleted), and the ``.eml`` copies under
-``var/mail/``. What stays: dates, status, country, region, SLA figures, counts, and the
-link token's hash, so the requester's link answers "erased" instead of a 500.
+threads or from its address (``inbound_set_aside``, deleted), its WhatsApp number's rows
+(``whatsapp_contacts``, deleted; ``whatsapp_messages.phone_lookup`` emptied and Meta's ids, which
+carry the number, cleared), and the ``.eml`` copies under ``var/mail/``. What stays: dates,
+status, country, region, SLA figures, counts, and the link token's hash, so the requester's link answers "erased" instead of a 500.
 
 On SQLite, ``PRAGMA secure_delete`` is on for the erasing transaction (freed bytes are zeroed)
 and the WAL is checkpointed after commit, so the old bytes do not linger in the file.
@@ -56,6 +57,8 @@ from app.models import (
     RequestMessage,
     RequestNote,
     RequestStatus,
+    WhatsAppContact,
+    WhatsAppMessage,
 )
 from app.models.messages import MESSAGE_SEAL_KIND, NOTE_SEAL_KIND
 from app.privacy import mailcopies
@@ -527,6 +530,20 @@ def erase_request(
             update(RequestNote)
             .where(RequestNote.request_id == rid, RequestNote.body_enc.is_not(None))
             .values(body_enc=None)
+        ),
+    )
+    # WhatsApp: the number's keyed hash (and its 24-hour window) and Meta's message ids, which
+    # carry the number; the texts and media are the request's messages and documents above.
+    count(
+        "whatsapp_contacts",
+        session.execute(delete(WhatsAppContact).where(WhatsAppContact.request_id == rid)),
+    )
+    count(
+        "whatsapp_messages",
+        session.execute(
+            update(WhatsAppMessage)
+            .where(WhatsAppMessage.request_id == rid, WhatsAppMessage.phone_lookup != "")
+            .values(phone_lookup="", wamid=None)
         ),
     )
     count(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.cases import notes as case_notes
 from app.core.database import commit
+from app.core.settings import get_settings
 from app.core.time import now
 from app.intake import keys
 from app.intake import records as intake
@@ -31,6 +32,8 @@ from app.models import (
     RequestNote,
     Role,
     User,
+    WhatsAppContact,
+    WhatsAppMessage,
 )
 from tests.factories import (
     RealDb,
@@ -42,7 +45,9 @@ from tests.factories import (
     real_database,
     submit,
 )
+from tests.fakes.whatsapp_fake import FakeWhatsApp
 from tests.mail_reader import messages
+from tests.whatsapp.conftest import env_for as whatsapp_env
 
 
 def _marker() -> str:
@@ -176,6 +181,67 @@ def test_erasure_leaves_no_trace_in_a_postgresql_dump(tmp_path: Path, mail_dir: 
     for blob in blobs:
         assert blob[12:40].hex() not in after, "a ciphertext is still in the dump"
     assert not _mail_mentions(mail_dir, marker)
+
+
+@pytest.mark.slow
+def test_erasing_a_whatsapp_request_leaves_no_number_hash_or_text_in_a_postgresql_dump(
+    tmp_path: Path, mail_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request opened on WhatsApp and answered there: the number's keyed hash (contacts and
+    messages), Meta's message ids (they carry the number) and both texts leave the dump."""
+    marker, number = _marker(), "4915199887766"
+    fake = FakeWhatsApp().start()
+    try:
+        for key, value in whatsapp_env(fake).items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        with real_database("postgresql", tmp_path) as db, app_client() as c:
+            session = db.session()
+            fake.customer_writes(number, f"Help me {marker}")
+            assert fake.deliver(
+                lambda body, headers: (
+                    c.post("/webhooks/whatsapp", content=body, headers=headers).status_code
+                )
+            ) == [200]
+            while drain(session):
+                pass
+            req = session.scalar(select(IntakeRequest))
+            assert req is not None
+            staff, admin = (
+                create_user(session, role=Role.staff),
+                create_user(session, role=Role.admin),
+            )
+            commit(session)
+            sent = c.post(
+                f"/api/v1/cases/{req.reference}/whatsapp",
+                json={"text": f"We answer {marker}"},
+                headers=login(c, staff),
+            )
+            assert sent.status_code == 201, sent.text
+            while drain(session):
+                pass
+            lookup = session.scalar(select(WhatsAppContact.phone_lookup))
+            wamids = [w for w in session.scalars(select(WhatsAppMessage.wamid)) if w]
+            assert lookup and len(wamids) >= 2
+            session.commit()
+            before = _dump(db)
+            assert lookup in before and all(w in before for w in wamids)  # the search works
+            erased = c.post(
+                f"/api/v1/admin/requests/{req.reference}/erase",
+                json={"reason": "admin_decision"},
+                headers=login(c, admin),
+            )
+            assert erased.status_code == 200, erased.text
+            assert erased.json()["cleared"]["whatsapp_contacts"] == 1
+            session.close()
+            after = _dump(db)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        fake.stop()
+    assert lookup not in after
+    assert not any(w in after for w in wamids)
+    assert number not in after and marker not in after
 
 
 def _sqlite_bytes(db: RealDb) -> bytes:
