@@ -11,6 +11,38 @@
     if (!isNaN(server)) offset = server - Date.now();
   }
 
+  // Words in the page's language: the sentences come from the server's catalogs (data-t-* on
+  // <body>), the minutes with their plural from the browser's CLDR (Intl), digits as the
+  // server writes them (Latin).
+  function text(name, fallback) {
+    var value = document.body && document.body.getAttribute("data-t-" + name);
+    return value || fallback;
+  }
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (whole, key) {
+      return Object.prototype.hasOwnProperty.call(values, key) ? values[key] : whole;
+    });
+  }
+  function pageLocale() {
+    var lang = document.documentElement.getAttribute("lang") || "en";
+    return (lang === "en" ? "en-GB" : lang) + "-u-nu-latn"; // the server's English is British
+  }
+  var minuteFormat = null;
+  function minutesInWords(n) {
+    try {
+      if (!minuteFormat) {
+        minuteFormat = new Intl.NumberFormat(pageLocale(), {
+          style: "unit", unit: "minute", unitDisplay: "long"
+        });
+      }
+      return minuteFormat.format(n);
+    } catch (e) {
+      return n + " min"; // a browser without Intl units
+    }
+  }
+  var STATES = { awaiting: ["awaiting", "On track"], due_soon: ["due-soon", "Due soon"],
+                 breached: ["breached", "Breached"] };
+
   function tick() {
     var now = Date.now() + offset;
     var cells = document.querySelectorAll("[data-due]");
@@ -27,17 +59,23 @@
       var state;
       if (ms <= 0) {
         state = "breached";
-        if (countdown) countdown.textContent = Math.max(1, Math.ceil(-ms / 60000)) + " min overdue";
+        if (countdown) {
+          countdown.textContent = fill(text("overdue", "{time} overdue"), {
+            time: minutesInWords(Math.max(1, Math.ceil(-ms / 60000)))
+          });
+        }
       } else {
         state = ms < dueSoon * 60000 ? "due_soon" : "awaiting";
         var secs = Math.floor((ms % 60000) / 1000);
         if (countdown) {
-          countdown.textContent = minutes < 60
-            ? minutes + ":" + (secs < 10 ? "0" : "") + secs + " left"
-            : minutes + " min left";
+          countdown.textContent = fill(text("left", "{time} left"), {
+            time: minutes < 60
+              ? minutes + ":" + (secs < 10 ? "0" : "") + secs
+              : minutesInWords(minutes)
+          });
         }
       }
-      if (label) label.textContent = { awaiting: "On track", due_soon: "Due soon", breached: "Breached" }[state];
+      if (label) label.textContent = text(STATES[state][0], STATES[state][1]);
       cell.classList.remove("sla-awaiting", "sla-due_soon", "sla-breached");
       cell.classList.add("sla-" + state);
     }
@@ -57,10 +95,14 @@
         box.innerHTML = html;
         syncClock(box);
         tick();
-        if (status) status.textContent = "Updated " + new Date().toLocaleTimeString();
+        if (status) {
+          var at;
+          try { at = new Date().toLocaleTimeString(pageLocale()); } catch (e) { at = new Date().toLocaleTimeString(); }
+          status.textContent = fill(text("updated", "Updated at {time}"), { time: at });
+        }
       })
       .catch(function () {
-        if (status) status.textContent = "Could not refresh; retrying.";
+        if (status) status.textContent = text("refresh-failed", "The list could not be refreshed; trying again.");
       });
   }
 
@@ -85,7 +127,7 @@
       remove.type = "button";
       remove.className = "remove-view";
       remove.textContent = "×";
-      remove.setAttribute("aria-label", "Remove " + v.name);
+      remove.setAttribute("aria-label", fill(text("remove", "Remove {name}"), { name: v.name }));
       remove.addEventListener("click", function () {
         var views = loadViews();
         views.splice(index, 1);
