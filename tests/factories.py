@@ -497,11 +497,15 @@ def utc_text(value: dt.datetime) -> str:
 
 
 def named_time(value: dt.datetime, zone: str) -> str:
-    """How a staff or expert e-mail shows an instant, worked out here on its own (not with the
-    service's helper): "Sun 28 Mar 2027, 06:30 (Asia/Bishkek, UTC+06:00)"."""
+    """How an English staff or expert e-mail shows an instant, worked out here on its own (not
+    with the service's helper): "Sunday 28 March 2027 at 06:30 (Bishkek time)"; in an hour the
+    clocks repeat, with its offset: "... at 02:30 (Berlin time, UTC+02:00)"."""
     local = value.astimezone(zoneinfo.ZoneInfo(zone))
-    offset = f"{local:%z}"  # "+0600"
-    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} ({zone}, UTC{offset[:3]}:{offset[3:]})"
+    name = "UTC" if zone == "UTC" else f"{zone.rsplit('/', 1)[-1].replace('_', ' ')} time"
+    if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+        offset = f"{local:%z}"  # "+0200"
+        name += f", UTC{offset[:3]}:{offset[3:]}"
+    return f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M} ({name})"
 
 
 def starts(slots_body: dict[str, Any]) -> list[str]:

@@ -10,7 +10,7 @@ from app.accounts.service import reveal_account_token
 from app.core.settings import get_settings
 from app.models import AccountToken, OutboxMessage, User
 from app.notifications import mail
-from app.notifications.facts import local_time_named
+from app.notifications.facts import recipient, when_for
 from app.notifications.render import render_pair
 from app.outbox.registry import PermanentFailure, handler
 
@@ -33,8 +33,9 @@ def _send_account_link(session: Session, row: OutboxMessage, template: str, subj
             "role": user.role.value,
             "service": SERVICE_NAME,
             "link": link,
-            # In the person's own zone (an invited expert's is their profile's), named.
-            "expires": local_time_named(token_row.expires_at, user.timezone),
+            # In words, in the person's own language and zone (an invited expert's zone is
+            # their profile's).
+            "expires": when_for(token_row.expires_at, recipient(session, user.id)),
         },
     )
     message = mail.build_message(

@@ -24,8 +24,8 @@ from app.models import (
     User,
     ZoomWebhookEvent,
 )
-from app.notifications import mail
-from app.notifications.facts import local_time_named
+from app.notifications import dates, mail
+from app.notifications.facts import when_for
 from app.outbox.registry import PermanentFailure, handler
 
 
@@ -37,26 +37,30 @@ def process_webhook_event(session: Session, row: OutboxMessage) -> None:
     apply_event(session, event)
 
 
-def _people(session: Session, roles: list[Role]) -> list[tuple[str, str]]:
-    """(address, zone) of each active user with one of ``roles``, by address."""
+def _people(session: Session, roles: list[Role]) -> list[tuple[str, tuple[str, str]]]:
+    """(address, (zone, language)) of each active user with one of ``roles``, by address."""
     found = session.execute(
-        select(User.email, User.timezone)
+        select(User.email, User.timezone, User.language)
         .where(User.is_active.is_(True), User.role.in_(roles))
         .order_by(User.email)
     )
-    return [(email, zone) for email, zone in found]
+    return [(email, (zone, dates.language(lang.value))) for email, zone, lang in found]
 
 
 def _send_each(
-    row: OutboxMessage, to: list[tuple[str, str]], subject: str, text: Callable[[str], str]
+    row: OutboxMessage,
+    to: list[tuple[str, tuple[str, str]]],
+    subject: str,
+    text: Callable[[tuple[str, str]], str],
 ) -> None:
-    """One e-mail per person (Message-ID by position, as before), its text in their zone."""
-    for n, (address, zone) in enumerate(to):
+    """One e-mail per person (Message-ID by position, as before), its times in words in their
+    zone and language."""
+    for n, (address, reader) in enumerate(to):
         mail.send(
             mail.build_message(
                 to=address,
                 subject=subject,
-                text=text(zone),
+                text=text(reader),
                 message_id=mail.stable_message_id(f"outbox-{row.id}-{n}"),
             )
         )
@@ -70,10 +74,10 @@ def send_deleted_alert(session: Session, row: OutboxMessage) -> None:
     req = session.get(IntakeRequest, c.request_id)
     reference = req.reference if req is not None else "?"
 
-    def text(zone: str) -> str:
+    def text(reader: tuple[str, str]) -> str:
         return (
             f"Zoom reports that the meeting of consultation {reference} "
-            f"({local_time_named(c.start_at, zone)}) was deleted outside this service, while "
+            f"({when_for(c.start_at, reader)}) was deleted outside this service, while "
             "the consultation is still booked.\n\n"
             "The join link the requester and the expert received no longer works. Please "
             "arrange a new meeting with the expert, or cancel and rebook the consultation.\n\n"
@@ -103,5 +107,5 @@ def send_cap_alert(session: Session, row: OutboxMessage) -> None:
         row,
         _people(session, [Role.admin]),
         f"Zoom daily meeting cap nearly reached ({p['count']}/{p['limit']})",
-        lambda _zone: text,
+        lambda _reader: text,
     )

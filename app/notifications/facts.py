@@ -2,9 +2,12 @@
 builds one (routing's offer and triage alert, the SLA reminders, the escalation chain, the
 roster's alerts, their pages): the reference, the country, what was asked and the deadline,
 never a name, a contact detail or the case summary (the domain's rule for staff and expert
-mail). Times in these e-mails are in the recipient's own zone, named beside them
-(``local_time``, ``zone_label``, ``recipient_zone``); the desk pages format with the same
-``local_time``."""
+mail). Times in these e-mails are written in words in the recipient's own language and zone
+(``when_for``, ``span_for``: ``app/notifications/dates.py``, as requesters read them; the zone
+named by its city, its UTC offset only in an hour that happens twice), never as a machine's
+"2026-12-08 09:00". ``recipient`` is a person's zone and language (their account's settings;
+an expert's zone is their profile's, kept equal to the account's). The desk pages format with
+``local_time`` and ``zone_label``."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from babel.dates import format_datetime
 from sqlalchemy.orm import Session
 
 from app.models import Country, IntakeRequest, User
+from app.notifications import dates
 from app.reference.service import iso_countries
 
 WANTS = {
@@ -33,13 +37,14 @@ def country_name(session: Session, code: str | None) -> str:
     return row.name if row is not None else iso_countries().get(code, code)
 
 
-def case_facts(session: Session, req: IntakeRequest) -> dict[str, Any]:
-    """The only facts of a request that staff and expert e-mails may carry."""
+def case_facts(session: Session, req: IntakeRequest, lang: str = "en") -> dict[str, Any]:
+    """The only facts of a request that staff and expert e-mails may carry (the deadline, a
+    date, in words in ``lang``)."""
     return {
         "reference": req.reference,
         "country": f"{country_name(session, req.country_of_origin)} ({req.country_of_origin})",
         "wants": [WANTS.get(w, w) for w in req.wants],
-        "deadline": req.deadline.isoformat() if req.deadline else "none given",
+        "deadline": dates.date_in_words(req.deadline, lang) if req.deadline else "none given",
     }
 
 
@@ -76,11 +81,32 @@ def zone_label(zone: str, at: dt.datetime) -> str:
 
 
 def local_time_named(value: dt.datetime, zone: str, lang: str = "en") -> str:
-    """For an e-mail: "Sun 28 Mar 2027, 06:30 (Asia/Bishkek, UTC+06:00)"."""
-    return f"{local_time(value, zone, lang)} ({zone_label(zone, value)})"
+    """For an e-mail, in words: "Sunday 28 March 2027 at 06:30 (Bishkek time)"."""
+    return dates.when_in_words(value, zone, lang)
+
+
+def when_for(value: dt.datetime, reader: tuple[str, str]) -> str:
+    """An instant for one reader (``recipient``'s zone and language), in words:
+    "Sunday 28 March 2027 at 06:30 (Bishkek time)", or the same in Russian, Spanish, Arabic."""
+    zone, lang = reader
+    return dates.when_in_words(value, zone, lang)
+
+
+def span_for(start: dt.datetime, end: dt.datetime, reader: tuple[str, str]) -> str:
+    """A consultation for one reader, in words: "Sunday 28 March 2027, 06:30 to 07:15" joined
+    by an en dash, then "(Bishkek time)"."""
+    zone, lang = reader
+    return dates.span_in_words(start, end, zone, lang)
+
+
+def recipient(session: Session, user_id: uuid.UUID | None) -> tuple[str, str]:
+    """(zone, language) of a staff member's or an expert's e-mails: their own settings."""
+    user = session.get(User, user_id) if user_id is not None else None
+    if user is None:
+        return "UTC", "en"
+    return user.timezone, dates.language(user.language.value)
 
 
 def recipient_zone(session: Session, user_id: uuid.UUID | None) -> str:
     """The zone a staff member's or an expert's e-mails show times in: their own setting."""
-    user = session.get(User, user_id) if user_id is not None else None
-    return user.timezone if user is not None else "UTC"
+    return recipient(session, user_id)[0]

@@ -18,8 +18,9 @@ from app.notifications import mail
 from app.notifications.facts import (
     case_facts,
     local_time,
-    local_time_named,
+    recipient,
     recipient_zone,
+    when_for,
     zone_label,
 )
 from app.notifications.render import render_pair
@@ -100,15 +101,15 @@ def escalation_mail(session: Session, row: OutboxMessage) -> None:
         return
     level = int(row.params["level"])
     base = get_settings().public_url
-    zone = recipient_zone(session, user.id)
-    ctx = case_facts(session, req) | {
+    reader = recipient(session, user.id)
+    ctx = case_facts(session, req, reader[1]) | {
         "level": level,
         "level_name": escalation.LEVELS[level].replace("_", " "),
         "last_level": level >= escalation.LAST_LEVEL,
         "ack_minutes": get_settings().escalation_ack_minutes,
         "minutes": req.sla_minutes,
-        "received_at": local_time_named(req.received_at, zone),
-        "due_at": local_time_named(req.first_response_due_at, zone),
+        "received_at": when_for(req.received_at, reader),
+        "due_at": when_for(req.first_response_due_at, reader),
         "ack_link": links.ack_url(links.sign(esc.id, user.id)),
         "case_ack": f"{base}/api/v1/cases/{req.reference}/escalation/ack",
         "contacts": f"{base}/api/v1/cases/{req.reference}/contacts",
@@ -130,9 +131,10 @@ def uncovered_alert(session: Session, row: OutboxMessage) -> None:
     user = _user(session, row)
     if user is None:
         return
-    ctx = case_facts(session, req) | {
+    reader = recipient(session, user.id)
+    ctx = case_facts(session, req, reader[1]) | {
         "region": req.region_code,
-        "due_at": local_time_named(req.first_response_due_at, recipient_zone(session, user.id)),
+        "due_at": when_for(req.first_response_due_at, reader),
         "link": f"{get_settings().public_url}/api/v1/cases/{req.reference}",
     }
     subject = f"Nobody on duty for request {req.reference}: please take it"
@@ -160,7 +162,7 @@ def gaps_mail(session: Session, row: OutboxMessage) -> None:
         "gaps": lines,
         "more": max(0, len(found) - len(lines)),
         "link": f"{get_settings().public_url}/api/v1/admin/roster/gaps?days=7",
-        "checked_at": local_time_named(now(), zone),
+        "checked_at": when_for(now(), recipient(session, user.id)),
     }
     _send(
         session,

@@ -21,7 +21,7 @@ from app.models import (
     User,
 )
 from app.notifications import mail
-from app.notifications.facts import case_facts, local_time_named, recipient_zone
+from app.notifications.facts import case_facts, recipient, when_for
 from app.notifications.render import render_pair
 from app.outbox.registry import PermanentFailure, handler
 from app.routing import links
@@ -52,10 +52,12 @@ def send_offer(session: Session, row: OutboxMessage) -> None:
     profile = session.get(ExpertProfile, a.expert_id)
     if req is None or profile is None:
         raise PermanentFailure("request or expert is gone")
-    context = case_facts(session, req) | {
+    reader = recipient(session, a.expert_id)
+    context = case_facts(session, req, reader[1]) | {
         "link": links.offer_url(links.sign(a.id, a.respond_by)),
-        # In the expert's own zone, named: "Sun 28 Mar 2027, 06:45 (Asia/Bishkek, UTC+06:00)".
-        "respond_by": local_time_named(a.respond_by, recipient_zone(session, a.expert_id)),
+        # In words in the expert's own language and zone: "Sunday 28 March 2027 at 06:45
+        # (Bishkek time)".
+        "respond_by": when_for(a.respond_by, reader),
         "minutes": get_settings().offer_response_minutes,
     }
     _send(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from email.utils import parseaddr
-from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session
@@ -45,7 +44,7 @@ from app.models import (
     RequestStatus,
 )
 from app.notifications import dates, mail
-from app.notifications.facts import country_name, recipient_zone
+from app.notifications.facts import country_name, recipient, span_for
 from app.notifications.render import render_pair
 from app.notifications.requester import send_to_requester
 from app.outbox import service as outbox
@@ -62,7 +61,6 @@ from app.scheduling.service import (
     send_invites,
     store_meeting,
 )
-from app.scheduling.slots import zone as zone_of
 
 log = structlog.get_logger(__name__)
 
@@ -165,12 +163,6 @@ def _consultation(session: Session, row: OutboxMessage) -> Consultation:
     if c is None:
         raise PermanentFailure("consultation is gone")
     return c
-
-
-def _local(value: Any, zone: str) -> str:
-    local = value.astimezone(zone_of(zone))
-    offset = local.strftime("%z")
-    return f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
 
 
 def _expert_zone(session: Session, expert_id: uuid.UUID, fallback: str) -> str:
@@ -312,17 +304,13 @@ def _send_to_expert(
         log.info("invite_superseded", consultation_id=str(c.id), to="expert")
         return
     cancelled = event in CANCELLED_EVENTS
-    zone = recipient_zone(session, expert_id)  # the expert's own zone (their setting)
     context = {
         "event": event,
         "cancelled": cancelled,
         "reference": req.reference,
         "country": f"{country_name(session, req.country_of_origin)} ({req.country_of_origin})",
-        "start_local": _local(c.start_at, zone),
-        "end_local": _local(c.end_at, zone),
-        "zone": zone,
-        "start_utc": f"{c.start_at:%Y-%m-%d %H:%M}",
-        "end_utc": f"{c.end_at:%Y-%m-%d %H:%M}",
+        # In words, in the expert's own language and zone (their settings).
+        "when_words": span_for(c.start_at, c.end_at, recipient(session, expert_id)),
         "join_url": None if cancelled else c.meeting_join_url,
     }
     text, html = render_pair("scheduling/invite_expert", context)

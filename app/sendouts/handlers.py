@@ -35,11 +35,10 @@ from app.models import (
     User,
 )
 from app.notifications import dates, mail
-from app.notifications.facts import country_name, recipient_zone
+from app.notifications.facts import country_name, recipient, span_for
 from app.notifications.render import render_pair
 from app.notifications.requester import send_to_requester
 from app.outbox.registry import PermanentFailure, handler
-from app.scheduling.slots import zone as zone_of
 from app.sendouts import service
 from app.sendouts.service import (
     DOCUMENTS_KIND,
@@ -123,12 +122,6 @@ def _requester(req: IntakeRequest) -> tuple[dict[str, Any], str]:
     if pii is None or token is None:
         raise PermanentFailure("request data erased")
     return pii, token
-
-
-def _local(value: dt.datetime, zone: str) -> str:
-    local = value.astimezone(zone_of(zone))
-    offset = local.strftime("%z")
-    return f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
 
 
 # Documents -----------------------------------------------------------------------------------
@@ -351,16 +344,13 @@ def _remind_expert(
     profile = session.get(ExpertProfile, c.expert_id)
     if profile is None:
         raise PermanentFailure("expert is gone")
-    zone = recipient_zone(session, c.expert_id)  # the expert's own zone (their setting)
     when = WHEN["en"].get(offset, WHEN["en"][60])
     context = {
         "reference": req.reference,
         "country": f"{country_name(session, req.country_of_origin)} ({req.country_of_origin})",
         "when": when,
-        "start_local": _local(c.start_at, zone),
-        "end_local": _local(c.end_at, zone),
-        "zone": zone,
-        "start_utc": f"{c.start_at:%Y-%m-%d %H:%M}",
+        # In words, in the expert's own language and zone (their settings).
+        "when_words": span_for(c.start_at, c.end_at, recipient(session, c.expert_id)),
         "join_url": c.meeting_join_url,
     }
     text, html = render_pair("sendouts/reminder_expert", context)

@@ -31,7 +31,7 @@ from app.core.time import now
 from app.intake.records import current_sla
 from app.models import ExpertProfile, ExpertRegion, IntakeRequest, OutboxMessage, Role, User
 from app.notifications import mail
-from app.notifications.facts import case_facts, local_time_named, recipient_zone
+from app.notifications.facts import case_facts, recipient, when_for
 from app.notifications.render import render_pair
 from app.outbox import service as outbox
 from app.outbox.registry import PermanentFailure, handler
@@ -153,12 +153,12 @@ def send_mail(session: Session, row: OutboxMessage) -> None:
     minute = int(row.params["minute"])
     current = now()
     left = int((req.first_response_due_at - current).total_seconds() // 60)
-    zone = recipient_zone(session, user.id)  # each person's own zone, named beside the time
-    context = case_facts(session, req) | {
+    reader = recipient(session, user.id)  # each person's own zone and language, in words
+    context = case_facts(session, req, reader[1]) | {
         "minutes": minute,
         "sla_minutes": req.sla_minutes,
-        "received_at": local_time_named(req.received_at, zone),
-        "due_at": local_time_named(req.first_response_due_at, zone),
+        "received_at": when_for(req.received_at, reader),
+        "due_at": when_for(req.first_response_due_at, reader),
         "minutes_left": max(0, left),
         "sla_state": current_sla(req, current).value,
         "link": f"{get_settings().public_url}/api/v1/cases/{req.reference}/contacts",

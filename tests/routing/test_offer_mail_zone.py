@@ -35,7 +35,7 @@ def test_an_offer_to_an_expert_in_bishkek_says_when_to_answer_in_bishkek_time(
     text = text_of(offer)
     local = a.respond_by.astimezone(zoneinfo.ZoneInfo("Asia/Bishkek"))
     assert local.hour == (a.respond_by.hour + 6) % 24
-    shown = f"{local:%a} {local.day} {local:%b %Y, %H:%M} (Asia/Bishkek, UTC+06:00)"
+    shown = f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M} (Bishkek time)"
     assert shown in " ".join(text.split())
     assert f"{a.respond_by:%H:%M} UTC" not in text
     link = re.search(r"/experts/offers/\S+", text)

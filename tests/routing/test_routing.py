@@ -301,7 +301,9 @@ def test_submission_offers_the_request_and_the_mail_has_no_personal_data(
     assert len(offers) == 1
     _to, subject, text = offers[0]
     assert req.reference in text and "Kyrgyzstan" in text and "consultation" in text
-    assert req.deadline is not None and req.deadline.isoformat() in text
+    d = req.deadline
+    assert d is not None and f"{d:%A} {d.day} {d:%B %Y}" in text  # the date in words
+    assert d.isoformat() not in text
     assert "/experts/offers/" in text
     assert MARKER not in text + subject
     assert "applicant-" not in text and "+996" not in text

@@ -33,5 +33,6 @@ def test_the_booking_e_mail_to_the_expert_is_in_their_own_zone(
     (mail,) = [m for m in messages(mail_dir, to=expert.email) if "Consultation" in m["Subject"]]
     text = " ".join(text_of(mail).split())
     local = start.astimezone(zoneinfo.ZoneInfo("Asia/Bishkek"))
-    assert f"{local:%Y-%m-%d %H:%M} (UTC+06:00)" in text
-    assert "(Asia/Bishkek)" in text
+    assert f"{local:%A} {local.day} {local:%B %Y}, {local:%H:%M}" in text
+    assert "(Bishkek time)" in text
+    assert f"{local:%Y-%m-%d %H:%M}" not in text  # no machine time
