@@ -889,6 +889,9 @@ PAGES: dict[tuple[str, str], PageRow] = {
         "Preview a reply: the exact e-mail", "staff"
     ),
     ("POST", "/staff/cases/{reference}/take"): page("Take the request (I answer it)", "staff"),
+    ("POST", "/staff/cases/{reference}/whatsapp"): page(
+        "Write to the requester on WhatsApp", "staff"
+    ),
     ("POST", "/staff/cases/{reference}/notes"): page("Add an internal note", "staff"),
     ("POST", "/staff/cases/{reference}/status"): page("Change the status", "staff"),
     ("GET", "/staff/inbound/set-aside"): page("Mail set aside", "staff"),

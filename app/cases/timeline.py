@@ -14,6 +14,10 @@ What it holds:
   rescheduled, moved, cancelled, held, no-show, with the consultation's start when known),
   from the history.
 
+WhatsApp messages are among the messages, ``channel`` set to ``whatsapp`` and ``wa_status``
+to how far WhatsApp took them (outbound: queued, sent, delivered, read, failed; inbound:
+received).
+
 A logged contact's note is internal too (the requester never sees it): ``internal`` is set on
 the entry when it has a note.
 """
@@ -38,6 +42,7 @@ from app.models import (
     RequestContact,
     RequestHistory,
     User,
+    WhatsAppMessage,
 )
 from app.models.messages import MessageDirection, MessageKind
 from app.sla import service as sla
@@ -67,7 +72,8 @@ class TimelineEntry:
     body: str | None = None  # the text (message body, note, contact note)
     erased: bool = False  # the request's personal data was erased: the text is gone
     delivery: str | None = None  # replies and automatic e-mails: queued, sent, bounced
-    channel: str | None = None  # contacts: email, phone, whatsapp
+    channel: str | None = None  # contacts: email, phone, whatsapp; messages: whatsapp
+    wa_status: str | None = None  # WhatsApp messages: queued, sent, delivered, read, failed...
     bounced: bool = False  # a logged contact that bounced (does not count)
     from_status: str | None = None
     to_status: str | None = None
@@ -128,9 +134,17 @@ def timeline(session: Session, req: IntakeRequest) -> list[TimelineEntry]:
     people |= {c.recorded_by for c in contacts if c.recorded_by is not None}
     people |= {u for h in history if (u := _user_of(h.actor)) is not None}
     names = _names(session, people)
+    wa_status = dict(
+        session.execute(
+            select(WhatsAppMessage.request_message_id, WhatsAppMessage.status).where(
+                WhatsAppMessage.request_id == req.id
+            )
+        ).all()
+    )
 
     for m in msgs:
         data = m.data or {}
+        status = wa_status.get(m.id)
         entries.append(
             TimelineEntry(
                 at=m.at,
@@ -140,6 +154,8 @@ def timeline(session: Session, req: IntakeRequest) -> list[TimelineEntry]:
                 body=data.get("body"),
                 erased=m.data is None,
                 delivery=m.delivery.value if m.delivery is not None else None,
+                channel="whatsapp" if status is not None else None,
+                wa_status=status.value if status is not None else None,
                 key=m.id,
             )
         )

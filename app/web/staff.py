@@ -74,7 +74,7 @@ from app.replies import service as replies
 from app.routing import queries as routing_queries
 from app.sla import service as sla
 from app.sla.schemas import ContactIn
-from app.web import case_reply
+from app.web import case_reply, case_whatsapp
 from app.web.admin_regions import RATINGS
 from app.web.auth import (
     CsrfForm,
@@ -227,6 +227,7 @@ HISTORY_LABELS: dict[str, str] = {
     "owner_taken": N_("Taken by a staff member"),
     "erased": N_("Personal data erased"),
     "whatsapp_failed": N_("WhatsApp message could not be sent"),
+    "whatsapp_fallback": N_("WhatsApp failed: the e-mail was sent instead"),
 }
 # The outbox's kinds (app/outbox/registry.py) as what the e-mail or task is.
 OUTBOX_KIND_LABELS: dict[str, str] = {
@@ -327,6 +328,7 @@ DONE: dict[str, str] = {
     ),
     "status": N_("The status is changed."),
     "taken": N_("You took this request: you answer the requester."),
+    "whatsapp": case_whatsapp.SENT,
 }
 
 
@@ -752,6 +754,15 @@ def render_case(
         **case_context(session, req),
         **labels_context(page_language(request, user)),
     }
+    chosen = (values or {}).get("channel") or request.query_params.get("channel", "")
+    ctx |= case_whatsapp.context(  # the reply box's channels and WhatsApp's window
+        session,
+        req,
+        email_possible=ctx["reply_enabled"],
+        zone=viewer_zone(user),
+        lang=page_language(request, user),
+        chosen=chosen,
+    )
     return page(request, "staff/case.html", ctx, user=user, status=status)
 
 
@@ -974,6 +985,40 @@ def send_reply(
     if shown is not None:
         return shown
     return back_to(req, "reply", "#conversation")
+
+
+@router.post("/staff/cases/{reference}/whatsapp")
+def send_whatsapp(
+    reference: SafeStr,
+    request: Request,
+    session: SessionDep,
+    user: StaffPageUser,
+    form: CsrfForm,
+) -> Response:
+    """A WhatsApp message from the reply box: free text inside the 24-hour window, else an
+    approved template (the API's service and refusals, shown beside the box)."""
+    req = _case_or_404(session, reference, user)
+    if req is None:
+        return not_found(request, user)
+    values = case_whatsapp.values(form)
+    try:
+        case_whatsapp.send(session, req, user, values)
+    except AppError as exc:
+        problem = exc.fields[0].field if exc.fields else None
+        message = case_whatsapp.refusal(exc.code, problem) or case_error_text(request, user, exc)
+        open_box = problem == "text" and exc.code != "whatsapp_window_closed"
+        field = "reply_wa_text" if open_box else "reply_wa"  # the box shown has no text field
+        return refused(
+            request,
+            session,
+            user,
+            reference,
+            exc,
+            field=field,
+            message=message,
+            values={**values, "channel": "whatsapp"},
+        )
+    return back_to(req, "whatsapp", "#conversation")
 
 
 @router.post("/staff/cases/{reference}/take")

@@ -151,5 +151,6 @@ def window_state(reference: SafeStr, session: SessionDep, user: CurrentUser) -> 
         free_text_until=w.until if w.free_text else None,
         last_inbound_at=w.last_inbound_at,
         templates=list(templates.STAFF_CHOICES) if w.number else [],
+        reason=w.reason_code,
         explanation=f"{head} {w.reason()}",
     )

@@ -33,4 +33,9 @@ class WhatsAppWindowOut(BaseModel):
     )
     last_inbound_at: dt.datetime | None
     templates: list[str]
-    explanation: str = Field(description="which applies and why, in the caller's time zone")
+    reason: Literal["window_open", "window_closed", "never_wrote", "no_number"] = Field(
+        description="why, as a code to put in words in the reader's language: `window_open` "
+        "(free text until `free_text_until`), `window_closed` (the requester's last message is "
+        "more than 24 hours old), `never_wrote`, `no_number`"
+    )
+    explanation: str = Field(description="which applies and why, in English, in the caller's zone")

@@ -464,6 +464,15 @@ class Window:
             return "unavailable"
         return "free_text" if self.free_text else "templates_only"
 
+    @property
+    def reason_code(self) -> Literal["window_open", "window_closed", "never_wrote", "no_number"]:
+        """Why, as a code a page words in its viewer's language (``reason`` in English)."""
+        if self.number is None:
+            return "no_number"
+        if self.free_text:
+            return "window_open"
+        return "never_wrote" if self.last_inbound_at is None else "window_closed"
+
     def reason(self) -> str:
         if self.number is None:
             return "No WhatsApp number is known for this request."

@@ -46,8 +46,8 @@ def _submit(db: Session, **overrides: object) -> IntakeRequest:
 
 
 def _acks(mail_dir: Path, req: IntakeRequest, db: Session) -> list[str]:
-    address = _email_of(db, req)
-    return [str(m["Subject"]) for m in messages(mail_dir, to=address) if req.reference in text_of(m)]
+    found = messages(mail_dir, to=_email_of(db, req))
+    return [str(m["Subject"]) for m in found if req.reference in text_of(m)]
 
 
 def _email_of(db: Session, req: IntakeRequest) -> str:
