@@ -7,18 +7,13 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app import cli
-from app.accounts import service as accounts
-from app.core import crypto
-from app.core.settings import get_settings
-from app.intake import keys, records
-from app.models import AccountToken, Base, IntakeRequest, OutboxMessage, Role, SecretKey, User
-from tests.factories import bearer, create_user, drain, submit
+from app.intake import records
+from app.models import Base, IntakeRequest, OutboxMessage
+from tests.factories import bearer, drain, submit
 from tests.mail_reader import messages, text_of
 
 MARKER = "Zqxvmarker"
@@ -129,95 +124,8 @@ def test_no_personal_data_in_logs(client: TestClient, db: Session, mail_dir: Pat
     assert any(MARKER in text_of(m) for m in messages(mail_dir))
 
 
-# Rotation ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def rotated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    """(current master key text, a new one); the configuration is restored afterwards."""
-    old_text = (get_settings().data_dir / "master.key").read_text().strip()
-    yield old_text, crypto.generate_master_key_text("rotated1")
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    crypto.master_key.cache_clear()
-
-
-def _switch(monkeypatch: pytest.MonkeyPatch, master: str, old: str | None) -> None:
-    monkeypatch.setenv("INTAKE_MASTER_KEY", master)
-    if old is None:
-        monkeypatch.delenv("INTAKE_OLD_MASTER_KEYS", raising=False)
-    else:
-        monkeypatch.setenv("INTAKE_OLD_MASTER_KEYS", old)
-    get_settings.cache_clear()
-    crypto.master_key.cache_clear()
-
-
-def test_rotate_key_rewraps_everything_and_nothing_is_lost(
-    client: TestClient,
-    db: Session,
-    mail_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    rotated_env: tuple[str, str],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    old_text, new_text = rotated_env
-    old_id = old_text.split(":")[0]
-    first = submit(client, email="rotate@example.org")
-    second = submit(client, **_full_form())
-    user = create_user(db, role=Role.staff)
-    secret, _uri = accounts.totp_setup(db, user)
-    accounts.invite_user(db, email="invitee@example.org", display_name="Invitee", role=Role.staff)
-    lookup_before = keys.email_lookup(db, "rotate@example.org")
-    db.flush()
-    assert {r.data_key_id for r in db.scalars(select(IntakeRequest))} == {old_id}
-
-    _switch(monkeypatch, new_text, old_text)
-    assert cli.main(["rotate-key"]) == 0
-    assert "rotated1" in capsys.readouterr().out
-    db.expire_all()
-    assert {r.data_key_id for r in db.scalars(select(IntakeRequest))} == {"rotated1"}
-    assert {k.key_id for k in db.scalars(select(SecretKey))} == {"rotated1"}
-    assert db.get(User, user.id).totp_key_id == "rotated1"  # type: ignore[union-attr]
-    assert {t.token_key_id for t in db.scalars(select(AccountToken))} == {"rotated1"}
-    # Running it again has nothing left to do.
-    assert cli.main(["rotate-key"]) == 0
-    assert "request_data_keys=0" in capsys.readouterr().out
-
-    # The old key is gone from the configuration: everything still opens.
-    _switch(monkeypatch, new_text, None)
-    db.expire_all()
-    for ref in (first["reference"], second["reference"]):
-        req = db.scalar(select(IntakeRequest).where(IntakeRequest.reference == ref))
-        assert req is not None and records.reveal_pii(req) is not None
-    assert keys.email_lookup(db, "rotate@example.org") == lookup_before
-    refreshed = db.get(User, user.id)
-    assert refreshed is not None
-    assert accounts._totp_secret(refreshed) == secret
-    assert drain(db) >= 2  # acknowledgements render with the re-wrapped keys
-    assert any(first["access_token"] in text_of(m) for m in messages(mail_dir))
-    # The e-mail look-up (linking, recovery) still matches after rotation.
-    client.post(
-        "/api/v1/requests/recover",
-        json={"reference": first["reference"], "email": "rotate@example.org"},
-    )
-    assert db.scalar(select(OutboxMessage).where(OutboxMessage.kind == "intake.link")) is not None
-
-
-def test_rotate_key_without_the_old_key_stops_and_changes_nothing(
-    client: TestClient,
-    db: Session,
-    monkeypatch: pytest.MonkeyPatch,
-    rotated_env: tuple[str, str],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    old_text, new_text = rotated_env
-    submit(client)
-    db.flush()
-    _switch(monkeypatch, new_text, None)
-    assert cli.main(["rotate-key"]) == 2
-    assert "INTAKE_OLD_MASTER_KEYS" in capsys.readouterr().err
-    db.expire_all()
-    assert {r.data_key_id for r in db.scalars(select(IntakeRequest))} == {old_text.split(":")[0]}
+# Rotation is proven in tests/ops/test_key_rotation.py (batches, resuming, 10,000 requests)
+# and tests/ops/test_cli_ops.py (the command).
 
 
 def test_raw_columns_are_ciphertext(client: TestClient, db: Session) -> None:

@@ -30,6 +30,7 @@ from tests.factories import (
     make_request,
     real_database,
 )
+from tests.processes import run_cli
 
 COUNT = 10_000
 
@@ -214,6 +215,22 @@ def test_a_missing_or_wrong_old_key_changes_nothing(tmp_path: Path, master_keys:
             rotation.rotate(db.engine)
         with db.session() as reading:
             assert _under(reading, "kold") == 5
+
+        # The same from the command line: it stops naming the setting it needs, then with the
+        # old key configured re-wraps all five, and a second run has nothing left to do.
+        new = _key("kcli")
+        env = {"INTAKE_DATABASE_URL": db.url, "INTAKE_MASTER_KEY": new}
+        stopped = run_cli(["rotate-key"], cwd=tmp_path, env=env)
+        assert stopped.returncode == 2, stopped.stdout + stopped.stderr
+        assert "add it to INTAKE_OLD_MASTER_KEYS. Nothing was changed." in stopped.stderr
+        done = run_cli(["rotate-key"], cwd=tmp_path, env={**env, "INTAKE_OLD_MASTER_KEYS": old})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Everything is now wrapped by master key 'kcli'" in done.stdout
+        assert "requests.data_key_enc=5" in done.stdout
+        again = run_cli(["rotate-key"], cwd=tmp_path, env=env)
+        assert again.returncode == 0 and "re-wrapped 0 in" in again.stdout, again.stdout
+        with db.session() as reading:
+            assert _under(reading, "kcli") == 5
 
 
 @pytest.mark.slow
