@@ -554,7 +554,7 @@ def confirmation_page(
 
 
 def local_time(when: dt.datetime, zone: str, lang: str) -> str:
-    """"Sunday 6 December 2026 at 01:11 (Berlin time)", in the page's language."""
+    """ "Sunday 6 December 2026 at 01:11 (Berlin time)", in the page's language."""
     return dates.when_in_words(when, zone, lang)
 
 
