@@ -210,3 +210,11 @@ def test_pages_connect_show_state_and_explain(db: Session) -> None:
     assert own.status_code == 200 and "Work" in own.text
     assert expert_web.get("/staff/slot-explanation").status_code == 403
     assert refresh.due(db)  # connected calendars are due at once
+
+    # The case page carries the same panel for its request.
+    req = make_request(db)
+    case = web.get(f"/staff/cases/{req.reference}")
+    assert case.status_code == 200 and 'id="explainer-form"' in case.text
+    assert f'name="reference" value="{req.reference}"' in case.text
+    asked = web.get("/staff/slot-explanation", params={"reference": req.reference, "at": when})
+    assert asked.status_code == 200 and 'id="explainer-answer"' in asked.text
