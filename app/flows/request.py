@@ -163,7 +163,8 @@ def consultation_reminder(session: Session, row: OutboxMessage) -> None:
         if found is None:
             return  # moved or cancelled since
         c, req = found
-        if _prefers_whatsapp(req) and req.status != RequestStatus.spam:
+        wants_whatsapp = req.preferred_channel == ContactChannel.whatsapp  # form or WhatsApp
+        if wants_whatsapp and req.status != RequestStatus.spam:
             lang = whatsapp_templates.language_for(req.language)
             when = dates.when_in_words(c.start_at, req.timezone, lang)
             by_email = outbox.Queued(row.kind, {**row.params, "channel": "email"})
