@@ -910,6 +910,9 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("POST", "/expert/cases/{reference}/reply"): page(
         "Reply to the requester by e-mail (a case accepted by me)", "expert"
     ),
+    ("POST", "/expert/cases/{reference}/reply/preview"): page(
+        "See exactly the e-mail a reply would send (a case accepted by me)", "expert"
+    ),
     ("GET", "/expert/consultations"): page("My consultations", "expert"),
     ("GET", "/expert/consultations/{consultation_id}/host"): page(
         "Start my consultation's meeting as host", "expert"
