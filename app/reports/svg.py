@@ -3,10 +3,25 @@ line over them. Every text is escaped; the output is safe to put into a page as 
 
 Titles, labels and series names come in as the viewer reads them; the one text of the charts'
 own ("No data in this range") goes through the ``gettext`` the page passes in (the viewer's
-language; this module knows nothing of the pages)."""
+language; this module knows nothing of the pages).
+
+Room for the texts is computed from the texts drawn, never fixed: the server has no font at
+hand, so :func:`text_width` estimates a text's width generously (DejaVu Sans, the widest common
+sans-serif, measured in Chromium) and the chart makes room for that. The axis labels are turned
+40 degrees, their end at their tick, so a long label reaches down and to the left: the picture
+grows downwards as the longest one needs, and the plot moves right as far as the labels near the
+left edge need. A label wider than ``MAX_LABEL_WIDTH`` is cut with an ellipsis, its full text in
+a ``<title>``. The legend wraps onto more rows instead of running out on the right.
+
+Right-to-left pages: the chart's geometry is left to right whatever the page (``direction="ltr"``
+on the ``<svg>``, else an Arabic page would turn every ``text-anchor`` around); each text takes
+the direction of its first strong character, as ``dir="auto"`` does, with its anchor flipped so
+that it ends on the same side."""
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -14,18 +29,121 @@ from html import escape
 from markupsafe import Markup
 
 WIDTH = 760
-HEIGHT = 260
-PAD_LEFT = 48
+PLOT_HEIGHT = 180
+PAD_LEFT = 48  # at least: room for the scale's numbers
 PAD_RIGHT = 12
-PAD_TOP = 24
-PAD_BOTTOM = 56
+PAD_TOP = 24  # with one row of legend
+FONT_SIZE = 11
+# A text's extent above and below its baseline, in ems (DejaVu Sans in Chromium: 0.91 and 0.27
+# for Latin and Cyrillic, 1.0 and 0.27 for Arabic).
+ASCENT = 1.0
+DESCENT = 0.3
+LABEL_ANGLE = 40  # degrees, the axis labels turned anticlockwise
+LABEL_GAP = 14  # from the axis down to a label's baseline
+MAX_LABEL_WIDTH = 320.0  # about 48 characters; a longer label is cut with an ellipsis
+MARGIN = 4.0  # kept free inside the picture's edges
+LEGEND_ROW = 16
+LEGEND_GAP = 18
+ELLIPSIS = "…"
 COLOURS = ("#1f5fa8", "#c0392b", "#2e8b57", "#8e44ad")
 NO_DATA = "No data in this range"
 Gettext = Callable[[str], str]
 
+# Widths in ems, generous for DejaVu Sans (a Latin or Cyrillic text of ordinary letters comes
+# out about 10 % wider than drawn; other fonts are narrower still). Wide: M, W, @, % and the
+# Cyrillic Zhe, Sha, Shcha, Yeru, Yu and Ef, capital and small.
+_WIDE = frozenset("MWmw@%\u0416\u0428\u0429\u042b\u042e\u0424\u0436\u0448\u0449\u044b\u044e\u0444")
+_NARROW = frozenset(" .,:;'!|()[]/-ijlIft\u00a0")
+
+
+# Arabic letters by their width inside a word and at its end (joined forms are narrower than
+# final ones), in ems; other Arabic letters 0.5 and 0.6.
+_ARABIC = {
+    **dict.fromkeys("\u0633\u0634\u0635\u0636", (0.95, 1.25)),  # seen, sheen, sad, dad
+    **dict.fromkeys("\u0637\u0638", (0.85, 0.95)),  # tah, zah
+    **dict.fromkeys("\u0628\u062a\u062b\u064a\u0649\u0626", (0.4, 0.95)),  # beh, teh, yeh
+    "\u0641": (0.6, 1.05),  # feh
+    **dict.fromkeys("\u0642\u0643\u0644\u0646", (0.6, 0.85)),  # qaf, kaf, lam, noon
+    **dict.fromkeys("\u062c\u062d\u062e\u0639\u063a\u0645", (0.66, 0.68)),  # jeem .. meem
+}
+
+
+def _arabic_letter(ch: str) -> bool:
+    return unicodedata.bidirectional(ch) == "AL" and unicodedata.category(ch) == "Lo"
+
+
+def text_width(text: str, size: float = FONT_SIZE) -> float:
+    """The estimated width of ``text`` at ``size``: what the chart makes room for."""
+    ems = 0.0
+    letters = [ch for ch in text if unicodedata.category(ch) not in ("Mn", "Me", "Cf")]
+    for k, ch in enumerate(letters):
+        # Combining marks (Arabic vowel signs), joiners and direction marks take no room.
+        if _arabic_letter(ch):
+            inside = k + 1 < len(letters) and _arabic_letter(letters[k + 1])
+            ems += _ARABIC.get(ch, (0.5, 0.6))[0 if inside else 1]
+        elif ch in _WIDE or unicodedata.east_asian_width(ch) in ("W", "F"):
+            ems += 1.0
+        elif ch in _NARROW:
+            ems += 0.36
+        elif ch.isupper():
+            ems += 0.78
+        elif ch.isdigit():
+            ems += 0.66
+        else:
+            ems += 0.62
+    return ems * size
+
+
+def fit(text: str, limit: float, size: float = FONT_SIZE) -> str:
+    """``text`` as drawn: whole when it fits ``limit``, else cut with an ellipsis (never
+    between a letter and its combining marks) so that it fits."""
+    if text_width(text, size) <= limit:
+        return text
+    # The longest start that fits with the ellipsis (a letter's width depends on the next one).
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if text_width(text[:mid].rstrip() + ELLIPSIS, size) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    while 0 < lo < len(text) and unicodedata.combining(text[lo]):
+        lo -= 1
+    return text[:lo].rstrip() + ELLIPSIS
+
 
 def _untranslated(text: str) -> str:
     return text
+
+
+def _rtl(text: str) -> bool:
+    """Right to left by its first strong character, as ``dir="auto"`` decides."""
+    for ch in text:
+        kind = unicodedata.bidirectional(ch)
+        if kind in ("R", "AL"):
+            return True
+        if kind == "L":
+            return False
+    return False
+
+
+def _text(
+    x: float, y: float, text: str, *, end: bool = False, turn: int = 0, title: str = ""
+) -> str:
+    """A ``<text>`` at (x, y): its left edge there, or its right edge with ``end``, in either
+    direction. A text cut by :func:`fit` is shown whole in its ``<title>``."""
+    anchor = "end" if end else "start"
+    direction = ""
+    if _rtl(text):
+        anchor = "start" if end else "end"
+        direction = ' direction="rtl"'
+    if turn:
+        direction += f' transform="rotate({turn} {x:.1f} {y:.1f})"'
+    tooltip = f"<title>{escape(title)}</title>" if title and title != text else ""
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}"{direction}>'
+        f"{escape(text)}{tooltip}</text>"
+    )
 
 
 @dataclass(frozen=True)
@@ -56,70 +174,114 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
+@dataclass(frozen=True)
+class _Label:
+    i: int  # the tick it belongs to
+    full: str
+    shown: str
+    width: float
+
+
 class _Frame:
-    def __init__(self, n: int, top: float) -> None:
-        self.n = max(n, 1)
+    """Where everything goes: the padding around the plot follows from the texts drawn."""
+
+    def __init__(
+        self, labels: Sequence[str], every: int, top: float, legend: Sequence[str] = ()
+    ) -> None:
+        self.n = max(len(labels), 1)
         self.top = top
-        self.plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
-        self.plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
+        self.ticks = [_fmt(top * k / 4) for k in range(5)]
+        self.labels: list[_Label] = []
+        for i, label in enumerate(labels):
+            if i % every == 0:
+                shown = fit(label, MAX_LABEL_WIDTH)
+                self.labels.append(_Label(i, label, shown, text_width(shown)))
+        sin = math.sin(math.radians(LABEL_ANGLE))
+        cos = math.cos(math.radians(LABEL_ANGLE))
+        # A label turned about its end reaches left by w*cos + ascent*sin, down by
+        # w*sin + descent*cos (its top-left and bottom-left corners).
+        scale = max(text_width(t) for t in self.ticks) + 6 + MARGIN
+        self.pad_left = max(float(PAD_LEFT), scale)
+        span = WIDTH - PAD_RIGHT
+        for lab in self.labels:
+            # x(i) = pad + (span - pad) * f; its reach must stay MARGIN inside the edge.
+            f = (lab.i + 0.5) / self.n
+            reach = lab.width * cos + ASCENT * FONT_SIZE * sin + MARGIN
+            self.pad_left = max(self.pad_left, (reach - span * f) / (1 - f))
+        self.plot_w = span - self.pad_left
+        self.legend = self._legend(legend)
+        rows = 1 + max((row for row, _, _ in self.legend), default=0)
+        self.pad_top = PAD_TOP + LEGEND_ROW * (rows - 1)
+        self.base = self.pad_top + PLOT_HEIGHT
+        below = max((lab.width * sin + DESCENT * FONT_SIZE * cos for lab in self.labels), default=0)
+        self.height = math.ceil(self.base + LABEL_GAP + below + MARGIN)
+
+    def _legend(self, names: Sequence[str]) -> list[tuple[int, float, str]]:
+        """(row, x, name as shown) of each legend entry: a row full, the next one."""
+        out: list[tuple[int, float, str]] = []
+        row, x = 0, self.pad_left
+        right = WIDTH - PAD_RIGHT
+        for name in names:
+            shown = fit(name, right - self.pad_left - 14)
+            width = 14 + text_width(shown)
+            if x > self.pad_left and x + width > right:
+                row, x = row + 1, self.pad_left
+            out.append((row, x, shown))
+            x += width + LEGEND_GAP
+        return out
 
     def x(self, i: float) -> float:
-        return PAD_LEFT + self.plot_w * (i + 0.5) / self.n
+        return self.pad_left + self.plot_w * (i + 0.5) / self.n
 
     def y(self, value: float) -> float:
-        return PAD_TOP + self.plot_h * (1 - value / self.top)
+        return self.pad_top + PLOT_HEIGHT * (1 - value / self.top)
 
     def slot(self) -> float:
         return self.plot_w / self.n
 
 
-def _open(title: str) -> list[str]:
+def _open(title: str, height: float) -> list[str]:
     t = escape(title)
     return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="100%" role="img" aria-label="{t}" font-family="sans-serif" font-size="11">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+        f'width="100%" role="img" aria-label="{t}" font-family="sans-serif" '
+        f'font-size="{FONT_SIZE}" direction="ltr">',
         f"<title>{t}</title>",
     ]
 
 
-def _axes(frame: _Frame, labels: Sequence[str], every: int) -> list[str]:
+def _axes(frame: _Frame) -> list[str]:
     out = []
-    for k in range(5):
-        value = frame.top * k / 4
-        y = frame.y(value)
+    for k, tick in enumerate(frame.ticks):
+        y = frame.y(frame.top * k / 4)
         out.append(
-            f'<line x1="{PAD_LEFT}" y1="{y:.1f}" x2="{WIDTH - PAD_RIGHT}" y2="{y:.1f}" '
-            f'stroke="#ddd"/>'
-            f'<text x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(value)}</text>'
+            f'<line x1="{frame.pad_left:.1f}" y1="{y:.1f}" x2="{WIDTH - PAD_RIGHT}" '
+            f'y2="{y:.1f}" stroke="#ddd"/>' + _text(frame.pad_left - 6, y + 4, tick, end=True)
         )
-    base = HEIGHT - PAD_BOTTOM
-    for i, label in enumerate(labels):
-        if i % every:
-            continue
-        x = frame.x(i)
-        out.append(
-            f'<text x="{x:.1f}" y="{base + 14}" text-anchor="end" '
-            f'transform="rotate(-40 {x:.1f} {base + 14})">{escape(label)}</text>'
-        )
+    y = frame.base + LABEL_GAP
+    for lab in frame.labels:
+        x = frame.x(lab.i)
+        out.append(_text(x, y, lab.shown, end=True, turn=-LABEL_ANGLE, title=lab.full))
     return out
 
 
-def _legend(series: Sequence[Series]) -> list[str]:
+def _legend(frame: _Frame) -> list[str]:
     out = []
-    for i, s in enumerate(series):
-        x = PAD_LEFT + i * 170
+    for i, (row, x, name) in enumerate(frame.legend):
         colour = COLOURS[i % len(COLOURS)]
+        y = 6 + LEGEND_ROW * row
         out.append(
-            f'<rect x="{x}" y="6" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{x + 14}" y="15">{escape(s.name)}</text>'
+            f'<rect x="{x:.1f}" y="{y}" width="10" height="10" fill="{colour}"/>'
+            + _text(x + 14, y + 9, name)
         )
     return out
 
 
 def _empty(title: str, gettext: Gettext) -> Markup:
-    parts = _open(title)
+    height = PAD_TOP + PLOT_HEIGHT + 56
+    parts = _open(title, height)
     parts.append(
-        f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" fill="#666">'
+        f'<text x="{WIDTH / 2}" y="{height / 2}" text-anchor="middle" fill="#666">'
         f"{escape(gettext(NO_DATA))}</text></svg>"
     )
     return _markup(parts)
@@ -138,8 +300,8 @@ def bar_chart(
 ) -> Markup:
     if not labels:
         return _empty(title, gettext)
-    frame = _Frame(len(labels), _nice_max(max(values, default=0)))
-    parts = _open(title) + _axes(frame, labels, _label_every(len(labels)))
+    frame = _Frame(labels, _label_every(len(labels)), _nice_max(max(values, default=0)))
+    parts = _open(title, frame.height) + _axes(frame)
     w = frame.slot() * 0.7
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         y = frame.y(value)
@@ -162,8 +324,10 @@ def line_chart(
     values = [v for s in series for v in s.values if v is not None]
     if not labels or not values:
         return _empty(title, gettext)
-    frame = _Frame(len(labels), _nice_max(max(values)))
-    parts = _open(title) + _axes(frame, labels, _label_every(len(labels))) + _legend(series)
+    frame = _Frame(
+        labels, _label_every(len(labels)), _nice_max(max(values)), [s.name for s in series]
+    )
+    parts = _open(title, frame.height) + _axes(frame) + _legend(frame)
     for k, s in enumerate(series):
         colour = COLOURS[k % len(COLOURS)]
         points = [
@@ -203,8 +367,8 @@ def bars_with_line(
     values = [v for v in [*bars.values, *line.values] if v is not None]
     if not labels:
         return _empty(title, gettext)
-    frame = _Frame(len(labels), _nice_max(max(values, default=0)))
-    parts = _open(title) + _axes(frame, labels, label_every) + _legend([bars, line])
+    frame = _Frame(labels, label_every, _nice_max(max(values, default=0)), [bars.name, line.name])
+    parts = _open(title, frame.height) + _axes(frame) + _legend(frame)
     w = frame.slot() * 0.8
     for i, value in enumerate(bars.values):
         if not value:
