@@ -166,8 +166,6 @@ def fetch_caldav(
             username=username,
             password=password,
             timeout=int(settings.timeout_seconds),
-            require_tls=not settings.allow_http,
-            enable_rfc6764=False,
             headers={"User-Agent": USER_AGENT},
         ) as client:
             try:

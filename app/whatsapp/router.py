@@ -58,11 +58,18 @@ RawBody = Annotated[bytes, Depends(raw_body)]
 
 @webhook_router.get(
     "/webhooks/whatsapp",
-    response_class=PlainTextResponse,
+    # Response, not PlainTextResponse: the challenge is text, a refusal the usual JSON error.
+    response_class=Response,
     summary="Meta's webhook verification handshake",
     description="Answers `hub.challenge` when `hub.mode` is `subscribe` and `hub.verify_token` "
     "is ours (compared in constant time); else 403.",
-    responses=error_responses(403),
+    responses={
+        200: {
+            "description": "The challenge, as sent",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **error_responses(403),
+    },
 )
 def verify(
     mode: Annotated[SafeStr | None, Query(alias="hub.mode", max_length=32)] = None,

@@ -54,8 +54,6 @@ def test_a_caldav_account_is_read_from_a_real_server(
         url=caldav_server.url,
         username=caldav_server.username,
         password=caldav_server.password,
-        require_tls=False,
-        enable_rfc6764=False,
     ) as dav:
         principal = dav.principal()  # type: ignore[no-untyped-call]
         calendars = principal.calendars()
