@@ -11,7 +11,8 @@ the person: ``requests.pii_enc``/``token_enc``/``email_lookup``, ``request_histo
 threads or from its address (``inbound_set_aside``, deleted), its WhatsApp number's rows
 (``whatsapp_contacts``, deleted; ``whatsapp_messages.phone_lookup`` emptied and Meta's ids, which
 carry the number, cleared), and the ``.eml`` copies under ``var/mail/``. What stays: dates,
-status, country, region, SLA figures, counts, and the link token's hash, so the requester's link answers "erased" instead of a 500.
+status, country, region, SLA figures, counts, and the link token's hash, so the requester's link
+answers "erased" instead of a 500.
 
 On SQLite, ``PRAGMA secure_delete`` is on for the erasing transaction (freed bytes are zeroed)
 and the WAL is checkpointed after commit, so the old bytes do not linger in the file.

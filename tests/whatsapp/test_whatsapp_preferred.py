@@ -95,9 +95,7 @@ def test_the_acknowledgement_goes_on_whatsapp_and_no_email(
     assert req.first_responded_at is None  # automatic: never the first response
 
 
-def test_email_preferred_gets_the_email_only(
-    db: Session, wa: FakeWhatsApp, mail_dir: Path
-) -> None:
+def test_email_preferred_gets_the_email_only(db: Session, wa: FakeWhatsApp, mail_dir: Path) -> None:
     req = _submit(db, preferred_channel="email")
     assert wa.sent == []
     assert len(_acks(mail_dir, req, db)) == 1
