@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import html
 import io
 import re
 import secrets
@@ -762,3 +763,12 @@ def app_client() -> Iterator[Any]:
 
     with TestClient(create_app(), raise_server_exceptions=False) as c:
         yield c
+
+
+def form_values(page: str, form_id: str) -> dict[str, str]:
+    """The hidden inputs of the form ``id="form_id"`` on a page, unescaped (what a browser
+    posts when only its button is pressed)."""
+    found = re.search(rf'<form[^>]*id="{form_id}"[^>]*>(.*?)</form>', page, re.S)
+    assert found is not None, form_id
+    pairs = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', found.group(1))
+    return {name: html.unescape(value) for name, value in pairs}

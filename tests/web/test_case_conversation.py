@@ -48,13 +48,13 @@ from tests.factories import (
     csrf,
     drain_all,
     field_error,
+    form_values,
     login,
     make_request,
     signed_in,
     submit,
 )
 from tests.mail_reader import messages, text_of
-from tests.web.test_web_staff import form_values
 
 ROOT = Path(__file__).resolve().parents[2]
 

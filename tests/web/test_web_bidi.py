@@ -5,6 +5,7 @@ read left to right on right-to-left pages too."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -30,6 +31,7 @@ from tests.factories import (
     create_user,
     csrf,
     expert_with_hours,
+    form_values,
     hidden_fields,
     hours,
     signed_in,
@@ -75,11 +77,18 @@ def test_staff_see_a_requesters_override_isolated_and_visible_on_every_part_of_t
     posted = [
         ("notes", {"body": f"Note {RLO}here"}),
         ("contact", {"channel": "phone", "note": f"Called {RLO}back"}),
-        ("reply", {"subject": f"Re {RLO}you", "body": f"Body {RLO}text"}),
+        ("reply/preview", {"subject": f"Re {RLO}you", "body": f"Body {RLO}text"}),
         ("assign", {"expert_id": str(expert.id)}),
     ]
     for action, data in posted:
-        assert web.post(f"{case}/{action}", data={**csrf(web, case), **data}).status_code == 200
+        answer = web.post(f"{case}/{action}", data={**csrf(web, case), **data})
+        assert answer.status_code == 200, answer.text
+        if action == "reply/preview":  # the preview shows the override too; then it is sent
+            shown = re.search(r'<dd id="preview-subject">(.*?)</dd>', answer.text)
+            assert shown is not None and "Re [U+202E]you" in shown.group(1)
+            assert RLO not in shown.group(1)
+            sent = web.post(f"{case}/reply", data=form_values(answer.text, "send-form"))
+            assert sent.status_code == 200, sent.text
     html = web.get(case).text
     assert RLO not in html
     for text in (

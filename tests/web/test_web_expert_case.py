@@ -37,12 +37,12 @@ from tests.factories import (
     csrf,
     drain_all,
     field_error,
+    form_values,
     outbox_rows,
     signed_in,
     submit,
 )
 from tests.mail_reader import messages, text_of
-from tests.web.test_web_staff import form_values
 
 
 @pytest.fixture

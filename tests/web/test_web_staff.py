@@ -4,7 +4,6 @@ case page with its actions. In-process (TestClient over https, so the Secure coo
 from __future__ import annotations
 
 import datetime as dt
-import html
 import re
 from collections.abc import Iterator
 
@@ -28,6 +27,7 @@ from tests.factories import (
     create_user,
     csrf,
     field_error,
+    form_values,
     hidden_fields,
     make_request,
     sign_in,
@@ -35,15 +35,6 @@ from tests.factories import (
     submit,
     title_of,
 )
-
-
-def form_values(page: str, form_id: str) -> dict[str, str]:
-    """The hidden inputs of the form ``id="form_id"`` on a page, unescaped (what a browser
-    posts when only its button is pressed)."""
-    found = re.search(rf'<form[^>]*id="{form_id}"[^>]*>(.*?)</form>', page, re.S)
-    assert found is not None, form_id
-    pairs = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', found.group(1))
-    return {name: html.unescape(value) for name, value in pairs}
 
 
 @pytest.fixture
