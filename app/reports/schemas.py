@@ -11,7 +11,9 @@ from app.reports.service import Group, GroupFigures
 
 class FiguresOut(BaseModel):
     key: str = Field(description="the group's key: a UTC date, region code, expert id, channel")
-    label: str = Field(description="for people: the expert's public name, else the key")
+    label: str = Field(
+        description="for people: the expert's public name, the region's name, else the key"
+    )
     count: int = Field(
         description="requests that arrived in the range (met + breached + ended + open)"
     )

@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from app.core.time import ensure_utc, now
 from app.intake.sla import SlaState, sla_state
-from app.models import GENERAL_POOL, ExpertProfile, IntakeRequest
+from app.models import GENERAL_POOL, ExpertProfile, IntakeRequest, Region
 from app.reports.errors import InvalidRange
 from app.roster import service as roster
 
@@ -243,6 +243,10 @@ def _key(row: Row, group: Group) -> str:
 
 
 def _labels(session: Session, group: Group, keys: Iterable[str]) -> dict[str, str]:
+    if group == Group.region:
+        # People read a region's name, not its code (the general pool keeps its key).
+        names = dict(session.execute(select(Region.code, Region.name)).tuples().all())
+        return {k: names[k] for k in keys if k in names}
     if group != Group.expert:
         return {}
     ids = [uuid.UUID(k) for k in keys if k != "unassigned"]

@@ -5,6 +5,8 @@ session cookie (``app/web/auth.py``)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import replace
 
 from babel import Locale
 from fastapi import APIRouter, Request
@@ -14,12 +16,26 @@ from app.core.deps import SessionDep
 from app.core.errors import AppError
 from app.core.time import now
 from app.core.validation import parse_date
+from app.models import GENERAL_POOL
 from app.reports import service as reports
 from app.reports import svg
 from app.reports.service import Group
 from app.web import i18n
 from app.web.auth import StaffPageUser, page, page_language
 from app.web.i18n import N_
+from app.web.staff import SOURCE_LABELS
+
+# Group keys that are codes, said in words (regions come named from the report itself).
+KEY_WORDS: dict[str, str] = {**SOURCE_LABELS, GENERAL_POOL: N_("General pool (no region)")}
+
+
+def _in_words(report: reports.Report, tr: Callable[[str], str]) -> reports.Report:
+    groups = [
+        replace(g, label=tr(KEY_WORDS[g.key])) if g.label == g.key and g.key in KEY_WORDS else g
+        for g in report.groups
+    ]
+    return replace(report, groups=groups)
+
 
 router = APIRouter(include_in_schema=False)
 # The charts' own text (app/reports/svg.py::NO_DATA), marked here for the catalogs.
@@ -41,12 +57,12 @@ def reports_page(
         error: str | None = exc.message
     else:
         error = None
-    by_day = reports.sla_report(session, lo, hi, Group.day)
-    by_region = reports.sla_report(session, lo, hi, Group.region)
-    by_channel = reports.sla_report(session, lo, hi, Group.channel)
     # The charts in the viewer's language: their texts translated here, the weekdays Babel's.
     lang = page_language(request, user)
     tr = i18n.translations(lang).gettext
+    by_day = reports.sla_report(session, lo, hi, Group.day)
+    by_region = _in_words(reports.sla_report(session, lo, hi, Group.region), tr)
+    by_channel = _in_words(reports.sla_report(session, lo, hi, Group.channel), tr)
     days = [g.key for g in by_day.groups]
     times_chart = svg.line_chart(
         tr(N_("Minutes to first response by day of arrival (UTC)")),

@@ -7,21 +7,33 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import statistics
+from html import unescape
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.core.time import now
 from app.flows import request as flows
-from app.models import ContactChannel, IntakeRequest, RequestSource, RequestStatus, Role
+from app.main import create_app
+from app.models import (
+    ContactChannel,
+    IntakeRequest,
+    Region,
+    RequestSource,
+    RequestStatus,
+    Role,
+)
 from app.reports import service as reports
 from app.reports.service import Group
 from app.sla import service as sla
 from tests.conftest import Clock
-from tests.factories import create_expert, create_user, login, make_request, set_time
+from tests.factories import create_expert, create_user, login, make_request, set_time, signed_in
 
 DAY = dt.datetime(2026, 11, 10, tzinfo=dt.UTC)  # a Tuesday with no other requests
 
@@ -80,6 +92,22 @@ def test_a_reply_at_10_50_is_met_in_50_min_and_one_at_11_07_is_breached_by_7(
     by_region = {g["key"]: g for g in body["groups"]}
     assert by_region["east_asia"]["breached"] == 1 and by_region["east_asia"]["met"] == 0
     assert by_region["eastern_europe_post_soviet"]["met"] == 1
+    # People read names: the region's, not its code.
+    names = {r.code: r.name for r in db.scalars(select(Region))}
+    assert by_region["east_asia"]["label"] == names["east_asia"] != "east_asia"
+
+    # The page says every group in words, in the viewer's language: the region's name, the
+    # channel, and the pool of requests with no region.
+    _request_at(db, clock, _at(12), region=None)
+    admin.language = "ru"
+    db.flush()
+    with TestClient(create_app(), base_url="https://testserver") as web:
+        shown = signed_in(web, admin).get("/staff/reports?from=2026-11-10&to=2026-11-10")
+    assert shown.status_code == 200, shown.text
+    rows = [unescape(r) for r in re.findall(r'<th scope="row"><bdi>(.*?)</bdi></th>', shown.text)]
+    assert names["east_asia"] in rows and names["eastern_europe_post_soviet"] in rows
+    assert "Общий пул (без региона)" in rows and "Веб-форма" in rows  # noqa: RUF001
+    assert not {"east_asia", "general", "form", "email"} & set(rows), rows
 
 
 def _scenario(db: Session, clock: Clock) -> list[IntakeRequest]:
@@ -315,7 +343,7 @@ def test_the_staff_reports_page_draws_its_charts_on_the_server(
     assert "https://" not in html.split("<main", 1)[1]
     csp = page.headers["content-security-policy"]
     assert "default-src 'none'" in csp or "default-src 'self'" in csp
-    assert "middle_east" in html
+    assert "Middle East" in html and "middle_east" not in html  # the region by its name
     # An expert is refused.
     client.cookies.set(
         "intake_session",
