@@ -25,3 +25,16 @@ def test_ruff_finds_nothing() -> None:
 def test_mypy_strict_finds_nothing() -> None:
     result = _run(str(BIN / "mypy"), "app", "workers")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_urllib3_is_urllib3_not_a_fork_installed_over_it() -> None:
+    """A dependency that brings ``niquests`` (caldav 2 and later do) installs urllib3-future
+    over the ``urllib3`` package itself, and every ``requests`` user in the process breaks."""
+    import importlib.util
+
+    import urllib3
+
+    assert importlib.util.find_spec("urllib3.util.traffic_police") is None, (
+        "urllib3-future replaced urllib3: find the dependency that brings niquests"
+    )
+    assert urllib3.__version__.startswith("2.")
