@@ -505,10 +505,10 @@ def console() -> NoReturn:
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)  # as the interpreter does with SystemExit("message")
         code = 1
-    main_thread = threading.main_thread()
-    for thread in threading.enumerate():
-        if thread is not main_thread and not thread.daemon:
-            thread.join()
+    # What the interpreter does first at exit, in its order: the thread pools' exit hooks stop
+    # their idle threads, then every other non-daemon thread is waited for (joining them
+    # ourselves would wait forever on an idle pool thread); then the exit handlers.
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -173,6 +173,9 @@ def test_two_apis_and_two_workers_share_the_work(pg_url: str, tmp_path: Path) ->
             if line.get("event") == "request" and line.get("route") == "/api/v1/admin/users"
         }
         assert request_ids <= access_ids
+        # Each API stops at once on Ctrl-C, its nudge threads included (not killed after a wait).
+        for api in apis:
+            assert api.stop(timeout=10) == 0, f"{api.name} did not stop:\n{api.log_tail()}"
     for proc in (*apis, *workers, beat):
         assert not proc.leftovers(), f"{proc.name} left {proc.leftovers()}"
 
