@@ -19,9 +19,10 @@ from pydantic import BaseModel
 
 from app.accounts.deps import RequireExpert
 from app.core.deps import SessionDep
-from app.core.errors import AppError, error_responses
+from app.core.errors import error_responses
 from app.core.settings import get_settings
 from app.core.time import now
+from app.core.webhook_body import LimitedBody
 from app.meetings import webhooks
 from app.meetings.errors import MalformedZoomEvent
 from app.meetings.events import record_webhook
@@ -33,25 +34,8 @@ webhook_router = APIRouter(tags=["webhooks"])
 host_link_router = APIRouter(prefix="/api/v1/expert", tags=["expert: my desk"])
 
 
-class WebhookTooLarge(AppError):
-    status_code = 413
-    code = "too_large"
-
-
-async def raw_body(request: Request) -> bytes:
-    """The exact bytes Zoom signed, at most ``MAX_WEBHOOK_BODY``."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_WEBHOOK_BODY:
-        raise WebhookTooLarge("The webhook body is too large.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_WEBHOOK_BODY:
-            raise WebhookTooLarge("The webhook body is too large.")
-    return bytes(body)
-
-
-RawBody = Annotated[bytes, Depends(raw_body)]
+# The exact bytes Zoom signed.
+RawBody = Annotated[bytes, Depends(LimitedBody(MAX_WEBHOOK_BODY))]
 
 
 @webhook_router.post(

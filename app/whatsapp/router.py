@@ -22,9 +22,10 @@ from fastapi.responses import PlainTextResponse
 
 from app.accounts.deps import CurrentUser
 from app.core.deps import SessionDep
-from app.core.errors import AppError, error_responses
+from app.core.errors import error_responses
 from app.core.settings import get_settings
 from app.core.validation import SafeStr
+from app.core.webhook_body import LimitedBody
 from app.sla import service as sla
 from app.whatsapp import service, templates, webhooks
 from app.whatsapp.schemas import WhatsAppReplyIn, WhatsAppReplyOut, WhatsAppWindowOut
@@ -35,25 +36,8 @@ webhook_router = APIRouter(tags=["webhooks"])
 case_router = APIRouter(prefix="/api/v1/cases", tags=["whatsapp"])
 
 
-class WebhookTooLarge(AppError):
-    status_code = 413
-    code = "too_large"
-
-
-async def raw_body(request: Request) -> bytes:
-    """The exact bytes Meta signed, at most ``MAX_WEBHOOK_BODY``."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_WEBHOOK_BODY:
-        raise WebhookTooLarge("The webhook body is too large.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_WEBHOOK_BODY:
-            raise WebhookTooLarge("The webhook body is too large.")
-    return bytes(body)
-
-
-RawBody = Annotated[bytes, Depends(raw_body)]
+# The exact bytes Meta signed.
+RawBody = Annotated[bytes, Depends(LimitedBody(MAX_WEBHOOK_BODY))]
 
 
 @webhook_router.get(

@@ -61,9 +61,8 @@ from tests.factories import (
 ASYNC_ALLOWED = {
     "app.web.auth.require_csrf": "reads the form body; the CSRF check is one HMAC",
     "app.web.public.form_data": "reads the form body up to the size limit",
-    "app.meetings.router.raw_body": "reads the webhook body up to its limit",
+    "app.core.webhook_body.LimitedBody": "reads a signed webhook's body up to its limit",
     "app.inbound.router._raw_body": "reads the e-mail body up to its limit",
-    "app.whatsapp.router.raw_body": "reads the signed webhook body up to its limit",
     "app.intake.throttle.limit_submissions": "counts in Redis with the async client; the "
     "database fallback runs in a worker thread",
     "fastapi.security.http.HTTPBearer": "reads the Authorization header",
