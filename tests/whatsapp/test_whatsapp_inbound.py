@@ -25,6 +25,7 @@ from app.models import (
     WhatsAppInbox,
     WhatsAppStatus,
 )
+from app.whatsapp.router import MAX_WEBHOOK_BODY
 from tests.conftest import Clock
 from tests.factories import create_user, drain_all, history, login, submit
 from tests.fakes.whatsapp_fake import FakeWhatsApp, meta_json, sign
@@ -91,6 +92,19 @@ def test_not_a_whatsapp_event_is_refused_before_storing(
     body = meta_json({"object": "page", "entry": []})
     hdr = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(wa.app_secret, body)}
     assert client.post("/webhooks/whatsapp", content=body, headers=hdr).status_code == 400
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(
+    client: TestClient, db: Session, wa: FakeWhatsApp
+) -> None:
+    at_limit = b" " * (MAX_WEBHOOK_BODY - 2) + b"{}"
+    over = at_limit + b" "
+    for body, status in ((over, 413), (at_limit, 400)):  # at the limit: read, then not an event
+        hdr = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(wa.app_secret, body)}
+        answer = client.post("/webhooks/whatsapp", content=body, headers=hdr)
+        assert answer.status_code == status, answer.text
+    assert answer.status_code == 400
+    assert db.scalar(select(func.count()).select_from(WhatsAppInbox)) == 0
 
 
 def test_first_message_opens_a_request_in_triage_on_its_own_clock(
