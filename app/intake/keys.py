@@ -1,4 +1,4 @@
-"""Per-request data keys, the e-mail look-up key, and master-key rotation.
+"""Per-request data keys and the e-mail look-up key (master-key rotation: app/ops/rotation.py).
 
 - Each request gets 32 random bytes (its data key), wrapped with the master key (AES-GCM, the
   master key's id stored beside it). Personal fields are encrypted with the data key; erasing a
@@ -7,9 +7,6 @@
   *look-up key*: 32 random bytes created once and stored wrapped in ``secret_keys``. It is not
   derived from the master key, so rotating the master key re-wraps it and every stored hash
   stays valid.
-- ``rotate_master_key`` re-wraps every key wrapped by an older master key (request data keys,
-  the look-up key, users' TOTP secrets, account link tokens, keys of mail set aside) under the
-  current one.
 """
 
 from __future__ import annotations
@@ -19,17 +16,15 @@ import hmac
 import json
 import os
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core import crypto
 from app.core.database import after_commit
 from app.core.time import now
-from app.models import AccountToken, InboundSetAside, IntakeRequest, SecretKey, User
+from app.models import IntakeRequest, SecretKey
 
 LOOKUP_KEY_NAME = "email_lookup"
 
@@ -123,76 +118,3 @@ def _read_or_create_lookup_key(session: Session) -> bytes:
 def email_lookup(session: Session, email: str) -> str:
     """Keyed hash of a normalised e-mail address (never the address itself)."""
     return hmac.new(_lookup_key(session), email.lower().encode(), hashlib.sha256).hexdigest()
-
-
-# Rotation --------------------------------------------------------------------------------------
-
-
-@dataclass
-class RotationReport:
-    key_id: str
-    request_data_keys: int = 0
-    secret_keys: int = 0
-    totp_secrets: int = 0
-    account_tokens: int = 0
-    set_aside_keys: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def _rewrap(key_id: str, blob: bytes, aad: bytes) -> tuple[str, bytes]:
-    return crypto.encrypt_with_master(crypto.decrypt_with_master(key_id, blob, aad), aad)
-
-
-def rotate_master_key(session: Session, *, batch: int = 500) -> RotationReport:
-    """Re-wrap everything wrapped by an older master key under the current one. Idempotent:
-    rows already under the current key are skipped. Raises KeyError naming a missing old key."""
-    current = crypto.master_key().key_id
-    report = RotationReport(key_id=current)
-
-    while True:
-        reqs = session.scalars(
-            select(IntakeRequest)
-            .where(IntakeRequest.data_key_id.is_not(None), IntakeRequest.data_key_id != current)
-            .limit(batch)
-        ).all()
-        if not reqs:
-            break
-        for req in reqs:
-            assert req.data_key_id is not None and req.data_key_enc is not None
-            req.data_key_id, req.data_key_enc = _rewrap(
-                req.data_key_id, req.data_key_enc, _aad("dk", req.id)
-            )
-            report.request_data_keys += 1
-        session.flush()
-
-    for sk in session.scalars(select(SecretKey).where(SecretKey.key_id != current)).all():
-        sk.key_id, sk.key_enc = _rewrap(sk.key_id, sk.key_enc, sk.name.encode())
-        report.secret_keys += 1
-
-    for user in session.scalars(
-        select(User).where(User.totp_key_id.is_not(None), User.totp_key_id != current)
-    ).all():
-        assert user.totp_key_id is not None and user.totp_secret_enc is not None
-        user.totp_key_id, user.totp_secret_enc = _rewrap(
-            user.totp_key_id, user.totp_secret_enc, b"totp"
-        )
-        report.totp_secrets += 1
-
-    for tok in session.scalars(
-        select(AccountToken).where(AccountToken.token_key_id != current)
-    ).all():
-        tok.token_key_id, tok.token_enc = _rewrap(tok.token_key_id, tok.token_enc, b"account_token")
-        report.account_tokens += 1
-
-    # Mail set aside: one data key per row, the row id in the associated data (app/inbound).
-    for kept in session.scalars(
-        select(InboundSetAside).where(InboundSetAside.data_key_id != current)
-    ).all():
-        kept.data_key_id, kept.data_key_enc = _rewrap(
-            kept.data_key_id, kept.data_key_enc, f"set_aside_dk:{kept.id}".encode()
-        )
-        report.set_aside_keys += 1
-    session.flush()
-    return report

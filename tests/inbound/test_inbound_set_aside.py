@@ -42,6 +42,7 @@ from app.models import (
     SetAsideReason,
     User,
 )
+from app.ops import rotation
 from app.privacy.service import erase_request, run_retention
 from app.sla.scheduling import key_prefix
 from tests.conftest import Clock
@@ -56,6 +57,7 @@ from tests.factories import (
     login,
     outbox_rows,
     plain,
+    real_database,
     request_of,
 )
 from tests.mail_reader import messages
@@ -322,29 +324,42 @@ def test_erasing_a_request_deletes_what_its_thread_and_address_left_set_aside(
 
 
 def test_rotating_the_master_key_rewraps_the_keys_of_mail_set_aside(
-    db: Session, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old_text = (get_settings().data_dir / "master.key").read_text().strip()
+    """The command's rotation (app/ops/rotation.py, batches with real commits) on a database of
+    its own."""
+    old_text = crypto.generate_master_key_text("before7")
     new_text = crypto.generate_master_key_text("rotated7")
-    inbound_message(db, fixture("newsletter_list_unsubscribe.eml"))
-    try:
-        monkeypatch.setenv("INTAKE_MASTER_KEY", new_text)
-        monkeypatch.setenv("INTAKE_OLD_MASTER_KEYS", old_text)
-        get_settings.cache_clear()
-        crypto.master_key.cache_clear()
-        report = keys.rotate_master_key(db)
-        assert report.set_aside_keys == 1
-        # The old key may now go: the trace stays readable under the new one alone.
-        monkeypatch.delenv("INTAKE_OLD_MASTER_KEYS")
-        get_settings.cache_clear()
-        [trace] = traces(db)
-        assert trace.data_key_id == "rotated7"
-        data = set_aside.reveal(trace)
-        assert data is not None and data["from"] == "news@mail.countrywatch.example"
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
-        crypto.master_key.cache_clear()
+    with real_database("sqlite", tmp_path) as rdb:
+        try:
+            monkeypatch.setenv("INTAKE_MASTER_KEY", old_text)
+            get_settings.cache_clear()
+            crypto.master_key.cache_clear()
+            keys.forget_cached_keys()
+            with rdb.session() as session:
+                inbound_message(session, fixture("newsletter_list_unsubscribe.eml"))
+                session.commit()
+                assert [t.data_key_id for t in traces(session)] == ["before7"]
+            monkeypatch.setenv("INTAKE_MASTER_KEY", new_text)
+            monkeypatch.setenv("INTAKE_OLD_MASTER_KEYS", old_text)
+            get_settings.cache_clear()
+            crypto.master_key.cache_clear()
+            keys.forget_cached_keys()
+            report = rotation.rotate(rdb.engine)
+            assert report.rewrapped["inbound_set_aside.data_key_enc"] == 1
+            # The old key may now go: the trace stays readable under the new one alone.
+            monkeypatch.delenv("INTAKE_OLD_MASTER_KEYS")
+            get_settings.cache_clear()
+            with rdb.session() as session:
+                [trace] = traces(session)
+                assert trace.data_key_id == "rotated7"
+                data = set_aside.reveal(trace)
+                assert data is not None and data["from"] == "news@mail.countrywatch.example"
+        finally:
+            monkeypatch.undo()
+            get_settings.cache_clear()
+            crypto.master_key.cache_clear()
+            keys.forget_cached_keys()
 
 
 # The API ------------------------------------------------------------------------------------
