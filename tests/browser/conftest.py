@@ -12,9 +12,12 @@ Each test saves a screenshot of its last page under ``artifacts/browser/`` (git-
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.factories import DEFAULT_PASSWORD
 from tests.processes import ROOT, Service, free_port, start_service
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -165,3 +169,36 @@ def fits_360(page: Any) -> None:
         "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
     )
     assert widths[0] <= widths[1] == 360, (page.url, widths)
+
+
+def run_in_service(service: Service, script: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", script.format(root=str(ROOT))],
+        cwd=service.cwd,
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+def sign_in(page: Any, email: str) -> None:
+    page.goto("/staff/sign-in")
+    page.fill("#email", email)
+    page.fill("#password", DEFAULT_PASSWORD)
+    page.click("button:has-text('Sign in')")
+
+
+def _axe_serious(page: Any, name: str) -> list[Any]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"axe_{name}.json").write_text(json.dumps(result["violations"], indent=1))
+    assert len(result["passes"]) > 10  # axe did check the page
+    return [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

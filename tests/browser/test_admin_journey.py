@@ -35,8 +35,7 @@ import pytest
 
 from app.core.settings import Settings
 from app.core.time import now
-from tests.browser.conftest import AXE, CHROMIUM, _require, fill_valid
-from tests.browser.test_staff_pages import _axe_serious
+from tests.browser.conftest import AXE, CHROMIUM, _axe_serious, _require, fill_valid
 from tests.factories import tiny_pdf
 from tests.mail_reader import messages, text_of
 from tests.processes import ROOT, Service, free_port, run_cli, start_service, wait_for

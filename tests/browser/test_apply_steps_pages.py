@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import AXE, Timer, _require, fits_360
-from tests.browser.test_staff_pages import _axe_serious
+from tests.browser.conftest import AXE, Timer, _axe_serious, _require, fits_360
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.test_staff_pages import run_in_service, sign_in
+from tests.browser.conftest import run_in_service, sign_in
 from tests.factories import submission
 from tests.processes import Service
 

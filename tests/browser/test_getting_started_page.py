@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import AXE, _require, own_service
-from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
+from tests.browser.conftest import AXE, _axe_serious, _require, own_service, run_in_service, sign_in
 from tests.processes import Service
 
 pytestmark = pytest.mark.slow

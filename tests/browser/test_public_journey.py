@@ -11,8 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, AXE, _require
-from tests.browser.test_staff_pages import _axe_serious
+from tests.browser.conftest import ARTIFACTS, AXE, _axe_serious, _require
 from tests.factories import form
 from tests.processes import Service
 

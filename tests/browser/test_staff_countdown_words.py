@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, AXE, _require
-from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
+from tests.browser.conftest import ARTIFACTS, AXE, _axe_serious, _require, run_in_service, sign_in
 from tests.processes import Service
 
 pytestmark = pytest.mark.slow

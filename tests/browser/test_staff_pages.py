@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, AXE, _require, fits_360
+from tests.browser.conftest import (
+    AXE,
+    _axe_serious,
+    _require,
+    fits_360,
+    run_in_service,
+    sign_in,
+)
 from tests.factories import DEFAULT_PASSWORD
-from tests.processes import ROOT, Service
+from tests.processes import Service
 
 pytestmark = pytest.mark.slow
 
@@ -71,29 +76,9 @@ with session_scope() as s:
 """
 
 
-def run_in_service(service: Service, script: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", script.format(root=str(ROOT))],
-        cwd=service.cwd,
-        env=service.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1]
-
-
 def seed(service: Service) -> dict[str, str]:
     data: dict[str, str] = json.loads(run_in_service(service, SEED))
     return data
-
-
-def sign_in(page: Any, email: str) -> None:
-    page.goto("/staff/sign-in")
-    page.fill("#email", email)
-    page.fill("#password", DEFAULT_PASSWORD)
-    page.click("button:has-text('Sign in')")
 
 
 def test_staff_signs_in_finds_the_request_assigns_it_and_replies(
@@ -208,19 +193,6 @@ def test_an_expert_sees_only_their_own(new_page: Any, service: Service) -> None:
     page.goto("/expert/notifications")
     assert people["kg_ref"] in page.inner_text("main")
     assert people["sy_ref"] not in page.inner_text("main")
-
-
-def _axe_serious(page: Any, name: str) -> list[Any]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / f"axe_{name}.json").write_text(json.dumps(result["violations"], indent=1))
-    assert len(result["passes"]) > 10  # axe did check the page
-    return [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def test_axe_finds_no_serious_violations_on_the_desk_pages(new_page: Any, service: Service) -> None:

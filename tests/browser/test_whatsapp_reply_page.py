@@ -16,8 +16,16 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, AXE, CHROMIUM, _require, fits_360
-from tests.browser.test_staff_pages import _axe_serious, run_in_service, sign_in
+from tests.browser.conftest import (
+    ARTIFACTS,
+    AXE,
+    CHROMIUM,
+    _axe_serious,
+    _require,
+    fits_360,
+    run_in_service,
+    sign_in,
+)
 from tests.fakes.whatsapp_fake import FakeWhatsApp
 from tests.processes import Service, free_port, start_service, wait_for
 from tests.whatsapp.conftest import env_for
