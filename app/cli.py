@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import getpass
+import importlib
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from app.core.settings import Settings, SettingsError, get_settings
+from app.core.startup import quick_imports
 
 EXIT_CONFIG = 2
 
@@ -50,7 +52,8 @@ def cmd_check(_args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
-    from app.core import migrate
+    with quick_imports():
+        from app.core import migrate
 
     if args.check:
         return _migrate_check(settings)
@@ -104,13 +107,14 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
-    from pydantic import ValidationError
+    with quick_imports():
+        from pydantic import ValidationError
 
-    from app.accounts import service
-    from app.accounts.errors import EmailTaken
-    from app.accounts.schemas import InviteIn, SetPasswordIn
-    from app.core.database import session_scope
-    from app.models import Role
+        from app.accounts import service
+        from app.accounts.errors import EmailTaken
+        from app.accounts.schemas import InviteIn, SetPasswordIn
+        from app.core.database import session_scope
+        from app.models import Role
 
     del settings
     password = _read_password(args)
@@ -163,8 +167,11 @@ def _warn_public_url(settings: Settings) -> None:
 
 def _celery(argv: Sequence[str], *, renders_links: bool = False) -> int:
     settings = _settings_or_exit()
-    from app.core.logging import configure_logging
-    from workers.celery_app import app
+    with quick_imports():
+        from app.core.logging import configure_logging
+        from workers.celery_app import app
+
+        app.loader.import_default_modules()  # the task modules, before the pool forks
 
     # Before Celery starts, so its early warnings are log lines too. With JSON logs, no
     # start-up banner: every line on the output stays one JSON object.
@@ -211,9 +218,11 @@ def _serve_on(host: str | None, port: int | None) -> None:
 def cmd_api(args: argparse.Namespace) -> int:
     _serve_on(args.host, args.port)
     settings = _settings_or_exit()
-    import uvicorn
+    with quick_imports():
+        import uvicorn
 
-    from app.core.logging import configure_logging
+        importlib.import_module("app.main")  # what uvicorn loads by name below
+        from app.core.logging import configure_logging
 
     configure_logging(settings.resolved_log_format, settings.log_level)
     _warn_public_url(settings)
@@ -240,15 +249,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     _serve_on(None, args.port)
     settings = _settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    from app.health.service import reachability
+    with quick_imports():
+        from app.core import crypto, migrate
+        from app.health.service import reachability
 
     # Start-up may wait longer than the check does (a database still coming up).
     problems = [d.error for d in reachability(settings, timeout=10.0) if d.error]
     if problems:
         print("Cannot start:\n  " + "\n  ".join(problems), file=sys.stderr)
         return EXIT_CONFIG
-    from app.core import crypto, migrate
-
     crypto.load_master_key(settings)  # generate it once, before three processes race for it
     migrate.upgrade(settings.resolved_database_url)
     me = [sys.executable, "-m", "app.cli"]
