@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.meetings.factory import can_hold_meeting
-from app.models import Document, ExpertProfile, Region, Role, User
+from app.models import Document, ExpertProfile, Role, User
 from app.models.documents import DocumentKind
 from app.models.scheduling import ExpertAvailability
 from app.roster import service as roster
@@ -97,8 +97,8 @@ def _regions_without_sample(session: Session) -> tuple[list[str], bool]:
     )
     missing = [
         code
-        for code in session.scalars(select(Region.code).order_by(Region.code)).all()
-        if roster.region_members(session, code) and code not in tagged
+        for code, members in roster.members_by_region(session).items()
+        if members and code not in tagged
     ]
     return missing, any_sample
 

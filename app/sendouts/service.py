@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import ColumnElement, and_, case, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from app.core.settings import get_settings
@@ -138,24 +138,60 @@ def region_of(session: Session, req: IntakeRequest) -> str | None:
     return country.region_code if country is not None else None
 
 
+@dataclass(frozen=True)
+class _Sample:
+    """What the best-match rule reads of a sample report."""
+
+    id: uuid.UUID
+    country_code: str | None
+    region_code: str | None
+    created_at: dt.datetime
+
+
+def _samples(session: Session, *where: ColumnElement[bool]) -> list[_Sample]:
+    rows = session.execute(
+        select(Document.id, Document.country_code, Document.region_code, Document.created_at)
+        .where(Document.kind == DocumentKind.sample_report, *where)
+        .order_by(Document.created_at.desc(), Document.id)
+    ).all()
+    return [_Sample(*row) for row in rows]
+
+
+def _tier(sample: _Sample, country_code: str, region_code: str | None) -> int | None:
+    """0: tagged with the country; 1: with its region (and no country); 2: general."""
+    if sample.country_code == country_code:
+        return 0
+    if sample.country_code is None:
+        if region_code and sample.region_code == region_code:
+            return 1
+        if sample.region_code is None:
+            return 2
+    return None
+
+
+def _pick(
+    samples: Sequence[_Sample], country_code: str, region_code: str | None
+) -> uuid.UUID | None:
+    """The one best-match rule, for sending and for the admins' coverage lists alike: the first
+    tier that has one, the newest in it (``samples`` come newest first, then by id)."""
+    best: tuple[int, uuid.UUID] | None = None
+    for sample in samples:
+        tier = _tier(sample, country_code.upper(), region_code)
+        if tier is not None and (best is None or tier < best[0]):
+            best = (tier, sample.id)
+    return best[1] if best is not None else None
+
+
 def best_sample_report_id(
     session: Session, *, country_code: str, region_code: str | None
 ) -> uuid.UUID | None:
-    """The one best-match rule, for sending and for the admins' coverage list alike: tagged
-    with the country, else its region (and no country), else general (untagged); the newest
-    in that tier. One statement returning the id: the coverage list asks it for every country.
-    """
+    """Tagged with the country, else its region (and no country), else general (untagged); the
+    newest in that tier. Reads only the sample reports of those tiers."""
     tiers: list[ColumnElement[bool]] = [Document.country_code == country_code.upper()]
     if region_code:
         tiers.append(and_(Document.region_code == region_code, Document.country_code.is_(None)))
     tiers.append(and_(Document.country_code.is_(None), Document.region_code.is_(None)))
-    rank = case(*((tier, number) for number, tier in enumerate(tiers)))
-    return session.scalars(
-        select(Document.id)
-        .where(Document.kind == DocumentKind.sample_report, or_(*tiers))
-        .order_by(rank, Document.created_at.desc(), Document.id)
-        .limit(1)
-    ).first()
+    return _pick(_samples(session, or_(*tiers)), country_code, region_code)
 
 
 def best_sample_report(session: Session, req: IntakeRequest) -> Document | None:
@@ -170,11 +206,9 @@ def sample_report_coverage(
     session: Session, countries: Iterable[tuple[str, str | None]]
 ) -> dict[str, uuid.UUID | None]:
     """For each (country, its region): the sample report a request from there would get now
-    (``best_sample_report_id``), or None."""
-    return {
-        code: best_sample_report_id(session, country_code=code, region_code=region)
-        for code, region in countries
-    }
+    (``best_sample_report_id``'s rule), or None. One statement for every country at once."""
+    samples = _samples(session)
+    return {code: _pick(samples, code, region) for code, region in countries}
 
 
 def accepted_expert(session: Session, req: IntakeRequest) -> uuid.UUID | None:
