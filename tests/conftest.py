@@ -119,6 +119,30 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 write_clock_offset(suite_offset())
 
 
+#: Markers of the tests that take seconds each: real processes, or a lot of CPU in the test's own.
+HEAVY_MARKERS = ("slow", "heavy")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with heavy tests first, then the others with the most tests first (what
+    pytest-xdist's file distribution would do by itself, told not to reorder in pyproject.toml).
+    A worker that frees up takes the next file in this order, so the long files are spread over
+    the workers while there is still plenty of short work to fill in after them, instead of
+    one worker ending the run alone on a long file. Each file's tests keep their own order."""
+    heavy: dict[str, bool] = {}
+    count: dict[str, int] = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        count[path] = count.get(path, 0) + 1
+        is_heavy = any(item.get_closest_marker(name) for name in HEAVY_MARKERS)
+        heavy[path] = heavy.get(path, False) or is_heavy
+    items.sort(key=lambda item: _file_rank(item.nodeid.split("::", 1)[0], heavy, count))
+
+
+def _file_rank(path: str, heavy: dict[str, bool], count: dict[str, int]) -> tuple[int, int, str]:
+    return (0 if heavy[path] else 1, -count[path], path)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The run's temporary folder (clock file, embedded mail and files) goes with the run."""
     shutil.rmtree(TMP, ignore_errors=True)

@@ -15,6 +15,8 @@ from app.core.settings import ENV_PREFIX, Settings
 from tests.conftest import PG_BASE
 from tests.processes import ROOT, closed_port, create_admin, run_cli
 
+pytestmark = pytest.mark.slow
+
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 1
 PG_REACHABLE = PG_BASE.replace("postgresql://", "postgresql+psycopg://") + "/postgres"

@@ -53,6 +53,8 @@ from tests.factories import (
     tiny_pdf,
 )
 
+pytestmark = pytest.mark.heavy
+
 LONDON = "Europe/London"
 
 DOCS = Path(__file__).resolve().parents[2] / DOC

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -22,6 +24,7 @@ def test_ruff_finds_nothing() -> None:
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
+@pytest.mark.heavy
 def test_mypy_strict_finds_nothing() -> None:
     result = _run(str(BIN / "mypy"), "app", "workers")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -51,6 +51,8 @@ from tests import authz_matrix as matrix
 from tests.factories import shift
 from tests.system.test_authz_matrix import world  # noqa: F401  (the fixture)
 
+pytestmark = pytest.mark.heavy
+
 # Examples per operation a role may call (one for an operation it may not). Enough to reach
 # every branch of the schemas' types; more is a longer run, not another kind of input.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4"))
