@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 TEST_COMMAND = (
     "python3 -m venv .venv && .venv/bin/pip install -e '.[dev]' && "
-    ".venv/bin/pytest -n 2 --dist loadfile"
+    ".venv/bin/pytest -n 3 --dist loadfile"
 )
 RUN_COMMAND = (
     "python3 -m venv .venv && .venv/bin/pip install -e '.[dev]' && .venv/bin/asylum-intake run"
