@@ -17,8 +17,6 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import PurePath
 
-from bs4 import BeautifulSoup
-
 from app.inbound.errors import InvalidMessage
 
 #: Content types kept as attachments: PDF, images and office documents.
@@ -130,6 +128,10 @@ def received_time(msg: Message) -> dt.datetime | None:
 
 
 def html_to_text(html: str) -> str:
+    # Imported here: only an HTML-only e-mail needs it, and every process that imports the app
+    # (api, worker, beat, the commands) would otherwise pay about 60 ms for it at start-up.
+    from bs4 import BeautifulSoup
+
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup(["script", "style", "head"]):
         tag.decompose()
