@@ -350,6 +350,7 @@ def test_from_create_admin_to_a_booked_expert_with_pages_only(
 
     # The admin console as it is now, page by page.
     admin.click("#nav-people")
+    admin.wait_for_url(re.compile(r"/admin/people$"))  # count() below does not wait for it
     assert admin.locator(f"#people .person-active:has-text('{EXPERT_EMAIL}')").count() == 1
     axe["people"] = _check(admin, "people")
     admin.click("#nav-experts")
