@@ -241,6 +241,20 @@ def client(db: Session) -> Iterator[object]:
         yield c
 
 
+@pytest.fixture
+def web(db: Session) -> Iterator[object]:
+    """The pages as a browser reaches them: over https, so the Secure cookies (session, CSRF)
+    are sent back."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(
+        create_app(), base_url="https://testserver", raise_server_exceptions=False
+    ) as c:
+        yield c
+
+
 class Clock:
     """Moves ``app.core.time.now()`` for this process and child processes.
 

@@ -39,14 +39,6 @@ from tests.factories import (
 NEW_PASSWORD = "a brand new passphrase"
 
 
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
-
-
 def _api_token(client: TestClient, user: User, password: str = DEFAULT_PASSWORD) -> str:
     resp = client.post("/api/v1/auth/login", json={"email": user.email, "password": password})
     assert resp.status_code == 200, resp.text

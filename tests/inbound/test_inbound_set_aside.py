@@ -532,14 +532,6 @@ def test_our_own_mail_set_aside_cannot_be_opened(client: Any, db: Session) -> No
 PAGE = "/staff/inbound/set-aside"
 
 
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
-
-
 def signed_in(web: TestClient, user: User) -> TestClient:
     hidden = hidden_fields(web.get("/staff/sign-in").text)
     resp = web.post(

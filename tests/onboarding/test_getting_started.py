@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from app.accounts import service as accounts
 from app.core.settings import get_settings
 from app.core.time import now
-from app.main import create_app
 from app.models import Region, Role, User
 from app.models.roster import RosterShift
 from app.models.scheduling import ExpertAvailability
@@ -42,14 +41,6 @@ REGION = "middle_east"
 OTHER_REGION = "eastern_europe_post_soviet"
 # A Monday: the 7 days ahead hold every weekday once.
 MONDAY = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +15,6 @@ from sqlalchemy.orm import Session
 from app.accounts import service as accounts
 from app.experts import service as experts
 from app.experts.schemas import ExpertUpdate
-from app.main import create_app
 from app.models import AuditEvent, RequestContact, Role, User, UserLanguage
 from tests.conftest import Clock
 from tests.factories import (
@@ -35,14 +32,6 @@ from tests.factories import (
 
 # The suite's own awkward instant: 00:30 UTC is 06:30 in Bishkek (UTC+6 all year).
 INSTANT = dt.datetime(2027, 3, 28, 0, 30, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 def _settings(web: TestClient, **fields: str) -> object:

@@ -23,7 +23,6 @@ from app.accounts import service as accounts
 from app.core.settings import get_settings
 from app.core.time import now
 from app.experts import service as experts
-from app.main import create_app
 from app.meetings.errors import MeetingConfigError
 from app.meetings.factory import build_meeting_provider
 from app.meetings.providers import MeetingSpec
@@ -59,14 +58,6 @@ from tests.factories import (
 
 PATH = experts_page.PATH
 REGION = "eastern_europe_post_soviet"
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 @pytest.fixture

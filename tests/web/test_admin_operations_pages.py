@@ -9,7 +9,6 @@ import datetime as dt
 import io
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,7 +20,6 @@ from app.core.database import commit
 from app.core.settings import get_settings
 from app.core.time import now
 from app.health import service as health
-from app.main import create_app
 from app.meetings.quota import ZOOM_DAILY_MEETING_WRITES, usage_day
 from app.models import AuditEvent, OutboxMessage, OutboxStatus, Role, ZoomDailyUsage
 from app.notifications.facts import local_time
@@ -43,14 +41,6 @@ PATH = operations.PATH
 DEAD = operations.DEAD_LETTERS_PATH
 AUDIT = operations.AUDIT_PATH
 NOON = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 def dead_letter(db: Session) -> OutboxMessage:

@@ -9,7 +9,6 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -37,14 +36,6 @@ from tests.factories import (
 )
 
 PATH = people_page.PATH
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.experts import service as experts
-from app.main import create_app
 from app.models import AuditEvent, CivicSpaceRating, Country, Region, Role, User
 from app.reference import service as reference
 from app.routing import assignments
@@ -38,14 +36,6 @@ PATH = regions_page.PATH
 EE = "eastern_europe_post_soviet"
 BALKANS = {"AL", "XK", "MK", "RS", "BA"}
 STAFF_CSS = Path(regions_page.__file__).parent / "static" / "staff.css"
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.main import create_app
 from app.models import (
     AuditEvent,
     DutyLevel,
@@ -229,14 +227,6 @@ def test_times_and_gaps_read_in_words() -> None:
 
 
 # The page ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 @pytest.fixture

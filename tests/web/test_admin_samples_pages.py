@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
-from app.main import create_app
 from app.models import AuditEvent, Document, DocumentKind, Role, User
 from app.notifications.facts import local_time
 from app.reference import service as reference
@@ -37,14 +35,6 @@ from tests.factories import (
 
 PATH = samples_page.PATH
 EE = "eastern_europe_post_soviet"
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 @pytest.fixture

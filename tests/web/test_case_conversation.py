@@ -9,7 +9,6 @@ import datetime as dt
 import html
 import re
 import uuid
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from app.core.time import now
 from app.flows import request as flows
 from app.intake import records
 from app.intake.records import add_history
-from app.main import create_app
 from app.models import (
     ConsultationStatus,
     ContactChannel,
@@ -57,14 +55,6 @@ from tests.factories import (
 from tests.mail_reader import messages, text_of
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 def _inbound(db: Session, req: object, body: str, at: dt.datetime) -> None:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.time import now
-from app.main import create_app
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -38,14 +35,6 @@ from tests.factories import (
     signed_in,
     submit,
 )
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 def offer_of(db: Session, req: IntakeRequest, expert: User) -> Assignment:

@@ -9,7 +9,6 @@ import datetime as dt
 import html
 import re
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ from app.cases.reply_mail import MASKED_TOKEN
 from app.core.time import now
 from app.flows import request as flows
 from app.intake import records
-from app.main import create_app
 from app.models import (
     Assignment,
     Consultation,
@@ -43,14 +41,6 @@ from tests.factories import (
     submit,
 )
 from tests.mail_reader import messages, text_of
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 def accepted_case(db: Session, name: str = "Dr Own") -> tuple[IntakeRequest, User]:

@@ -4,7 +4,6 @@ under the pages' CSP, and ``/metrics`` in production needs its token."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,19 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
 from app.health import service as health
-from app.main import create_app
 from app.models import Role
 from app.web.security import PAGE_CSP
 from tests.factories import create_user, login, signed_in, submission, submit
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
-
 
 # Cache-Control ------------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from babel.util import pathmatch
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.main import create_app
 from app.models import Role, UserLanguage
 from app.reports import svg
 from app.web import i18n
@@ -171,14 +169,6 @@ def test_a_missing_empty_or_fuzzy_translation_is_reported(
 
 
 # The pages in the person's own language -----------------------------------------------------
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 @pytest.mark.parametrize("lang", TRANSLATED)

@@ -36,15 +36,6 @@ from tests.factories import (
     title_of,
 )
 
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
-
-
 # Sign-in -------------------------------------------------------------------------------------
 
 

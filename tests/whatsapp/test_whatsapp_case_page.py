@@ -4,14 +4,10 @@ service; the conversation marks WhatsApp messages with how far WhatsApp took the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.cases.timeline import timeline
-from app.main import create_app
 from app.models import Role, User
 from app.notifications.dates import when_in_words
 from app.whatsapp import service, templates
@@ -29,14 +25,6 @@ from tests.fakes.whatsapp_fake import FakeWhatsApp
 from tests.whatsapp.conftest import deliver, only_request
 
 NUMBER = "963944123456"
-
-
-@pytest.fixture
-def web(db: Session) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(), base_url="https://testserver", raise_server_exceptions=False
-    ) as c:
-        yield c
 
 
 def _staff(db: Session, language: str = "en") -> User:
