@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from app.core.startup import quick_imports
+from tests.conftest import child_env
 
 
 @pytest.fixture
@@ -43,3 +47,41 @@ def test_the_collector_comes_back_when_an_import_fails(collector: None) -> None:
     with pytest.raises(ImportError), quick_imports():
         import app.no_such_module  # type: ignore[import-not-found]  # noqa: F401
     assert gc.isenabled()
+
+
+# In a fresh process: each command's start stubbed where it would start serving; what counts is
+# that its imports went through quick_imports (nothing else in the app freezes).
+COMMANDS = """
+import gc, sys
+import uvicorn
+import app.ops.watchdog
+from app import cli
+from workers.celery_app import app as celery
+
+uvicorn.run = lambda *a, **k: None
+app.ops.watchdog.start = lambda: None
+celery.start = lambda argv=None: None
+for command in sys.argv[1:]:
+    gc.unfreeze()
+    cli.main([command])
+    print(command, gc.get_freeze_count() > 0, gc.isenabled())
+"""
+
+
+def test_the_service_commands_import_with_quick_imports(tmp_path: Path) -> None:
+    env = child_env(
+        INTAKE_DATA_DIR=str(tmp_path / "var"),
+        INTAKE_DATABASE_URL=f"sqlite:///{tmp_path / 'intake.sqlite3'}",
+    )
+    commands = ["api", "worker", "beat", "migrate"]
+    result = subprocess.run(
+        [sys.executable, "-c", COMMANDS, *commands],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.split(" ")[0] in commands]
+    assert lines == [f"{command} True True" for command in commands], result.stdout
