@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -55,6 +56,12 @@ def _require(path: Path, what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; under CI the browser tests must run", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _seed_servers_closed() -> Iterator[None]:
+    yield
+    close_seed_servers()
 
 
 @pytest.fixture(scope="session")
@@ -175,28 +182,69 @@ def fits_360(page: Any) -> None:
     assert widths[0] <= widths[1] == 360, (page.url, widths)
 
 
-#: How a seed script runs: a fresh process importing the whole app to seed a few rows, so without
-#: the cyclic collector (it would only scan what the imports built) and without the
-#: interpreter's teardown at the end (freeing every module changes nothing): about half its CPU.
-#: A script that raises still ends with its traceback and exit code 1.
-SCRIPT_RUNNER = (
-    "import gc, os, sys; gc.disable(); "
-    "exec(compile(sys.argv[1], '<seed>', 'exec'), {'__name__': '__main__'}); "
-    "sys.stdout.flush(); sys.stderr.flush(); os._exit(0)"
-)
+SEED_SERVER = Path(__file__).with_name("seed_server.py")
+
+
+class SeedServer:
+    """One ``seed_server.py`` per service (its directory and environment): each script runs in
+    a fork of a process that imported the app once, as it would in a process of its own."""
+
+    def __init__(self, service: Service) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="intake-seed-"))
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SEED_SERVER)],
+            cwd=service.cwd,
+            env=service.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        out, err = self.folder / "out", self.folder / "err"
+        request = {"script": script, "out": str(out), "err": str(err)}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.close()
+            raise AssertionError(f"the seed server gave no answer (exit {self.proc.returncode})")
+        return subprocess.CompletedProcess(
+            self.proc.args, int(line), out.read_text(), err.read_text()
+        )
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()  # the server's loop ends
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_seed_servers: dict[int, tuple[Service, SeedServer]] = {}
 
 
 def run_in_service(service: Service, script: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT_RUNNER, script.format(root=str(ROOT))],
-        cwd=service.cwd,
-        env=service.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """Run a seed script against the service's database, as a process of the service would;
+    returns the last line it printed."""
+    entry = _seed_servers.get(id(service))
+    if entry is None or entry[0] is not service:
+        entry = _seed_servers[id(service)] = (service, SeedServer(service))
+    result = entry[1].run(script.format(root=str(ROOT)))
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.strip().splitlines()[-1]
+
+
+def close_seed_servers() -> None:
+    for _, server in _seed_servers.values():
+        server.close()
+    _seed_servers.clear()
 
 
 def sign_in(page: Any, email: str) -> None:
