@@ -32,7 +32,7 @@ def _run(script: str, out: str, err: str) -> None:
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (the fork ends with os._exit)
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
     try:
-        exec(compile(script, "<seed>", "exec"), {"__name__": "__main__"})
+        exec(compile(script, "<seed>", "exec"), {"__name__": "__main__"})  # noqa: S102 (the tests' own scripts)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
