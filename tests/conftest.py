@@ -2,7 +2,9 @@
 
 - One PostgreSQL database per test run, migrated to head; each test runs inside a transaction
   that is rolled back (the app's own commits become savepoint releases).
-- Tests marked ``sqlite`` get a fresh, migrated SQLite file instead (the embedded default).
+- Tests marked ``sqlite`` get a fresh SQLite file at the newest schema instead (the embedded
+  default): a copy of one migrated once per test process, as are the databases of their own
+  that some tests make (``create_migrated_sqlite``, ``create_migrated_pg_database``).
 - ``clock`` moves the one time source (app.core.time) for this process and any child process
   started with ``child_env()``; ``clock.at(instant)`` pins it to an instant.
 - ``INTAKE_TEST_NOW`` (an ISO 8601 instant with its offset, e.g. ``2027-03-28T00:10:00Z``) makes
@@ -20,6 +22,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -144,8 +147,11 @@ def _file_rank(path: str, heavy: dict[str, bool], count: dict[str, int]) -> tupl
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """The run's temporary folder (clock file, embedded mail and files) goes with the run."""
+    """The run's temporary folder (clock file, embedded mail and files) goes with the run, and
+    so does the template database of this process, if it made one."""
     shutil.rmtree(TMP, ignore_errors=True)
+    if _pg_template_made:
+        drop_pg_database(PG_TEMPLATE)
 
 
 def create_pg_database(name: str) -> str:
@@ -157,6 +163,48 @@ def create_pg_database(name: str) -> str:
 def drop_pg_database(name: str) -> None:
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Databases migrated to head for tests that need one of their own (real commits, several
+# connections): a copy of one migrated once per test process. Running the migrations takes about
+# half a second each time, a copy milliseconds; the migrations themselves are tested on fresh
+# databases (tests/core/test_migrations.py and the data migrations' own tests).
+PG_TEMPLATE = f"intake_tpl_{RUN_ID}"
+SQLITE_TEMPLATE = TMP / "template.sqlite3"
+
+
+def create_migrated_pg_database(name: str) -> str:
+    """A new PostgreSQL database ``name`` at the newest schema; returns its URL."""
+    from app.core import migrate
+
+    if not _pg_template_made:
+        migrate.upgrade(create_pg_database(PG_TEMPLATE))  # its engine is disposed after
+        _pg_template_made.append(True)
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{PG_TEMPLATE}"')
+    return f"{PG_BASE.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+_pg_template_made: list[bool] = []
+
+
+def create_migrated_sqlite(path: Path) -> str:
+    """A new SQLite file at ``path`` at the newest schema; returns its URL."""
+    import sqlite3
+
+    from app.core import migrate
+
+    if not SQLITE_TEMPLATE.exists():
+        building = SQLITE_TEMPLATE.with_suffix(".building")
+        migrate.upgrade(f"sqlite:///{building}")
+        building.rename(SQLITE_TEMPLATE)
+    # SQLite's backup copies a consistent database, whatever its journal mode left beside it.
+    with (
+        closing(sqlite3.connect(SQLITE_TEMPLATE)) as source,
+        closing(sqlite3.connect(path)) as target,
+    ):
+        source.backup(target)
+    return f"sqlite:///{path}"
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -199,10 +247,7 @@ def _bind(connection: Connection) -> None:
 
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    from app.core import migrate
-
-    url = f"sqlite:///{tmp_path / 'intake.sqlite3'}"
-    migrate.upgrade(url)
+    url = create_migrated_sqlite(tmp_path / "intake.sqlite3")
     engine = database.build_engine(url)
     yield engine
     engine.dispose()

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
-from app.core import database, migrate
+from app.core import database
 from app.core.database import build_engine, commit, session_scope
 from app.core.time import now
 from app.experts import service as experts
@@ -731,18 +731,17 @@ def real_database(kind: str, tmp_path: Path) -> Iterator[RealDb]:
     """A migrated database the app (this process) uses with real commits."""
     # Not at the top: the seed scripts of the browser tests import this module in a service's
     # own process, where the test suite's settings must not be applied.
-    from tests.conftest import create_pg_database, drop_pg_database
+    from tests.conftest import create_migrated_pg_database, create_migrated_sqlite, drop_pg_database
 
     name: str | None = None
     path: Path | None = None
     if kind == "sqlite":
         path = tmp_path / "real.sqlite3"
-        url = f"sqlite:///{path}"
+        url = create_migrated_sqlite(path)
     else:
         name = f"intake_priv_{secrets.token_hex(4)}"
-        url = create_pg_database(name)
+        url = create_migrated_pg_database(name)
     try:
-        migrate.upgrade(url)
         engine = build_engine(url, for_tests=True)
         database.set_engine(engine)
         try:

@@ -140,3 +140,23 @@ def test_migrators_started_at_once_on_postgresql_all_succeed(pg_url: str, tmp_pa
 @pytest.mark.sqlite
 def test_migrators_started_at_once_on_sqlite_all_succeed(sqlite_url: str, tmp_path: Path) -> None:
     _migrate_at_once(sqlite_url, tmp_path, count=3)
+
+
+def test_the_suites_migrated_copies_are_at_head_and_match_the_models(tmp_path: Path) -> None:
+    """The copies of a database migrated once (tests/conftest.py) that tests needing a database
+    of their own start from: each at the newest revision, with the models' schema."""
+    from tests.conftest import create_migrated_pg_database, create_migrated_sqlite
+
+    name = f"intake_mig_{secrets.token_hex(4)}"
+    urls = [create_migrated_sqlite(tmp_path / "copy.sqlite3"), create_migrated_pg_database(name)]
+    try:
+        for url in urls:
+            engine = build_engine(url)
+            try:
+                with engine.connect() as conn:
+                    assert MigrationContext.configure(conn).get_current_revision() == _head()
+                assert _differences(engine) == []
+            finally:
+                engine.dispose()
+    finally:
+        drop_pg_database(name)

@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core import database, migrate
+from app.core import database
 from app.intake.status import FINAL
 from app.models import Consultation, ConsultationStatus, IntakeRequest, RequestStatus
 from app.scheduling import service as scheduling
-from tests.conftest import child_env
+from tests.conftest import child_env, create_migrated_sqlite
 from tests.factories import at, day_in, expert_with_hours, make_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,8 +51,7 @@ assert not loaded, loaded
 def sqlite_file() -> Iterator[str]:
     # A committed database the child process can read (the ``db`` fixture never commits).
     with tempfile.TemporaryDirectory(prefix="intake-flows-") as folder:
-        url = f"sqlite:///{Path(folder) / 'flows.sqlite3'}"
-        migrate.upgrade(url)
+        url = create_migrated_sqlite(Path(folder) / "flows.sqlite3")
         yield url
 
 

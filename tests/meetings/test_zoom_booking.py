@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from app.core import database, migrate
+from app.core import database
 from app.core.database import commit
 from app.core.settings import get_settings
 from app.core.time import now
@@ -46,7 +46,7 @@ from app.models import (
 )
 from app.outbox import service as outbox
 from app.scheduling.service import MEETING_CREATE
-from tests.conftest import Clock, create_pg_database, drop_pg_database
+from tests.conftest import Clock, create_migrated_pg_database, drop_pg_database
 from tests.factories import (
     TEST_WORKER,
     at,
@@ -441,10 +441,9 @@ def test_after_a_cancel_nothing_says_booked_and_each_side_gets_one_cancellation(
 def own_database() -> Iterator[Engine]:
     """A fresh database that the API, a worker thread and the test all commit to."""
     name = f"intake_zoom_{secrets.token_hex(3)}"
-    url = create_pg_database(name)
+    url = create_migrated_pg_database(name)
     engine = None
     try:
-        migrate.upgrade(url)
         engine = database.build_engine(url, for_tests=True)
         database.set_engine(engine)
         yield engine

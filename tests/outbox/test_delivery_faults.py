@@ -47,7 +47,6 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from app.core import crypto, database
-from app.core import migrate as migrations
 from app.core.database import build_engine
 from app.core.settings import get_settings
 from app.core.time import now
@@ -58,7 +57,7 @@ from app.notifications.service import TEST_EMAIL
 from app.outbox import service
 from app.outbox.service import DEAD_LETTER_ALERT
 from app.sla.scheduling import MAIL_KIND, REMINDER_KIND
-from tests.conftest import Clock, create_pg_database, drop_pg_database
+from tests.conftest import Clock, create_migrated_pg_database, drop_pg_database
 from tests.factories import TEST_WORKER, create_user, drain, form
 from tests.processes import (
     ManagedProcess,
@@ -162,9 +161,8 @@ class HangingServer:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     name = f"intake_faults_{secrets.token_hex(4)}"
-    url = create_pg_database(name)
+    url = create_migrated_pg_database(name)
     try:
-        migrations.upgrade(url)
         yield url
     finally:
         drop_pg_database(name)

@@ -14,12 +14,17 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from app.core import database, migrate
+from app.core import database
 from app.core.settings import get_settings
 from app.core.time import now
 from app.models import OutboxMessage, OutboxStatus
 from app.outbox import registry, service
-from tests.conftest import Clock, create_pg_database, drop_pg_database
+from tests.conftest import (
+    Clock,
+    create_migrated_pg_database,
+    create_migrated_sqlite,
+    drop_pg_database,
+)
 
 calls: list[int] = []
 failures_left: dict[int, int] = {}
@@ -397,9 +402,8 @@ def committed_pg_url() -> Iterator[str]:
     """A PostgreSQL database of its own, where transactions really commit and separate
     connections really contend (the ``db`` fixture's rolled-back transaction cannot)."""
     name = f"intake_claim_{secrets.token_hex(3)}"
-    url = create_pg_database(name)
+    url = create_migrated_pg_database(name)
     try:
-        migrate.upgrade(url)
         yield url
     finally:
         drop_pg_database(name)
@@ -506,8 +510,7 @@ def test_concurrent_claimers_on_postgresql_never_share_a_row(
 
 
 def test_concurrent_claimers_on_sqlite_never_share_a_row(tmp_path: object) -> None:
-    url = f"sqlite:///{Path(str(tmp_path)) / 'claims.sqlite3'}"
-    migrate.upgrade(url)
+    url = create_migrated_sqlite(Path(str(tmp_path)) / "claims.sqlite3")
     results = _concurrent_claims(url, workers=4, rows=120)
     flat = [i for r in results for i in r]
     assert len(flat) == 120 and len(set(flat)) == 120

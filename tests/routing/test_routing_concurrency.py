@@ -11,10 +11,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core import database, migrate
+from app.core import database
 from app.models import Assignment, AssignmentStatus, ExpertProfile, IntakeRequest
 from app.routing import assignments
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import create_migrated_pg_database, create_migrated_sqlite, drop_pg_database
 from tests.factories import create_expert, make_request
 
 THREADS = 12
@@ -89,17 +89,15 @@ def _check(
 
 def test_parallel_routings_on_postgresql_never_exceed_capacity(pg_engine: object) -> None:
     name = f"intake_route_{secrets.token_hex(3)}"
-    url = create_pg_database(name)
+    url = create_migrated_pg_database(name)
     try:
-        migrate.upgrade(url)
         _check(*_race(url))
     finally:
         drop_pg_database(name)
 
 
 def test_parallel_routings_on_sqlite_never_exceed_capacity(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'route.sqlite3'}"
-    migrate.upgrade(url)
+    url = create_migrated_sqlite(tmp_path / "route.sqlite3")
     _check(*_race(url))
 
 
@@ -113,10 +111,9 @@ def test_an_expert_filled_between_ranking_and_taking_is_skipped_for_the_next_tie
     from app.models import RoutingDecision
 
     name = f"intake_route_{secrets.token_hex(3)}"
-    url = create_pg_database(name)
+    url = create_migrated_pg_database(name)
     engine = None
     try:
-        migrate.upgrade(url)
         engine = database.build_engine(url, for_tests=True)
         with Session(engine) as s:
             country = create_expert(s, countries=["KG"], max_open=1)
@@ -168,10 +165,9 @@ def test_two_routings_racing_for_an_experts_last_unit_never_take_it_twice(
     from tests.factories import backend_pid, wait_until_blocked
 
     name = f"intake_route_{secrets.token_hex(3)}"
-    url = create_pg_database(name)
+    url = create_migrated_pg_database(name)
     engine = None
     try:
-        migrate.upgrade(url)
         engine = database.build_engine(url, for_tests=True)
         with Session(engine) as s:
             country_id = create_expert(s, countries=["KG"], max_open=1).id

@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from app.core import database, migrate
+from app.core import database
 from app.models import Consultation, ConsultationStatus, IntakeRequest, RequestStatus
 from app.scheduling import service
 from app.scheduling.errors import SlotTaken
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import create_migrated_pg_database, create_migrated_sqlite, drop_pg_database
 from tests.factories import at, day_in, expert_with_hours, make_request
 
 THREADS = 50
@@ -31,9 +31,8 @@ ZONE = "Europe/London"
 @pytest.fixture
 def fresh_pg() -> Iterator[str]:
     name = f"intake_book_{secrets.token_hex(3)}"
-    url = create_pg_database(name)
+    url = create_migrated_pg_database(name)
     try:
-        migrate.upgrade(url)
         yield url
     finally:
         drop_pg_database(name)
@@ -43,8 +42,7 @@ def fresh_pg() -> Iterator[str]:
 def fresh_sqlite() -> Iterator[str]:
     # Not under pytest's tmp_path: a parallel pytest run may rotate those folders away.
     with tempfile.TemporaryDirectory(prefix="intake-booking-") as folder:
-        url = f"sqlite:///{Path(folder) / 'booking.sqlite3'}"
-        migrate.upgrade(url)
+        url = create_migrated_sqlite(Path(folder) / "booking.sqlite3")
         yield url
 
 

@@ -18,12 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
-from app.core import database, migrate
+from app.core import database
 from app.core.errors import BadRequest
 from app.main import create_app
 from app.models import AccountToken, AuditEvent, Role, User, UserSession
 from app.web import people as people_page
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import create_migrated_pg_database, drop_pg_database
 from tests.factories import (
     backend_pid,
     create_user,
@@ -448,10 +448,9 @@ def test_two_admins_deactivating_each_other_at_once_leave_one_active(pg_engine: 
     it waits for the first one's row locks (seen in pg_locks), then finds itself the last
     admin and is refused. Without the lock both would pass and no admin would be left."""
     name = f"intake_admins_{secrets.token_hex(3)}"
-    url = create_pg_database(name)
+    url = create_migrated_pg_database(name)
     engine = None
     try:
-        migrate.upgrade(url)
         engine = database.build_engine(url, for_tests=True)
         with Session(engine) as s:
             first_id = create_user(s, role=Role.admin).id
