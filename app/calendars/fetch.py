@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from app.calendars.settings import CalendarSettings
+from app.core.http import tls_context
 
 USER_AGENT = "asylum-intake calendar reader"
 MAX_REDIRECTS = 5
@@ -91,7 +92,9 @@ def fetch_ics(
         headers["If-Modified-Since"] = last_modified
     timeout = httpx.Timeout(settings.timeout_seconds)
     url = address
-    with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as client:
+    with httpx.Client(
+        timeout=timeout, verify=tls_context(), follow_redirects=False, headers=headers
+    ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             check_address(url, settings)
             try:

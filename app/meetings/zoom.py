@@ -39,6 +39,7 @@ from urllib.parse import quote
 import httpx
 import structlog
 
+from app.core.http import tls_context
 from app.meetings.errors import (
     MeetingConfigError,
     ZoomAuthError,
@@ -215,6 +216,7 @@ class ZoomClient:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds),
+            verify=tls_context(),
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "asylum-intake"},
             follow_redirects=False,

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 import httpx
 
+from app.core.http import tls_context
 from app.core.settings import Settings, get_settings
 from app.outbox.registry import PermanentFailure
 from app.whatsapp.errors import (
@@ -94,6 +95,7 @@ class WhatsAppClient:
         self.max_media_bytes = s.whatsapp_media_max_bytes
         self._http = httpx.Client(
             timeout=httpx.Timeout(s.whatsapp_timeout_seconds),
+            verify=tls_context(),
             headers={"Authorization": f"Bearer {token}"},
             transport=transport,
             follow_redirects=False,
