@@ -198,6 +198,7 @@ def create_migrated_sqlite(path: Path) -> str:
         building = SQLITE_TEMPLATE.with_suffix(".building")
         migrate.upgrade(f"sqlite:///{building}")
         building.rename(SQLITE_TEMPLATE)
+    path.parent.mkdir(parents=True, exist_ok=True)
     # SQLite's backup copies a consistent database, whatever its journal mode left beside it.
     with (
         closing(sqlite3.connect(SQLITE_TEMPLATE)) as source,
