@@ -111,6 +111,7 @@ os.environ.update(
 
 from app.core import database  # noqa: E402
 from app.core.settings import get_settings  # noqa: E402
+from app.core.startup import quick_imports  # noqa: E402
 
 get_settings.cache_clear()
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -120,6 +121,21 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     signal.signal(signal.SIGINT, signal.default_int_handler)
 # Session fixtures (and child processes they start) already run at the suite's instant.
 write_clock_offset(suite_offset())
+
+
+# Collection imports every test module and with them the whole app: a few hundred thousand
+# objects that live as long as the run. As for the service's own processes
+# (app/core/startup.py), the cyclic collector is off while they are built, and what they built
+# is frozen before the tests run: half the CPU of a collection, done by every xdist worker.
+_collecting = [quick_imports()]
+_collecting[0].__enter__()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Collection is over (pytest-xdist's controller collects nothing and gets here too)."""
+    if _collecting:
+        _collecting.pop().__exit__(None, None, None)
 
 
 #: Markers of the tests that take seconds each: real processes, or a lot of CPU in the test's own.
