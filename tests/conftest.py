@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import secrets
 import shutil
@@ -136,6 +137,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     """Collection is over (pytest-xdist's controller collects nothing and gets here too)."""
     if _collecting:
         _collecting.pop().__exit__(None, None, None)
+        FROZEN_BY_COLLECTION.append(gc.get_freeze_count())
+
+
+#: How many objects collection left frozen (a test may unfreeze the heap later).
+FROZEN_BY_COLLECTION: list[int] = []
 
 
 #: Markers of the tests that take seconds each: real processes, or a lot of CPU in the test's own.
