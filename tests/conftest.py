@@ -40,10 +40,8 @@ sys.dont_write_bytecode = False
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE = PG_ADMIN_DSN.rsplit("/", 1)[0]
 RUN_ID = secrets.token_hex(4)
-TMP = Path(tempfile.mkdtemp(prefix=f"intake-tests-{RUN_ID}-"))
 PG_DB = f"intake_test_{RUN_ID}"
 PG_URL = f"{PG_BASE.replace('postgresql://', 'postgresql+psycopg://')}/{PG_DB}"
-CLOCK_FILE = TMP / "clock"
 SUITE_NOW_VAR = "INTAKE_TEST_NOW"
 
 
@@ -66,6 +64,9 @@ def _suite_now() -> dt.datetime | None:
 
 #: The instant every test starts at (``INTAKE_TEST_NOW``), or None for the real time.
 SUITE_NOW = _suite_now()
+# Made only once the instant is read: a run stopped by a bad one leaves no folder behind.
+TMP = Path(tempfile.mkdtemp(prefix=f"intake-tests-{RUN_ID}-"))
+CLOCK_FILE = TMP / "clock"
 
 
 def real_now() -> dt.datetime:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,9 +18,11 @@ PROBE = ROOT / "tests" / "fixtures" / "suite_clock_probe.py"
 pytestmark = pytest.mark.slow
 
 
-def run_probe(instant: str) -> subprocess.CompletedProcess[str]:
+def run_probe(instant: str, tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
     env["INTAKE_TEST_NOW"] = instant
+    if tmp is not None:  # the run's temporary folders go here
+        env["TMPDIR"] = str(tmp)
     return subprocess.run(
         [sys.executable, "-m", "pytest", str(PROBE), "-q", "-p", "no:cacheprovider"],
         cwd=ROOT,
@@ -47,9 +50,12 @@ def test_the_suite_runs_at_the_instant_given_in_intake_test_now(instant: str) ->
     ("instant", "problem"),
     [("2027-03-28T00:10", "needs its UTC offset"), ("tomorrow", "is not an ISO 8601 instant")],
 )
-def test_an_instant_without_offset_or_unreadable_stops_the_run(instant: str, problem: str) -> None:
-    result = run_probe(instant)
+def test_an_instant_without_offset_or_unreadable_stops_the_run(
+    instant: str, problem: str, tmp_path: Path
+) -> None:
+    result = run_probe(instant, tmp_path)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert f"INTAKE_TEST_NOW={instant!r} {problem}" in output, output
     assert "passed" not in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no temporary folder left behind
