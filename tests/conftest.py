@@ -41,7 +41,14 @@ PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.
 PG_BASE = PG_ADMIN_DSN.rsplit("/", 1)[0]
 RUN_ID = secrets.token_hex(4)
 PG_DB = f"intake_test_{RUN_ID}"
-PG_URL = f"{PG_BASE.replace('postgresql://', 'postgresql+psycopg://')}/{PG_DB}"
+
+
+def pg_url(name: str) -> str:
+    """The app's URL (psycopg driver) of the PostgreSQL database ``name``."""
+    return f"{PG_BASE.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+PG_URL = pg_url(PG_DB)
 SUITE_NOW_VAR = "INTAKE_TEST_NOW"
 
 
@@ -180,7 +187,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def create_pg_database(name: str) -> str:
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return f"{PG_BASE.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    return pg_url(name)
 
 
 def drop_pg_database(name: str) -> None:
@@ -194,21 +201,20 @@ def drop_pg_database(name: str) -> None:
 # databases (tests/core/test_migrations.py and the data migrations' own tests).
 PG_TEMPLATE = f"intake_tpl_{RUN_ID}"
 SQLITE_TEMPLATE = TMP / "template.sqlite3"
+_pg_template_made = False
 
 
 def create_migrated_pg_database(name: str) -> str:
     """A new PostgreSQL database ``name`` at the newest schema; returns its URL."""
     from app.core import migrate
 
+    global _pg_template_made
     if not _pg_template_made:
         migrate.upgrade(create_pg_database(PG_TEMPLATE))  # its engine is disposed after
-        _pg_template_made.append(True)
+        _pg_template_made = True
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{PG_TEMPLATE}"')
-    return f"{PG_BASE.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
-
-
-_pg_template_made: list[bool] = []
+    return pg_url(name)
 
 
 def create_migrated_sqlite(path: Path) -> str:
