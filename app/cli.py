@@ -165,13 +165,16 @@ def _warn_public_url(settings: Settings) -> None:
         structlog.get_logger("app.cli").warning("public_url_not_set", detail=message)
 
 
-def _celery(argv: Sequence[str], *, renders_links: bool = False) -> int:
+def _celery(argv: Sequence[str], *, runs_tasks: bool, renders_links: bool = False) -> int:
     settings = _settings_or_exit()
     with quick_imports():
         from app.core.logging import configure_logging
-        from workers.celery_app import app
+        from workers.celery_app import app, without_task_modules
 
-        app.loader.import_default_modules()  # the task modules, before the pool forks
+        if runs_tasks:
+            app.loader.import_default_modules()  # the task modules, before the pool forks
+        else:
+            without_task_modules(app)
 
     # Before Celery starts, so its early warnings are log lines too. With JSON logs, no
     # start-up banner: every line on the output stays one JSON object.
@@ -195,6 +198,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             "-n",
             f"worker-{os.getpid()}@%h",
         ],
+        runs_tasks=True,
         renders_links=True,
     )
 
@@ -202,7 +206,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_beat(_args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return _celery(["beat", "--loglevel", "INFO"])
+    return _celery(["beat", "--loglevel", "INFO"], runs_tasks=False)
 
 
 def _serve_on(host: str | None, port: int | None) -> None:

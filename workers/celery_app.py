@@ -89,6 +89,14 @@ if settings.resolved_broker_url.startswith(("redis://", "rediss://")):
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
 
 
+def without_task_modules(celery: Celery) -> None:
+    """For beat: it sends its schedule's tasks by name (none has options of its own to apply
+    when sent), so it need not import the task modules, and with them most of the app (about
+    0.4 s of CPU at each start). Celery's beat would import them at start-up otherwise."""
+    celery.conf.include = []
+    celery.conf.imports = []
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 

@@ -14,8 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import AppError, ErrorBody, ErrorResponse, FieldProblem
+from app.core.input_guard import reject_control_characters
 from app.core.logging import request_id_var
-from app.core.validation import reject_control_characters
 
 log = structlog.get_logger(__name__)
 

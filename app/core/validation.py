@@ -10,10 +10,12 @@ arithmetic. So the bounds sit in the types, once:
 - ``SafeDate`` / ``SafeDateTime`` / ``SafeAwareDateTime``: years 1900..2199, so that a day or a
   consultation's length added or a zone applied never leaves Python's calendar (years 1..9999).
 
-``reject_control_characters`` is the guard before every endpoint (installed by
-``app.core.handlers.install``): any path or query value with a control character is refused
-naming it, declared or read by hand. ``tests/core/test_input_bounds.py`` walks every route and fails
-when a parameter does not use these types.
+``app.core.input_guard.reject_control_characters`` is the guard before every endpoint
+(installed by ``app.core.handlers.install``): any path or query value with a control character
+is refused naming it, declared or read by hand. It lives apart, being FastAPI's: the worker, beat
+and the commands use these types without importing the web framework.
+``tests/core/test_input_bounds.py`` walks every route and fails when a parameter does not use
+these types.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from typing import Annotated, TypeVar
 
 import annotated_types
 from email_validator import EmailNotValidError, validate_email
-from fastapi import Request, params
 from pydantic import AfterValidator, AwareDatetime, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
@@ -38,9 +39,9 @@ DATE_MAX = dt.date(2199, 12, 31)
 TEXT_MAX_LENGTH = 1000
 
 # C0 controls and DEL: never part of a code, reference, token or search term.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-NO_CONTROL_MESSAGE = "must not contain control characters"
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+NOCONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+NOCONTROL_MESSAGE = "must not contain control characters"
 NUL_MESSAGE = "must not contain NUL characters"
 CALENDAR_MESSAGE = f"must be a date between {DATE_MIN} and {DATE_MAX}"
 
@@ -65,8 +66,8 @@ def field_error(field: str, message: str) -> Unprocessable:
 
 
 def _no_control(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError(NO_CONTROL_MESSAGE)
+    if CONTROL.search(value):
+        raise ValueError(NOCONTROL_MESSAGE)
     return value
 
 
@@ -78,7 +79,7 @@ class _NoControlSchema:
         self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         schema = handler(core_schema)
-        schema.setdefault("pattern", NO_CONTROL_PATTERN)
+        schema.setdefault("pattern", NOCONTROL_PATTERN)
         return schema
 
 
@@ -130,69 +131,3 @@ def parse_date(raw: str | None, field: str) -> dt.date | None:
     if not in_calendar(value):
         raise field_error(field, CALENDAR_MESSAGE)
     return value
-
-
-# The guard -----------------------------------------------------------------------------------
-
-# NUL inside a JSON string is always escaped so (JSON allows no raw control character).
-_JSON_NUL = b"\\u0000"
-
-
-def _nul_at(value: object, at: str) -> str | None:
-    """The dotted path of the first string with a NUL in parsed JSON (keys count too)."""
-    if isinstance(value, str):
-        return at if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{at}.{key}" if at else str(key)
-            if "\x00" in str(key):
-                return here.encode("unicode_escape").decode()
-            found = _nul_at(item, here)
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _nul_at(item, f"{at}.{i}" if at else str(i))
-            if found is not None:
-                return found
-    return None
-
-
-async def _reject_nul_in_body(request: Request) -> None:
-    """Only a body the route itself declares, which FastAPI has read and parsed before any
-    dependency runs: nothing more is read, however large the body sent to another route."""
-    route = request.scope.get("route")
-    body_field = getattr(route, "body_field", None)
-    if body_field is None:
-        return
-    if isinstance(body_field.field_info, params.Form):
-        form = await request.form()  # parsed already: this is Starlette's cached copy
-        for name, value in form.multi_items():
-            if isinstance(value, str) and "\x00" in value:
-                raise field_error(name, NUL_MESSAGE)
-        return
-    body = await request.body()  # cached
-    if _JSON_NUL not in body:
-        return
-    try:
-        parsed = await request.json()  # cached
-    except ValueError:
-        return
-    at = _nul_at(parsed, "")
-    if at is not None:
-        raise field_error(at or "body", NUL_MESSAGE)
-
-
-async def reject_control_characters(request: Request) -> None:
-    """Before every endpoint (on the event loop: string checks only, no I/O): a control
-    character in any path or query value, or NUL in a string of the route's JSON or form body
-    (PostgreSQL cannot store it), is a 422 naming the parameter, whether the route declares it
-    or reads the query itself."""
-    values: list[tuple[str, object]] = [*request.path_params.items()]
-    values += request.query_params.multi_items()
-    for name, value in values:
-        if isinstance(value, str) and _CONTROL.search(value):
-            raise field_error(name, NO_CONTROL_MESSAGE)
-        if _CONTROL.search(name):
-            raise field_error(name.encode("unicode_escape").decode(), NO_CONTROL_MESSAGE)
-    await _reject_nul_in_body(request)

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import structlog
-from pypdf import PdfReader
 from sqlalchemy.orm import Session
 
 from app.core.settings import get_settings
@@ -65,6 +64,9 @@ def read_upload(stream: BinaryIO) -> bytes:
 
 def validate_pdf(data: bytes) -> int:
     """Refuse anything that is not a readable PDF; returns its number of pages."""
+    # Imported here: only uploads parse PDFs, and the worker and commands start faster without.
+    from pypdf import PdfReader
+
     check_size(len(data))
     try:
         reader = PdfReader(io.BytesIO(data), strict=True)

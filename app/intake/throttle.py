@@ -19,19 +19,14 @@ import asyncio
 import datetime as dt
 import math
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from anyio import from_thread
-from fastapi import Request
-from redis import RedisError
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from sqlalchemy import case, delete, literal
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request  # at run time: FastAPI reads the dependencies' hints
 
 from app.core import crypto, database
 from app.core.errors import TooManyRequests
@@ -39,6 +34,14 @@ from app.core.settings import get_settings
 from app.core.time import now
 from app.models import LoginThrottle
 from app.models.base import UTCDateTime
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import Pipeline
+
+# Redis's client and FastAPI's thread helpers are imported where a submission is counted: the
+# worker and the commands import this module only for the retention run's purge, and start
+# faster without them.
 
 KEY_PREFIX = "submit:ip:"
 HASH_PURPOSE = "submission limit: client address"
@@ -68,6 +71,9 @@ async def hit(address: str) -> float:
     """Count one submission attempt; the seconds to wait when over the limit, else 0. On the
     event loop: the API counts there without a hop to a worker thread; only the database
     fallback takes one."""
+    from redis import RedisError
+    from starlette.concurrency import run_in_threadpool
+
     settings = get_settings()
     key = key_for(address)
     broker = settings.resolved_broker_url
@@ -99,6 +105,8 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Redis]]
 
 
 def _redis(url: str) -> Redis:
+    from redis.asyncio import Redis
+
     clients = _clients.setdefault(asyncio.get_running_loop(), {})
     if url not in clients:
         clients[url] = Redis.from_url(url, **_REDIS_OPTIONS)
@@ -169,6 +177,8 @@ async def limit_submissions(request: Request) -> None:
 
 def check_submission_rate(request: Request) -> None:
     """``limit_submissions`` for the /apply page, which runs in a worker thread."""
+    from anyio import from_thread
+
     _refuse_after(from_thread.run(hit, client_address(request)))
 
 

@@ -8,9 +8,11 @@ Never ``playwright install``: `.ci/run` installs Chromium from Debian's packages
 from the npm registry into ``.cache/npm``. Without Chromium the tests skip with the reason, but
 not under CI (``CI`` set): there they fail loudly. One real service (``asylum-intake run``, the
 embedded default) per test process, shared by the modules it runs (each start costs seconds of
-CPU; tests seed their own data under their own names, so they do not meet), and one Chromium
-per module; a module that needs a service of its own (first run, a fresh database) starts it.
-Each test saves a screenshot of its last page under ``artifacts/browser/`` (git-ignored).
+CPU; tests seed their own data under their own names, so they do not meet); a module that needs
+a service of its own (first run, a fresh database) starts it. One Chromium per test process
+while its browser tests follow each other (each test has contexts of its own). A failing test saves
+a screenshot of its last page under ``artifacts/browser/`` (git-ignored); every test does with
+``INTAKE_BROWSER_SCREENSHOTS=all``.
 """
 
 from __future__ import annotations
@@ -91,18 +93,77 @@ def own_service() -> Iterator[Service]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    # One per module, not per process: while Playwright's sync API is open it keeps an event
-    # loop running on this thread, and a later test of the process calling asyncio.run() would
-    # fail. Not tied to the shared service: a module with a service of its own uses it too.
-    _require(CHROMIUM, "Chromium")
-    from playwright.sync_api import sync_playwright
+class _SharedBrowser:
+    """One Playwright and one Chromium per test process, for as long as its browser tests run
+    one after the other (starting them costs about 0.7 s of CPU, once per module before). While
+    Playwright's sync API is open it keeps an event loop running on this thread, so a later test
+    of the process calling asyncio.run() would fail: ``close()`` runs as soon as the next test
+    is not a browser test (``pytest_runtest_teardown`` below)."""
 
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield b
-        b.close()
+    def __init__(self) -> None:
+        self.playwright: Any = None
+        self.browser: Any = None
+
+    def get(self) -> Any:
+        if self.browser is None:
+            from playwright.sync_api import sync_playwright
+
+            self.playwright = sync_playwright().start()
+            self.browser = self.playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=LAUNCH_ARGS
+            )
+        return self.browser
+
+    def close(self) -> None:
+        browser, playwright = self.browser, self.playwright
+        self.browser = self.playwright = None
+        try:
+            if browser is not None:
+                browser.close()
+        finally:
+            if playwright is not None:
+                playwright.stop()
+
+    @property
+    def open(self) -> bool:
+        return self.browser is not None
+
+
+SHARED_BROWSER = _SharedBrowser()
+BROWSER_TESTS = Path(__file__).parent
+
+
+def is_browser_test(item: pytest.Item | None) -> bool:
+    return item is not None and BROWSER_TESTS in item.path.parents
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    # After the test's own teardown (its pages and contexts are closed by then).
+    yield
+    if not is_browser_test(nextitem):
+        SHARED_BROWSER.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    # The outcome of each phase, for ``new_page``'s screenshot on failure.
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        item.stash[FAILED] = True
+
+
+FAILED = pytest.StashKey[bool]()
+#: ``all``: every test saves its last page, not only a failing one.
+SCREENSHOTS_ALL = os.environ.get("INTAKE_BROWSER_SCREENSHOTS") == "all"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    """Chromium, shared by the browser tests of the process that run one after the other."""
+    _require(CHROMIUM, "Chromium")
+    return SHARED_BROWSER.get()
 
 
 @pytest.fixture
@@ -129,7 +190,9 @@ def new_page(browser: Any, service: Service, request: pytest.FixtureRequest) -> 
 
     yield make
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    if pages:
+    # A full-page screenshot costs Chromium a few tenths of a second of CPU: taken when the
+    # test failed (or with INTAKE_BROWSER_SCREENSHOTS=all).
+    if pages and (SCREENSHOTS_ALL or request.node.stash.get(FAILED, False)):
         try:
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name).strip("_")
             pages[-1].screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

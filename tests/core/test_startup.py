@@ -85,3 +85,75 @@ def test_the_service_commands_import_with_quick_imports(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in result.stdout.splitlines() if line.split(" ")[0] in commands]
     assert lines == [f"{command} True True" for command in commands], result.stdout
+
+
+# Beat up to the moment its scheduler would start (after Celery's own start-up, which imports
+# the app's task modules unless told otherwise), and the worker up to Celery's start.
+TASK_MODULES_LOADED = """
+import sys
+from celery.apps.beat import Beat
+from app import cli
+from workers.celery_app import TASK_MODULES, app as celery
+
+def loaded(*_args, **_kwargs):
+    print(sys.argv[1], sorted(m for m in TASK_MODULES if m in sys.modules))
+    raise SystemExit(0)
+
+Beat.start_scheduler = loaded
+if sys.argv[1] == "worker":
+    celery.start = loaded
+cli.main([sys.argv[1]])
+"""
+
+
+@pytest.mark.parametrize("command", ["beat", "worker"])
+def test_beat_starts_without_the_task_modules_the_worker_with_all(
+    tmp_path: Path, command: str
+) -> None:
+    from workers.celery_app import TASK_MODULES
+
+    env = child_env(
+        INTAKE_DATA_DIR=str(tmp_path / "var"),
+        INTAKE_DATABASE_URL=f"sqlite:///{tmp_path / 'intake.sqlite3'}",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", TASK_MODULES_LOADED, command],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = [] if command == "beat" else sorted(TASK_MODULES)
+    assert f"{command} {expected}" in result.stdout.splitlines(), result.stdout[-2000:]
+
+
+WORKER_IMPORTS = """
+import sys
+from workers.celery_app import app as celery
+celery.loader.import_default_modules()
+print(sorted(name for name in ("fastapi", "pypdf", "redis") if name in sys.modules))
+"""
+
+
+def test_the_worker_imports_neither_the_web_framework_nor_pdf_or_redis_clients(
+    tmp_path: Path,
+) -> None:
+    # Each costs every worker, beat and command start tens of milliseconds of CPU, for code
+    # only the API (FastAPI, the submission limit's Redis client) or an upload (pypdf) runs.
+    env = child_env(
+        INTAKE_DATA_DIR=str(tmp_path / "var"),
+        INTAKE_DATABASE_URL=f"sqlite:///{tmp_path / 'intake.sqlite3'}",
+    )
+    env.pop("INTAKE_BROKER_URL", None)  # the embedded broker: Celery needs no Redis client
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER_IMPORTS],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-2000:]

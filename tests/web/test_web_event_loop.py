@@ -67,7 +67,7 @@ ASYNC_ALLOWED = {
     "database fallback runs in a worker thread",
     "fastapi.security.http.HTTPBearer": "reads the Authorization header",
     "app.health.router.healthz": "answers a constant (a liveness probe never waits for a thread)",
-    "app.core.validation.reject_control_characters": "string checks of the path, the query and "
+    "app.core.input_guard.reject_control_characters": "string checks of the path, the query and "
     "the body FastAPI has already read and parsed; reads nothing more",
 }
 MAX_STEP_CPU_SECONDS = 0.05
