@@ -151,7 +151,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
 
 def sign_in_url(settings: Settings) -> str:
-    from app.web.auth import SIGN_IN_PATH
+    from app.web.paths import SIGN_IN_PATH
 
     return f"{settings.public_url}{SIGN_IN_PATH}"
 

@@ -51,6 +51,7 @@ from app.notifications.facts import zone_label
 from app.onboarding import service as onboarding
 from app.web import i18n
 from app.web.i18n import N_
+from app.web.paths import SIGN_IN_PATH
 from app.web.security import (
     CSRF_FIELD,
     PAGE_HEADERS,
@@ -59,8 +60,6 @@ from app.web.security import (
     csrf_value,
     set_csrf_cookie,
 )
-
-SIGN_IN_PATH = "/staff/sign-in"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from app.core.errors import TooManyRequests
 from app.core.validation import SafeStr
 from app.onboarding import service as onboarding
 from app.web.auth import (
-    SIGN_IN_PATH,
     CsrfForm,
     PageSession,
     clear_session_cookie,
@@ -36,6 +35,7 @@ from app.web.auth import (
 )
 from app.web.getting_started import PATH as GETTING_STARTED
 from app.web.i18n import LANGUAGES, N_
+from app.web.paths import SIGN_IN_PATH
 from app.web.security import CSRF_COOKIE
 
 router = APIRouter(include_in_schema=False)
