@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import Request, params
 
-from app.core.validation import CONTROL, NOCONTROL_MESSAGE, NUL_MESSAGE, field_error
+from app.core.validation import CONTROL, NO_CONTROL_MESSAGE, NUL_MESSAGE, field_error
 
 # NUL inside a JSON string is always escaped so (JSON allows no raw control character).
 _JSON_NUL = b"\\u0000"
@@ -66,7 +66,7 @@ async def reject_control_characters(request: Request) -> None:
     values += request.query_params.multi_items()
     for name, value in values:
         if isinstance(value, str) and CONTROL.search(value):
-            raise field_error(name, NOCONTROL_MESSAGE)
+            raise field_error(name, NO_CONTROL_MESSAGE)
         if CONTROL.search(name):
-            raise field_error(name.encode("unicode_escape").decode(), NOCONTROL_MESSAGE)
+            raise field_error(name.encode("unicode_escape").decode(), NO_CONTROL_MESSAGE)
     await _reject_nul_in_body(request)

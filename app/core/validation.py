@@ -40,8 +40,8 @@ TEXT_MAX_LENGTH = 1000
 
 # C0 controls and DEL: never part of a code, reference, token or search term.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-NOCONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-NOCONTROL_MESSAGE = "must not contain control characters"
+NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+NO_CONTROL_MESSAGE = "must not contain control characters"
 NUL_MESSAGE = "must not contain NUL characters"
 CALENDAR_MESSAGE = f"must be a date between {DATE_MIN} and {DATE_MAX}"
 
@@ -67,7 +67,7 @@ def field_error(field: str, message: str) -> Unprocessable:
 
 def _no_control(value: str) -> str:
     if CONTROL.search(value):
-        raise ValueError(NOCONTROL_MESSAGE)
+        raise ValueError(NO_CONTROL_MESSAGE)
     return value
 
 
@@ -79,7 +79,7 @@ class _NoControlSchema:
         self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         schema = handler(core_schema)
-        schema.setdefault("pattern", NOCONTROL_PATTERN)
+        schema.setdefault("pattern", NO_CONTROL_PATTERN)
         return schema
 
 

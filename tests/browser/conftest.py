@@ -61,9 +61,11 @@ def _require(path: Path, what: str) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _seed_servers_closed() -> Iterator[None]:
+def _closed_at_the_end() -> Iterator[None]:
+    # The shared Chromium too, for a run stopped before its last browser test's teardown.
     yield
     close_seed_servers()
+    SHARED_BROWSER.close()
 
 
 @pytest.fixture(scope="session")
