@@ -42,7 +42,7 @@ from typing import IO, Self
 
 import httpx
 
-from tests.conftest import child_env
+from tests.conftest import child_env, create_migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The console script exactly as the README's first command installs it.
@@ -446,6 +446,13 @@ def run_cli(
 def migrate(cwd: Path, env: Mapping[str, str] | None = None) -> None:
     result = run_cli(["migrate"], cwd=cwd, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def migrated_embedded(cwd: Path) -> None:
+    """The embedded default's database under ``cwd/var/`` at the newest schema, as ``migrate()``
+    leaves it, for a test about something else (a copy: no ``asylum-intake migrate`` process,
+    nearly a second of CPU; that command is tested in tests/ops/test_cli_ops.py)."""
+    create_migrated_sqlite(cwd / "var" / "intake.sqlite3")
 
 
 def create_admin(

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import migrate, start_api
+from tests.processes import migrated_embedded, start_api
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
 
 def _hsts(workdir: Path, trust: str) -> str | None:
     env = {"INTAKE_TRUST_PROXY_HEADERS": trust}
-    migrate(workdir, env)
+    migrated_embedded(workdir)
     api = start_api(workdir, env=env)
     try:
         reply = httpx.get(f"{api.url}/healthz", headers=FORWARDED, timeout=10)

@@ -17,7 +17,7 @@ from tests.factories import form
 from tests.mail_reader import messages, text_of
 from tests.processes import (
     free_port,
-    migrate,
+    migrated_embedded,
     run_cli,
     start_api,
     start_service,
@@ -96,7 +96,7 @@ def test_api_in_production_with_public_url_set_does_not_warn(tmp_path: Path) -> 
 def test_api_started_on_its_own_in_development_warns_with_the_derived_base(
     tmp_path: Path,
 ) -> None:
-    migrate(tmp_path)
+    migrated_embedded(tmp_path)
     port = free_port()
     api = start_api(tmp_path, port=port)
     with stopping(api):
@@ -106,7 +106,7 @@ def test_api_started_on_its_own_in_development_warns_with_the_derived_base(
 
 
 def test_worker_started_on_its_own_warns_and_names_the_base_it_will_use(tmp_path: Path) -> None:
-    migrate(tmp_path)
+    migrated_embedded(tmp_path)
     worker = start_worker(tmp_path, env={"INTAKE_API_PORT": "9124"})
     with stopping(worker):
         log = worker.read_log()
@@ -115,14 +115,14 @@ def test_worker_started_on_its_own_warns_and_names_the_base_it_will_use(tmp_path
 
 
 def test_worker_with_public_url_set_does_not_warn(tmp_path: Path) -> None:
-    migrate(tmp_path)
+    migrated_embedded(tmp_path)
     worker = start_worker(tmp_path, env={"INTAKE_PUBLIC_URL": "https://intake.example.org"})
     with stopping(worker):
         assert "public_url_not_set" not in worker.read_log()
 
 
 def test_create_admin_prints_the_sign_in_page_of_the_served_address(tmp_path: Path) -> None:
-    migrate(tmp_path)
+    migrated_embedded(tmp_path)
     result = run_cli(
         ["create-admin", "--email", "first@example.org", "--name", "First", "--password-stdin"],
         cwd=tmp_path,
@@ -134,7 +134,7 @@ def test_create_admin_prints_the_sign_in_page_of_the_served_address(tmp_path: Pa
 
 
 def test_create_admin_prints_the_sign_in_page_under_the_public_url(tmp_path: Path) -> None:
-    migrate(tmp_path)
+    migrated_embedded(tmp_path)
     result = run_cli(
         ["create-admin", "--email", "first@example.org", "--name", "First", "--password-stdin"],
         cwd=tmp_path,

@@ -27,7 +27,7 @@ from tests.mail_reader import messages, text_of
 from tests.processes import (
     ROOT,
     create_admin,
-    migrate,
+    migrated_embedded,
     start_api,
     start_beat,
     start_worker,
@@ -169,7 +169,7 @@ def test_the_api_alone_emails_the_admins_and_sees_a_worker_and_beat_once_they_st
         "INTAKE_WATCHDOG_CHECK_SECONDS": "0.2",
         "INTAKE_HEARTBEAT_SECONDS": "0.5",
     }
-    migrate(tmp_path, env)
+    migrated_embedded(tmp_path)
     create_admin(tmp_path, email="admin@example.org", password="a long enough password", env=env)
     mail = tmp_path / "var" / "mail"
     with start_api(tmp_path, env=env) as api:
