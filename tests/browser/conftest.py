@@ -161,9 +161,10 @@ FAILED = pytest.StashKey[bool]()
 SCREENSHOTS_ALL = os.environ.get("INTAKE_BROWSER_SCREENSHOTS") == "all"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser() -> Any:
-    """Chromium, shared by the browser tests of the process that run one after the other."""
+    """Chromium, shared by the browser tests of the process that run one after the other (the
+    same one each time while it is open; state lives in ``SHARED_BROWSER``, not the fixture)."""
     _require(CHROMIUM, "Chromium")
     return SHARED_BROWSER.get()
 

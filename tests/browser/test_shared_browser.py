@@ -40,8 +40,7 @@ def _teardown_before(item: pytest.Item, nextitem: pytest.Item | None) -> None:
 def test_it_stays_open_for_a_next_browser_test_and_closes_before_any_other(
     browser: Any, request: pytest.FixtureRequest
 ) -> None:
-    browser = SHARED_BROWSER.get()  # the test above closed the module's
-    assert is_browser_test(request.node) and SHARED_BROWSER.open
+    assert is_browser_test(request.node) and SHARED_BROWSER.open and browser.is_connected()
     _teardown_before(request.node, request.node)
     assert SHARED_BROWSER.open and browser.is_connected()
     others = [item for item in request.session.items if not is_browser_test(item)]

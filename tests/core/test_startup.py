@@ -49,6 +49,25 @@ def test_the_collector_comes_back_when_an_import_fails(collector: None) -> None:
     assert gc.isenabled()
 
 
+def _fresh_python(tmp_path: Path, script: str, *args: str) -> str:
+    """Run ``script`` in a new interpreter on the embedded default (SQLite database and broker,
+    so Celery needs no Redis client) under ``tmp_path``; its output, after checking it exited 0."""
+    env = child_env(
+        INTAKE_DATA_DIR=str(tmp_path / "var"),
+        INTAKE_DATABASE_URL=f"sqlite:///{tmp_path / 'intake.sqlite3'}",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 # In a fresh process: each command's start stubbed where it would start serving; what counts is
 # that its imports went through quick_imports (nothing else in the app freezes).
 COMMANDS = """
@@ -69,22 +88,10 @@ for command in sys.argv[1:]:
 
 
 def test_the_service_commands_import_with_quick_imports(tmp_path: Path) -> None:
-    env = child_env(
-        INTAKE_DATA_DIR=str(tmp_path / "var"),
-        INTAKE_DATABASE_URL=f"sqlite:///{tmp_path / 'intake.sqlite3'}",
-    )
     commands = ["api", "worker", "beat", "migrate"]
-    result = subprocess.run(
-        [sys.executable, "-c", COMMANDS, *commands],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = [line for line in result.stdout.splitlines() if line.split(" ")[0] in commands]
-    assert lines == [f"{command} True True" for command in commands], result.stdout
+    out = _fresh_python(tmp_path, COMMANDS, *commands)
+    lines = [line for line in out.splitlines() if line.split(" ")[0] in commands]
+    assert lines == [f"{command} True True" for command in commands], out
 
 
 # Beat up to the moment its scheduler would start (after Celery's own start-up, which imports
@@ -112,21 +119,9 @@ def test_beat_starts_without_the_task_modules_the_worker_with_all(
 ) -> None:
     from workers.celery_app import TASK_MODULES
 
-    env = child_env(
-        INTAKE_DATA_DIR=str(tmp_path / "var"),
-        INTAKE_DATABASE_URL=f"sqlite:///{tmp_path / 'intake.sqlite3'}",
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", TASK_MODULES_LOADED, command],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    out = _fresh_python(tmp_path, TASK_MODULES_LOADED, command)
     expected = [] if command == "beat" else sorted(TASK_MODULES)
-    assert f"{command} {expected}" in result.stdout.splitlines(), result.stdout[-2000:]
+    assert f"{command} {expected}" in out.splitlines(), out[-2000:]
 
 
 WORKER_IMPORTS = """
@@ -146,18 +141,5 @@ def test_the_worker_and_commands_import_neither_the_web_framework_the_pages_pdf_
     # Each costs every worker, beat and command start tens of milliseconds of CPU (the pages a
     # third of a second), for code only the API (FastAPI, the pages, the submission limit's
     # Redis client) or an upload (pypdf) runs.
-    env = child_env(
-        INTAKE_DATA_DIR=str(tmp_path / "var"),
-        INTAKE_DATABASE_URL=f"sqlite:///{tmp_path / 'intake.sqlite3'}",
-    )
-    env.pop("INTAKE_BROKER_URL", None)  # the embedded broker: Celery needs no Redis client
-    result = subprocess.run(
-        [sys.executable, "-c", WORKER_IMPORTS],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-2000:]
+    out = _fresh_python(tmp_path, WORKER_IMPORTS)
+    assert out.strip().splitlines()[-1] == "[]", out[-2000:]
