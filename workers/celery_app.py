@@ -14,6 +14,7 @@ from celery import Celery, signals
 from app.core import database
 from app.core.logging import configure_logging, request_id_var
 from app.core.settings import get_settings
+from workers import embedded_broker
 
 TASK_MODULES = [
     "workers.outbox",
@@ -84,6 +85,9 @@ if settings.imap_host:
         "schedule": timedelta(seconds=settings.imap_poll_seconds),
         "options": {"expires": settings.imap_poll_seconds * 2},
     }
+if settings.resolved_broker_url.startswith("sqla+"):
+    # The embedded broker: its worker stops waiting for messages when asked to stop.
+    embedded_broker.install()
 if settings.resolved_broker_url.startswith(("redis://", "rediss://")):
     # Longer than any task may run, or Redis re-delivers a running task.
     app.conf.broker_transport_options = {"visibility_timeout": 3600}

@@ -143,3 +143,18 @@ def test_the_worker_and_commands_import_neither_the_web_framework_the_pages_pdf_
     # Redis client) or an upload (pypdf) runs.
     out = _fresh_python(tmp_path, WORKER_IMPORTS)
     assert out.strip().splitlines()[-1] == "[]", out[-2000:]
+
+
+BROKER_TRANSPORT = """
+from workers import embedded_broker
+from workers.celery_app import app as celery
+with celery.connection_for_read() as conn:
+    print(type(conn.transport) is embedded_broker.Transport)
+"""
+
+
+def test_a_worker_on_the_embedded_broker_uses_the_transport_that_stops_waiting_when_asked(
+    tmp_path: Path,
+) -> None:
+    out = _fresh_python(tmp_path, BROKER_TRANSPORT)
+    assert out.strip().splitlines()[-1] == "True", out[-2000:]
